@@ -1,0 +1,1 @@
+"""Tenants (brands), their products and the credentials that act for them."""

@@ -1,0 +1,3 @@
+"""Shared pytest configuration. Fixture modules are registered here as plugins."""
+
+pytest_plugins = ["tests.pg_fixtures"]
