@@ -1,0 +1,65 @@
+"""The two baselines every later bar is a ratio of."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sealmark.bench.echo_server import METHOD
+from sealmark.bench.load import closed_loop
+from sealmark.bench.registry import Measurement, benchmark, self_peak_rss_mb
+
+# A message the size of the issuer's canonical code bytes (GTIN, serial, lot, expiry, key id).
+_SAMPLE_MESSAGE = b"sealmark-code-v1\x0009520123456788\x00A1B2C3D4E5F6G7H8\x00LOT-2026-11\x00261130\x00k1"
+
+
+@benchmark("ed25519_sign_per_s", description="raw Ed25519 signs per second, one core")
+def ed25519_sign_per_s(seconds: float = 2.0) -> Measurement:
+    key = Ed25519PrivateKey.generate()
+    sign = key.sign
+    for _ in range(200):  # warm up
+        sign(_SAMPLE_MESSAGE)
+    count, started = 0, time.perf_counter()
+    deadline = started + seconds
+    while time.perf_counter() < deadline:
+        for _ in range(500):
+            sign(_SAMPLE_MESSAGE)
+        count += 500
+    elapsed = time.perf_counter() - started
+    return Measurement(count / elapsed, "signs/s", self_peak_rss_mb())
+
+
+@benchmark("grpc_echo_rps", description="bare unary echo server, same gRPC flavour, this box")
+def grpc_echo_rps(seconds: float = 5.0, concurrency: int = 8) -> Measurement:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sealmark.bench.echo_server"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            echo = channel.unary_unary(METHOD)
+            grpc.channel_ready_future(channel).result(timeout=10)
+            payload = b"x" * 120
+            closed_loop(lambda _i: echo(payload, timeout=5), seconds=0.5, concurrency=concurrency)
+            result = closed_loop(
+                lambda _i: echo(payload, timeout=5), seconds=seconds, concurrency=concurrency
+            )
+    finally:
+        if proc.stdin:
+            proc.stdin.close()
+        proc.wait(timeout=10)
+    return Measurement(
+        result.rps,
+        "rps",
+        self_peak_rss_mb(),
+        {"p50_ms": round(result.percentile(0.5), 3), "p99_ms": round(result.percentile(0.99), 3),
+         "errors": result.errors},
+    )

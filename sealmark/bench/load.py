@@ -1,0 +1,76 @@
+"""A closed-loop gRPC load driver shared by every RPS/latency benchmark, so that a service's
+numbers and the echo baseline's are produced by the same client code."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    calls: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rps(self) -> float:
+        return self.calls / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def closed_loop(
+    call: Callable[[int], object],
+    *,
+    seconds: float,
+    concurrency: int,
+    rate_per_s: float | None = None,
+) -> LoadResult:
+    """Run ``call(i)`` from ``concurrency`` threads for ``seconds``; with ``rate_per_s`` each
+    thread paces itself so the total offered rate is about that (for latency at a set load)."""
+    deadline = time.perf_counter() + seconds
+    lock = threading.Lock()
+    latencies: list[float] = []
+    counts = {"calls": 0, "errors": 0}
+    interval = concurrency / rate_per_s if rate_per_s else 0.0
+
+    def worker(offset: int) -> None:
+        mine: list[float] = []
+        errors = 0
+        i = offset
+        next_at = time.perf_counter()
+        while True:
+            now = time.perf_counter()
+            if now >= deadline:
+                break
+            if interval:
+                if now < next_at:
+                    time.sleep(next_at - now)
+                next_at += interval
+            t0 = time.perf_counter()
+            try:
+                call(i)
+            except Exception:
+                errors += 1
+            mine.append((time.perf_counter() - t0) * 1000)
+            i += concurrency
+        with lock:
+            latencies.extend(mine)
+            counts["calls"] += len(mine) - errors
+            counts["errors"] += errors
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return LoadResult(counts["calls"], counts["errors"], time.perf_counter() - started, latencies)

@@ -1,0 +1,122 @@
+"""Build every dependency once, from the settings: databases (embedded or given), Redis, the
+clock, randomness and the authenticator. The CLI and the server call this; nothing else
+constructs adapters."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+import redis
+import structlog
+
+from sealmark.clock import Clock, SystemClock
+from sealmark.errors import InvalidArgument, Unauthenticated
+from sealmark.settings import Settings
+from sealmark.storage.embedded import EmbeddedServers, start_embedded
+from sealmark.storage.migrate import apply_migrations
+from sealmark.storage.ports import UnitOfWork
+from sealmark.storage.postgres import PostgresDatabase
+from sealmark.tenancy.model import Principal
+from sealmark.tenancy.tokens import RandomBytes
+from sealmark.tenancy.usecases import authenticate
+
+log = structlog.get_logger("sealmark.bootstrap")
+
+
+@dataclass
+class Container:
+    """Everything a service needs, built once per process."""
+
+    settings: Settings
+    database: PostgresDatabase
+    redis: redis.Redis
+    clock: Clock
+    random_bytes: RandomBytes
+    embedded: EmbeddedServers | None = None
+    authenticator: CachingAuthenticator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.authenticator = CachingAuthenticator(self.uow, ttl_s=5.0)
+
+    def uow(self) -> UnitOfWork:
+        return self.database.unit_of_work()
+
+    def close(self) -> None:
+        self.database.close()
+        self.redis.close()
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+class CachingAuthenticator:
+    """Token checks with a short positive cache, so hot streams don't hit PostgreSQL per call.
+
+    A revoked token stops working within ``ttl_s`` seconds; failures are never cached.
+    """
+
+    def __init__(self, uow_factory: object, ttl_s: float) -> None:
+        self._uow_factory = uow_factory
+        self._ttl = ttl_s
+        self._cache: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, bearer: str) -> Principal:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(bearer)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        try:
+            principal = authenticate(self._uow_factory, bearer)  # type: ignore[arg-type]
+        except Unauthenticated:
+            with self._lock:
+                self._cache.pop(bearer, None)
+            raise
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[bearer] = (now + self._ttl, principal)
+        return principal
+
+
+def bootstrap(settings: Settings, *, migrate: bool = True) -> Container:
+    """Connect to (or start) PostgreSQL and Redis, apply migrations, build the container.
+
+    Raises InvalidArgument when only one of the two server URLs is set, EmbeddedUnavailable
+    when the embedded servers cannot run here, Unavailable when a server cannot be reached.
+    """
+    if (settings.database_url is None) != (settings.redis_url is None):
+        missing = "SEALMARK_REDIS_URL" if settings.redis_url is None else "SEALMARK_DATABASE_URL"
+        raise InvalidArgument(
+            missing,
+            "set both SEALMARK_DATABASE_URL and SEALMARK_REDIS_URL, or neither "
+            "(neither = start the embedded servers)",
+        )
+    embedded: EmbeddedServers | None = None
+    database_url, redis_url = settings.database_url, settings.redis_url
+    if database_url is None or redis_url is None:
+        embedded = start_embedded(settings.data_dir.resolve())
+        database_url, redis_url = embedded.database_url, embedded.redis_url
+        log.info("embedded.started", data_dir=str(settings.data_dir))
+    try:
+        if migrate:
+            applied = apply_migrations(database_url)
+            if applied:
+                log.info("migrations.applied", versions=applied)
+        database = PostgresDatabase(
+            database_url,
+            pool_size=settings.db_pool_size,
+            connect_timeout_s=settings.db_connect_timeout_s,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+        )
+        client = redis.Redis.from_url(
+            redis_url, socket_timeout=1.0, socket_connect_timeout=1.0, health_check_interval=30
+        )
+    except BaseException:
+        if embedded is not None:
+            embedded.stop()
+        raise
+    return Container(settings, database, client, SystemClock(), os.urandom, embedded)

@@ -1,0 +1,1 @@
+"""The ``sealmark`` command line."""

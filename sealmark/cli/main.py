@@ -1,0 +1,81 @@
+"""Entry point of the ``sealmark`` console script."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from sealmark.errors import InvalidArgument, SealmarkError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sealmark.cli import admin, serve
+
+    parser = argparse.ArgumentParser(
+        prog="sealmark", description="Sealmark: signed one-item-one-code serialization suite"
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve.add_parser(sub)
+    sub.add_parser("migrate", help="apply database migrations and exit")
+    admin.add_parsers(sub)
+    bench = sub.add_parser("bench", help="run benchmarks, one JSON line each")
+    bench.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
+    bench.add_argument("--list", action="store_true", help="list the benchmarks")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except InvalidArgument as exc:
+        print(f"sealmark: error: {exc}", file=sys.stderr)
+        return 2
+    except SealmarkError as exc:
+        print(f"sealmark: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "bench":
+        from sealmark.bench.registry import registered, run
+
+        if args.list:
+            for name, bench in registered().items():
+                print(f"{name}\t{bench.description.strip()}")
+            return 0
+        run(args.names)
+        return 0
+
+    from sealmark.logs import configure_logging
+    from sealmark.settings import load_settings
+
+    settings = load_settings(os.environ)
+    configure_logging(settings.log_level, settings.log_format)
+    if args.command == "serve":
+        from sealmark.cli import serve
+
+        return serve.run(args, settings)
+
+    from sealmark.bootstrap import bootstrap
+
+    container = bootstrap(settings)
+    try:
+        if args.command == "migrate":
+            print("migrations applied")
+            return 0
+        from sealmark.cli import admin
+
+        return admin.run(args, container)
+    finally:
+        container.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""How the CLI prints: a readable table or block for people, ``--json`` for scripts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+
+def to_jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: to_jsonable(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.name != "secret_hash"
+        }
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (frozenset, set)):
+        return sorted(to_jsonable(v) for v in value)
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def emit(value: Any, as_json: bool) -> None:
+    data = to_jsonable(value)
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False, sort_keys=True))
+        return
+    if isinstance(data, list):
+        for row in data:
+            _block(row)
+            print()
+    else:
+        _block(data)
+
+
+def _block(data: Any) -> None:
+    if not isinstance(data, dict):
+        print(data)
+        return
+    width = max((len(k) for k in data), default=0)
+    for key, value in data.items():
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        print(f"{key:<{width}}  {'' if shown is None else shown}")
+
+
+def fail(message: str, code: int = 2) -> int:
+    print(f"sealmark: error: {message}", file=sys.stderr)
+    return code
+
+
+def rows(values: Sequence[Any]) -> list[Any]:
+    return list(values)

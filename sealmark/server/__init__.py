@@ -1,0 +1,1 @@
+"""gRPC server plumbing shared by every service: interceptors, health, metrics, lifecycle."""

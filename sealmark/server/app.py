@@ -1,0 +1,116 @@
+"""Build, run and stop the gRPC server that hosts one or more Sealmark services."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent import futures
+from dataclasses import dataclass, field
+from types import FrameType
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from sealmark.server.interceptor import Authenticate, ServiceInterceptor
+from sealmark.tenancy.model import Role
+
+log = structlog.get_logger("sealmark.server")
+
+
+@dataclass(frozen=True)
+class ServiceBinding:
+    """How one service joins a server: its full proto name, how to add its servicer, and
+    which roles may call each of its methods (full method name → roles; empty = public)."""
+
+    name: str
+    full_name: str
+    register: Callable[[grpc.Server], None]
+    policy: Mapping[str, frozenset[Role]] = field(default_factory=dict)
+
+
+@dataclass
+class RunningServer:
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    services: Sequence[ServiceBinding]
+
+    def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        self.health.set("", status)
+        for binding in self.services:
+            self.health.set(binding.full_name, status)
+
+    def stop(self, grace_s: float) -> None:
+        """Stop taking calls, let running calls and streams finish for ``grace_s``, then end."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace_s).wait()
+
+
+def create_server(
+    bindings: Iterable[ServiceBinding],
+    authenticate: Authenticate,
+    *,
+    address: str = "127.0.0.1:0",
+    workers: int = 16,
+) -> RunningServer:
+    """Create and start a server for ``bindings`` on ``address`` (port 0 = any free port).
+
+    Health (one status per service, plus "" for the whole server) and reflection are on.
+    """
+    services = list(bindings)
+    policy: dict[str, frozenset[Role]] = {}
+    for binding in services:
+        policy.update(binding.policy)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
+        interceptors=[ServiceInterceptor(authenticate, policy)],
+        options=[
+            ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    for binding in services:
+        binding.register(server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [b.full_name for b in services]
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME],
+        server,
+    )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot bind gRPC address {address}")
+    server.start()
+    running = RunningServer(server, port, health_servicer, services)
+    running.set_serving(True)
+    log.info("grpc.started", address=address.rsplit(":", 1)[0], port=port, services=names)
+    return running
+
+
+def wait_for_signal() -> int:
+    """Block until SIGINT or SIGTERM; return the signal number. Main thread only."""
+    received = threading.Event()
+    which: list[int] = []
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        which.append(signum)
+        received.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not received.wait(0.5):
+            pass
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    return which[0]

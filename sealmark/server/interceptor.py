@@ -1,0 +1,179 @@
+"""One server interceptor that admits, scopes, measures and maps errors for every RPC.
+
+For each call it (1) checks the access policy of the method: public, or a bearer token with
+one of the allowed roles; (2) makes the caller's Principal available to the handler through
+:func:`current_principal`; (3) maps raised exceptions to status codes via
+:func:`sealmark.server.errors.status_for`; (4) records metrics. Authentication runs in the
+handler's worker thread, inside the wrapped behaviour, so the context variable is visible to it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import grpc
+
+from sealmark.errors import PermissionDenied, Unauthenticated
+from sealmark.server.errors import status_for
+from sealmark.server.metrics import RPC_IN_FLIGHT, RPC_SECONDS, RPC_TOTAL
+from sealmark.tenancy.model import Principal, Role
+
+PUBLIC: frozenset[Role] = frozenset()
+"""Access value for methods anyone may call (no token)."""
+
+Policy = Mapping[str, frozenset[Role]]
+Authenticate = Callable[[str], Principal]
+
+_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
+    "sealmark_principal", default=None
+)
+
+# Infrastructure services that are always public (grpcurl, load balancers).
+_INFRA_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+def current_principal() -> Principal:
+    """The authenticated caller of the RPC being handled. Raises Unauthenticated if none."""
+    principal = _principal.get()
+    if principal is None:
+        raise Unauthenticated("this call needs a bearer token")
+    return principal
+
+
+class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Admission, error mapping and metrics. ``policy`` maps full method names to allowed roles
+    (``PUBLIC`` for none); a method missing from the policy is admin-only (deny by default)."""
+
+    def __init__(self, authenticate: Authenticate, policy: Policy) -> None:
+        self._authenticate = authenticate
+        self._policy = policy
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(details)
+        method: str = details.method
+        if handler is None or method.startswith(_INFRA_PREFIXES):
+            return handler
+        allowed = self._policy.get(method, frozenset({Role.ADMIN}))
+        admit = self._admitter(allowed, details.invocation_metadata)
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                _unary(handler.unary_unary, method, admit),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                _unary(handler.stream_unary, method, admit),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                _streaming(handler.unary_stream, method, admit),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            _streaming(handler.stream_stream, method, admit),
+            handler.request_deserializer,
+            handler.response_serializer,
+        )
+
+    def _admitter(self, allowed: frozenset[Role], metadata: Any) -> Callable[[], Principal | None]:
+        def admit() -> Principal | None:
+            if allowed == PUBLIC:
+                return None
+            bearer = _bearer(metadata)
+            if bearer is None:
+                raise Unauthenticated("this call needs 'authorization: Bearer <token>' metadata")
+            principal = self._authenticate(bearer)
+            if Role.ADMIN not in principal.roles and not principal.roles & allowed:
+                wanted = ", ".join(sorted(r.value for r in allowed))
+                raise PermissionDenied(f"this call needs one of the roles: {wanted}")
+            return principal
+
+        return admit
+
+
+def _bearer(metadata: Any) -> str | None:
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            raise Unauthenticated("authorization metadata must be 'Bearer <token>'")
+    return None
+
+
+def _fail(context: grpc.ServicerContext, exc: Exception, method: str) -> str:
+    """Abort the call with the mapped status; returns the code name for metrics if abort
+    returns (it raises in a real server)."""
+    status, message = status_for(exc, method)
+    context.abort(status, message)
+    return str(status.name)
+
+
+def _unary(
+    behavior: Callable[[Any, grpc.ServicerContext], Any],
+    method: str,
+    admit: Callable[[], Principal | None],
+) -> Callable[[Any, grpc.ServicerContext], Any]:
+    def run(request: Any, context: grpc.ServicerContext) -> Any:
+        started, code = time.perf_counter(), "OK"
+        RPC_IN_FLIGHT.inc()
+        token = None
+        try:
+            token = _principal.set(admit())
+            return behavior(request, context)
+        except Exception as exc:
+            if context.code() is not None:  # the handler aborted by itself
+                code = context.code().name
+                raise
+            code = _fail(context, exc, method)
+        finally:
+            if token is not None:
+                _principal.reset(token)
+            _observe(method, code, started)
+
+    return run
+
+
+def _streaming(
+    behavior: Callable[[Any, grpc.ServicerContext], Iterator[Any]],
+    method: str,
+    admit: Callable[[], Principal | None],
+) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
+    def run(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        started, code = time.perf_counter(), "OK"
+        RPC_IN_FLIGHT.inc()
+        token = None
+        try:
+            token = _principal.set(admit())
+            yield from behavior(request, context)
+        except GeneratorExit:
+            code = "CANCELLED"
+            raise
+        except Exception as exc:
+            if context.code() is not None:
+                code = context.code().name
+                raise
+            code = _fail(context, exc, method)
+        finally:
+            if token is not None:
+                _principal.reset(token)
+            _observe(method, code, started)
+
+    return run
+
+
+def _observe(method: str, code: str, started: float) -> None:
+    RPC_IN_FLIGHT.dec()
+    RPC_TOTAL.labels(method, code).inc()
+    RPC_SECONDS.labels(method).observe(time.perf_counter() - started)

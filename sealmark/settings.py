@@ -1,0 +1,116 @@
+"""Settings: one frozen object, read once at startup from ``SEALMARK_*`` variables and an
+optional TOML file (``SEALMARK_CONFIG=path.toml``; environment variables win over the file).
+
+Nothing else in Sealmark reads ``os.environ`` for configuration. A bad value fails at startup
+with an error naming the variable, e.g. ``SEALMARK_GRPC_PORT: Input should be a valid integer``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sealmark.errors import InvalidArgument
+
+SERVICES = ("issuer", "aggregator", "verifier", "audit")
+
+
+class Settings(BaseSettings):
+    """Every knob Sealmark has. See the configuration table in README.md."""
+
+    model_config = SettingsConfigDict(env_prefix="SEALMARK_", frozen=True, extra="forbid")
+
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL DSN; unset = start the embedded server"
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis URL; unset = start the embedded server"
+    )
+    data_dir: Path = Field(
+        default=Path(".sealmark"), description="where the embedded servers keep their data"
+    )
+    grpc_host: str = Field(default="127.0.0.1", description="gRPC listen address")
+    grpc_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port; 0 = any free")
+    http_host: str = Field(default="127.0.0.1", description="HTTP listen address (metrics)")
+    metrics_port: int = Field(
+        default=9464, ge=0, le=65535, description="Prometheus metrics port; 0 = any free"
+    )
+    db_pool_size: int = Field(default=8, ge=1, le=256, description="PostgreSQL connections")
+    db_connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    db_statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
+    grpc_workers: int = Field(default=16, ge=1, le=1024, description="gRPC handler threads")
+    shutdown_grace_s: float = Field(
+        default=10.0, ge=0, le=300, description="seconds to drain streams on shutdown"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "console"
+    secret_pepper: SecretStr | None = Field(
+        default=None, description="secret keyed-hash pepper (PINs); required outside demo mode"
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_dsn(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("want a postgresql:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("want a redis://, rediss:// or unix:// URL")
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        """True when neither server URL is set: ``sealmark serve`` starts private servers."""
+        return self.database_url is None and self.redis_url is None
+
+
+def load_settings(
+    environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Build the settings from ``environ`` (and the TOML file it names), then ``overrides``.
+
+    Raises InvalidArgument naming the offending ``SEALMARK_*`` key.
+    """
+    file_values: dict[str, Any] = {}
+    config_path = environ.get("SEALMARK_CONFIG")
+    if config_path:
+        try:
+            file_values = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise InvalidArgument("SEALMARK_CONFIG", f"cannot read {config_path}: {exc}") from exc
+    env_values = {
+        key.removeprefix("SEALMARK_").lower(): value
+        for key, value in environ.items()
+        if key.startswith("SEALMARK_") and key not in _NOT_SETTINGS
+    }
+    values = {**file_values, **env_values, **dict(overrides or {})}
+    try:
+        # init kwargs only: the environment is read here, once, by us (not by pydantic again).
+        return _Isolated(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = "SEALMARK_" + str(first["loc"][0]).upper() if first["loc"] else "SEALMARK_CONFIG"
+        raise InvalidArgument(key, first["msg"]) from exc
+
+
+# Variables with the prefix that are not settings (used by tooling and tests).
+_NOT_SETTINGS = frozenset(
+    {"SEALMARK_CONFIG", "SEALMARK_TEST_DATABASE_URL", "SEALMARK_TEST_REDIS_URL"}
+)
+
+
+class _Isolated(Settings):
+    """Settings that take their values only from init arguments, never from the process env."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+        return (init_settings,)

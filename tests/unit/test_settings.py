@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sealmark.errors import InvalidArgument
+from sealmark.settings import load_settings
+
+
+def test_defaults_mean_embedded() -> None:
+    settings = load_settings({})
+    assert settings.embedded
+    assert settings.grpc_port == 50051
+    assert settings.data_dir == Path(".sealmark")
+
+
+def test_environment_values_are_typed() -> None:
+    settings = load_settings(
+        {
+            "SEALMARK_GRPC_PORT": "0",
+            "SEALMARK_DATABASE_URL": "postgresql://u@h/db",
+            "SEALMARK_REDIS_URL": "redis://h:6379/0",
+            "SEALMARK_SHUTDOWN_GRACE_S": "2.5",
+        }
+    )
+    assert settings.grpc_port == 0
+    assert settings.shutdown_grace_s == 2.5
+    assert not settings.embedded
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings({})
+    with pytest.raises(Exception, match="frozen"):
+        settings.grpc_port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        ({"SEALMARK_GRPC_PORT": "eighty"}, "SEALMARK_GRPC_PORT"),
+        ({"SEALMARK_GRPC_PORT": "70000"}, "SEALMARK_GRPC_PORT"),
+        ({"SEALMARK_DATABASE_URL": "mysql://x"}, "SEALMARK_DATABASE_URL"),
+        ({"SEALMARK_REDIS_URL": "http://x"}, "SEALMARK_REDIS_URL"),
+        ({"SEALMARK_LOG_LEVEL": "LOUD"}, "SEALMARK_LOG_LEVEL"),
+        ({"SEALMARK_NO_SUCH_THING": "1"}, "SEALMARK_NO_SUCH_THING"),
+    ],
+)
+def test_bad_values_name_the_key(env: dict[str, str], key: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        load_settings(env)
+    assert caught.value.field == key
+
+
+def test_toml_file_is_read_and_environment_wins(tmp_path: Path) -> None:
+    config = tmp_path / "sealmark.toml"
+    config.write_text('grpc_port = 6000\nmetrics_port = 6001\nlog_format = "json"\n')
+    settings = load_settings({"SEALMARK_CONFIG": str(config), "SEALMARK_GRPC_PORT": "7000"})
+    assert settings.grpc_port == 7000
+    assert settings.metrics_port == 6001
+    assert settings.log_format == "json"
+
+
+def test_unreadable_toml_names_the_config_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("grpc_port = = 1")
+    with pytest.raises(InvalidArgument) as caught:
+        load_settings({"SEALMARK_CONFIG": str(bad)})
+    assert caught.value.field == "SEALMARK_CONFIG"
+
+
+def test_process_environment_is_not_read_behind_our_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SEALMARK_GRPC_PORT", "1234")
+    assert load_settings({}).grpc_port == 50051
