@@ -14,6 +14,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.support.procs import processes_in
+
 pytestmark = pytest.mark.e2e
 
 SERVICES = ["sealmark.v1.Issuer", "sealmark.v1.Aggregator", "sealmark.v1.Verifier",
@@ -43,11 +45,6 @@ def _serve(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], int, lis
     raise AssertionError("serve did not come up:\n" + "".join(lines))
 
 
-def _processes_using(data_dir: Path) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if str(data_dir) in line and "pytest" not in line]
-
-
 def _stop(proc: subprocess.Popen[str], sig: int) -> str:
     proc.send_signal(sig)
     rest, _ = proc.communicate(timeout=60)
@@ -70,7 +67,7 @@ def test_serve_embedded_health_and_clean_stop(tmp_path: Path, sig: int) -> None:
     finally:
         rest = _stop(proc, sig)
     assert proc.returncode == 0, rest
-    assert _processes_using(data_dir) == []
+    assert processes_in(data_dir) == []
     # Second start on the kept data: fast, not re-seeded, same demo tokens.
     started = time.monotonic()
     proc2, _port2, lines2 = _serve(data_dir)
@@ -81,4 +78,4 @@ def test_serve_embedded_health_and_clean_stop(tmp_path: Path, sig: int) -> None:
     tokens_first = re.findall(r"smk_\S+", "".join(lines))
     tokens_second = re.findall(r"smk_\S+", "".join(lines2))
     assert tokens_first and tokens_first == tokens_second
-    assert _processes_using(data_dir) == []
+    assert processes_in(data_dir) == []

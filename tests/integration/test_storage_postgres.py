@@ -1,0 +1,206 @@
+"""The PostgreSQL adapter against real servers: the system one and the embedded one."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from sealmark.errors import Aborted, AlreadyExists, Unavailable
+from sealmark.storage.embedded import EmbeddedServers
+from sealmark.storage.migrate import Migration, MigrationError, apply_migrations, load_migrations
+from sealmark.storage.postgres import PostgresDatabase, PostgresUnitOfWork, connect, retrying
+from sealmark.storage.ports import UnitOfWorkFactory
+from tests.pg_fixtures import create_database, drop_database
+from tests.storage_contract import StorageContract
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module", params=["system", "embedded"])
+def server_admin_dsn(
+    request: pytest.FixtureRequest, system_pg_dsn: str | None
+) -> str:
+    if request.param == "system":
+        if system_pg_dsn is None:
+            # No system server on this machine: the embedded one stands in, so the suite still
+            # runs against a real server (recorded in the test id, never skipped).
+            servers: EmbeddedServers = request.getfixturevalue("embedded_servers")
+            return servers.database_url
+        return system_pg_dsn
+    servers = request.getfixturevalue("embedded_servers")
+    return servers.database_url
+
+
+@pytest.fixture(scope="module")
+def database(server_admin_dsn: str) -> Iterator[PostgresDatabase]:
+    dsn = create_database(server_admin_dsn)
+    db = PostgresDatabase(dsn, pool_size=4)
+    yield db
+    db.close()
+    drop_database(server_admin_dsn, dsn)
+
+
+class TestPostgresStorage(StorageContract):
+    @pytest.fixture
+    def uow_factory(self, database: PostgresDatabase) -> UnitOfWorkFactory:
+        return database.unit_of_work
+
+
+def _tables(dsn: str) -> set[str]:
+    with connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        return {r[0] for r in cur.fetchall()}
+
+
+def test_migrations_on_empty_database_then_rerun(server_admin_dsn: str) -> None:
+    dsn = create_database(server_admin_dsn, migrate=False)
+    try:
+        assert "tenants" not in _tables(dsn)
+        applied = apply_migrations(dsn)
+        assert applied == [m.version for m in load_migrations()]
+        assert {"tenants", "products", "api_tokens", "domain_events", "codes"} <= _tables(dsn)
+        assert apply_migrations(dsn) == []
+        with connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute("SELECT version, checksum FROM schema_migrations ORDER BY version")
+            assert cur.fetchall() == [(m.version, m.checksum) for m in load_migrations()]
+    finally:
+        drop_database(server_admin_dsn, dsn)
+
+
+def test_changed_migration_is_detected(pg_dsn: str) -> None:
+    changed = [Migration(m.version, m.name, m.sql + "\n-- edited\n") for m in load_migrations()]
+    with pytest.raises(MigrationError, match="changed after it was applied"):
+        apply_migrations(pg_dsn, changed)
+
+
+def test_migrations_from_four_processes_at_once(pg_admin_dsn: str) -> None:
+    dsn = create_database(pg_admin_dsn, migrate=False)
+    code = ("import sys; from sealmark.storage.migrate import apply_migrations;"
+            " print(len(apply_migrations(sys.argv[1])))")
+    try:
+        procs = [subprocess.Popen([sys.executable, "-c", code, dsn], cwd=ROOT,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(4)]
+        results = [p.communicate(timeout=120) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0, 0], results
+        counts = sorted(int(out.strip()) for out, _ in results)
+        assert counts == [0, 0, 0, len(load_migrations())]
+    finally:
+        drop_database(pg_admin_dsn, dsn)
+
+
+def test_domain_events_are_append_only(pg_dsn: str) -> None:
+    with connect(pg_dsn) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO domain_events (tenant_id, kind, subject, occurred_at)"
+                    " VALUES ('t', 'k', 's', now()) RETURNING id")
+        event_id = cur.fetchone()[0]  # type: ignore[index]
+        conn.commit()
+        for statement in ("UPDATE domain_events SET kind = 'x' WHERE id = %s",
+                          "DELETE FROM domain_events WHERE id = %s",
+                          "TRUNCATE domain_events"):
+            with pytest.raises(psycopg2.Error, match="append-only"):
+                cur.execute(statement, (event_id,))
+            conn.rollback()
+
+
+def test_codes_table_is_hash_partitioned_with_key_check(pg_dsn: str) -> None:
+    with connect(pg_dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT partstrat, partnatts FROM pg_partitioned_table"
+                    " WHERE partrelid = 'codes'::regclass")
+        assert cur.fetchone() == ("h", 1)
+        cur.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'codes'::regclass")
+        assert cur.fetchone() == (16,)
+        cur.execute("INSERT INTO codes (code_key, tenant_id, gtin, serial, state)"
+                    " VALUES ('09520123456788ABC', 't', '09520123456788', 'ABC', 'allocated')")
+        with pytest.raises(psycopg2.errors.CheckViolation):
+            cur.execute("INSERT INTO codes (code_key, tenant_id, gtin, serial, state)"
+                        " VALUES ('wrong', 't', '09520123456788', 'XYZ', 'allocated')")
+        conn.rollback()
+
+
+def test_duplicate_is_already_exists(database: PostgresDatabase) -> None:
+    with database.unit_of_work() as uow:
+        uow.execute("CREATE TEMP TABLE d (k int PRIMARY KEY)")
+        uow.execute("INSERT INTO d VALUES (1)")
+        with pytest.raises(AlreadyExists):
+            uow.execute("INSERT INTO d VALUES (1)")
+
+
+def test_serialization_failure_is_aborted_and_retrying_recovers(pg_dsn: str) -> None:
+    db = PostgresDatabase(pg_dsn, pool_size=4)
+    try:
+        with db.unit_of_work() as setup:
+            setup.execute("CREATE TABLE IF NOT EXISTS counter (id int PRIMARY KEY, n int)")
+            setup.execute("INSERT INTO counter VALUES (1, 0) ON CONFLICT (id) DO UPDATE SET n = 0")
+            setup.commit()
+        barrier = threading.Barrier(2)
+        errors: list[BaseException] = []
+
+        def bump() -> None:
+            with db.unit_of_work() as uow:
+                uow.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+                uow.execute("SELECT n FROM counter WHERE id = 1")
+                barrier.wait(timeout=10)
+                try:
+                    uow.execute("UPDATE counter SET n = n + 1 WHERE id = 1")
+                    uow.commit()
+                except BaseException as exc:
+                    errors.append(exc)
+
+        threads = [threading.Thread(target=bump) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert len(errors) == 1 and isinstance(errors[0], Aborted), errors
+
+        calls = {"n": 0}
+
+        def flaky() -> str:
+            calls["n"] += 1
+            if calls["n"] < 3:
+                raise Aborted("conflict")
+            return "done"
+
+        assert retrying(flaky) == "done" and calls["n"] == 3
+    finally:
+        db.close()
+
+
+def test_unreachable_server_is_unavailable_quickly() -> None:
+    started = time.monotonic()
+    db = PostgresDatabase("postgresql://postgres@127.0.0.1:1/none", connect_timeout_s=2)
+    with pytest.raises(Unavailable):
+        db.ping()
+    assert time.monotonic() - started < 10
+
+
+def test_broken_connection_is_discarded(pg_dsn: str) -> None:
+    db = PostgresDatabase(pg_dsn, pool_size=1)
+    try:
+        with db.unit_of_work() as uow:
+            pid = uow.execute("SELECT pg_backend_pid()")[0][0]
+        with connect(pg_dsn) as admin, admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        time.sleep(0.2)
+        with pytest.raises(Unavailable), db.unit_of_work() as uow:
+            uow.execute("SELECT 1")
+        with db.unit_of_work() as uow:  # the pool of one made a fresh connection
+            assert uow.execute("SELECT 1") == [(1,)]
+            assert uow.execute("SELECT pg_backend_pid()")[0][0] != pid
+    finally:
+        db.close()
+
+
+def test_unit_of_work_outside_block_is_an_error(database: PostgresDatabase) -> None:
+    uow = PostgresUnitOfWork(database)
+    with pytest.raises(RuntimeError):
+        uow.execute("SELECT 1")

@@ -1,0 +1,111 @@
+"""Real PostgreSQL and Redis for integration and end-to-end tests.
+
+The machine's servers (127.0.0.1:5432 / 6379, or SEALMARK_TEST_DATABASE_URL /
+SEALMARK_TEST_REDIS_URL) when they answer; otherwise the embedded ones from the wheels, so a
+machine without servers still runs every test (nothing is skipped). Each test session works
+in its own freshly created database, dropped at the end, so parallel runs never collide.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg2
+import pytest
+import redis
+
+from sealmark.storage.embedded import EmbeddedServers, start_embedded
+from sealmark.storage.migrate import apply_migrations
+
+SYSTEM_PG = os.environ.get("SEALMARK_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+SYSTEM_REDIS = os.environ.get("SEALMARK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def with_dbname(dsn: str, dbname: str) -> str:
+    """The same server, another database, as a postgresql:// URL."""
+    params = psycopg2.extensions.parse_dsn(dsn)
+    user = quote(params.get("user", "postgres"))
+    host = params.get("host", "")
+    port = params.get("port")
+    query = []
+    if host.startswith("/"):
+        query.append(f"host={quote(host)}")
+        host = ""
+    if port and not query:
+        host = f"{host}:{port}"
+    elif port:
+        query.append(f"port={port}")
+    return f"postgresql://{user}@{host}/{dbname}" + (f"?{'&'.join(query)}" if query else "")
+
+
+def _pg_answers(dsn: str) -> bool:
+    try:
+        psycopg2.connect(dsn, connect_timeout=2).close()
+    except psycopg2.Error:
+        return False
+    return True
+
+
+def create_database(admin_dsn: str, *, migrate: bool = True) -> str:
+    name = f"sealmark_test_{uuid.uuid4().hex[:12]}"
+    conn = psycopg2.connect(admin_dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    dsn = with_dbname(admin_dsn, name)
+    if migrate:
+        apply_migrations(dsn)
+    return dsn
+
+
+def drop_database(admin_dsn: str, dsn: str) -> None:
+    name = psycopg2.extensions.parse_dsn(dsn)["dbname"]
+    conn = psycopg2.connect(admin_dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+
+
+@pytest.fixture(scope="session")
+def system_pg_dsn() -> str | None:
+    return SYSTEM_PG if _pg_answers(SYSTEM_PG) else None
+
+
+@pytest.fixture(scope="session")
+def embedded_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServers]:
+    servers = start_embedded(Path(tmp_path_factory.mktemp("embedded")))
+    yield servers
+    servers.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn(system_pg_dsn: str | None, request: pytest.FixtureRequest) -> str:
+    if system_pg_dsn is not None:
+        return system_pg_dsn
+    servers: EmbeddedServers = request.getfixturevalue("embedded_servers")
+    return servers.database_url
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(pg_admin_dsn: str) -> Iterator[str]:
+    """A migrated database of this test session's own."""
+    dsn = create_database(pg_admin_dsn)
+    yield dsn
+    drop_database(pg_admin_dsn, dsn)
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> str:
+    try:
+        with redis.Redis.from_url(SYSTEM_REDIS, socket_connect_timeout=1) as client:
+            client.ping()
+        return SYSTEM_REDIS
+    except redis.RedisError:
+        servers: EmbeddedServers = request.getfixturevalue("embedded_servers")
+        return servers.redis_url
