@@ -195,13 +195,15 @@ def authenticate(uow_factory: UnitOfWorkFactory, bearer: str) -> Principal:
     return Principal(tenant_id=token.tenant_id, roles=token.roles, token_id=token.id)
 
 
-def product_for(uow_factory: UnitOfWorkFactory, principal: Principal, gtin: str) -> Product:
+def product_for(
+    uow_factory: UnitOfWorkFactory, principal: Principal, gtin: str, *, field: str = "gtin"
+) -> Product:
     """The caller's product with this GTIN.
 
     Ownership is decided from the tenant's prefixes *before* any lookup, so another tenant's
     GTIN is PermissionDenied whether or not it is registered: nothing leaks about existence.
     """
-    gtin14 = normalize_gtin(gtin, "gtin")
+    gtin14 = normalize_gtin(gtin, field)
     with uow_factory() as uow:
         tenant = uow.tenants.get(principal.tenant_id)
         if not tenant.owns_gtin(gtin14):

@@ -38,8 +38,9 @@ def _serve(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], int, lis
         if not line:
             break
         lines.append(line)
-        found = re.search(r"Sealmark is up: gRPC [\d.]+:(\d+)", line)
-        if found:
+        if line.startswith("Stop with Ctrl-C"):
+            found = re.search(r"Sealmark is up: gRPC [\d.]+:(\d+)", "".join(lines))
+            assert found, "".join(lines)
             return proc, int(found.group(1)), lines
     proc.kill()
     raise AssertionError("serve did not come up:\n" + "".join(lines))

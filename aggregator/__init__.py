@@ -1,0 +1,1 @@
+"""Aggregator service: the packing hierarchy, its exceptions, and logistics events."""

@@ -1,0 +1,1 @@
+"""Audit service: alerts, trace, recall, reports, EPCIS export and the transparency log."""

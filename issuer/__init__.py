@@ -1,0 +1,1 @@
+"""Issuer service: products, code pools and signed codes for packaging lines."""

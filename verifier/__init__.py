@@ -1,0 +1,1 @@
+"""Verifier service: public consumer verification with clone and diversion detection."""
