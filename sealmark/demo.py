@@ -30,19 +30,33 @@ def seed_demo(container: Container, resolver_host: str) -> dict[str, Any]:
         seeded_now = False
     except NotFound:
         usecases.create_tenant(
-            container.uow, container.clock, tenant_id=DEMO_TENANT, name="Demo Brand 演示品牌",
-            company_prefixes=[DEMO_PREFIX], resolver_host=resolver_host,
+            container.uow,
+            container.clock,
+            tenant_id=DEMO_TENANT,
+            name="Demo Brand 演示品牌",
+            company_prefixes=[DEMO_PREFIX],
+            resolver_host=resolver_host,
         )
         usecases.add_product(
-            container.uow, container.clock, tenant_id=DEMO_TENANT, gtin=DEMO_GTIN,
-            name="Demo Tonic 100 ml", default_market="DE", serial_alphabet="alnum-safe",
-            serial_length=12, pin_length=6,
+            container.uow,
+            container.clock,
+            tenant_id=DEMO_TENANT,
+            gtin=DEMO_GTIN,
+            name="Demo Tonic 100 ml",
+            default_market="DE",
+            serial_alphabet="alnum-safe",
+            serial_length=12,
+            pin_length=6,
         )
         tokens = {}
         for role in ("admin", "line", "logistics", "auditor"):
             _, value = usecases.create_token(
-                container.uow, container.clock, container.random_bytes,
-                tenant_id=DEMO_TENANT, roles=[role], name=f"demo {role}",
+                container.uow,
+                container.clock,
+                container.random_bytes,
+                tenant_id=DEMO_TENANT,
+                roles=[role],
+                name=f"demo {role}",
             )
             tokens[role] = value
         _write_private(path, {"tenant": DEMO_TENANT, "gtin": DEMO_GTIN, "tokens": tokens})

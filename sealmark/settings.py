@@ -112,5 +112,5 @@ class _Isolated(Settings):
     """Settings that take their values only from init arguments, never from the process env."""
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+    def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):  # type: ignore[no-untyped-def]
         return (init_settings,)

@@ -21,7 +21,9 @@ import redis
 from sealmark.storage.embedded import EmbeddedServers, start_embedded
 from sealmark.storage.migrate import apply_migrations
 
-SYSTEM_PG = os.environ.get("SEALMARK_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+SYSTEM_PG = os.environ.get(
+    "SEALMARK_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 SYSTEM_REDIS = os.environ.get("SEALMARK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 

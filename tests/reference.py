@@ -13,6 +13,8 @@ REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 def gs1_vectors() -> dict[str, Any]:
     path = REFERENCE / "gs1-vectors.json"
     if not path.is_file():
-        raise FileNotFoundError(f"reference vectors missing: {path} (shared/ must sit beside the repo)")
+        raise FileNotFoundError(
+            f"reference vectors missing: {path} (shared/ must sit beside the repo)"
+        )
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data

@@ -26,8 +26,13 @@ def _prefix() -> str:
 
 
 def tenant(tenant_id: str | None = None, prefixes: tuple[str, ...] | None = None) -> Tenant:
-    return Tenant(id=tenant_id or _tid(), name="Brand", company_prefixes=prefixes or (_prefix(),),
-                  resolver_host="id.example.com", created_at=T0)
+    return Tenant(
+        id=tenant_id or _tid(),
+        name="Brand",
+        company_prefixes=prefixes or (_prefix(),),
+        resolver_host="id.example.com",
+        created_at=T0,
+    )
 
 
 def gtin_under(prefix: str) -> str:
@@ -79,16 +84,30 @@ class StorageContract:
     def test_products(self, uow_factory: UnitOfWorkFactory) -> None:
         a = tenant()
         gtin = gtin_under(a.company_prefixes[0])
-        product = Product(a.id, gtin, "Tonic", default_market="DE", serial_alphabet="alnum-safe",
-                          serial_length=14, pin_length=8, created_at=T0)
+        product = Product(
+            a.id,
+            gtin,
+            "Tonic",
+            default_market="DE",
+            serial_alphabet="alnum-safe",
+            serial_length=14,
+            pin_length=8,
+            created_at=T0,
+        )
         with uow_factory() as uow:
             uow.tenants.add(a)
             uow.products.add(product)
             uow.commit()
         with uow_factory() as uow:
             got = uow.products.get(gtin)
-            assert (got.tenant_id, got.name, got.default_market, got.serial_alphabet,
-                    got.serial_length, got.pin_length) == (a.id, "Tonic", "DE", "alnum-safe", 14, 8)
+            assert (
+                got.tenant_id,
+                got.name,
+                got.default_market,
+                got.serial_alphabet,
+                got.serial_length,
+                got.pin_length,
+            ) == (a.id, "Tonic", "DE", "alnum-safe", 14, 8)
             assert [p.gtin for p in uow.products.list(a.id)] == [gtin]
             assert uow.products.list("someone-else") == []
             with pytest.raises(NotFound):
@@ -102,8 +121,14 @@ class StorageContract:
 
     def test_tokens(self, uow_factory: UnitOfWorkFactory) -> None:
         a = tenant()
-        token = ApiToken("abcdefghijkl"[:8] + os.urandom(2).hex(), a.id,
-                         frozenset({Role.LINE, Role.AUDITOR}), "line 3", b"\x01" * 32, T0)
+        token = ApiToken(
+            "abcdefghijkl"[:8] + os.urandom(2).hex(),
+            a.id,
+            frozenset({Role.LINE, Role.AUDITOR}),
+            "line 3",
+            b"\x01" * 32,
+            T0,
+        )
         with uow_factory() as uow:
             uow.tenants.add(a)
             uow.tokens.add(token)
@@ -128,8 +153,10 @@ class StorageContract:
     def test_events_append_in_order_with_limits(self, uow_factory: UnitOfWorkFactory) -> None:
         tid = _tid()
         with uow_factory() as uow:
-            ids = [uow.events.append(NewEvent(tid, "thing.done", f"s:{i}", T0, {"i": i}))
-                   for i in range(5)]
+            ids = [
+                uow.events.append(NewEvent(tid, "thing.done", f"s:{i}", T0, {"i": i}))
+                for i in range(5)
+            ]
             uow.events.append(NewEvent("other-" + tid, "thing.done", "x", T0))
             uow.commit()
         assert ids == sorted(ids) and len(set(ids)) == 5

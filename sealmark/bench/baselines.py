@@ -14,7 +14,9 @@ from sealmark.bench.load import closed_loop
 from sealmark.bench.registry import Measurement, benchmark, self_peak_rss_mb
 
 # A message the size of the issuer's canonical code bytes (GTIN, serial, lot, expiry, key id).
-_SAMPLE_MESSAGE = b"sealmark-code-v1\x0009520123456788\x00A1B2C3D4E5F6G7H8\x00LOT-2026-11\x00261130\x00k1"
+_SAMPLE_MESSAGE = (
+    b"sealmark-code-v1\x0009520123456788\x00A1B2C3D4E5F6G7H8\x00LOT-2026-11\x00261130\x00k1"
+)
 
 
 @benchmark("ed25519_sign_per_s", description="raw Ed25519 signs per second, one core")
@@ -60,6 +62,9 @@ def grpc_echo_rps(seconds: float = 5.0, concurrency: int = 8) -> Measurement:
         result.rps,
         "rps",
         self_peak_rss_mb(),
-        {"p50_ms": round(result.percentile(0.5), 3), "p99_ms": round(result.percentile(0.99), 3),
-         "errors": result.errors},
+        {
+            "p50_ms": round(result.percentile(0.5), 3),
+            "p99_ms": round(result.percentile(0.99), 3),
+            "errors": result.errors,
+        },
     )

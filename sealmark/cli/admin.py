@@ -17,7 +17,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     create.add_argument("tenant_id", help="short id: a-z, 0-9, '-'")
     create.add_argument("--name", required=True)
     create.add_argument(
-        "--prefix", action="append", required=True, dest="prefixes",
+        "--prefix",
+        action="append",
+        required=True,
+        dest="prefixes",
         help="GS1 Company Prefix (repeat for several)",
     )
     create.add_argument("--resolver-host", required=True, help="host of the Digital Link URLs")
@@ -46,7 +49,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     kcreate = ksub.add_parser("create", help="mint a token (shown once)")
     kcreate.add_argument("--tenant", required=True)
     kcreate.add_argument(
-        "--role", action="append", required=True, dest="roles",
+        "--role",
+        action="append",
+        required=True,
+        dest="roles",
         help="line, logistics, auditor or admin (repeat for several)",
     )
     kcreate.add_argument("--name", required=True, help="what the token is for, e.g. 'line 3'")
@@ -62,10 +68,17 @@ def run(args: argparse.Namespace, container: Container) -> int:
     command, action = args.command, args.action
     if command == "tenants":
         if action == "create":
-            emit(usecases.create_tenant(
-                uow, clock, tenant_id=args.tenant_id, name=args.name,
-                company_prefixes=args.prefixes, resolver_host=args.resolver_host,
-            ), args.json)
+            emit(
+                usecases.create_tenant(
+                    uow,
+                    clock,
+                    tenant_id=args.tenant_id,
+                    name=args.name,
+                    company_prefixes=args.prefixes,
+                    resolver_host=args.resolver_host,
+                ),
+                args.json,
+            )
         elif action == "list":
             with uow() as u:
                 emit(list(u.tenants.list()), args.json)
@@ -74,12 +87,21 @@ def run(args: argparse.Namespace, container: Container) -> int:
                 emit(u.tenants.get(args.tenant_id), args.json)
     elif command == "products":
         if action == "add":
-            emit(usecases.add_product(
-                uow, clock, tenant_id=args.tenant, gtin=args.gtin, name=args.name,
-                pack_level=args.pack_level, default_market=args.market,
-                serial_alphabet=args.serial_alphabet, serial_length=args.serial_length,
-                pin_length=args.pin_length,
-            ), args.json)
+            emit(
+                usecases.add_product(
+                    uow,
+                    clock,
+                    tenant_id=args.tenant,
+                    gtin=args.gtin,
+                    name=args.name,
+                    pack_level=args.pack_level,
+                    default_market=args.market,
+                    serial_alphabet=args.serial_alphabet,
+                    serial_length=args.serial_length,
+                    pin_length=args.pin_length,
+                ),
+                args.json,
+            )
         elif action == "list":
             with uow() as u:
                 u.tenants.get(args.tenant)
@@ -91,11 +113,23 @@ def run(args: argparse.Namespace, container: Container) -> int:
                 emit(u.products.get(normalize_gtin(args.gtin, "gtin")), args.json)
     elif action == "create":
         token, value = usecases.create_token(
-            uow, clock, container.random_bytes, tenant_id=args.tenant, roles=args.roles,
+            uow,
+            clock,
+            container.random_bytes,
+            tenant_id=args.tenant,
+            roles=args.roles,
             name=args.name,
         )
-        emit({"id": token.id, "tenant_id": token.tenant_id, "roles": token.roles,
-              "name": token.name, "token": value}, args.json)
+        emit(
+            {
+                "id": token.id,
+                "tenant_id": token.tenant_id,
+                "roles": token.roles,
+                "name": token.name,
+                "token": value,
+            },
+            args.json,
+        )
     elif action == "list":
         with uow() as u:
             u.tenants.get(args.tenant)

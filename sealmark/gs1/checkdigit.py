@@ -21,8 +21,12 @@ def check_digit(data: str) -> int:
 
 def is_valid_key(value: str) -> bool:
     """True when ``value`` is all digits and its last digit is the right check digit."""
-    return (len(value) >= 2 and value.isascii() and value.isdigit()
-            and check_digit(value[:-1]) == int(value[-1]))
+    return (
+        len(value) >= 2
+        and value.isascii()
+        and value.isdigit()
+        and check_digit(value[:-1]) == int(value[-1])
+    )
 
 
 def _validate(value: str, field: str, lengths: tuple[int, ...], what: str) -> None:
@@ -30,7 +34,9 @@ def _validate(value: str, field: str, lengths: tuple[int, ...], what: str) -> No
         raise InvalidArgument(field, f"{value[:40]!r} is not a {what}: want digits only")
     if len(value) not in lengths:
         want = "/".join(map(str, lengths))
-        raise InvalidArgument(field, f"{value!r} is not a {what}: want {want} digits, got {len(value)}")
+        raise InvalidArgument(
+            field, f"{value!r} is not a {what}: want {want} digits, got {len(value)}"
+        )
     expected = check_digit(value[:-1])
     if int(value[-1]) != expected:
         raise InvalidArgument(

@@ -10,7 +10,12 @@ from sealmark.gs1.checkdigit import normalize_gtin
 from sealmark.gs1.cset import validate_cset82
 from sealmark.gs1.dates import format_yymmdd, parse_yymmdd
 from sealmark.gs1.digital_link import build_digital_link, parse_digital_link
-from sealmark.gs1.element_string import build_element_string, build_hri, parse_element_string, parse_hri
+from sealmark.gs1.element_string import (
+    build_element_string,
+    build_hri,
+    parse_element_string,
+    parse_hri,
+)
 from sealmark.gs1.symbology import ScanKind, classify_scan
 
 
@@ -64,9 +69,12 @@ class GS1Code:
             gtin=values["01"],
             serial=values["21"],
             lot=values.get("10"),
-            expiry=parse_yymmdd(values["17"], f"{field} (17)", today=today) if "17" in values else None,
-            production_date=(parse_yymmdd(values["11"], f"{field} (11)", today=today)
-                             if "11" in values else None),
+            expiry=parse_yymmdd(values["17"], f"{field} (17)", today=today)
+            if "17" in values
+            else None,
+            production_date=(
+                parse_yymmdd(values["11"], f"{field} (11)", today=today) if "11" in values else None
+            ),
             signature=values.get("8030"),
         )
 

@@ -15,9 +15,7 @@ def validate_cset82(value: str, field: str, max_length: int = 20, min_length: in
     Raises InvalidArgument naming the first bad character and its position.
     """
     if not min_length <= len(value) <= max_length:
-        raise InvalidArgument(
-            field, f"{len(value)} characters, want {min_length}..{max_length}"
-        )
+        raise InvalidArgument(field, f"{len(value)} characters, want {min_length}..{max_length}")
     for position, char in enumerate(value):
         if char not in CSET82:
             raise InvalidArgument(

@@ -62,7 +62,7 @@ def parse_digital_link(uri: str, field: str = "digital_link") -> Pairs:
     if _BAD_PERCENT.search(uri):
         raise InvalidArgument(field, "malformed percent-encoding")
     _, _, rest = uri.partition("://")
-    path_and_query = rest[rest.find("/"):] if "/" in rest else ""
+    path_and_query = rest[rest.find("/") :] if "/" in rest else ""
     path, _, query = path_and_query.partition("?")
     query = query.partition("#")[0]
     segments = path.split("/")[1:]
@@ -75,7 +75,9 @@ def parse_digital_link(uri: str, field: str = "digital_link") -> Pairs:
     for item in query.split("&") if query else []:
         key, equals, value = item.partition("=")
         if key in all_qualifiers:
-            raise InvalidArgument(field, f"key qualifier ({key}) must be in the path, not the query")
+            raise InvalidArgument(
+                field, f"key qualifier ({key}) must be in the path, not the query"
+            )
         if key.isdigit() and (not equals or not value):
             raise InvalidArgument(field, f"({key}) has an empty value")
     try:
@@ -86,4 +88,3 @@ def parse_digital_link(uri: str, field: str = "digital_link") -> Pairs:
     for ai, value in pairs:
         validate_value(ai, value, f"{field} ({ai})")
     return pairs
-

@@ -44,7 +44,7 @@ def parse_element_string(payload: str, field: str = "element_string") -> Pairs:
     body = payload
     for prefix in _SYMBOLOGY_PREFIXES:
         if body.startswith(prefix):
-            body = body[len(prefix):]
+            body = body[len(prefix) :]
             break
     body = body.lstrip("^").replace("^", GS)
     if not body:

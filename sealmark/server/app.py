@@ -83,8 +83,11 @@ def create_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [b.full_name for b in services]
     reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME],
+        [
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
         server,
     )
     port = server.add_insecure_port(address)
@@ -97,20 +100,27 @@ def create_server(
     return running
 
 
-def wait_for_signal() -> int:
-    """Block until SIGINT or SIGTERM; return the signal number. Main thread only."""
-    received = threading.Event()
-    which: list[int] = []
+class ShutdownSignal:
+    """Catches SIGINT and SIGTERM from construction on (so a signal during start-up is not
+    lost), until ``restore()``. Main thread only."""
 
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        which.append(signum)
-        received.set()
+    def __init__(self) -> None:
+        self._received = threading.Event()
+        self.signum = 0
+        self._previous = {
+            s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)
+        }
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        while not received.wait(0.5):
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.signum = signum
+        self._received.set()
+
+    def wait(self) -> int:
+        """Block until a signal arrives; return its number."""
+        while not self._received.wait(0.5):
             pass
-    finally:
-        for sig, old in previous.items():
+        return self.signum
+
+    def restore(self) -> None:
+        for sig, old in self._previous.items():
             signal.signal(sig, old)
-    return which[0]

@@ -32,7 +32,7 @@ log = structlog.get_logger("sealmark.rpc")
 def status_for(exc: BaseException, method: str) -> tuple[grpc.StatusCode, str]:
     """The status code and the caller-safe message for an exception raised by a handler."""
     for cls in type(exc).__mro__:
-        code = _CODES.get(cls)  # type: ignore[arg-type]
+        code = _CODES.get(cls)
         if code is not None:
             return code, str(exc)
     incident = uuid.uuid4().hex[:12]

@@ -9,9 +9,7 @@ from sealmark.tenancy.model import Role
 READ = frozenset({Role.LINE, Role.LOGISTICS, Role.AUDITOR})
 
 
-def policy(
-    service: str, rules: dict[frozenset[Role], Iterable[str]]
-) -> dict[str, frozenset[Role]]:
+def policy(service: str, rules: dict[frozenset[Role], Iterable[str]]) -> dict[str, frozenset[Role]]:
     """Expand ``{roles: [method, …]}`` into ``{"/sealmark.v1.Service/Method": roles}``."""
     return {
         f"/sealmark.v1.{service}/{method}": roles

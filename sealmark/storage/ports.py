@@ -55,7 +55,9 @@ class TokenRepository(Protocol):
         """The tenant's tokens, ordered by creation time."""
 
     def revoke(self, token_id: str, at: datetime) -> None:
-        """Mark the token revoked at ``at``; revoking twice keeps the first time. Raises NotFound."""
+        """Mark the token revoked at ``at``; revoking twice keeps the first time.
+
+        Raises NotFound."""
 
 
 class EventLog(Protocol):
@@ -69,10 +71,17 @@ class EventLog(Protocol):
 class UnitOfWork(Protocol):
     """One database transaction. Leaving the ``with`` block without ``commit()`` rolls back."""
 
-    tenants: TenantRepository
-    products: ProductRepository
-    tokens: TokenRepository
-    events: EventLog
+    @property
+    def tenants(self) -> TenantRepository: ...
+
+    @property
+    def products(self) -> ProductRepository: ...
+
+    @property
+    def tokens(self) -> TokenRepository: ...
+
+    @property
+    def events(self) -> EventLog: ...
 
     def __enter__(self) -> Self: ...
 

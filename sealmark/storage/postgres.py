@@ -62,7 +62,9 @@ def translate_db_error(exc: psycopg2.Error) -> SealmarkError | psycopg2.Error:
     return exc
 
 
-def connect(dsn: str, *, connect_timeout_s: float = 3.0, statement_timeout_ms: int = 0) -> Connection:
+def connect(
+    dsn: str, *, connect_timeout_s: float = 3.0, statement_timeout_ms: int = 0
+) -> Connection:
     """One connection. Raises Unavailable if the server cannot be reached in time."""
     options = f"-c statement_timeout={statement_timeout_ms}" if statement_timeout_ms else ""
     try:
@@ -120,11 +122,17 @@ class PostgresDatabase:
             if self._pool is None:
                 self._pool = psycopg2.pool.ThreadedConnectionPool(
                     # minconn = maxconn: psycopg2 closes returned connections beyond minconn.
-                    self._size, self._size, self.dsn,
+                    self._size,
+                    self._size,
+                    self.dsn,
                     connect_timeout=max(1, round(self._connect_timeout)),
                     options=f"-c statement_timeout={self._statement_timeout}",
-                    keepalives=1, keepalives_idle=10, keepalives_interval=3,
-                    keepalives_count=3, application_name="sealmark")
+                    keepalives=1,
+                    keepalives_idle=10,
+                    keepalives_interval=3,
+                    keepalives_count=3,
+                    application_name="sealmark",
+                )
             return self._pool
 
     def acquire(self) -> Connection:

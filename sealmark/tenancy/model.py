@@ -156,7 +156,7 @@ class Product:
     @property
     def serial_space(self) -> int:
         """How many distinct serials this product's alphabet and length allow."""
-        return len(SERIAL_ALPHABETS[self.serial_alphabet]) ** self.serial_length
+        return int(len(SERIAL_ALPHABETS[self.serial_alphabet]) ** self.serial_length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +181,7 @@ class Principal:
     token_id: str = ""
 
     def require(self, *allowed: Role) -> None:
-        """Raise PermissionDenied unless the principal holds one of ``allowed`` (admin always may)."""
+        """PermissionDenied unless the principal holds one of ``allowed``; admin always may."""
         if Role.ADMIN in self.roles or self.roles.intersection(allowed):
             return
         wanted = ", ".join(r.value for r in allowed)

@@ -17,10 +17,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def sealmark(*args: str, dsn: str, redis_url: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMARK_")}
-    env.update(SEALMARK_DATABASE_URL=dsn, SEALMARK_REDIS_URL=redis_url,
-               SEALMARK_LOG_LEVEL="WARNING")
-    return subprocess.run([sys.executable, "-m", "sealmark.cli.main", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    env.update(
+        SEALMARK_DATABASE_URL=dsn, SEALMARK_REDIS_URL=redis_url, SEALMARK_LOG_LEVEL="WARNING"
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "sealmark.cli.main", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +36,38 @@ def run(pg_dsn: str, redis_url: str):  # type: ignore[no-untyped-def]
 
 
 def test_brand_product_token_lifecycle(run) -> None:  # type: ignore[no-untyped-def]
-    created = run("--json", "tenants", "create", "cli-brand", "--name", "CLI Brand",
-                  "--prefix", "9527771", "--resolver-host", "id.cli.example")
+    created = run(
+        "--json",
+        "tenants",
+        "create",
+        "cli-brand",
+        "--name",
+        "CLI Brand",
+        "--prefix",
+        "9527771",
+        "--resolver-host",
+        "id.cli.example",
+    )
     assert created.returncode == 0, created.stderr
     assert json.loads(created.stdout)["company_prefixes"] == ["9527771"]
-    product = run("--json", "products", "add", "--tenant", "cli-brand", "--gtin", "9527771000004",
-                  "--name", "Tonic", "--market", "DE")
+    product = run(
+        "--json",
+        "products",
+        "add",
+        "--tenant",
+        "cli-brand",
+        "--gtin",
+        "9527771000004",
+        "--name",
+        "Tonic",
+        "--market",
+        "DE",
+    )
     assert product.returncode == 0, product.stderr
     assert json.loads(product.stdout)["gtin"] == "09527771000004"
-    token = run("--json", "tokens", "create", "--tenant", "cli-brand", "--role", "line",
-                "--name", "line 1")
+    token = run(
+        "--json", "tokens", "create", "--tenant", "cli-brand", "--role", "line", "--name", "line 1"
+    )
     assert token.returncode == 0, token.stderr
     token_data = json.loads(token.stdout)
     assert token_data["token"].startswith("smk_") and token_data["roles"] == ["line"]
@@ -53,20 +82,72 @@ def test_brand_product_token_lifecycle(run) -> None:  # type: ignore[no-untyped-
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["tenants", "create", "Bad_Id", "--name", "x", "--prefix", "9527772",
-          "--resolver-host", "h.example"], "Tenant.id"),
-        (["tenants", "create", "okid", "--name", "x", "--prefix", "95x",
-          "--resolver-host", "h.example"], "Tenant.company_prefixes"),
-        (["tenants", "create", "okid", "--name", "x", "--prefix", "9527773",
-          "--resolver-host", "https://h.example/"], "Tenant.resolver_host"),
-        (["products", "add", "--tenant", "cli-brand", "--gtin", "9527771000002",
-          "--name", "x"], "gtin"),
-        (["products", "add", "--tenant", "cli-brand", "--gtin", "04012345111118",
-          "--name", "x"], "gtin: 04012345111118 is not under a company prefix"),
-        (["products", "add", "--tenant", "cli-brand", "--gtin", "9527771000011",
-          "--name", "x", "--market", "Germany"], "Product.default_market"),
-        (["tokens", "create", "--tenant", "cli-brand", "--role", "root", "--name", "x"],
-         "roles"),
+        (
+            [
+                "tenants",
+                "create",
+                "Bad_Id",
+                "--name",
+                "x",
+                "--prefix",
+                "9527772",
+                "--resolver-host",
+                "h.example",
+            ],
+            "Tenant.id",
+        ),
+        (
+            [
+                "tenants",
+                "create",
+                "okid",
+                "--name",
+                "x",
+                "--prefix",
+                "95x",
+                "--resolver-host",
+                "h.example",
+            ],
+            "Tenant.company_prefixes",
+        ),
+        (
+            [
+                "tenants",
+                "create",
+                "okid",
+                "--name",
+                "x",
+                "--prefix",
+                "9527773",
+                "--resolver-host",
+                "https://h.example/",
+            ],
+            "Tenant.resolver_host",
+        ),
+        (
+            ["products", "add", "--tenant", "cli-brand", "--gtin", "9527771000002", "--name", "x"],
+            "gtin",
+        ),
+        (
+            ["products", "add", "--tenant", "cli-brand", "--gtin", "04012345111118", "--name", "x"],
+            "gtin: 04012345111118 is not under a company prefix",
+        ),
+        (
+            [
+                "products",
+                "add",
+                "--tenant",
+                "cli-brand",
+                "--gtin",
+                "9527771000011",
+                "--name",
+                "x",
+                "--market",
+                "Germany",
+            ],
+            "Product.default_market",
+        ),
+        (["tokens", "create", "--tenant", "cli-brand", "--role", "root", "--name", "x"], "roles"),
     ],
 )
 def test_bad_input_names_the_field_and_writes_nothing(run, args: list[str], needle: str) -> None:  # type: ignore[no-untyped-def]
@@ -86,13 +167,24 @@ def test_unknown_tenant_is_reported(run) -> None:  # type: ignore[no-untyped-def
 def test_bad_setting_names_the_variable(pg_dsn: str, redis_url: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMARK_")}
     env.update(SEALMARK_GRPC_PORT="port")
-    result = subprocess.run([sys.executable, "-m", "sealmark.cli.main", "tenants", "list"],
-                            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "sealmark.cli.main", "tenants", "list"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "SEALMARK_GRPC_PORT" in result.stderr
 
 
 def test_bench_lists_the_baselines() -> None:
-    result = subprocess.run([sys.executable, "-m", "sealmark.cli.main", "bench", "--list"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "sealmark.cli.main", "bench", "--list"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0
     assert "ed25519_sign_per_s" in result.stdout and "grpc_echo_rps" in result.stdout

@@ -50,48 +50,77 @@ def _stream_then_fail(request: bytes, context: Any) -> Iterator[bytes]:
 def _test_binding() -> ServiceBinding:
     def register(server: grpc.Server) -> None:
         ident = lambda b: b  # noqa: E731
-        handler = grpc.method_handlers_generic_handler("sealmark.v1.Test", {
-            "Boom": grpc.unary_unary_rpc_method_handler(_boom, ident, ident),
-            "Invalid": grpc.unary_unary_rpc_method_handler(_invalid, ident, ident),
-            "Stream": grpc.unary_stream_rpc_method_handler(_stream_then_fail, ident, ident),
-        })
+        handler = grpc.method_handlers_generic_handler(
+            "sealmark.v1.Test",
+            {
+                "Boom": grpc.unary_unary_rpc_method_handler(_boom, ident, ident),
+                "Invalid": grpc.unary_unary_rpc_method_handler(_invalid, ident, ident),
+                "Stream": grpc.unary_stream_rpc_method_handler(_stream_then_fail, ident, ident),
+            },
+        )
         server.add_generic_rpc_handlers((handler,))
 
     methods = ("Boom", "Invalid", "Stream")
-    return ServiceBinding("test", "sealmark.v1.Test", register,
-                          {f"/sealmark.v1.Test/{m}": PUBLIC for m in methods})
+    return ServiceBinding(
+        "test", "sealmark.v1.Test", register, {f"/sealmark.v1.Test/{m}": PUBLIC for m in methods}
+    )
 
 
 @pytest.fixture(scope="module")
 def world(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     settings = load_settings({"SEALMARK_DATABASE_URL": pg_dsn, "SEALMARK_REDIS_URL": redis_url})
-    container = Container(settings, PostgresDatabase(pg_dsn), redis.Redis.from_url(redis_url),
-                          SystemClock(), os.urandom)
+    container = Container(
+        settings,
+        PostgresDatabase(pg_dsn),
+        redis.Redis.from_url(redis_url),
+        SystemClock(),
+        os.urandom,
+    )
     clock, uow = container.clock, container.uow
     suffix = os.urandom(3).hex()
     prefix_a, prefix_b = "95280" + str(int(suffix, 16) % 1000).zfill(3), None
     prefix_b = "95281" + str(int(suffix, 16) % 1000).zfill(3)
-    a = usecases.create_tenant(uow, clock, tenant_id=f"a-{suffix}", name="A",
-                               company_prefixes=[prefix_a], resolver_host="id.a.example")
-    b = usecases.create_tenant(uow, clock, tenant_id=f"b-{suffix}", name="B",
-                               company_prefixes=[prefix_b], resolver_host="id.b.example")
+    a = usecases.create_tenant(
+        uow,
+        clock,
+        tenant_id=f"a-{suffix}",
+        name="A",
+        company_prefixes=[prefix_a],
+        resolver_host="id.a.example",
+    )
+    b = usecases.create_tenant(
+        uow,
+        clock,
+        tenant_id=f"b-{suffix}",
+        name="B",
+        company_prefixes=[prefix_b],
+        resolver_host="id.b.example",
+    )
     gtin_a, gtin_b = gtin_under(prefix_a), gtin_under(prefix_b)
     usecases.add_product(uow, clock, tenant_id=a.id, gtin=gtin_a, name="A product")
     usecases.add_product(uow, clock, tenant_id=b.id, gtin=gtin_b, name="B product")
     tokens = {}
     for role in ("line", "auditor", "admin"):
-        tokens[role] = usecases.create_token(uow, clock, os.urandom, tenant_id=a.id,
-                                             roles=[role], name=role)[1]
-    revoked, tokens["revoked"] = usecases.create_token(uow, clock, os.urandom, tenant_id=a.id,
-                                                       roles=["admin"], name="old")
+        tokens[role] = usecases.create_token(
+            uow, clock, os.urandom, tenant_id=a.id, roles=[role], name=role
+        )[1]
+    revoked, tokens["revoked"] = usecases.create_token(
+        uow, clock, os.urandom, tenant_id=a.id, roles=["admin"], name="old"
+    )
     usecases.revoke_token(uow, clock, tenant_id=a.id, token_id=revoked.id)
     running: RunningServer = create_server(
         [*(binding_for(n, container) for n in SERVICES), _test_binding()],
         container.authenticator,
     )
     channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
-    yield {"channel": channel, "tokens": tokens, "gtin_a": gtin_a, "gtin_b": gtin_b,
-           "unregistered_b": gtin_under(prefix_b + "9"), "unregistered_a": gtin_under(prefix_a + "9")}
+    yield {
+        "channel": channel,
+        "tokens": tokens,
+        "gtin_a": gtin_a,
+        "gtin_b": gtin_b,
+        "unregistered_b": gtin_under(prefix_b + "9"),
+        "unregistered_a": gtin_under(prefix_a + "9"),
+    }
     channel.close()
     running.stop(0)
     container.close()
@@ -110,11 +139,15 @@ def _code(call: Any) -> tuple[Code, str]:
 def test_own_product_with_any_role(world: dict[str, Any]) -> None:
     issuer = issuer_pb2_grpc.IssuerStub(world["channel"])
     for role in ("line", "auditor", "admin"):
-        product = issuer.GetProduct(issuer_pb2.GetProductRequest(gtin=world["gtin_a"]),
-                                    metadata=_md(world["tokens"][role]), timeout=5)
+        product = issuer.GetProduct(
+            issuer_pb2.GetProductRequest(gtin=world["gtin_a"]),
+            metadata=_md(world["tokens"][role]),
+            timeout=5,
+        )
         assert product.gtin == world["gtin_a"] and product.name == "A product"
-    listed = issuer.ListProducts(issuer_pb2.ListProductsRequest(),
-                                 metadata=_md(world["tokens"]["auditor"]), timeout=5)
+    listed = issuer.ListProducts(
+        issuer_pb2.ListProductsRequest(), metadata=_md(world["tokens"]["auditor"]), timeout=5
+    )
     assert [p.gtin for p in listed.products] == [world["gtin_a"]]
 
 
@@ -122,27 +155,42 @@ def test_own_product_with_any_role(world: dict[str, Any]) -> None:
 def test_missing_or_bad_token_is_unauthenticated(world: dict[str, Any], token: str | None) -> None:
     issuer = issuer_pb2_grpc.IssuerStub(world["channel"])
     value = world["tokens"].get(token or "", token)
-    code, _ = _code(lambda: issuer.GetProduct(
-        issuer_pb2.GetProductRequest(gtin=world["gtin_a"]), metadata=_md(value), timeout=5))
+    code, _ = _code(
+        lambda: issuer.GetProduct(
+            issuer_pb2.GetProductRequest(gtin=world["gtin_a"]), metadata=_md(value), timeout=5
+        )
+    )
     assert code == Code.UNAUTHENTICATED
 
 
 def test_non_bearer_scheme_is_unauthenticated(world: dict[str, Any]) -> None:
     issuer = issuer_pb2_grpc.IssuerStub(world["channel"])
-    code, _ = _code(lambda: issuer.ListProducts(
-        issuer_pb2.ListProductsRequest(), metadata=[("authorization", "Basic abc")], timeout=5))
+    code, _ = _code(
+        lambda: issuer.ListProducts(
+            issuer_pb2.ListProductsRequest(), metadata=[("authorization", "Basic abc")], timeout=5
+        )
+    )
     assert code == Code.UNAUTHENTICATED
 
 
 def test_wrong_role_is_permission_denied(world: dict[str, Any]) -> None:
     issuer = issuer_pb2_grpc.IssuerStub(world["channel"])
     audit = audit_pb2_grpc.AuditStub(world["channel"])
-    code, details = _code(lambda: list(issuer.IssueCodes(
-        issuer_pb2.IssueCodesRequest(gtin=world["gtin_a"]),
-        metadata=_md(world["tokens"]["auditor"]), timeout=5)))
+    code, details = _code(
+        lambda: list(
+            issuer.IssueCodes(
+                issuer_pb2.IssueCodesRequest(gtin=world["gtin_a"]),
+                metadata=_md(world["tokens"]["auditor"]),
+                timeout=5,
+            )
+        )
+    )
     assert code == Code.PERMISSION_DENIED and "line" in details
-    code, _ = _code(lambda: audit.Recall(audit_pb2.RecallRequest(),
-                                         metadata=_md(world["tokens"]["line"]), timeout=5))
+    code, _ = _code(
+        lambda: audit.Recall(
+            audit_pb2.RecallRequest(), metadata=_md(world["tokens"]["line"]), timeout=5
+        )
+    )
     assert code == Code.PERMISSION_DENIED
 
 
@@ -151,8 +199,11 @@ def test_other_tenants_gtin_never_leaks_existence(world: dict[str, Any]) -> None
     token = world["tokens"]["admin"]
     answers = []
     for gtin in (world["gtin_b"], world["unregistered_b"]):
-        code, details = _code(lambda g=gtin: issuer.GetProduct(
-            issuer_pb2.GetProductRequest(gtin=g), metadata=_md(token), timeout=5))
+        code, details = _code(
+            lambda g=gtin: issuer.GetProduct(
+                issuer_pb2.GetProductRequest(gtin=g), metadata=_md(token), timeout=5
+            )
+        )
         answers.append((code, details.replace(gtin, "<gtin>")))
     assert answers[0] == answers[1]
     assert answers[0][0] == Code.PERMISSION_DENIED
@@ -160,17 +211,26 @@ def test_other_tenants_gtin_never_leaks_existence(world: dict[str, Any]) -> None
 
 def test_own_unregistered_gtin_is_not_found(world: dict[str, Any]) -> None:
     issuer = issuer_pb2_grpc.IssuerStub(world["channel"])
-    code, _ = _code(lambda: issuer.GetProduct(
-        issuer_pb2.GetProductRequest(gtin=world["unregistered_a"]),
-        metadata=_md(world["tokens"]["line"]), timeout=5))
+    code, _ = _code(
+        lambda: issuer.GetProduct(
+            issuer_pb2.GetProductRequest(gtin=world["unregistered_a"]),
+            metadata=_md(world["tokens"]["line"]),
+            timeout=5,
+        )
+    )
     assert code == Code.NOT_FOUND
 
 
 @pytest.mark.parametrize("gtin", ["", "09520123456789", "abc", "1" * 200])
 def test_bad_gtin_names_the_field(world: dict[str, Any], gtin: str) -> None:
     issuer = issuer_pb2_grpc.IssuerStub(world["channel"])
-    code, details = _code(lambda: issuer.GetProduct(
-        issuer_pb2.GetProductRequest(gtin=gtin), metadata=_md(world["tokens"]["line"]), timeout=5))
+    code, details = _code(
+        lambda: issuer.GetProduct(
+            issuer_pb2.GetProductRequest(gtin=gtin),
+            metadata=_md(world["tokens"]["line"]),
+            timeout=5,
+        )
+    )
     assert code == Code.INVALID_ARGUMENT
     assert details.startswith("GetProductRequest.gtin")
 
@@ -179,8 +239,9 @@ def test_list_products_page_size_bound(world: dict[str, Any]) -> None:
     issuer = issuer_pb2_grpc.IssuerStub(world["channel"])
     request = issuer_pb2.ListProductsRequest()
     request.page.page_size = 5000
-    code, details = _code(lambda: issuer.ListProducts(
-        request, metadata=_md(world["tokens"]["line"]), timeout=5))
+    code, details = _code(
+        lambda: issuer.ListProducts(request, metadata=_md(world["tokens"]["line"]), timeout=5)
+    )
     assert code == Code.INVALID_ARGUMENT and "page_size" in details
 
 
@@ -192,8 +253,11 @@ def test_public_verification_needs_no_token_and_is_not_built_yet(world: dict[str
 
 def test_unbuilt_rpc_with_right_role_is_unimplemented(world: dict[str, Any]) -> None:
     audit = audit_pb2_grpc.AuditStub(world["channel"])
-    code, _ = _code(lambda: audit.GetCheckpoint(audit_pb2.GetCheckpointRequest(),
-                                                metadata=_md(world["tokens"]["auditor"]), timeout=5))
+    code, _ = _code(
+        lambda: audit.GetCheckpoint(
+            audit_pb2.GetCheckpointRequest(), metadata=_md(world["tokens"]["auditor"]), timeout=5
+        )
+    )
     assert code == Code.UNIMPLEMENTED
 
 
@@ -223,7 +287,13 @@ def test_error_mid_stream_keeps_what_was_sent(world: dict[str, Any]) -> None:
 def test_reflection_lists_every_service(world: dict[str, Any]) -> None:
     stub = reflection_pb2_grpc.ServerReflectionStub(world["channel"])
     replies = stub.ServerReflectionInfo(
-        iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+    )
     names = {s.name for reply in replies for s in reply.list_services_response.service}
-    assert {"sealmark.v1.Issuer", "sealmark.v1.Aggregator", "sealmark.v1.Verifier",
-            "sealmark.v1.Audit", "grpc.health.v1.Health"} <= names
+    assert {
+        "sealmark.v1.Issuer",
+        "sealmark.v1.Aggregator",
+        "sealmark.v1.Verifier",
+        "sealmark.v1.Audit",
+        "grpc.health.v1.Health",
+    } <= names

@@ -18,17 +18,28 @@ from tests.support.procs import processes_in
 
 pytestmark = pytest.mark.e2e
 
-SERVICES = ["sealmark.v1.Issuer", "sealmark.v1.Aggregator", "sealmark.v1.Verifier",
-            "sealmark.v1.Audit"]
+SERVICES = [
+    "sealmark.v1.Issuer",
+    "sealmark.v1.Aggregator",
+    "sealmark.v1.Verifier",
+    "sealmark.v1.Audit",
+]
 
 
 def _serve(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], int, list[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMARK_")}
-    env.update(SEALMARK_DATA_DIR=str(data_dir), SEALMARK_GRPC_PORT="0",
-               SEALMARK_METRICS_PORT="0", SEALMARK_SHUTDOWN_GRACE_S="2")
+    env.update(
+        SEALMARK_DATA_DIR=str(data_dir),
+        SEALMARK_GRPC_PORT="0",
+        SEALMARK_METRICS_PORT="0",
+        SEALMARK_SHUTDOWN_GRACE_S="2",
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "sealmark.cli.main", "serve", "--seed-demo", *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines: list[str] = []
     assert proc.stdout is not None

@@ -47,11 +47,17 @@ def test_a_second_handle_joins_and_does_not_stop_the_owner(tmp_path: Path) -> No
     owner = start_embedded(data)
     try:
         joined = subprocess.run(
-            [sys.executable, "-c",
-             "import sys; from pathlib import Path;"
-             "from sealmark.storage.embedded import start_embedded;"
-             "s = start_embedded(Path(sys.argv[1])); print(s.redis_url); s.stop()", str(data)],
-            capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-c",
+                "import sys; from pathlib import Path;"
+                "from sealmark.storage.embedded import start_embedded;"
+                "s = start_embedded(Path(sys.argv[1])); print(s.redis_url); s.stop()",
+                str(data),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
             cwd=Path(__file__).resolve().parents[2],
         )
         assert joined.returncode == 0, joined.stderr

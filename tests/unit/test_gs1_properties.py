@@ -15,12 +15,12 @@ from sealmark.gs1 import (
     build_element_string,
     check_digit,
     classify_scan,
+    epc_urn_to_pairs,
     make_sscc,
     parse_digital_link,
     parse_element_string,
     parse_yymmdd,
     sgtin_urn,
-    epc_urn_to_pairs,
     validate_cset82,
     validate_sscc,
 )
@@ -37,8 +37,11 @@ def test_code_round_trips_through_all_three_forms(
     gtin: str, serial: str, lot: str, expiry: date
 ) -> None:
     code = GS1Code(gtin, serial, lot, expiry, signature="A" * 86)
-    printed_forms = [code.to_element_string(), "]d2" + code.to_element_string(),
-                     code.to_digital_link("id.example.com")]
+    printed_forms = [
+        code.to_element_string(),
+        "]d2" + code.to_element_string(),
+        code.to_digital_link("id.example.com"),
+    ]
     if "(" not in serial + lot:  # HRI is display text: a '(' in a value is ambiguous there
         printed_forms.append(code.to_hri())
     for printed in printed_forms:
@@ -59,15 +62,27 @@ def test_made_ssccs_validate(ext: int, ref: int) -> None:
 
 
 def test_fnc1_only_after_variable_length_values() -> None:
-    assert build_element_string([("01", "09520123456788"), ("10", "L1"), ("17", "261130"),
-                                 ("21", "S1")]) == "0109520123456788" "10L1\x1d" "17261130" "21S1"
+    assert (
+        build_element_string(
+            [("01", "09520123456788"), ("10", "L1"), ("17", "261130"), ("21", "S1")]
+        )
+        == "0109520123456788"
+        "10L1\x1d"
+        "17261130"
+        "21S1"
+    )
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("261100", date(2026, 11, 30)), ("240200", date(2024, 2, 29)), ("991231", date(1999, 12, 31)),
-     ("750101", date(2075, 1, 1)), ("761231", date(2076, 12, 31)),
-     ("771231", date(1977, 12, 31))],
+    [
+        ("261100", date(2026, 11, 30)),
+        ("240200", date(2024, 2, 29)),
+        ("991231", date(1999, 12, 31)),
+        ("750101", date(2075, 1, 1)),
+        ("761231", date(2076, 12, 31)),
+        ("771231", date(1977, 12, 31)),
+    ],
 )
 def test_gs1_dates(value: str, expected: date) -> None:
     assert parse_yymmdd(value, "expiry", today=TODAY) == expected
@@ -89,18 +104,25 @@ def test_cset82_rejects(value: str) -> None:
 
 @pytest.mark.parametrize(
     "uri",
-    ["https://a/01/09520123456788/21/%zz", "https://a/01/09520123456788/21/A%",
-     "ftp://a/01/09520123456788", "https://a/01/09520123456789/21/1",
-     "https://a/01/09520123456788/21/" + "x" * 3000, "https://a/no/key/here",
-     "https://a/01/09520123456788/21/a%20b", "javascript:alert(1)"],
+    [
+        "https://a/01/09520123456788/21/%zz",
+        "https://a/01/09520123456788/21/A%",
+        "ftp://a/01/09520123456788",
+        "https://a/01/09520123456789/21/1",
+        "https://a/01/09520123456788/21/" + "x" * 3000,
+        "https://a/no/key/here",
+        "https://a/01/09520123456788/21/a%20b",
+        "javascript:alert(1)",
+    ],
 )
 def test_hostile_digital_links_are_invalid(uri: str) -> None:
     with pytest.raises(InvalidArgument):
         parse_digital_link(uri)
 
 
-@pytest.mark.parametrize("payload", ["", "\x1d\x1d", "01", "0109520123456788\x1d" * 100,
-                                     "'; DROP TABLE codes; --"])
+@pytest.mark.parametrize(
+    "payload", ["", "\x1d\x1d", "01", "0109520123456788\x1d" * 100, "'; DROP TABLE codes; --"]
+)
 def test_hostile_element_strings_are_invalid(payload: str) -> None:
     with pytest.raises(InvalidArgument):
         parse_element_string(payload)

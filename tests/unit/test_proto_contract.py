@@ -15,16 +15,53 @@ FILES: list[FileDescriptor] = [
 ]
 
 EXPECTED_RPCS = {
-    "Issuer": {"GetProduct", "ListProducts", "IssueCodes", "RequestPool", "GetPool",
-               "ReturnCodes", "ReportCommissioned", "ReportScrapped", "Reconcile", "HoldLot",
-               "ReleaseLot", "AllocateSsccs", "GetKeySet", "RotateKey"},
-    "Aggregator": {"Pack", "Unpack", "Replace", "Sample", "Rework", "PackStream", "Ship",
-                   "Receive", "Decommission", "UndoDecommission", "ListChildren", "GetCounts",
-                   "GetAncestors", "GetContainmentHistory"},
+    "Issuer": {
+        "GetProduct",
+        "ListProducts",
+        "IssueCodes",
+        "RequestPool",
+        "GetPool",
+        "ReturnCodes",
+        "ReportCommissioned",
+        "ReportScrapped",
+        "Reconcile",
+        "HoldLot",
+        "ReleaseLot",
+        "AllocateSsccs",
+        "GetKeySet",
+        "RotateKey",
+    },
+    "Aggregator": {
+        "Pack",
+        "Unpack",
+        "Replace",
+        "Sample",
+        "Rework",
+        "PackStream",
+        "Ship",
+        "Receive",
+        "Decommission",
+        "UndoDecommission",
+        "ListChildren",
+        "GetCounts",
+        "GetAncestors",
+        "GetContainmentHistory",
+    },
     "Verifier": {"Verify", "GetPublicKeySet"},
-    "Audit": {"WatchAlerts", "ListAlerts", "AcknowledgeAlert", "ResolveAlert", "Trace", "Recall",
-              "GetReport", "ExportEpcis", "GetCheckpoint", "GetInclusionProof",
-              "GetConsistencyProof", "GetLogEntries"},
+    "Audit": {
+        "WatchAlerts",
+        "ListAlerts",
+        "AcknowledgeAlert",
+        "ResolveAlert",
+        "Trace",
+        "Recall",
+        "GetReport",
+        "ExportEpcis",
+        "GetCheckpoint",
+        "GetInclusionProof",
+        "GetConsistencyProof",
+        "GetLogEntries",
+    },
 }
 
 
@@ -48,8 +85,11 @@ def test_services_have_every_rpc(service: str) -> None:
 
 
 def _messages(descriptor: FileDescriptor | Descriptor) -> list[Descriptor]:
-    children = list(descriptor.message_types_by_name.values()) if isinstance(
-        descriptor, FileDescriptor) else list(descriptor.nested_types)
+    children = (
+        list(descriptor.message_types_by_name.values())
+        if isinstance(descriptor, FileDescriptor)
+        else list(descriptor.nested_types)
+    )
     out = []
     for child in children:
         out.append(child)
@@ -74,7 +114,8 @@ def test_streaming_shapes() -> None:
     assert issuer["IssueCodes"].server_streaming and not issuer["IssueCodes"].client_streaming
     assert issuer["ReportCommissioned"].client_streaming
     pack_stream = aggregator_pb2.DESCRIPTOR.services_by_name["Aggregator"].methods_by_name[
-        "PackStream"]
+        "PackStream"
+    ]
     assert pack_stream.client_streaming and pack_stream.server_streaming
     watch = audit_pb2.DESCRIPTOR.services_by_name["Audit"].methods_by_name["WatchAlerts"]
     assert watch.server_streaming

@@ -58,7 +58,9 @@ def test_resolver_host_may_carry_a_port() -> None:
 
 
 def test_product_serial_space() -> None:
-    product = Product("acme", "09520123456788", "Tonic", serial_alphabet="numeric", serial_length=12)
+    product = Product(
+        "acme", "09520123456788", "Tonic", serial_alphabet="numeric", serial_length=12
+    )
     assert product.serial_space == 10**12
     assert product.pack_level is PackLevel.ITEM
 
