@@ -32,7 +32,7 @@ class Container:
 
     settings: Settings
     database: PostgresDatabase
-    redis: redis.Redis[bytes]
+    redis: redis.Redis
     clock: Clock
     random_bytes: RandomBytes
     embedded: EmbeddedServers | None = None
