@@ -297,3 +297,34 @@ def test_reflection_lists_every_service(world: dict[str, Any]) -> None:
         "sealmark.v1.Audit",
         "grpc.health.v1.Health",
     } <= names
+
+
+def test_graceful_shutdown_drains_a_running_stream(world: dict[str, Any]) -> None:
+    import threading
+    import time
+
+    def slow(request: bytes, context: Any) -> Iterator[bytes]:
+        for i in range(5):
+            time.sleep(0.2)
+            yield bytes([i])
+
+    def register(server: grpc.Server) -> None:
+        ident = lambda b: b  # noqa: E731
+        handler = grpc.method_handlers_generic_handler(
+            "sealmark.v1.Slow", {"Run": grpc.unary_stream_rpc_method_handler(slow, ident, ident)}
+        )
+        server.add_generic_rpc_handlers((handler,))
+
+    binding = ServiceBinding(
+        "slow", "sealmark.v1.Slow", register, {"/sealmark.v1.Slow/Run": PUBLIC}
+    )
+    running = create_server([binding], lambda _b: (_ for _ in ()).throw(AssertionError()))
+    received: list[bytes] = []
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        stream = channel.unary_stream("/sealmark.v1.Slow/Run")(b"", timeout=10)
+        received.append(next(stream))
+        stopper = threading.Thread(target=running.stop, args=(5.0,))
+        stopper.start()
+        received.extend(stream)
+        stopper.join(timeout=10)
+    assert received == [bytes([i]) for i in range(5)]

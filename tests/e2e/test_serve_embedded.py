@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
 from tests.support.procs import processes_in
 
 pytestmark = pytest.mark.e2e
@@ -75,7 +77,22 @@ def test_serve_embedded_health_and_clean_stop(tmp_path: Path, sig: int) -> None:
                 assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
         output = "".join(lines)
         assert "Demo brand 'demo'" in output
-        assert re.search(r"admin\s+smk_[a-z2-7]{12}_", output)
+        admin = re.search(r"admin\s+(smk_[a-z2-7]{12}_\S+)", output)
+        assert admin
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            listed = issuer_pb2_grpc.IssuerStub(channel).ListProducts(
+                issuer_pb2.ListProductsRequest(),
+                metadata=[("authorization", f"Bearer {admin.group(1)}")],
+                timeout=5,
+            )
+        assert [p.gtin for p in listed.products] == ["09520123456788"]
+        metrics_url = re.search(r"metrics (http://\S+/metrics)", output)
+        assert metrics_url
+        with urllib.request.urlopen(metrics_url.group(1), timeout=5) as response:  # noqa: S310
+            metrics = response.read().decode()
+        assert (
+            'sealmark_rpc_total{code="OK",method="/sealmark.v1.Issuer/ListProducts"} 1.0' in metrics
+        )
     finally:
         rest = _stop(proc, sig)
     assert proc.returncode == 0, rest
