@@ -9,6 +9,7 @@ handler's worker thread, inside the wrapped behaviour, so the context variable i
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -120,27 +121,39 @@ def _fail(context: grpc.ServicerContext, exc: Exception, method: str) -> str:
     return str(status.name)
 
 
+@contextlib.contextmanager
+def _rpc_scope(
+    method: str, admit: Callable[[], Principal | None], context: grpc.ServicerContext
+) -> Iterator[None]:
+    """Everything around one call: admission, the principal, error mapping, metrics."""
+    started, code = time.perf_counter(), "OK"
+    RPC_IN_FLIGHT.inc()
+    token = None
+    try:
+        token = _principal.set(admit())
+        yield
+    except GeneratorExit:  # the client went away mid-stream
+        code = "CANCELLED"
+        raise
+    except Exception as exc:
+        if context.code() is not None:  # the handler aborted by itself
+            code = context.code().name
+            raise
+        code = _fail(context, exc, method)
+    finally:
+        if token is not None:
+            _principal.reset(token)
+        _observe(method, code, started)
+
+
 def _unary(
     behavior: Callable[[Any, grpc.ServicerContext], Any],
     method: str,
     admit: Callable[[], Principal | None],
 ) -> Callable[[Any, grpc.ServicerContext], Any]:
     def run(request: Any, context: grpc.ServicerContext) -> Any:
-        started, code = time.perf_counter(), "OK"
-        RPC_IN_FLIGHT.inc()
-        token = None
-        try:
-            token = _principal.set(admit())
+        with _rpc_scope(method, admit, context):
             return behavior(request, context)
-        except Exception as exc:
-            if context.code() is not None:  # the handler aborted by itself
-                code = context.code().name
-                raise
-            code = _fail(context, exc, method)
-        finally:
-            if token is not None:
-                _principal.reset(token)
-            _observe(method, code, started)
 
     return run
 
@@ -151,24 +164,8 @@ def _streaming(
     admit: Callable[[], Principal | None],
 ) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
     def run(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        started, code = time.perf_counter(), "OK"
-        RPC_IN_FLIGHT.inc()
-        token = None
-        try:
-            token = _principal.set(admit())
+        with _rpc_scope(method, admit, context):
             yield from behavior(request, context)
-        except GeneratorExit:
-            code = "CANCELLED"
-            raise
-        except Exception as exc:
-            if context.code() is not None:
-                code = context.code().name
-                raise
-            code = _fail(context, exc, method)
-        finally:
-            if token is not None:
-                _principal.reset(token)
-            _observe(method, code, started)
 
     return run
 

@@ -7,14 +7,30 @@ Every write appends a domain event in the same transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sealmark.clock import Clock
 from sealmark.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from sealmark.events import NewEvent
 from sealmark.gs1 import normalize_gtin
-from sealmark.storage.ports import UnitOfWorkFactory
+from sealmark.storage.ports import UnitOfWork, UnitOfWorkFactory
 from sealmark.tenancy.model import ApiToken, PackLevel, Principal, Product, Role, Tenant
 from sealmark.tenancy.tokens import RandomBytes, new_token, secret_matches, split_token
+
+
+def _record(
+    uow: UnitOfWork, clock: Clock, tenant_id: str, kind: str, subject: str, **payload: Any
+) -> None:
+    """Append the domain event of a change, in the change's own transaction."""
+    uow.events.append(
+        NewEvent(
+            tenant_id=tenant_id,
+            kind=kind,
+            subject=subject,
+            occurred_at=clock.now(),
+            payload=payload,
+        )
+    )
 
 
 def create_tenant(
@@ -36,18 +52,15 @@ def create_tenant(
     )
     with uow_factory() as uow:
         uow.tenants.add(tenant)
-        uow.events.append(
-            NewEvent(
-                tenant_id=tenant.id,
-                kind="tenant.created",
-                subject=f"tenant:{tenant.id}",
-                occurred_at=clock.now(),
-                payload={
-                    "name": tenant.name,
-                    "company_prefixes": list(tenant.company_prefixes),
-                    "resolver_host": tenant.resolver_host,
-                },
-            )
+        _record(
+            uow,
+            clock,
+            tenant.id,
+            "tenant.created",
+            f"tenant:{tenant.id}",
+            name=tenant.name,
+            company_prefixes=list(tenant.company_prefixes),
+            resolver_host=tenant.resolver_host,
         )
         uow.commit()
     return tenant
@@ -97,14 +110,14 @@ def add_product(
             created_at=clock.now(),
         )
         uow.products.add(product)
-        uow.events.append(
-            NewEvent(
-                tenant_id=tenant.id,
-                kind="product.created",
-                subject=f"gtin:{gtin14}",
-                occurred_at=clock.now(),
-                payload={"name": name, "pack_level": level.value},
-            )
+        _record(
+            uow,
+            clock,
+            tenant.id,
+            "product.created",
+            f"gtin:{gtin14}",
+            name=name,
+            pack_level=level.value,
         )
         uow.commit()
     return product
@@ -148,14 +161,14 @@ def create_token(
     with uow_factory() as uow:
         uow.tenants.get(tenant_id)
         uow.tokens.add(token)
-        uow.events.append(
-            NewEvent(
-                tenant_id=tenant_id,
-                kind="token.created",
-                subject=f"token:{token.id}",
-                occurred_at=clock.now(),
-                payload={"name": name, "roles": sorted(r.value for r in role_set)},
-            )
+        _record(
+            uow,
+            clock,
+            tenant_id,
+            "token.created",
+            f"token:{token.id}",
+            name=name,
+            roles=sorted(r.value for r in role_set),
         )
         uow.commit()
     return token, issued.value
@@ -170,14 +183,7 @@ def revoke_token(
         if token.tenant_id != tenant_id:
             raise NotFound(f"token {token_id} not found")
         uow.tokens.revoke(token_id, clock.now())
-        uow.events.append(
-            NewEvent(
-                tenant_id=tenant_id,
-                kind="token.revoked",
-                subject=f"token:{token_id}",
-                occurred_at=clock.now(),
-            )
-        )
+        _record(uow, clock, tenant_id, "token.revoked", f"token:{token_id}")
         uow.commit()
 
 
