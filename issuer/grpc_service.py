@@ -1,14 +1,22 @@
 """The Issuer's gRPC face. Thin: validate, call one use case, map the result.
 
-Built so far: product reads (GetProduct, ListProducts). The other RPCs of the contract are
-inherited from the generated base class and answer UNIMPLEMENTED until the Issuer issue lands.
+Built so far: product reads, IssueCodes (exactly once per request id), the key set and key
+rotation. The other RPCs of the contract are inherited from the generated base class and answer
+UNIMPLEMENTED until they are built.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import grpc
 
+from issuer.domain.commands import IssueCommand
+from issuer.domain.serials import guess_probability
+from issuer.storage import StoredKey
+from issuer.usecases import Issuer
 from sealmark.bootstrap import Container
+from sealmark.crypto.pins import PinScheme
 from sealmark.errors import InvalidArgument
 from sealmark.server.app import ServiceBinding
 from sealmark.server.interceptor import current_principal
@@ -59,6 +67,70 @@ def product_message(product: Product) -> common_pb2.Product:
 class IssuerService(issuer_pb2_grpc.IssuerServicer):
     def __init__(self, container: Container) -> None:
         self._uow = container.uow
+        self._issuer = Issuer(
+            container.database,
+            container.clock,
+            container.random_bytes,
+            PinScheme(container.secrets.pepper),
+            container.secrets.key_passphrase,
+            container.settings.guess_bound,
+        )
+
+    def _product(self, product: Product) -> common_pb2.Product:
+        message = product_message(product)
+        issued = self._issuer.issued_count(product.gtin)
+        message.serials_issued = issued
+        message.guess_probability = guess_probability(issued, product.serial_space)
+        return message
+
+    def IssueCodes(
+        self, request: issuer_pb2.IssueCodesRequest, context: grpc.ServicerContext
+    ) -> Iterator[issuer_pb2.IssueCodesResponse]:
+        command = IssueCommand(
+            request_id=request.request_id,
+            gtin=request.gtin,
+            lot=request.lot,
+            expiry=request.expiry,
+            quantity=request.quantity,
+            line_id=request.line_id,
+            work_order=request.work_order,
+            production_date=request.production_date,
+            resume_from=request.resume_from,
+            batch_size=request.batch_size,
+        )
+        for batch in self._issuer.issue(current_principal(), command):
+            row = batch.request
+            yield issuer_pb2.IssueCodesResponse(
+                request_id=row.request_id,
+                gtin=row.gtin,
+                lot=row.lot,
+                expiry=row.expiry.strftime("%y%m%d"),
+                total=batch.total,
+                codes=[
+                    issuer_pb2.IssuedCode(
+                        index=c.index,
+                        serial=c.serial,
+                        element_string=c.element_string,
+                        digital_link=c.digital_link,
+                        hri=c.hri,
+                        signature=c.signature,
+                        key_id=c.key_id,
+                        pin=c.pin,
+                    )
+                    for c in batch.codes
+                ],
+            )
+
+    def GetKeySet(
+        self, request: issuer_pb2.GetKeySetRequest, context: grpc.ServicerContext
+    ) -> common_pb2.KeySet:
+        tenant_id = request.tenant_id or current_principal().tenant_id
+        return key_set_message(tenant_id, self._issuer.key_set(tenant_id))
+
+    def RotateKey(
+        self, request: issuer_pb2.RotateKeyRequest, context: grpc.ServicerContext
+    ) -> common_pb2.PublicKey:
+        return public_key_message(self._issuer.rotate_key(current_principal().tenant_id))
 
     def GetProduct(
         self, request: issuer_pb2.GetProductRequest, context: grpc.ServicerContext
@@ -68,7 +140,7 @@ class IssuerService(issuer_pb2_grpc.IssuerServicer):
         product = usecases.product_for(
             self._uow, current_principal(), request.gtin, field="GetProductRequest.gtin"
         )
-        return product_message(product)
+        return self._product(product)
 
     def ListProducts(
         self, request: issuer_pb2.ListProductsRequest, context: grpc.ServicerContext
@@ -83,7 +155,21 @@ class IssuerService(issuer_pb2_grpc.IssuerServicer):
                 "unknown page token (all products fit one page)",
             )
         products = usecases.products_of(self._uow, current_principal())
-        return issuer_pb2.ListProductsResponse(products=[product_message(p) for p in products])
+        return issuer_pb2.ListProductsResponse(products=[self._product(p) for p in products])
+
+
+def public_key_message(key: StoredKey) -> common_pb2.PublicKey:
+    message = common_pb2.PublicKey(
+        key_id=key.key_id, algorithm="Ed25519", public_key=key.public_key
+    )
+    message.not_before.FromDatetime(key.created_at)
+    if key.retired_at is not None:
+        message.retired_at.FromDatetime(key.retired_at)
+    return message
+
+
+def key_set_message(tenant_id: str, keys: list[StoredKey]) -> common_pb2.KeySet:
+    return common_pb2.KeySet(tenant_id=tenant_id, keys=[public_key_message(k) for k in keys])
 
 
 def binding(container: Container) -> ServiceBinding:

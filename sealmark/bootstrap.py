@@ -4,6 +4,7 @@ constructs adapters."""
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -14,6 +15,7 @@ import structlog
 
 from sealmark.clock import Clock, SystemClock
 from sealmark.errors import InvalidArgument, Unauthenticated
+from sealmark.secrets import Secrets, resolve_secrets
 from sealmark.settings import Settings
 from sealmark.storage.embedded import EmbeddedServers, start_embedded
 from sealmark.storage.migrate import apply_migrations
@@ -40,6 +42,11 @@ class Container:
 
     def __post_init__(self) -> None:
         self.authenticator = CachingAuthenticator(self.uow, ttl_s=5.0)
+
+    @functools.cached_property
+    def secrets(self) -> Secrets:
+        """Resolved on first use, so commands that need no secret never ask for one."""
+        return resolve_secrets(self.settings)
 
     def uow(self) -> UnitOfWork:
         return self.database.unit_of_work()

@@ -50,7 +50,17 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "console"
     secret_pepper: SecretStr | None = Field(
-        default=None, description="secret keyed-hash pepper (PINs); required outside demo mode"
+        default=None,
+        min_length=16,
+        description="secret pepper for PIN derivation and hashing; required with external servers",
+    )
+    key_passphrase: SecretStr | None = Field(
+        default=None,
+        min_length=12,
+        description="passphrase encrypting signing keys at rest; required with external servers",
+    )
+    guess_bound: float = Field(
+        default=1e-4, gt=0, le=1e-4, description="max issued/space per GTIN (EU FMD: 1e-4)"
     )
 
     @field_validator("database_url")

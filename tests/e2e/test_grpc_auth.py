@@ -68,7 +68,14 @@ def _test_binding() -> ServiceBinding:
 
 @pytest.fixture(scope="module")
 def world(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
-    settings = load_settings({"SEALMARK_DATABASE_URL": pg_dsn, "SEALMARK_REDIS_URL": redis_url})
+    settings = load_settings(
+        {
+            "SEALMARK_DATABASE_URL": pg_dsn,
+            "SEALMARK_REDIS_URL": redis_url,
+            "SEALMARK_SECRET_PEPPER": "test-pepper-0123456789",
+            "SEALMARK_KEY_PASSPHRASE": "test-passphrase",
+        }
+    )
     container = Container(
         settings,
         PostgresDatabase(pg_dsn),

@@ -1,0 +1,1 @@
+"""The Issuer's pure domain: serial rules, issuance commands."""

@@ -1,0 +1,182 @@
+"""PostgreSQL adapter of the Issuer: keys, issuance requests and code rows. All the Issuer's
+SQL lives here; it runs inside a :class:`PostgresUnitOfWork` transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import psycopg2
+from psycopg2.extras import execute_values
+
+from sealmark.crypto.keys import SealedKey
+from sealmark.errors import NotFound
+from sealmark.storage.postgres import PostgresUnitOfWork, translate_db_error
+
+
+@dataclass(frozen=True)
+class IssueRequestRow:
+    tenant_id: str
+    request_id: str
+    gtin: str
+    lot: str
+    expiry: date
+    production_date: date | None
+    quantity: int
+    line_id: str
+    work_order: str
+    key_id: str
+    generated: int
+
+
+@dataclass(frozen=True)
+class CodeRow:
+    seq: int
+    serial: str
+    signature: str
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    key_id: str
+    public_key: bytes
+    created_at: datetime
+    retired_at: datetime | None
+
+
+class IssuanceStore:
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self._uow = uow
+
+    # -- keys ---------------------------------------------------------------------------
+    def active_key(self, tenant_id: str) -> SealedKey:
+        rows = self._uow.execute(
+            "SELECT key_id, public_key, private_key_pem FROM signing_keys"
+            " WHERE tenant_id = %s AND retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
+            (tenant_id,),
+        )
+        if not rows:
+            raise NotFound(f"tenant {tenant_id} has no signing key: run 'sealmark keys rotate'")
+        return SealedKey(rows[0][0], bytes(rows[0][1]), bytes(rows[0][2]))
+
+    def sealed_key(self, tenant_id: str, key_id: str) -> SealedKey:
+        rows = self._uow.execute(
+            "SELECT key_id, public_key, private_key_pem FROM signing_keys"
+            " WHERE tenant_id = %s AND key_id = %s",
+            (tenant_id, key_id),
+        )
+        if not rows:
+            raise NotFound(f"signing key {key_id} of tenant {tenant_id} not found")
+        return SealedKey(rows[0][0], bytes(rows[0][1]), bytes(rows[0][2]))
+
+    def keys(self, tenant_id: str) -> list[StoredKey]:
+        rows = self._uow.execute(
+            "SELECT key_id, public_key, created_at, retired_at FROM signing_keys"
+            " WHERE tenant_id = %s ORDER BY created_at, key_id",
+            (tenant_id,),
+        )
+        return [StoredKey(r[0], bytes(r[1]), r[2], r[3]) for r in rows]
+
+    def add_key(self, tenant_id: str, key: SealedKey, at: datetime) -> None:
+        """Store a new key and retire the previous active one (it keeps verifying)."""
+        self._uow.execute(
+            "UPDATE signing_keys SET retired_at = %s WHERE tenant_id = %s AND retired_at IS NULL",
+            (at, tenant_id),
+        )
+        self._uow.execute(
+            "INSERT INTO signing_keys (tenant_id, key_id, public_key, private_key_pem, created_at)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (tenant_id, key.key_id, key.public_key, key.private_key_pem, at),
+        )
+
+    def lock_tenant_keys(self, tenant_id: str) -> int:
+        """Serialise key rotation per tenant; returns how many keys it has."""
+        self._uow.execute("SELECT id FROM tenants WHERE id = %s FOR UPDATE", (tenant_id,))
+        return int(
+            self._uow.execute(
+                "SELECT count(*) FROM signing_keys WHERE tenant_id = %s", (tenant_id,)
+            )[0][0]
+        )
+
+    # -- requests -----------------------------------------------------------------------
+    def create_request(self, row: IssueRequestRow) -> bool:
+        """Insert the request unless it exists; True when inserted now."""
+        inserted = self._uow.execute(
+            "INSERT INTO issue_requests (tenant_id, request_id, gtin, lot, expiry,"
+            " production_date, quantity, line_id, work_order, key_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (tenant_id, request_id) DO NOTHING RETURNING request_id",
+            (
+                row.tenant_id,
+                row.request_id,
+                row.gtin,
+                row.lot,
+                row.expiry,
+                row.production_date,
+                row.quantity,
+                row.line_id,
+                row.work_order,
+                row.key_id,
+            ),
+        )
+        return bool(inserted)
+
+    def request(self, tenant_id: str, request_id: str, *, lock: bool = False) -> IssueRequestRow:
+        rows = self._uow.execute(
+            "SELECT tenant_id, request_id, gtin, lot, expiry, production_date, quantity, line_id,"
+            " work_order, key_id, generated FROM issue_requests"
+            " WHERE tenant_id = %s AND request_id = %s" + (" FOR UPDATE" if lock else ""),
+            (tenant_id, request_id),
+        )
+        if not rows:
+            raise NotFound(f"issuance request {request_id} not found")
+        return IssueRequestRow(*rows[0])
+
+    def set_generated(self, tenant_id: str, request_id: str, generated: int) -> None:
+        self._uow.execute(
+            "UPDATE issue_requests SET generated = %s WHERE tenant_id = %s AND request_id = %s",
+            (generated, tenant_id, request_id),
+        )
+
+    def reserve_serials(self, gtin: str, count: int) -> int:
+        """Add ``count`` to the GTIN's issued serials (locking its row); return the old total."""
+        rows = self._uow.execute(
+            "INSERT INTO serial_counts (gtin, issued) VALUES (%s, %s)"
+            " ON CONFLICT (gtin) DO UPDATE SET issued = serial_counts.issued + EXCLUDED.issued"
+            " RETURNING issued",
+            (gtin, count),
+        )
+        return int(rows[0][0]) - count
+
+    def issued_count(self, gtin: str) -> int:
+        rows = self._uow.execute("SELECT issued FROM serial_counts WHERE gtin = %s", (gtin,))
+        return int(rows[0][0]) if rows else 0
+
+    # -- codes --------------------------------------------------------------------------
+    def insert_codes(self, rows: list[tuple[Any, ...]]) -> set[str]:
+        """Insert code rows; return the code keys that were NOT inserted (serial collisions)."""
+        try:
+            with self._uow.connection.cursor() as cur:
+                inserted = execute_values(
+                    cur,
+                    "INSERT INTO codes (code_key, tenant_id, gtin, serial, lot, expiry,"
+                    " production_date, state, key_id, signature, pin_hash, work_order, line_id,"
+                    " request_id, seq, issued_at, updated_at) VALUES %s"
+                    " ON CONFLICT (code_key) DO NOTHING RETURNING code_key",
+                    rows,
+                    page_size=len(rows) or 1,
+                    fetch=True,
+                )
+        except psycopg2.Error as exc:
+            raise translate_db_error(exc) from exc
+        done = {r[0] for r in inserted}
+        return {row[0] for row in rows} - done
+
+    def codes(self, tenant_id: str, request_id: str, start: int, stop: int) -> list[CodeRow]:
+        rows = self._uow.execute(
+            "SELECT seq, serial, signature FROM codes WHERE tenant_id = %s AND request_id = %s"
+            " AND seq >= %s AND seq < %s ORDER BY seq",
+            (tenant_id, request_id, start, stop),
+        )
+        return [CodeRow(*r) for r in rows]

@@ -1,0 +1,305 @@
+"""Issuer use cases: mint, sign, store and stream codes exactly once; manage signing keys.
+
+Exactly-once: an issuance is identified by (tenant, request id). Its codes are generated in
+chunks; each chunk is inserted and the request's ``generated`` counter advanced in ONE
+transaction, under a row lock on the request, before anything is sent. A retry (after a
+timeout or a crash) replays stored chunks and generates only what is missing, so the same
+request id always yields the same codes in the same order and no code goes to two requests.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from issuer.domain.commands import IssueCommand, ValidIssue, validate_issue
+from issuer.domain.serials import check_bound, draw_serials
+from issuer.storage import CodeRow, IssuanceStore, IssueRequestRow, StoredKey
+from sealmark.clock import Clock
+from sealmark.crypto.keys import Signer, generate_sealed_key, unseal
+from sealmark.crypto.pins import PinScheme
+from sealmark.crypto.signature import canonical_bytes, encode_ai8030
+from sealmark.errors import FailedPrecondition, InvalidArgument
+from sealmark.events import NewEvent
+from sealmark.gs1 import GS1Code
+from sealmark.storage.postgres import PostgresDatabase, retrying
+from sealmark.tenancy.model import Principal, Product, Role, Tenant
+from sealmark.tenancy.usecases import product_for
+
+RandomBytes = Callable[[int], bytes]
+CHUNK = 5_000
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    index: int
+    serial: str
+    element_string: str
+    digital_link: str
+    hri: str
+    signature: str
+    key_id: str
+    pin: str
+
+
+@dataclass(frozen=True)
+class IssueBatch:
+    request: IssueRequestRow
+    total: int
+    codes: list[IssuedCode]
+
+
+class Issuer:
+    def __init__(
+        self,
+        database: PostgresDatabase,
+        clock: Clock,
+        random_bytes: RandomBytes,
+        pins: PinScheme,
+        key_passphrase: bytes,
+        guess_bound: float,
+    ) -> None:
+        self._db = database
+        self._clock = clock
+        self._random = random_bytes
+        self._pins = pins
+        self._passphrase = key_passphrase
+        self._bound = guess_bound
+        self._signers: dict[tuple[str, str], Signer] = {}
+        self._lock = threading.Lock()
+
+    # -- issuance -----------------------------------------------------------------------
+    def issue(self, principal: Principal, command: IssueCommand) -> Iterator[IssueBatch]:
+        """Stream the request's codes from ``resume_from``, in batches, each durable first."""
+        principal.require(Role.LINE)
+        cmd = validate_issue(command, today=self._clock.now().date())
+        product = product_for(
+            self._db.unit_of_work, principal, cmd.gtin, field="IssueCodesRequest.gtin"
+        )
+        with self._db.unit_of_work() as uow:
+            tenant = uow.tenants.get(principal.tenant_id)
+        request = retrying(lambda: self._open_request(principal.tenant_id, cmd, product))
+        signer = self._signer(principal.tenant_id, request.key_id)
+        pending: list[IssuedCode] = []
+        for start in range(cmd.resume_from - cmd.resume_from % CHUNK, request.quantity, CHUNK):
+            stop = min(start + CHUNK, request.quantity)
+            rows = retrying(functools.partial(self._chunk, request, product, signer, start, stop))
+            for row in rows:
+                if row.seq < cmd.resume_from:
+                    continue
+                pending.append(self._present(row, request, product, tenant))
+                if len(pending) >= cmd.batch_size:
+                    yield IssueBatch(request, request.quantity, pending)
+                    pending = []
+        if pending:
+            yield IssueBatch(request, request.quantity, pending)
+
+    def _open_request(self, tenant_id: str, cmd: ValidIssue, product: Product) -> IssueRequestRow:
+        with self._db.unit_of_work() as uow:
+            store = IssuanceStore(uow)
+            key_id = store.active_key(tenant_id).key_id
+            wanted = IssueRequestRow(
+                tenant_id,
+                cmd.request_id,
+                cmd.gtin,
+                cmd.lot,
+                cmd.expiry,
+                cmd.production_date,
+                cmd.quantity,
+                cmd.line_id,
+                cmd.work_order,
+                key_id,
+                0,
+            )
+            if store.create_request(wanted):
+                issued_before = store.reserve_serials(cmd.gtin, cmd.quantity)
+                check_bound(issued_before, cmd.quantity, product.serial_space, self._bound)
+                uow.commit()
+                return wanted
+            existing = store.request(tenant_id, cmd.request_id)
+        same = (
+            existing.gtin,
+            existing.lot,
+            existing.expiry,
+            existing.production_date,
+            existing.quantity,
+            existing.line_id,
+            existing.work_order,
+        )
+        if same != (
+            cmd.gtin,
+            cmd.lot,
+            cmd.expiry,
+            cmd.production_date,
+            cmd.quantity,
+            cmd.line_id,
+            cmd.work_order,
+        ):
+            raise FailedPrecondition(
+                f"request_id {cmd.request_id} was used for a different issuance "
+                f"(gtin {existing.gtin}, lot {existing.lot}, quantity {existing.quantity})"
+            )
+        return existing
+
+    def _chunk(
+        self, request: IssueRequestRow, product: Product, signer: Signer, start: int, stop: int
+    ) -> list[CodeRow]:
+        with self._db.unit_of_work() as uow:
+            store = IssuanceStore(uow)
+            current = store.request(request.tenant_id, request.request_id, lock=True)
+            if current.generated >= stop:
+                return store.codes(request.tenant_id, request.request_id, start, stop)
+            if current.generated != start:
+                raise FailedPrecondition(
+                    f"request {request.request_id}: chunks out of order ({current.generated})"
+                )
+            now = self._clock.now()
+            by_seq: dict[int, CodeRow] = {}
+            todo = list(range(start, stop))
+            while todo:
+                serials = draw_serials(
+                    product.serial_alphabet, product.serial_length, len(todo), self._random
+                )
+                rows, made, redo = [], {}, []
+                for seq, serial in zip(todo, serials, strict=True):
+                    if request.gtin + serial in made:  # drawn twice in this batch
+                        redo.append(seq)
+                        continue
+                    row, signature = self._make_row(request, product, signer, seq, serial, now)
+                    rows.append(row)
+                    made[request.gtin + serial] = CodeRow(seq, serial, signature)
+                collided = store.insert_codes(rows)
+                by_seq.update({c.seq: c for key, c in made.items() if key not in collided})
+                todo = sorted(redo + [made[key].seq for key in collided])
+            store.set_generated(request.tenant_id, request.request_id, stop)
+            uow.events.append(
+                NewEvent(
+                    tenant_id=request.tenant_id,
+                    kind="codes.issued",
+                    subject=f"issue:{request.request_id}",
+                    occurred_at=now,
+                    payload={
+                        "gtin": request.gtin,
+                        "lot": request.lot,
+                        "first": start,
+                        "count": stop - start,
+                        "key_id": request.key_id,
+                        "work_order": request.work_order,
+                        "line_id": request.line_id,
+                    },
+                    request_id=request.request_id,
+                )
+            )
+            uow.commit()
+        return [by_seq[seq] for seq in range(start, stop)]
+
+    def _make_row(
+        self,
+        request: IssueRequestRow,
+        product: Product,
+        signer: Signer,
+        seq: int,
+        serial: str,
+        now: datetime,
+    ) -> tuple[tuple[object, ...], str]:
+        code_key = request.gtin + serial
+        expiry = request.expiry.strftime("%y%m%d")
+        message = canonical_bytes(request.gtin, serial, request.lot, expiry, signer.key_id)
+        signature = encode_ai8030(signer.key_id, signer.sign(message))
+        pin = self._pins.pin(code_key, product.pin_length)
+        row = (
+            code_key,
+            request.tenant_id,
+            request.gtin,
+            serial,
+            request.lot,
+            request.expiry,
+            request.production_date,
+            "allocated",
+            signer.key_id,
+            signature,
+            self._pins.pin_hash(code_key, pin),
+            request.work_order,
+            request.line_id,
+            request.request_id,
+            seq,
+            now,
+            now,
+        )
+        return row, signature
+
+    def _present(
+        self, row: CodeRow, request: IssueRequestRow, product: Product, tenant: Tenant
+    ) -> IssuedCode:
+        code = GS1Code(
+            request.gtin,
+            row.serial,
+            request.lot,
+            request.expiry,
+            request.production_date,
+            row.signature,
+        )
+        return IssuedCode(
+            index=row.seq,
+            serial=row.serial,
+            element_string=code.to_element_string(),
+            digital_link=code.to_digital_link(tenant.resolver_host),
+            hri=code.to_hri(),
+            signature=row.signature,
+            key_id=request.key_id,
+            pin=self._pins.pin(request.gtin + row.serial, product.pin_length),
+        )
+
+    def _signer(self, tenant_id: str, key_id: str) -> Signer:
+        with self._lock:
+            signer = self._signers.get((tenant_id, key_id))
+        if signer is None:
+            with self._db.unit_of_work() as uow:
+                sealed = IssuanceStore(uow).sealed_key(tenant_id, key_id)
+            signer = unseal(sealed, self._passphrase)
+            with self._lock:
+                self._signers[(tenant_id, key_id)] = signer
+        return signer
+
+    # -- keys ---------------------------------------------------------------------------
+    def rotate_key(self, tenant_id: str) -> StoredKey:
+        """Add a new signing key; the previous one is retired but keeps verifying."""
+        with self._db.unit_of_work() as uow:
+            store = IssuanceStore(uow)
+            count = store.lock_tenant_keys(tenant_id)
+            uow.tenants.get(tenant_id)
+            key_id = _key_id(count + 1)
+            now = self._clock.now()
+            store.add_key(tenant_id, generate_sealed_key(key_id, self._passphrase), now)
+            uow.events.append(
+                NewEvent(
+                    tenant_id=tenant_id,
+                    kind="keys.rotated",
+                    subject=f"key:{key_id}",
+                    occurred_at=now,
+                    payload={"key_id": key_id},
+                )
+            )
+            uow.commit()
+            return next(k for k in store.keys(tenant_id) if k.key_id == key_id)
+
+    def key_set(self, tenant_id: str) -> list[StoredKey]:
+        with self._db.unit_of_work() as uow:
+            uow.tenants.get(tenant_id)
+            return IssuanceStore(uow).keys(tenant_id)
+
+    def issued_count(self, gtin: str) -> int:
+        with self._db.unit_of_work() as uow:
+            return IssuanceStore(uow).issued_count(gtin)
+
+
+_KEY_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_"
+
+
+def _key_id(number: int) -> str:
+    if not 1 <= number < 64 * 64:
+        raise InvalidArgument("key_id", "a tenant may have at most 4095 keys")
+    return _KEY_ALPHABET[number // 64] + _KEY_ALPHABET[number % 64]

@@ -1,0 +1,1 @@
+"""Cryptographic primitives: code signatures, keyed hashes, keys encrypted at rest."""

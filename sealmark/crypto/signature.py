@@ -1,0 +1,59 @@
+"""Code signatures: Ed25519 over a canonical byte string, carried in AI 8030.
+
+Canonical bytes (ASCII, fields joined by LF, which no GS1 CSET 82 value can contain)::
+
+    b"sealmark-code-v1\\n" + gtin14 + b"\\n" + serial + b"\\n" + lot + b"\\n" + expiry_yymmdd
+      + b"\\n" + key_id
+
+``lot`` and ``expiry`` are empty strings when absent. AI 8030 carries ``key_id`` (2 base64url
+characters) followed by the 64-byte signature in unpadded base64url (86 characters): 88 of the
+90 characters AI 8030 allows. Anyone with the tenant's public key set can check a code offline
+with nothing but an Ed25519 implementation.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from sealmark.errors import InvalidArgument
+
+DOMAIN = b"sealmark-code-v1"
+KEY_ID = re.compile(r"^[A-Za-z0-9_-]{2}$")
+SIGNATURE_CHARS = 86
+
+
+def canonical_bytes(gtin: str, serial: str, lot: str, expiry_yymmdd: str, key_id: str) -> bytes:
+    return b"\n".join(
+        (DOMAIN, *(v.encode("ascii") for v in (gtin, serial, lot, expiry_yymmdd, key_id)))
+    )
+
+
+def encode_ai8030(key_id: str, signature: bytes) -> str:
+    if not KEY_ID.match(key_id) or len(signature) != 64:
+        raise ValueError("want a 2-character key id and a 64-byte Ed25519 signature")
+    return key_id + base64.urlsafe_b64encode(signature).decode("ascii").rstrip("=")
+
+
+def decode_ai8030(value: str, field: str = "8030") -> tuple[str, bytes]:
+    """Split an AI 8030 value into (key id, signature). Raises InvalidArgument."""
+    if len(value) != 2 + SIGNATURE_CHARS or not KEY_ID.match(value[:2]):
+        raise InvalidArgument(field, "not a Sealmark signature (key id + 86 base64url characters)")
+    try:
+        signature = base64.urlsafe_b64decode(value[2:] + "==")
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidArgument(field, "signature is not base64url") from exc
+    return value[:2], signature
+
+
+def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """True when ``signature`` is a valid Ed25519 signature of ``message`` under the key."""
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
