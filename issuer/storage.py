@@ -35,6 +35,7 @@ class CodeRow:
     seq: int
     serial: str
     signature: str
+    pin: str | None = None  # known only while the code is being minted
 
 
 @dataclass(frozen=True)

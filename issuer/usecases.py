@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from issuer.domain.commands import IssueCommand, ValidIssue, validate_issue
+from issuer.domain.encoding import CodeFormatter
 from issuer.domain.serials import check_bound, draw_serials
 from issuer.storage import CodeRow, IssuanceStore, IssueRequestRow, StoredKey
 from sealmark.clock import Clock
@@ -24,9 +25,8 @@ from sealmark.crypto.pins import PinScheme
 from sealmark.crypto.signature import canonical_bytes, encode_ai8030
 from sealmark.errors import FailedPrecondition, InvalidArgument
 from sealmark.events import NewEvent
-from sealmark.gs1 import GS1Code
 from sealmark.storage.postgres import PostgresDatabase, retrying
-from sealmark.tenancy.model import Principal, Product, Role, Tenant
+from sealmark.tenancy.model import Principal, Product, Role
 from sealmark.tenancy.usecases import product_for
 
 RandomBytes = Callable[[int], bytes]
@@ -83,6 +83,9 @@ class Issuer:
             tenant = uow.tenants.get(principal.tenant_id)
         request = retrying(lambda: self._open_request(principal.tenant_id, cmd, product))
         signer = self._signer(principal.tenant_id, request.key_id)
+        formatter = CodeFormatter(
+            request.gtin, request.lot, request.expiry, request.production_date, tenant.resolver_host
+        )
         pending: list[IssuedCode] = []
         for start in range(cmd.resume_from - cmd.resume_from % CHUNK, request.quantity, CHUNK):
             stop = min(start + CHUNK, request.quantity)
@@ -90,7 +93,7 @@ class Issuer:
             for row in rows:
                 if row.seq < cmd.resume_from:
                     continue
-                pending.append(self._present(row, request, product, tenant))
+                pending.append(self._present(row, request, product, formatter))
                 if len(pending) >= cmd.batch_size:
                     yield IssueBatch(request, request.quantity, pending)
                     pending = []
@@ -168,9 +171,9 @@ class Issuer:
                     if request.gtin + serial in made:  # drawn twice in this batch
                         redo.append(seq)
                         continue
-                    row, signature = self._make_row(request, product, signer, seq, serial, now)
+                    row, code = self._make_row(request, product, signer, seq, serial, now)
                     rows.append(row)
-                    made[request.gtin + serial] = CodeRow(seq, serial, signature)
+                    made[request.gtin + serial] = code
                 collided = store.insert_codes(rows)
                 by_seq.update({c.seq: c for key, c in made.items() if key not in collided})
                 todo = sorted(redo + [made[key].seq for key in collided])
@@ -204,7 +207,7 @@ class Issuer:
         seq: int,
         serial: str,
         now: datetime,
-    ) -> tuple[tuple[object, ...], str]:
+    ) -> tuple[tuple[object, ...], CodeRow]:
         code_key = request.gtin + serial
         expiry = request.expiry.strftime("%y%m%d")
         message = canonical_bytes(request.gtin, serial, request.lot, expiry, signer.key_id)
@@ -229,28 +232,25 @@ class Issuer:
             now,
             now,
         )
-        return row, signature
+        return row, CodeRow(seq, serial, signature, pin)
 
     def _present(
-        self, row: CodeRow, request: IssueRequestRow, product: Product, tenant: Tenant
+        self,
+        row: CodeRow,
+        request: IssueRequestRow,
+        product: Product,
+        formatter: CodeFormatter,
     ) -> IssuedCode:
-        code = GS1Code(
-            request.gtin,
-            row.serial,
-            request.lot,
-            request.expiry,
-            request.production_date,
-            row.signature,
-        )
+        printed = formatter.print(row.serial, row.signature)
         return IssuedCode(
             index=row.seq,
             serial=row.serial,
-            element_string=code.to_element_string(),
-            digital_link=code.to_digital_link(tenant.resolver_host),
-            hri=code.to_hri(),
+            element_string=printed.element_string,
+            digital_link=printed.digital_link,
+            hri=printed.hri,
             signature=row.signature,
             key_id=request.key_id,
-            pin=self._pins.pin(request.gtin + row.serial, product.pin_length),
+            pin=row.pin or self._pins.pin(request.gtin + row.serial, product.pin_length),
         )
 
     def _signer(self, tenant_id: str, key_id: str) -> Signer:

@@ -31,25 +31,38 @@ class _DecommissionReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_De
     DESCRIPTOR: _descriptor.EnumDescriptor
     DECOMMISSION_REASON_UNSPECIFIED: _DecommissionReason.ValueType  # 0
     DECOMMISSION_REASON_DISPENSED: _DecommissionReason.ValueType  # 1
-    """sold / dispensed"""
+    """sold / dispensed → DISPENSED (CBV retail_sold/dispensed)"""
     DECOMMISSION_REASON_DESTROYED: _DecommissionReason.ValueType  # 2
+    """→ DESTROYED (CBV destroying / destroyed)"""
     DECOMMISSION_REASON_STOLEN: _DecommissionReason.ValueType  # 3
+    """→ STOLEN"""
     DECOMMISSION_REASON_LOCKED: _DecommissionReason.ValueType  # 4
+    """→ LOCKED (pending investigation)"""
     DECOMMISSION_REASON_EXPORTED: _DecommissionReason.ValueType  # 5
+    """→ EXPORTED (left the market system)"""
     DECOMMISSION_REASON_SAMPLE: _DecommissionReason.ValueType  # 6
-    """free sample / clinical trial"""
+    """sample for authorities / clinical trial → SAMPLED"""
+    DECOMMISSION_REASON_FREE_SAMPLE: _DecommissionReason.ValueType  # 7
+    """EU "free sample" → SAMPLED"""
 
-class DecommissionReason(_DecommissionReason, metaclass=_DecommissionReasonEnumTypeWrapper): ...
+class DecommissionReason(_DecommissionReason, metaclass=_DecommissionReasonEnumTypeWrapper):
+    """Why a code leaves the active supply chain; each maps to one CodeState and EU hub state."""
 
 DECOMMISSION_REASON_UNSPECIFIED: DecommissionReason.ValueType  # 0
 DECOMMISSION_REASON_DISPENSED: DecommissionReason.ValueType  # 1
-"""sold / dispensed"""
+"""sold / dispensed → DISPENSED (CBV retail_sold/dispensed)"""
 DECOMMISSION_REASON_DESTROYED: DecommissionReason.ValueType  # 2
+"""→ DESTROYED (CBV destroying / destroyed)"""
 DECOMMISSION_REASON_STOLEN: DecommissionReason.ValueType  # 3
+"""→ STOLEN"""
 DECOMMISSION_REASON_LOCKED: DecommissionReason.ValueType  # 4
+"""→ LOCKED (pending investigation)"""
 DECOMMISSION_REASON_EXPORTED: DecommissionReason.ValueType  # 5
+"""→ EXPORTED (left the market system)"""
 DECOMMISSION_REASON_SAMPLE: DecommissionReason.ValueType  # 6
-"""free sample / clinical trial"""
+"""sample for authorities / clinical trial → SAMPLED"""
+DECOMMISSION_REASON_FREE_SAMPLE: DecommissionReason.ValueType  # 7
+"""EU "free sample" → SAMPLED"""
 Global___DecommissionReason: _TypeAlias = DecommissionReason  # noqa: Y015
 
 @_typing.final
@@ -62,13 +75,20 @@ class PackRequest(_message.Message):
     EVENT_TIME_FIELD_NUMBER: _builtins.int
     PLACE_FIELD_NUMBER: _builtins.int
     LINE_ID_FIELD_NUMBER: _builtins.int
+    EVENT_TIME_ZONE_OFFSET_FIELD_NUMBER: _builtins.int
+    PARENT_LEVEL_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     line_id: _builtins.str
+    event_time_zone_offset: _builtins.str
+    parent_level: _common_pb2.PackLevel.ValueType
+    """Level of the parent; unspecified = the product's level for an SGTIN parent, one above the
+    highest child level for an SSCC parent.
+    """
     @_builtins.property
     def parent(self) -> _common_pb2.CodeRef: ...
     @_builtins.property
     def children(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.CodeRef]:
-        """1..10000"""
+        """1..10000, no duplicates"""
 
     @_builtins.property
     def event_time(self) -> _timestamp_pb2.Timestamp: ...
@@ -83,10 +103,12 @@ class PackRequest(_message.Message):
         event_time: _timestamp_pb2.Timestamp | None = ...,
         place: _common_pb2.Place | None = ...,
         line_id: _builtins.str = ...,
+        event_time_zone_offset: _builtins.str = ...,
+        parent_level: _common_pb2.PackLevel.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "parent", b"parent", "place", b"place"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["children", b"children", "event_id", b"event_id", "event_time", b"event_time", "line_id", b"line_id", "parent", b"parent", "place", b"place"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["children", b"children", "event_id", b"event_id", "event_time", b"event_time", "event_time_zone_offset", b"event_time_zone_offset", "line_id", b"line_id", "parent", b"parent", "parent_level", b"parent_level", "place", b"place"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -101,7 +123,11 @@ class UnpackRequest(_message.Message):
     CHILDREN_FIELD_NUMBER: _builtins.int
     EVENT_TIME_FIELD_NUMBER: _builtins.int
     PLACE_FIELD_NUMBER: _builtins.int
+    EVENT_TIME_ZONE_OFFSET_FIELD_NUMBER: _builtins.int
+    LINE_ID_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
+    event_time_zone_offset: _builtins.str
+    line_id: _builtins.str
     @_builtins.property
     def parent(self) -> _common_pb2.CodeRef: ...
     @_builtins.property
@@ -120,10 +146,12 @@ class UnpackRequest(_message.Message):
         children: _abc.Iterable[_common_pb2.CodeRef] | None = ...,
         event_time: _timestamp_pb2.Timestamp | None = ...,
         place: _common_pb2.Place | None = ...,
+        event_time_zone_offset: _builtins.str = ...,
+        line_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "parent", b"parent", "place", b"place"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["children", b"children", "event_id", b"event_id", "event_time", b"event_time", "parent", b"parent", "place", b"place"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["children", b"children", "event_id", b"event_id", "event_time", b"event_time", "event_time_zone_offset", b"event_time_zone_offset", "line_id", b"line_id", "parent", b"parent", "place", b"place"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -138,18 +166,25 @@ class ReplaceRequest(_message.Message):
     NEW_CODE_FIELD_NUMBER: _builtins.int
     EVENT_TIME_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    EVENT_TIME_ZONE_OFFSET_FIELD_NUMBER: _builtins.int
+    PLACE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     reason: _builtins.str
+    event_time_zone_offset: _builtins.str
     @_builtins.property
     def old_code(self) -> _common_pb2.CodeRef:
         """damaged label: becomes SCRAPPED"""
 
     @_builtins.property
     def new_code(self) -> _common_pb2.CodeRef:
-        """takes its place in the hierarchy, commissioned"""
+        """Takes old_code's place: an ALLOCATED or COMMISSIONED code of the same GTIN (or an SSCC for
+        an SSCC) with no parent and no children; it ends COMMISSIONED.
+        """
 
     @_builtins.property
     def event_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def place(self) -> _common_pb2.Place: ...
     def __init__(
         self,
         *,
@@ -158,10 +193,12 @@ class ReplaceRequest(_message.Message):
         new_code: _common_pb2.CodeRef | None = ...,
         event_time: _timestamp_pb2.Timestamp | None = ...,
         reason: _builtins.str = ...,
+        event_time_zone_offset: _builtins.str = ...,
+        place: _common_pb2.Place | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "new_code", b"new_code", "old_code", b"old_code"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "new_code", b"new_code", "old_code", b"old_code", "place", b"place"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "event_time", b"event_time", "new_code", b"new_code", "old_code", b"old_code", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "event_time", b"event_time", "event_time_zone_offset", b"event_time_zone_offset", "new_code", b"new_code", "old_code", b"old_code", "place", b"place", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -175,12 +212,17 @@ class SampleRequest(_message.Message):
     CODE_FIELD_NUMBER: _builtins.int
     EVENT_TIME_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    EVENT_TIME_ZONE_OFFSET_FIELD_NUMBER: _builtins.int
+    PLACE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     reason: _builtins.str
+    event_time_zone_offset: _builtins.str
     @_builtins.property
     def code(self) -> _common_pb2.CodeRef: ...
     @_builtins.property
     def event_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def place(self) -> _common_pb2.Place: ...
     def __init__(
         self,
         *,
@@ -188,10 +230,12 @@ class SampleRequest(_message.Message):
         code: _common_pb2.CodeRef | None = ...,
         event_time: _timestamp_pb2.Timestamp | None = ...,
         reason: _builtins.str = ...,
+        event_time_zone_offset: _builtins.str = ...,
+        place: _common_pb2.Place | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "event_time", b"event_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "event_time", b"event_time", "place", b"place"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "event_id", b"event_id", "event_time", b"event_time", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "event_id", b"event_id", "event_time", b"event_time", "event_time_zone_offset", b"event_time_zone_offset", "place", b"place", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -206,16 +250,21 @@ class ReworkRequest(_message.Message):
     CHILDREN_FIELD_NUMBER: _builtins.int
     EVENT_TIME_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    EVENT_TIME_ZONE_OFFSET_FIELD_NUMBER: _builtins.int
+    PLACE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     reason: _builtins.str
+    event_time_zone_offset: _builtins.str
     @_builtins.property
     def parent(self) -> _common_pb2.CodeRef: ...
     @_builtins.property
     def children(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.CodeRef]:
-        """the new content of the parent"""
+        """the new content of the parent, 0..10000"""
 
     @_builtins.property
     def event_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def place(self) -> _common_pb2.Place: ...
     def __init__(
         self,
         *,
@@ -224,10 +273,12 @@ class ReworkRequest(_message.Message):
         children: _abc.Iterable[_common_pb2.CodeRef] | None = ...,
         event_time: _timestamp_pb2.Timestamp | None = ...,
         reason: _builtins.str = ...,
+        event_time_zone_offset: _builtins.str = ...,
+        place: _common_pb2.Place | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "parent", b"parent"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "parent", b"parent", "place", b"place"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["children", b"children", "event_id", b"event_id", "event_time", b"event_time", "parent", b"parent", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["children", b"children", "event_id", b"event_id", "event_time", b"event_time", "event_time_zone_offset", b"event_time_zone_offset", "parent", b"parent", "place", b"place", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -241,10 +292,13 @@ class AggregationResult(_message.Message):
     DUPLICATE_FIELD_NUMBER: _builtins.int
     CHILDREN_AFFECTED_FIELD_NUMBER: _builtins.int
     RECORDED_AT_FIELD_NUMBER: _builtins.int
+    EPCIS_EVENT_ID_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     duplicate: _builtins.bool
     """true when event_id was seen before: nothing written"""
     children_affected: _builtins.int
+    epcis_event_id: _builtins.str
+    """CBV 2.0 event hash"""
     @_builtins.property
     def recorded_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -254,10 +308,11 @@ class AggregationResult(_message.Message):
         duplicate: _builtins.bool = ...,
         children_affected: _builtins.int = ...,
         recorded_at: _timestamp_pb2.Timestamp | None = ...,
+        epcis_event_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["recorded_at", b"recorded_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["children_affected", b"children_affected", "duplicate", b"duplicate", "event_id", b"event_id", "recorded_at", b"recorded_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["children_affected", b"children_affected", "duplicate", b"duplicate", "epcis_event_id", b"epcis_event_id", "event_id", b"event_id", "recorded_at", b"recorded_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -269,21 +324,33 @@ class PackStreamRequest(_message.Message):
 
     PACK_FIELD_NUMBER: _builtins.int
     UNPACK_FIELD_NUMBER: _builtins.int
+    REPLACE_FIELD_NUMBER: _builtins.int
+    SAMPLE_FIELD_NUMBER: _builtins.int
+    REWORK_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def pack(self) -> Global___PackRequest: ...
     @_builtins.property
     def unpack(self) -> Global___UnpackRequest: ...
+    @_builtins.property
+    def replace(self) -> Global___ReplaceRequest: ...
+    @_builtins.property
+    def sample(self) -> Global___SampleRequest: ...
+    @_builtins.property
+    def rework(self) -> Global___ReworkRequest: ...
     def __init__(
         self,
         *,
         pack: Global___PackRequest | None = ...,
         unpack: Global___UnpackRequest | None = ...,
+        replace: Global___ReplaceRequest | None = ...,
+        sample: Global___SampleRequest | None = ...,
+        rework: Global___ReworkRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "pack", b"pack", "unpack", b"unpack"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "pack", b"pack", "replace", b"replace", "rework", b"rework", "sample", b"sample", "unpack", b"unpack"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "pack", b"pack", "unpack", b"unpack"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "pack", b"pack", "replace", b"replace", "rework", b"rework", "sample", b"sample", "unpack", b"unpack"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["pack", "unpack"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["pack", "unpack", "replace", "sample", "rework"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
@@ -298,12 +365,18 @@ class PackAck(_message.Message):
     DUPLICATE_FIELD_NUMBER: _builtins.int
     ERROR_CODE_FIELD_NUMBER: _builtins.int
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
+    CHILDREN_AFFECTED_FIELD_NUMBER: _builtins.int
+    EPCIS_EVENT_ID_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     ok: _builtins.bool
     duplicate: _builtins.bool
     error_code: _builtins.str
-    """When ok is false: the gRPC status code name and a message naming the field or code."""
+    """When ok is false: the gRPC status name ("FAILED_PRECONDITION", "INVALID_ARGUMENT", …) and a
+    message naming the field or code, exactly as the unary RPC would have failed.
+    """
     error_message: _builtins.str
+    children_affected: _builtins.int
+    epcis_event_id: _builtins.str
     def __init__(
         self,
         *,
@@ -312,10 +385,12 @@ class PackAck(_message.Message):
         duplicate: _builtins.bool = ...,
         error_code: _builtins.str = ...,
         error_message: _builtins.str = ...,
+        children_affected: _builtins.int = ...,
+        epcis_event_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate", b"duplicate", "error_code", b"error_code", "error_message", b"error_message", "event_id", b"event_id", "ok", b"ok"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["children_affected", b"children_affected", "duplicate", b"duplicate", "epcis_event_id", b"epcis_event_id", "error_code", b"error_code", "error_message", b"error_message", "event_id", b"event_id", "ok", b"ok"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -331,19 +406,26 @@ class ShipRequest(_message.Message):
     DESTINATION_MARKET_FIELD_NUMBER: _builtins.int
     EVENT_TIME_FIELD_NUMBER: _builtins.int
     PLACE_FIELD_NUMBER: _builtins.int
+    EVENT_TIME_ZONE_OFFSET_FIELD_NUMBER: _builtins.int
+    BIZ_TRANSACTIONS_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     to_party: _builtins.str
     """GLN or party id of the receiver"""
     destination_market: _builtins.str
-    """ISO 3166 code; inherited by every descendant"""
+    """ISO 3166-1/-2 code; inherited by every descendant"""
+    event_time_zone_offset: _builtins.str
     @_builtins.property
     def codes(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.CodeRef]:
-        """parents or single codes; descendants follow"""
+        """1..1000 parents or single codes; descendants follow"""
 
     @_builtins.property
     def event_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def place(self) -> _common_pb2.Place: ...
+    @_builtins.property
+    def biz_transactions(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.BizTransaction]:
+        """e.g. desadv, po"""
+
     def __init__(
         self,
         *,
@@ -353,10 +435,12 @@ class ShipRequest(_message.Message):
         destination_market: _builtins.str = ...,
         event_time: _timestamp_pb2.Timestamp | None = ...,
         place: _common_pb2.Place | None = ...,
+        event_time_zone_offset: _builtins.str = ...,
+        biz_transactions: _abc.Iterable[_common_pb2.BizTransaction] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "place", b"place"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "destination_market", b"destination_market", "event_id", b"event_id", "event_time", b"event_time", "place", b"place", "to_party", b"to_party"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_transactions", b"biz_transactions", "codes", b"codes", "destination_market", b"destination_market", "event_id", b"event_id", "event_time", b"event_time", "event_time_zone_offset", b"event_time_zone_offset", "place", b"place", "to_party", b"to_party"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -371,14 +455,21 @@ class ReceiveRequest(_message.Message):
     FROM_PARTY_FIELD_NUMBER: _builtins.int
     EVENT_TIME_FIELD_NUMBER: _builtins.int
     PLACE_FIELD_NUMBER: _builtins.int
+    EVENT_TIME_ZONE_OFFSET_FIELD_NUMBER: _builtins.int
+    BIZ_TRANSACTIONS_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     from_party: _builtins.str
+    event_time_zone_offset: _builtins.str
     @_builtins.property
-    def codes(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.CodeRef]: ...
+    def codes(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.CodeRef]:
+        """1..1000"""
+
     @_builtins.property
     def event_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def place(self) -> _common_pb2.Place: ...
+    @_builtins.property
+    def biz_transactions(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.BizTransaction]: ...
     def __init__(
         self,
         *,
@@ -387,10 +478,12 @@ class ReceiveRequest(_message.Message):
         from_party: _builtins.str = ...,
         event_time: _timestamp_pb2.Timestamp | None = ...,
         place: _common_pb2.Place | None = ...,
+        event_time_zone_offset: _builtins.str = ...,
+        biz_transactions: _abc.Iterable[_common_pb2.BizTransaction] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "place", b"place"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "event_id", b"event_id", "event_time", b"event_time", "from_party", b"from_party", "place", b"place"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_transactions", b"biz_transactions", "codes", b"codes", "event_id", b"event_id", "event_time", b"event_time", "event_time_zone_offset", b"event_time_zone_offset", "from_party", b"from_party", "place", b"place"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -406,11 +499,16 @@ class DecommissionRequest(_message.Message):
     EVENT_TIME_FIELD_NUMBER: _builtins.int
     PLACE_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
+    EVENT_TIME_ZONE_OFFSET_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     reason: Global___DecommissionReason.ValueType
+    """required"""
     note: _builtins.str
+    event_time_zone_offset: _builtins.str
     @_builtins.property
-    def codes(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.CodeRef]: ...
+    def codes(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.CodeRef]:
+        """1..1000; descendants follow"""
+
     @_builtins.property
     def event_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -424,10 +522,11 @@ class DecommissionRequest(_message.Message):
         event_time: _timestamp_pb2.Timestamp | None = ...,
         place: _common_pb2.Place | None = ...,
         note: _builtins.str = ...,
+        event_time_zone_offset: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "place", b"place"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "event_id", b"event_id", "event_time", b"event_time", "note", b"note", "place", b"place", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "event_id", b"event_id", "event_time", b"event_time", "event_time_zone_offset", b"event_time_zone_offset", "note", b"note", "place", b"place", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -440,21 +539,33 @@ class UndoDecommissionRequest(_message.Message):
     EVENT_ID_FIELD_NUMBER: _builtins.int
     CODES_FIELD_NUMBER: _builtins.int
     EVENT_TIME_FIELD_NUMBER: _builtins.int
+    EVENT_TIME_ZONE_OFFSET_FIELD_NUMBER: _builtins.int
+    PLACE_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
+    event_time_zone_offset: _builtins.str
+    note: _builtins.str
     @_builtins.property
-    def codes(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.CodeRef]: ...
+    def codes(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.CodeRef]:
+        """1..1000, each as given to Decommission"""
+
     @_builtins.property
     def event_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def place(self) -> _common_pb2.Place: ...
     def __init__(
         self,
         *,
         event_id: _builtins.str = ...,
         codes: _abc.Iterable[_common_pb2.CodeRef] | None = ...,
         event_time: _timestamp_pb2.Timestamp | None = ...,
+        event_time_zone_offset: _builtins.str = ...,
+        place: _common_pb2.Place | None = ...,
+        note: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "place", b"place"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "event_id", b"event_id", "event_time", b"event_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "event_id", b"event_id", "event_time", b"event_time", "event_time_zone_offset", b"event_time_zone_offset", "note", b"note", "place", b"place"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -467,20 +578,23 @@ class LogisticsResult(_message.Message):
     EVENT_ID_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
     CODES_AFFECTED_FIELD_NUMBER: _builtins.int
+    EPCIS_EVENT_ID_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     duplicate: _builtins.bool
     codes_affected: _builtins.int
     """descendants included"""
+    epcis_event_id: _builtins.str
     def __init__(
         self,
         *,
         event_id: _builtins.str = ...,
         duplicate: _builtins.bool = ...,
         codes_affected: _builtins.int = ...,
+        epcis_event_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes_affected", b"codes_affected", "duplicate", b"duplicate", "event_id", b"event_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes_affected", b"codes_affected", "duplicate", b"duplicate", "epcis_event_id", b"epcis_event_id", "event_id", b"event_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -494,10 +608,13 @@ class ListChildrenRequest(_message.Message):
     ALL_LEVELS_FIELD_NUMBER: _builtins.int
     PAGE_FIELD_NUMBER: _builtins.int
     all_levels: _builtins.bool
+    """false = direct children only"""
     @_builtins.property
     def parent(self) -> _common_pb2.CodeRef: ...
     @_builtins.property
-    def page(self) -> _common_pb2.PageRequest: ...
+    def page(self) -> _common_pb2.PageRequest:
+        """page_size = children per streamed message; page_token resumes a broken stream."""
+
     def __init__(
         self,
         *,
@@ -522,14 +639,19 @@ class Child(_message.Message):
     DEPTH_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     LEVEL_FIELD_NUMBER: _builtins.int
+    MARKET_FIELD_NUMBER: _builtins.int
     depth: _builtins.int
     """1 = direct child"""
     state: _common_pb2.CodeState.ValueType
     level: _common_pb2.PackLevel.ValueType
+    market: _builtins.str
+    """destination market inherited from the last shipment"""
     @_builtins.property
     def code(self) -> _common_pb2.CodeRef: ...
     @_builtins.property
-    def parent(self) -> _common_pb2.CodeRef: ...
+    def parent(self) -> _common_pb2.CodeRef:
+        """its direct parent (differs from the request's when deep)"""
+
     def __init__(
         self,
         *,
@@ -538,10 +660,11 @@ class Child(_message.Message):
         depth: _builtins.int = ...,
         state: _common_pb2.CodeState.ValueType = ...,
         level: _common_pb2.PackLevel.ValueType = ...,
+        market: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "parent", b"parent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "depth", b"depth", "level", b"level", "parent", b"parent", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "depth", b"depth", "level", b"level", "market", b"market", "parent", b"parent", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -554,6 +677,7 @@ class ListChildrenResponse(_message.Message):
     CHILDREN_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """empty on the last message"""
     @_builtins.property
     def children(self) -> _containers.RepeatedCompositeFieldContainer[Global___Child]: ...
     def __init__(
@@ -618,18 +742,25 @@ class GetCountsResponse(_message.Message):
 
     COUNTS_FIELD_NUMBER: _builtins.int
     TOTAL_FIELD_NUMBER: _builtins.int
+    DIRECT_FIELD_NUMBER: _builtins.int
     total: _builtins.int
+    """all descendants"""
+    direct: _builtins.int
+    """direct children only"""
     @_builtins.property
-    def counts(self) -> _containers.RepeatedCompositeFieldContainer[Global___LevelCount]: ...
+    def counts(self) -> _containers.RepeatedCompositeFieldContainer[Global___LevelCount]:
+        """one entry per level present, lowest level first"""
+
     def __init__(
         self,
         *,
         counts: _abc.Iterable[Global___LevelCount] | None = ...,
         total: _builtins.int = ...,
+        direct: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "direct", b"direct", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -660,18 +791,24 @@ class GetAncestorsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ANCESTORS_FIELD_NUMBER: _builtins.int
+    TOP_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def ancestors(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.CodeRef]:
         """nearest first; the last one is the top parent"""
+
+    @_builtins.property
+    def top(self) -> _common_pb2.CodeRef:
+        """= ancestors[-1]; unset when there is no parent"""
 
     def __init__(
         self,
         *,
         ancestors: _abc.Iterable[_common_pb2.CodeRef] | None = ...,
+        top: _common_pb2.CodeRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["top", b"top"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ancestors", b"ancestors"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ancestors", b"ancestors", "top", b"top"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,14 +26,28 @@ if _version_not_supported:
 
 
 class AggregatorStub:
-    """Roles: line (pack, unpack, replace, sample, rework), logistics (ship, receive,
-    decommission), auditor (queries), admin (all). Every write carries an event_id and is
-    idempotent by it: a duplicate returns the original result and writes nothing.
-    A child has at most one parent; conflicting concurrent packs: exactly one wins, the others get
-    FAILED_PRECONDITION naming the child and its current parent.
-    EPCIS mapping: pack → AggregationEvent ADD "packing"; unpack → AggregationEvent DELETE
-    "unpacking" (no children = everything); ship → ObjectEvent OBSERVE "shipping"/"in_transit";
-    receive → "receiving"; decommission → "decommissioning"/"destroying".
+    """Roles: line (Pack, Unpack, Replace, Sample, Rework, PackStream); logistics (Ship, Receive,
+    Decommission, UndoDecommission); any role reads (ListChildren, GetCounts, GetAncestors,
+    GetContainmentHistory); admin everything. Own tenant only.
+
+    Idempotency: every write carries an event_id (1..64 chars of [A-Za-z0-9._:-], unique per
+    tenant). A duplicate returns the original result with duplicate = true and writes nothing;
+    the same event_id with a different request is ALREADY_EXISTS.
+    Every write is one atomic event: it applies to all its codes or to none.
+
+    Hierarchy rules: a child has at most one parent at a time; no cycles; parents are SSCCs or
+    higher-level SGTINs; at least 4 levels. Concurrent conflicting packs: exactly one wins, the
+    others get FAILED_PRECONDITION naming the child and its current parent.
+    Events on a parent (ship, receive, decommission, recall) apply to every descendant.
+
+    Times: event_time unset = when the server received the request; event_time_zone_offset
+    ("+08:00") empty = the tenant's default zone. event_time more than 5 minutes in the future
+    is INVALID_ARGUMENT.
+
+    EPCIS 2.0 mapping (docs/api.md): pack → AggregationEvent ADD "packing"; unpack →
+    AggregationEvent DELETE "unpacking" (no children = everything); ship → ObjectEvent OBSERVE
+    "shipping"/"in_transit"; receive → "receiving"; decommission → "decommissioning" /
+    "destroying"; sample → "sampling"; replace → "replacing"; rework → "repackaging".
     """
 
     def __init__(self, channel):
@@ -115,103 +129,140 @@ class AggregatorStub:
 
 
 class AggregatorServicer:
-    """Roles: line (pack, unpack, replace, sample, rework), logistics (ship, receive,
-    decommission), auditor (queries), admin (all). Every write carries an event_id and is
-    idempotent by it: a duplicate returns the original result and writes nothing.
-    A child has at most one parent; conflicting concurrent packs: exactly one wins, the others get
-    FAILED_PRECONDITION naming the child and its current parent.
-    EPCIS mapping: pack → AggregationEvent ADD "packing"; unpack → AggregationEvent DELETE
-    "unpacking" (no children = everything); ship → ObjectEvent OBSERVE "shipping"/"in_transit";
-    receive → "receiving"; decommission → "decommissioning"/"destroying".
+    """Roles: line (Pack, Unpack, Replace, Sample, Rework, PackStream); logistics (Ship, Receive,
+    Decommission, UndoDecommission); any role reads (ListChildren, GetCounts, GetAncestors,
+    GetContainmentHistory); admin everything. Own tenant only.
+
+    Idempotency: every write carries an event_id (1..64 chars of [A-Za-z0-9._:-], unique per
+    tenant). A duplicate returns the original result with duplicate = true and writes nothing;
+    the same event_id with a different request is ALREADY_EXISTS.
+    Every write is one atomic event: it applies to all its codes or to none.
+
+    Hierarchy rules: a child has at most one parent at a time; no cycles; parents are SSCCs or
+    higher-level SGTINs; at least 4 levels. Concurrent conflicting packs: exactly one wins, the
+    others get FAILED_PRECONDITION naming the child and its current parent.
+    Events on a parent (ship, receive, decommission, recall) apply to every descendant.
+
+    Times: event_time unset = when the server received the request; event_time_zone_offset
+    ("+08:00") empty = the tenant's default zone. event_time more than 5 minutes in the future
+    is INVALID_ARGUMENT.
+
+    EPCIS 2.0 mapping (docs/api.md): pack → AggregationEvent ADD "packing"; unpack →
+    AggregationEvent DELETE "unpacking" (no children = everything); ship → ObjectEvent OBSERVE
+    "shipping"/"in_transit"; receive → "receiving"; decommission → "decommissioning" /
+    "destroying"; sample → "sampling"; replace → "replacing"; rework → "repackaging".
     """
 
     def Pack(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Put children into a parent (adding to what it already holds). Children must be
+        COMMISSIONED or RECEIVED and have no parent (FAILED_PRECONDITION otherwise); a child
+        already in this very parent is not an error. Roles: line.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Unpack(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Take children out of a parent; no children = everything (the parent stays, empty).
+        FAILED_PRECONDITION for a child that is not in this parent. Roles: line.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Replace(self, request, context):
-        """New label for a damaged one: the new code takes the old one's place; history kept.
+        """New label for a damaged one: the new code takes the old one's place (same parent, same
+        children, same logistics state); the old one becomes SCRAPPED; history kept. Roles: line.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Sample(self, request, context):
-        """Take a unit out for QA: auto-unpack, state SAMPLED.
+        """Take a unit out for QA: unpacked from its parent in the same event, state SAMPLED.
+        Roles: line.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Rework(self, request, context):
-        """Unpack everything from a parent and repack it with the given children, as one event.
+        """Replace the whole content of a parent with the given children, as one event (unpack all +
+        pack). Roles: line.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def PackStream(self, request_iterator, context):
-        """For lines: one message per packing event, one acknowledgement per event, in order.
+        """For lines: one message per event, one ack per event, in order. A failed event is reported
+        in its ack and does not end the stream; the stream ends with a status only for stream-level
+        faults (auth, UNAVAILABLE). Acks are sent once the event is durable. Roles: line.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Ship(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Ship codes (typically a pallet): every descendant goes IN_TRANSIT and inherits
+        destination_market. FAILED_PRECONDITION for a code of a held lot or in an inactive state.
+        Roles: logistics.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Receive(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Receive shipped codes: every descendant goes RECEIVED. Roles: logistics.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Decommission(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Take codes out of the active supply chain with a reason; descendants follow.
+        Roles: logistics.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UndoDecommission(self, request, context):
-        """Within 10 days, by the same party, never from recalled/expired/destroyed/stolen.
+        """Revert a decommission: within 10 days of it, by the same party (token), never from
+        RECALLED / EXPIRED / DESTROYED / STOLEN: FAILED_PRECONDITION otherwise. The code returns
+        to its state before the decommission. Roles: logistics.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListChildren(self, request, context):
-        """Children of a parent, direct or all levels, streamed in pages.
+        """Children of a parent now, direct or all levels, streamed one page per message
+        (breadth first). NOT_FOUND for an unknown parent. Roles: any.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetCounts(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """How many descendants a parent holds now, per level. Roles: any.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetAncestors(self, request, context):
-        """The full ancestor path of a code; the last entry is the top parent.
+        """The parent chain of a code now; the last entry is the top parent ("which pallet is this
+        bottle in"). Empty when the code has no parent. Roles: any.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetContainmentHistory(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Every pack / unpack / replace / sample / rework the code took part in, oldest first.
+        Roles: any.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -298,14 +349,28 @@ def add_AggregatorServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Aggregator:
-    """Roles: line (pack, unpack, replace, sample, rework), logistics (ship, receive,
-    decommission), auditor (queries), admin (all). Every write carries an event_id and is
-    idempotent by it: a duplicate returns the original result and writes nothing.
-    A child has at most one parent; conflicting concurrent packs: exactly one wins, the others get
-    FAILED_PRECONDITION naming the child and its current parent.
-    EPCIS mapping: pack → AggregationEvent ADD "packing"; unpack → AggregationEvent DELETE
-    "unpacking" (no children = everything); ship → ObjectEvent OBSERVE "shipping"/"in_transit";
-    receive → "receiving"; decommission → "decommissioning"/"destroying".
+    """Roles: line (Pack, Unpack, Replace, Sample, Rework, PackStream); logistics (Ship, Receive,
+    Decommission, UndoDecommission); any role reads (ListChildren, GetCounts, GetAncestors,
+    GetContainmentHistory); admin everything. Own tenant only.
+
+    Idempotency: every write carries an event_id (1..64 chars of [A-Za-z0-9._:-], unique per
+    tenant). A duplicate returns the original result with duplicate = true and writes nothing;
+    the same event_id with a different request is ALREADY_EXISTS.
+    Every write is one atomic event: it applies to all its codes or to none.
+
+    Hierarchy rules: a child has at most one parent at a time; no cycles; parents are SSCCs or
+    higher-level SGTINs; at least 4 levels. Concurrent conflicting packs: exactly one wins, the
+    others get FAILED_PRECONDITION naming the child and its current parent.
+    Events on a parent (ship, receive, decommission, recall) apply to every descendant.
+
+    Times: event_time unset = when the server received the request; event_time_zone_offset
+    ("+08:00") empty = the tenant's default zone. event_time more than 5 minutes in the future
+    is INVALID_ARGUMENT.
+
+    EPCIS 2.0 mapping (docs/api.md): pack → AggregationEvent ADD "packing"; unpack →
+    AggregationEvent DELETE "unpacking" (no children = everything); ship → ObjectEvent OBSERVE
+    "shipping"/"in_transit"; receive → "receiving"; decommission → "decommissioning" /
+    "destroying"; sample → "sampling"; replace → "replacing"; rework → "repackaging".
     """
 
     @staticmethod

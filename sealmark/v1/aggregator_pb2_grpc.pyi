@@ -29,14 +29,28 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class AggregatorStub:
-    """Roles: line (pack, unpack, replace, sample, rework), logistics (ship, receive,
-    decommission), auditor (queries), admin (all). Every write carries an event_id and is
-    idempotent by it: a duplicate returns the original result and writes nothing.
-    A child has at most one parent; conflicting concurrent packs: exactly one wins, the others get
-    FAILED_PRECONDITION naming the child and its current parent.
-    EPCIS mapping: pack → AggregationEvent ADD "packing"; unpack → AggregationEvent DELETE
-    "unpacking" (no children = everything); ship → ObjectEvent OBSERVE "shipping"/"in_transit";
-    receive → "receiving"; decommission → "decommissioning"/"destroying".
+    """Roles: line (Pack, Unpack, Replace, Sample, Rework, PackStream); logistics (Ship, Receive,
+    Decommission, UndoDecommission); any role reads (ListChildren, GetCounts, GetAncestors,
+    GetContainmentHistory); admin everything. Own tenant only.
+
+    Idempotency: every write carries an event_id (1..64 chars of [A-Za-z0-9._:-], unique per
+    tenant). A duplicate returns the original result with duplicate = true and writes nothing;
+    the same event_id with a different request is ALREADY_EXISTS.
+    Every write is one atomic event: it applies to all its codes or to none.
+
+    Hierarchy rules: a child has at most one parent at a time; no cycles; parents are SSCCs or
+    higher-level SGTINs; at least 4 levels. Concurrent conflicting packs: exactly one wins, the
+    others get FAILED_PRECONDITION naming the child and its current parent.
+    Events on a parent (ship, receive, decommission, recall) apply to every descendant.
+
+    Times: event_time unset = when the server received the request; event_time_zone_offset
+    ("+08:00") empty = the tenant's default zone. event_time more than 5 minutes in the future
+    is INVALID_ARGUMENT.
+
+    EPCIS 2.0 mapping (docs/api.md): pack → AggregationEvent ADD "packing"; unpack →
+    AggregationEvent DELETE "unpacking" (no children = everything); ship → ObjectEvent OBSERVE
+    "shipping"/"in_transit"; receive → "receiving"; decommission → "decommissioning" /
+    "destroying"; sample → "sampling"; replace → "replacing"; rework → "repackaging".
     """
 
     @_typing.overload
@@ -44,71 +58,169 @@ class AggregatorStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AggregatorAsyncStub: ...
     Pack: _grpc.UnaryUnaryMultiCallable[_aggregator_pb2.PackRequest, _aggregator_pb2.AggregationResult]
+    """Put children into a parent (adding to what it already holds). Children must be
+    COMMISSIONED or RECEIVED and have no parent (FAILED_PRECONDITION otherwise); a child
+    already in this very parent is not an error. Roles: line.
+    """
     Unpack: _grpc.UnaryUnaryMultiCallable[_aggregator_pb2.UnpackRequest, _aggregator_pb2.AggregationResult]
+    """Take children out of a parent; no children = everything (the parent stays, empty).
+    FAILED_PRECONDITION for a child that is not in this parent. Roles: line.
+    """
     Replace: _grpc.UnaryUnaryMultiCallable[_aggregator_pb2.ReplaceRequest, _aggregator_pb2.AggregationResult]
-    """New label for a damaged one: the new code takes the old one's place; history kept."""
+    """New label for a damaged one: the new code takes the old one's place (same parent, same
+    children, same logistics state); the old one becomes SCRAPPED; history kept. Roles: line.
+    """
     Sample: _grpc.UnaryUnaryMultiCallable[_aggregator_pb2.SampleRequest, _aggregator_pb2.AggregationResult]
-    """Take a unit out for QA: auto-unpack, state SAMPLED."""
+    """Take a unit out for QA: unpacked from its parent in the same event, state SAMPLED.
+    Roles: line.
+    """
     Rework: _grpc.UnaryUnaryMultiCallable[_aggregator_pb2.ReworkRequest, _aggregator_pb2.AggregationResult]
-    """Unpack everything from a parent and repack it with the given children, as one event."""
+    """Replace the whole content of a parent with the given children, as one event (unpack all +
+    pack). Roles: line.
+    """
     PackStream: _grpc.StreamStreamMultiCallable[_aggregator_pb2.PackStreamRequest, _aggregator_pb2.PackAck]
-    """For lines: one message per packing event, one acknowledgement per event, in order."""
+    """For lines: one message per event, one ack per event, in order. A failed event is reported
+    in its ack and does not end the stream; the stream ends with a status only for stream-level
+    faults (auth, UNAVAILABLE). Acks are sent once the event is durable. Roles: line.
+    """
     Ship: _grpc.UnaryUnaryMultiCallable[_aggregator_pb2.ShipRequest, _aggregator_pb2.LogisticsResult]
+    """Ship codes (typically a pallet): every descendant goes IN_TRANSIT and inherits
+    destination_market. FAILED_PRECONDITION for a code of a held lot or in an inactive state.
+    Roles: logistics.
+    """
     Receive: _grpc.UnaryUnaryMultiCallable[_aggregator_pb2.ReceiveRequest, _aggregator_pb2.LogisticsResult]
+    """Receive shipped codes: every descendant goes RECEIVED. Roles: logistics."""
     Decommission: _grpc.UnaryUnaryMultiCallable[_aggregator_pb2.DecommissionRequest, _aggregator_pb2.LogisticsResult]
+    """Take codes out of the active supply chain with a reason; descendants follow.
+    Roles: logistics.
+    """
     UndoDecommission: _grpc.UnaryUnaryMultiCallable[_aggregator_pb2.UndoDecommissionRequest, _aggregator_pb2.LogisticsResult]
-    """Within 10 days, by the same party, never from recalled/expired/destroyed/stolen."""
+    """Revert a decommission: within 10 days of it, by the same party (token), never from
+    RECALLED / EXPIRED / DESTROYED / STOLEN: FAILED_PRECONDITION otherwise. The code returns
+    to its state before the decommission. Roles: logistics.
+    """
     ListChildren: _grpc.UnaryStreamMultiCallable[_aggregator_pb2.ListChildrenRequest, _aggregator_pb2.ListChildrenResponse]
-    """Children of a parent, direct or all levels, streamed in pages."""
+    """Children of a parent now, direct or all levels, streamed one page per message
+    (breadth first). NOT_FOUND for an unknown parent. Roles: any.
+    """
     GetCounts: _grpc.UnaryUnaryMultiCallable[_aggregator_pb2.GetCountsRequest, _aggregator_pb2.GetCountsResponse]
+    """How many descendants a parent holds now, per level. Roles: any."""
     GetAncestors: _grpc.UnaryUnaryMultiCallable[_aggregator_pb2.GetAncestorsRequest, _aggregator_pb2.GetAncestorsResponse]
-    """The full ancestor path of a code; the last entry is the top parent."""
+    """The parent chain of a code now; the last entry is the top parent ("which pallet is this
+    bottle in"). Empty when the code has no parent. Roles: any.
+    """
     GetContainmentHistory: _grpc.UnaryUnaryMultiCallable[_aggregator_pb2.GetContainmentHistoryRequest, _aggregator_pb2.GetContainmentHistoryResponse]
+    """Every pack / unpack / replace / sample / rework the code took part in, oldest first.
+    Roles: any.
+    """
 
 @_typing.type_check_only
 class AggregatorAsyncStub(AggregatorStub):
-    """Roles: line (pack, unpack, replace, sample, rework), logistics (ship, receive,
-    decommission), auditor (queries), admin (all). Every write carries an event_id and is
-    idempotent by it: a duplicate returns the original result and writes nothing.
-    A child has at most one parent; conflicting concurrent packs: exactly one wins, the others get
-    FAILED_PRECONDITION naming the child and its current parent.
-    EPCIS mapping: pack → AggregationEvent ADD "packing"; unpack → AggregationEvent DELETE
-    "unpacking" (no children = everything); ship → ObjectEvent OBSERVE "shipping"/"in_transit";
-    receive → "receiving"; decommission → "decommissioning"/"destroying".
+    """Roles: line (Pack, Unpack, Replace, Sample, Rework, PackStream); logistics (Ship, Receive,
+    Decommission, UndoDecommission); any role reads (ListChildren, GetCounts, GetAncestors,
+    GetContainmentHistory); admin everything. Own tenant only.
+
+    Idempotency: every write carries an event_id (1..64 chars of [A-Za-z0-9._:-], unique per
+    tenant). A duplicate returns the original result with duplicate = true and writes nothing;
+    the same event_id with a different request is ALREADY_EXISTS.
+    Every write is one atomic event: it applies to all its codes or to none.
+
+    Hierarchy rules: a child has at most one parent at a time; no cycles; parents are SSCCs or
+    higher-level SGTINs; at least 4 levels. Concurrent conflicting packs: exactly one wins, the
+    others get FAILED_PRECONDITION naming the child and its current parent.
+    Events on a parent (ship, receive, decommission, recall) apply to every descendant.
+
+    Times: event_time unset = when the server received the request; event_time_zone_offset
+    ("+08:00") empty = the tenant's default zone. event_time more than 5 minutes in the future
+    is INVALID_ARGUMENT.
+
+    EPCIS 2.0 mapping (docs/api.md): pack → AggregationEvent ADD "packing"; unpack →
+    AggregationEvent DELETE "unpacking" (no children = everything); ship → ObjectEvent OBSERVE
+    "shipping"/"in_transit"; receive → "receiving"; decommission → "decommissioning" /
+    "destroying"; sample → "sampling"; replace → "replacing"; rework → "repackaging".
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Pack: _aio.UnaryUnaryMultiCallable[_aggregator_pb2.PackRequest, _aggregator_pb2.AggregationResult]  # type: ignore[assignment]
+    """Put children into a parent (adding to what it already holds). Children must be
+    COMMISSIONED or RECEIVED and have no parent (FAILED_PRECONDITION otherwise); a child
+    already in this very parent is not an error. Roles: line.
+    """
     Unpack: _aio.UnaryUnaryMultiCallable[_aggregator_pb2.UnpackRequest, _aggregator_pb2.AggregationResult]  # type: ignore[assignment]
+    """Take children out of a parent; no children = everything (the parent stays, empty).
+    FAILED_PRECONDITION for a child that is not in this parent. Roles: line.
+    """
     Replace: _aio.UnaryUnaryMultiCallable[_aggregator_pb2.ReplaceRequest, _aggregator_pb2.AggregationResult]  # type: ignore[assignment]
-    """New label for a damaged one: the new code takes the old one's place; history kept."""
+    """New label for a damaged one: the new code takes the old one's place (same parent, same
+    children, same logistics state); the old one becomes SCRAPPED; history kept. Roles: line.
+    """
     Sample: _aio.UnaryUnaryMultiCallable[_aggregator_pb2.SampleRequest, _aggregator_pb2.AggregationResult]  # type: ignore[assignment]
-    """Take a unit out for QA: auto-unpack, state SAMPLED."""
+    """Take a unit out for QA: unpacked from its parent in the same event, state SAMPLED.
+    Roles: line.
+    """
     Rework: _aio.UnaryUnaryMultiCallable[_aggregator_pb2.ReworkRequest, _aggregator_pb2.AggregationResult]  # type: ignore[assignment]
-    """Unpack everything from a parent and repack it with the given children, as one event."""
+    """Replace the whole content of a parent with the given children, as one event (unpack all +
+    pack). Roles: line.
+    """
     PackStream: _aio.StreamStreamMultiCallable[_aggregator_pb2.PackStreamRequest, _aggregator_pb2.PackAck]  # type: ignore[assignment]
-    """For lines: one message per packing event, one acknowledgement per event, in order."""
+    """For lines: one message per event, one ack per event, in order. A failed event is reported
+    in its ack and does not end the stream; the stream ends with a status only for stream-level
+    faults (auth, UNAVAILABLE). Acks are sent once the event is durable. Roles: line.
+    """
     Ship: _aio.UnaryUnaryMultiCallable[_aggregator_pb2.ShipRequest, _aggregator_pb2.LogisticsResult]  # type: ignore[assignment]
+    """Ship codes (typically a pallet): every descendant goes IN_TRANSIT and inherits
+    destination_market. FAILED_PRECONDITION for a code of a held lot or in an inactive state.
+    Roles: logistics.
+    """
     Receive: _aio.UnaryUnaryMultiCallable[_aggregator_pb2.ReceiveRequest, _aggregator_pb2.LogisticsResult]  # type: ignore[assignment]
+    """Receive shipped codes: every descendant goes RECEIVED. Roles: logistics."""
     Decommission: _aio.UnaryUnaryMultiCallable[_aggregator_pb2.DecommissionRequest, _aggregator_pb2.LogisticsResult]  # type: ignore[assignment]
+    """Take codes out of the active supply chain with a reason; descendants follow.
+    Roles: logistics.
+    """
     UndoDecommission: _aio.UnaryUnaryMultiCallable[_aggregator_pb2.UndoDecommissionRequest, _aggregator_pb2.LogisticsResult]  # type: ignore[assignment]
-    """Within 10 days, by the same party, never from recalled/expired/destroyed/stolen."""
+    """Revert a decommission: within 10 days of it, by the same party (token), never from
+    RECALLED / EXPIRED / DESTROYED / STOLEN: FAILED_PRECONDITION otherwise. The code returns
+    to its state before the decommission. Roles: logistics.
+    """
     ListChildren: _aio.UnaryStreamMultiCallable[_aggregator_pb2.ListChildrenRequest, _aggregator_pb2.ListChildrenResponse]  # type: ignore[assignment]
-    """Children of a parent, direct or all levels, streamed in pages."""
+    """Children of a parent now, direct or all levels, streamed one page per message
+    (breadth first). NOT_FOUND for an unknown parent. Roles: any.
+    """
     GetCounts: _aio.UnaryUnaryMultiCallable[_aggregator_pb2.GetCountsRequest, _aggregator_pb2.GetCountsResponse]  # type: ignore[assignment]
+    """How many descendants a parent holds now, per level. Roles: any."""
     GetAncestors: _aio.UnaryUnaryMultiCallable[_aggregator_pb2.GetAncestorsRequest, _aggregator_pb2.GetAncestorsResponse]  # type: ignore[assignment]
-    """The full ancestor path of a code; the last entry is the top parent."""
+    """The parent chain of a code now; the last entry is the top parent ("which pallet is this
+    bottle in"). Empty when the code has no parent. Roles: any.
+    """
     GetContainmentHistory: _aio.UnaryUnaryMultiCallable[_aggregator_pb2.GetContainmentHistoryRequest, _aggregator_pb2.GetContainmentHistoryResponse]  # type: ignore[assignment]
+    """Every pack / unpack / replace / sample / rework the code took part in, oldest first.
+    Roles: any.
+    """
 
 class AggregatorServicer(metaclass=_abc_1.ABCMeta):
-    """Roles: line (pack, unpack, replace, sample, rework), logistics (ship, receive,
-    decommission), auditor (queries), admin (all). Every write carries an event_id and is
-    idempotent by it: a duplicate returns the original result and writes nothing.
-    A child has at most one parent; conflicting concurrent packs: exactly one wins, the others get
-    FAILED_PRECONDITION naming the child and its current parent.
-    EPCIS mapping: pack → AggregationEvent ADD "packing"; unpack → AggregationEvent DELETE
-    "unpacking" (no children = everything); ship → ObjectEvent OBSERVE "shipping"/"in_transit";
-    receive → "receiving"; decommission → "decommissioning"/"destroying".
+    """Roles: line (Pack, Unpack, Replace, Sample, Rework, PackStream); logistics (Ship, Receive,
+    Decommission, UndoDecommission); any role reads (ListChildren, GetCounts, GetAncestors,
+    GetContainmentHistory); admin everything. Own tenant only.
+
+    Idempotency: every write carries an event_id (1..64 chars of [A-Za-z0-9._:-], unique per
+    tenant). A duplicate returns the original result with duplicate = true and writes nothing;
+    the same event_id with a different request is ALREADY_EXISTS.
+    Every write is one atomic event: it applies to all its codes or to none.
+
+    Hierarchy rules: a child has at most one parent at a time; no cycles; parents are SSCCs or
+    higher-level SGTINs; at least 4 levels. Concurrent conflicting packs: exactly one wins, the
+    others get FAILED_PRECONDITION naming the child and its current parent.
+    Events on a parent (ship, receive, decommission, recall) apply to every descendant.
+
+    Times: event_time unset = when the server received the request; event_time_zone_offset
+    ("+08:00") empty = the tenant's default zone. event_time more than 5 minutes in the future
+    is INVALID_ARGUMENT.
+
+    EPCIS 2.0 mapping (docs/api.md): pack → AggregationEvent ADD "packing"; unpack →
+    AggregationEvent DELETE "unpacking" (no children = everything); ship → ObjectEvent OBSERVE
+    "shipping"/"in_transit"; receive → "receiving"; decommission → "decommissioning" /
+    "destroying"; sample → "sampling"; replace → "replacing"; rework → "repackaging".
     """
 
     @_abc_1.abstractmethod
@@ -116,14 +228,21 @@ class AggregatorServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _aggregator_pb2.PackRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_aggregator_pb2.AggregationResult, _abc.Awaitable[_aggregator_pb2.AggregationResult]]: ...
+    ) -> _typing.Union[_aggregator_pb2.AggregationResult, _abc.Awaitable[_aggregator_pb2.AggregationResult]]:
+        """Put children into a parent (adding to what it already holds). Children must be
+        COMMISSIONED or RECEIVED and have no parent (FAILED_PRECONDITION otherwise); a child
+        already in this very parent is not an error. Roles: line.
+        """
 
     @_abc_1.abstractmethod
     def Unpack(
         self,
         request: _aggregator_pb2.UnpackRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_aggregator_pb2.AggregationResult, _abc.Awaitable[_aggregator_pb2.AggregationResult]]: ...
+    ) -> _typing.Union[_aggregator_pb2.AggregationResult, _abc.Awaitable[_aggregator_pb2.AggregationResult]]:
+        """Take children out of a parent; no children = everything (the parent stays, empty).
+        FAILED_PRECONDITION for a child that is not in this parent. Roles: line.
+        """
 
     @_abc_1.abstractmethod
     def Replace(
@@ -131,7 +250,9 @@ class AggregatorServicer(metaclass=_abc_1.ABCMeta):
         request: _aggregator_pb2.ReplaceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_aggregator_pb2.AggregationResult, _abc.Awaitable[_aggregator_pb2.AggregationResult]]:
-        """New label for a damaged one: the new code takes the old one's place; history kept."""
+        """New label for a damaged one: the new code takes the old one's place (same parent, same
+        children, same logistics state); the old one becomes SCRAPPED; history kept. Roles: line.
+        """
 
     @_abc_1.abstractmethod
     def Sample(
@@ -139,7 +260,9 @@ class AggregatorServicer(metaclass=_abc_1.ABCMeta):
         request: _aggregator_pb2.SampleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_aggregator_pb2.AggregationResult, _abc.Awaitable[_aggregator_pb2.AggregationResult]]:
-        """Take a unit out for QA: auto-unpack, state SAMPLED."""
+        """Take a unit out for QA: unpacked from its parent in the same event, state SAMPLED.
+        Roles: line.
+        """
 
     @_abc_1.abstractmethod
     def Rework(
@@ -147,7 +270,9 @@ class AggregatorServicer(metaclass=_abc_1.ABCMeta):
         request: _aggregator_pb2.ReworkRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_aggregator_pb2.AggregationResult, _abc.Awaitable[_aggregator_pb2.AggregationResult]]:
-        """Unpack everything from a parent and repack it with the given children, as one event."""
+        """Replace the whole content of a parent with the given children, as one event (unpack all +
+        pack). Roles: line.
+        """
 
     @_abc_1.abstractmethod
     def PackStream(
@@ -155,28 +280,39 @@ class AggregatorServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_aggregator_pb2.PackStreamRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_aggregator_pb2.PackAck], _abc.AsyncIterator[_aggregator_pb2.PackAck]]:
-        """For lines: one message per packing event, one acknowledgement per event, in order."""
+        """For lines: one message per event, one ack per event, in order. A failed event is reported
+        in its ack and does not end the stream; the stream ends with a status only for stream-level
+        faults (auth, UNAVAILABLE). Acks are sent once the event is durable. Roles: line.
+        """
 
     @_abc_1.abstractmethod
     def Ship(
         self,
         request: _aggregator_pb2.ShipRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_aggregator_pb2.LogisticsResult, _abc.Awaitable[_aggregator_pb2.LogisticsResult]]: ...
+    ) -> _typing.Union[_aggregator_pb2.LogisticsResult, _abc.Awaitable[_aggregator_pb2.LogisticsResult]]:
+        """Ship codes (typically a pallet): every descendant goes IN_TRANSIT and inherits
+        destination_market. FAILED_PRECONDITION for a code of a held lot or in an inactive state.
+        Roles: logistics.
+        """
 
     @_abc_1.abstractmethod
     def Receive(
         self,
         request: _aggregator_pb2.ReceiveRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_aggregator_pb2.LogisticsResult, _abc.Awaitable[_aggregator_pb2.LogisticsResult]]: ...
+    ) -> _typing.Union[_aggregator_pb2.LogisticsResult, _abc.Awaitable[_aggregator_pb2.LogisticsResult]]:
+        """Receive shipped codes: every descendant goes RECEIVED. Roles: logistics."""
 
     @_abc_1.abstractmethod
     def Decommission(
         self,
         request: _aggregator_pb2.DecommissionRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_aggregator_pb2.LogisticsResult, _abc.Awaitable[_aggregator_pb2.LogisticsResult]]: ...
+    ) -> _typing.Union[_aggregator_pb2.LogisticsResult, _abc.Awaitable[_aggregator_pb2.LogisticsResult]]:
+        """Take codes out of the active supply chain with a reason; descendants follow.
+        Roles: logistics.
+        """
 
     @_abc_1.abstractmethod
     def UndoDecommission(
@@ -184,7 +320,10 @@ class AggregatorServicer(metaclass=_abc_1.ABCMeta):
         request: _aggregator_pb2.UndoDecommissionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_aggregator_pb2.LogisticsResult, _abc.Awaitable[_aggregator_pb2.LogisticsResult]]:
-        """Within 10 days, by the same party, never from recalled/expired/destroyed/stolen."""
+        """Revert a decommission: within 10 days of it, by the same party (token), never from
+        RECALLED / EXPIRED / DESTROYED / STOLEN: FAILED_PRECONDITION otherwise. The code returns
+        to its state before the decommission. Roles: logistics.
+        """
 
     @_abc_1.abstractmethod
     def ListChildren(
@@ -192,14 +331,17 @@ class AggregatorServicer(metaclass=_abc_1.ABCMeta):
         request: _aggregator_pb2.ListChildrenRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_aggregator_pb2.ListChildrenResponse], _abc.AsyncIterator[_aggregator_pb2.ListChildrenResponse]]:
-        """Children of a parent, direct or all levels, streamed in pages."""
+        """Children of a parent now, direct or all levels, streamed one page per message
+        (breadth first). NOT_FOUND for an unknown parent. Roles: any.
+        """
 
     @_abc_1.abstractmethod
     def GetCounts(
         self,
         request: _aggregator_pb2.GetCountsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_aggregator_pb2.GetCountsResponse, _abc.Awaitable[_aggregator_pb2.GetCountsResponse]]: ...
+    ) -> _typing.Union[_aggregator_pb2.GetCountsResponse, _abc.Awaitable[_aggregator_pb2.GetCountsResponse]]:
+        """How many descendants a parent holds now, per level. Roles: any."""
 
     @_abc_1.abstractmethod
     def GetAncestors(
@@ -207,13 +349,18 @@ class AggregatorServicer(metaclass=_abc_1.ABCMeta):
         request: _aggregator_pb2.GetAncestorsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_aggregator_pb2.GetAncestorsResponse, _abc.Awaitable[_aggregator_pb2.GetAncestorsResponse]]:
-        """The full ancestor path of a code; the last entry is the top parent."""
+        """The parent chain of a code now; the last entry is the top parent ("which pallet is this
+        bottle in"). Empty when the code has no parent. Roles: any.
+        """
 
     @_abc_1.abstractmethod
     def GetContainmentHistory(
         self,
         request: _aggregator_pb2.GetContainmentHistoryRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_aggregator_pb2.GetContainmentHistoryResponse, _abc.Awaitable[_aggregator_pb2.GetContainmentHistoryResponse]]: ...
+    ) -> _typing.Union[_aggregator_pb2.GetContainmentHistoryResponse, _abc.Awaitable[_aggregator_pb2.GetContainmentHistoryResponse]]:
+        """Every pack / unpack / replace / sample / rework the code took part in, oldest first.
+        Roles: any.
+        """
 
 def add_AggregatorServicer_to_server(servicer: AggregatorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

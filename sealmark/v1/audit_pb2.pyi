@@ -10,6 +10,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from sealmark.v1 import common_pb2 as _common_pb2
+from sealmark.v1 import verifier_pb2 as _verifier_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -29,21 +30,39 @@ class _AlertKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertKind.V
     DESCRIPTOR: _descriptor.EnumDescriptor
     ALERT_KIND_UNSPECIFIED: _AlertKind.ValueType  # 0
     ALERT_KIND_CLONE: _AlertKind.ValueType  # 1
+    """too many sessions, impossible travel"""
     ALERT_KIND_COUNTERFEIT: _AlertKind.ValueType  # 2
+    """serial never issued / never commissioned"""
     ALERT_KIND_DIVERSION: _AlertKind.ValueType  # 3
+    """scanned outside its destination market (窜货)"""
     ALERT_KIND_PIN_REUSE: _AlertKind.ValueType  # 4
+    """a hidden PIN entered again: the decisive clone signal"""
     ALERT_KIND_SERIAL_GUESSING: _AlertKind.ValueType  # 5
+    """burst of invalid serials from one client"""
     ALERT_KIND_BAD_SIGNATURE: _AlertKind.ValueType  # 6
+    ALERT_KIND_PIN_GUESSING: _AlertKind.ValueType  # 7
+    """burst of wrong PINs from one client"""
+    ALERT_KIND_RECALLED_SCAN: _AlertKind.ValueType  # 8
+    """a recalled unit was scanned"""
 
 class AlertKind(_AlertKind, metaclass=_AlertKindEnumTypeWrapper): ...
 
 ALERT_KIND_UNSPECIFIED: AlertKind.ValueType  # 0
 ALERT_KIND_CLONE: AlertKind.ValueType  # 1
+"""too many sessions, impossible travel"""
 ALERT_KIND_COUNTERFEIT: AlertKind.ValueType  # 2
+"""serial never issued / never commissioned"""
 ALERT_KIND_DIVERSION: AlertKind.ValueType  # 3
+"""scanned outside its destination market (窜货)"""
 ALERT_KIND_PIN_REUSE: AlertKind.ValueType  # 4
+"""a hidden PIN entered again: the decisive clone signal"""
 ALERT_KIND_SERIAL_GUESSING: AlertKind.ValueType  # 5
+"""burst of invalid serials from one client"""
 ALERT_KIND_BAD_SIGNATURE: AlertKind.ValueType  # 6
+ALERT_KIND_PIN_GUESSING: AlertKind.ValueType  # 7
+"""burst of wrong PINs from one client"""
+ALERT_KIND_RECALLED_SCAN: AlertKind.ValueType  # 8
+"""a recalled unit was scanned"""
 Global___AlertKind: _TypeAlias = AlertKind  # noqa: Y015
 
 class _AlertStatus:
@@ -65,6 +84,52 @@ ALERT_STATUS_ACKNOWLEDGED: AlertStatus.ValueType  # 2
 ALERT_STATUS_RESOLVED: AlertStatus.ValueType  # 3
 Global___AlertStatus: _TypeAlias = AlertStatus  # noqa: Y015
 
+class _AlertSeverity:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AlertSeverityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertSeverity.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ALERT_SEVERITY_UNSPECIFIED: _AlertSeverity.ValueType  # 0
+    ALERT_SEVERITY_LOW: _AlertSeverity.ValueType  # 1
+    ALERT_SEVERITY_MEDIUM: _AlertSeverity.ValueType  # 2
+    ALERT_SEVERITY_HIGH: _AlertSeverity.ValueType  # 3
+    ALERT_SEVERITY_CRITICAL: _AlertSeverity.ValueType  # 4
+
+class AlertSeverity(_AlertSeverity, metaclass=_AlertSeverityEnumTypeWrapper): ...
+
+ALERT_SEVERITY_UNSPECIFIED: AlertSeverity.ValueType  # 0
+ALERT_SEVERITY_LOW: AlertSeverity.ValueType  # 1
+ALERT_SEVERITY_MEDIUM: AlertSeverity.ValueType  # 2
+ALERT_SEVERITY_HIGH: AlertSeverity.ValueType  # 3
+ALERT_SEVERITY_CRITICAL: AlertSeverity.ValueType  # 4
+Global___AlertSeverity: _TypeAlias = AlertSeverity  # noqa: Y015
+
+class _AlertResolution:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AlertResolutionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertResolution.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ALERT_RESOLUTION_UNSPECIFIED: _AlertResolution.ValueType  # 0
+    ALERT_RESOLUTION_CONFIRMED: _AlertResolution.ValueType  # 1
+    """real clone / counterfeit / diversion: acted on"""
+    ALERT_RESOLUTION_FALSE_POSITIVE: _AlertResolution.ValueType  # 2
+    """feeds rule tuning"""
+    ALERT_RESOLUTION_DUPLICATE: _AlertResolution.ValueType  # 3
+    """covered by another alert"""
+
+class AlertResolution(_AlertResolution, metaclass=_AlertResolutionEnumTypeWrapper): ...
+
+ALERT_RESOLUTION_UNSPECIFIED: AlertResolution.ValueType  # 0
+ALERT_RESOLUTION_CONFIRMED: AlertResolution.ValueType  # 1
+"""real clone / counterfeit / diversion: acted on"""
+ALERT_RESOLUTION_FALSE_POSITIVE: AlertResolution.ValueType  # 2
+"""feeds rule tuning"""
+ALERT_RESOLUTION_DUPLICATE: AlertResolution.ValueType  # 3
+"""covered by another alert"""
+Global___AlertResolution: _TypeAlias = AlertResolution  # noqa: Y015
+
 class _ReportKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -73,17 +138,29 @@ class _ReportKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReportKind
     DESCRIPTOR: _descriptor.EnumDescriptor
     REPORT_KIND_UNSPECIFIED: _ReportKind.ValueType  # 0
     REPORT_KIND_RECONCILIATION: _ReportKind.ValueType  # 1
+    """per work order: allocated/commissioned/scrapped/…"""
     REPORT_KIND_SCANS_BY_REGION_DAY: _ReportKind.ValueType  # 2
+    """verifications per region and day, by verdict"""
     REPORT_KIND_HOTSPOTS: _ReportKind.ValueType  # 3
+    """regions with most suspect verdicts and alerts"""
     REPORT_KIND_NEARING_EXPIRY: _ReportKind.ValueType  # 4
+    """active units expiring within days_ahead, by market"""
+    REPORT_KIND_RECALL: _ReportKind.ValueType  # 5
+    """a recall's current report (recall_id)"""
 
 class ReportKind(_ReportKind, metaclass=_ReportKindEnumTypeWrapper): ...
 
 REPORT_KIND_UNSPECIFIED: ReportKind.ValueType  # 0
 REPORT_KIND_RECONCILIATION: ReportKind.ValueType  # 1
+"""per work order: allocated/commissioned/scrapped/…"""
 REPORT_KIND_SCANS_BY_REGION_DAY: ReportKind.ValueType  # 2
+"""verifications per region and day, by verdict"""
 REPORT_KIND_HOTSPOTS: ReportKind.ValueType  # 3
+"""regions with most suspect verdicts and alerts"""
 REPORT_KIND_NEARING_EXPIRY: ReportKind.ValueType  # 4
+"""active units expiring within days_ahead, by market"""
+REPORT_KIND_RECALL: ReportKind.ValueType  # 5
+"""a recall's current report (recall_id)"""
 Global___ReportKind: _TypeAlias = ReportKind  # noqa: Y015
 
 class _ReportFormat:
@@ -93,17 +170,21 @@ class _ReportFormat:
 class _ReportFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReportFormat.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     REPORT_FORMAT_UNSPECIFIED: _ReportFormat.ValueType  # 0
+    """= JSON"""
     REPORT_FORMAT_CSV: _ReportFormat.ValueType  # 1
     REPORT_FORMAT_JSON: _ReportFormat.ValueType  # 2
     REPORT_FORMAT_SVG: _ReportFormat.ValueType  # 3
+    """chart; INVALID_ARGUMENT for tabular-only kinds"""
     REPORT_FORMAT_PNG: _ReportFormat.ValueType  # 4
 
 class ReportFormat(_ReportFormat, metaclass=_ReportFormatEnumTypeWrapper): ...
 
 REPORT_FORMAT_UNSPECIFIED: ReportFormat.ValueType  # 0
+"""= JSON"""
 REPORT_FORMAT_CSV: ReportFormat.ValueType  # 1
 REPORT_FORMAT_JSON: ReportFormat.ValueType  # 2
 REPORT_FORMAT_SVG: ReportFormat.ValueType  # 3
+"""chart; INVALID_ARGUMENT for tabular-only kinds"""
 REPORT_FORMAT_PNG: ReportFormat.ValueType  # 4
 Global___ReportFormat: _TypeAlias = ReportFormat  # noqa: Y015
 
@@ -116,15 +197,42 @@ class _IdentifierFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Iden
     IDENTIFIER_FORMAT_UNSPECIFIED: _IdentifierFormat.ValueType  # 0
     """= Digital Link"""
     IDENTIFIER_FORMAT_DIGITAL_LINK: _IdentifierFormat.ValueType  # 1
+    """https://id.gs1.org/01/…/21/… style URIs"""
     IDENTIFIER_FORMAT_EPC_URN: _IdentifierFormat.ValueType  # 2
+    """urn:epc:id:sgtin:… / urn:epc:id:sscc:…"""
 
 class IdentifierFormat(_IdentifierFormat, metaclass=_IdentifierFormatEnumTypeWrapper): ...
 
 IDENTIFIER_FORMAT_UNSPECIFIED: IdentifierFormat.ValueType  # 0
 """= Digital Link"""
 IDENTIFIER_FORMAT_DIGITAL_LINK: IdentifierFormat.ValueType  # 1
+"""https://id.gs1.org/01/…/21/… style URIs"""
 IDENTIFIER_FORMAT_EPC_URN: IdentifierFormat.ValueType  # 2
+"""urn:epc:id:sgtin:… / urn:epc:id:sscc:…"""
 Global___IdentifierFormat: _TypeAlias = IdentifierFormat  # noqa: Y015
+
+class _LogEntryKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LogEntryKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LogEntryKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LOG_ENTRY_KIND_UNSPECIFIED: _LogEntryKind.ValueType  # 0
+    LOG_ENTRY_KIND_BATCH_COMMITMENT: _LogEntryKind.ValueType  # 1
+    """Merkle root over hashed serials of one issuance"""
+    LOG_ENTRY_KIND_STATUS_CHANGE: _LogEntryKind.ValueType  # 2
+    LOG_ENTRY_KIND_RECALL: _LogEntryKind.ValueType  # 3
+    LOG_ENTRY_KIND_KEY_SET_CHANGE: _LogEntryKind.ValueType  # 4
+
+class LogEntryKind(_LogEntryKind, metaclass=_LogEntryKindEnumTypeWrapper): ...
+
+LOG_ENTRY_KIND_UNSPECIFIED: LogEntryKind.ValueType  # 0
+LOG_ENTRY_KIND_BATCH_COMMITMENT: LogEntryKind.ValueType  # 1
+"""Merkle root over hashed serials of one issuance"""
+LOG_ENTRY_KIND_STATUS_CHANGE: LogEntryKind.ValueType  # 2
+LOG_ENTRY_KIND_RECALL: LogEntryKind.ValueType  # 3
+LOG_ENTRY_KIND_KEY_SET_CHANGE: LogEntryKind.ValueType  # 4
+Global___LogEntryKind: _TypeAlias = LogEntryKind  # noqa: Y015
 
 @_typing.final
 class Alert(_message.Message):
@@ -159,18 +267,41 @@ class Alert(_message.Message):
     SUMMARY_FIELD_NUMBER: _builtins.int
     DETAILS_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
+    SEVERITY_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGED_AT_FIELD_NUMBER: _builtins.int
+    RESOLVED_AT_FIELD_NUMBER: _builtins.int
+    RESOLUTION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
     id: _builtins.int
+    """increasing per tenant; the resume point of WatchAlerts"""
     kind: Global___AlertKind.ValueType
     status: Global___AlertStatus.ValueType
     region: _builtins.str
+    """ISO 3166 code; never coordinates"""
     summary: _builtins.str
     note: _builtins.str
+    """the last acknowledge / resolve note"""
+    severity: Global___AlertSeverity.ValueType
+    rule: _builtins.str
+    """the verdict rule that raised it"""
+    resolution: Global___AlertResolution.ValueType
+    actor: _builtins.str
+    """token id of the last status change"""
     @_builtins.property
-    def code(self) -> _common_pb2.CodeRef: ...
+    def code(self) -> _common_pb2.CodeRef:
+        """unset for client-level alerts (guessing bursts)"""
+
     @_builtins.property
     def raised_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
-    def details(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def details(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """rule, threshold, observed values, verification ids"""
+
+    @_builtins.property
+    def acknowledged_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def resolved_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -183,10 +314,16 @@ class Alert(_message.Message):
         summary: _builtins.str = ...,
         details: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         note: _builtins.str = ...,
+        severity: Global___AlertSeverity.ValueType = ...,
+        rule: _builtins.str = ...,
+        acknowledged_at: _timestamp_pb2.Timestamp | None = ...,
+        resolved_at: _timestamp_pb2.Timestamp | None = ...,
+        resolution: Global___AlertResolution.ValueType = ...,
+        actor: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "raised_at", b"raised_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "code", b"code", "raised_at", b"raised_at", "resolved_at", b"resolved_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "details", b"details", "id", b"id", "kind", b"kind", "note", b"note", "raised_at", b"raised_at", "region", b"region", "status", b"status", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "actor", b"actor", "code", b"code", "details", b"details", "id", b"id", "kind", b"kind", "note", b"note", "raised_at", b"raised_at", "region", b"region", "resolution", b"resolution", "resolved_at", b"resolved_at", "rule", b"rule", "severity", b"severity", "status", b"status", "summary", b"summary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -197,15 +334,26 @@ class WatchAlertsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     AFTER_ID_FIELD_NUMBER: _builtins.int
+    KINDS_FIELD_NUMBER: _builtins.int
+    MIN_SEVERITY_FIELD_NUMBER: _builtins.int
     after_id: _builtins.int
+    """0 = only alerts raised from now on"""
+    min_severity: Global___AlertSeverity.ValueType
+    """unspecified = all"""
+    @_builtins.property
+    def kinds(self) -> _containers.RepeatedScalarFieldContainer[Global___AlertKind.ValueType]:
+        """empty = all kinds"""
+
     def __init__(
         self,
         *,
         after_id: _builtins.int = ...,
+        kinds: _abc.Iterable[Global___AlertKind.ValueType] | None = ...,
+        min_severity: Global___AlertSeverity.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_id", b"after_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_id", b"after_id", "kinds", b"kinds", "min_severity", b"min_severity"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -218,21 +366,36 @@ class ListAlertsRequest(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
     PAGE_FIELD_NUMBER: _builtins.int
+    FROM_TIME_FIELD_NUMBER: _builtins.int
+    TO_TIME_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
     status: Global___AlertStatus.ValueType
     """unspecified = all"""
     kind: Global___AlertKind.ValueType
+    """unspecified = all"""
     @_builtins.property
     def page(self) -> _common_pb2.PageRequest: ...
+    @_builtins.property
+    def from_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def to_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def code(self) -> _common_pb2.CodeRef:
+        """only alerts about this code"""
+
     def __init__(
         self,
         *,
         status: Global___AlertStatus.ValueType = ...,
         kind: Global___AlertKind.ValueType = ...,
         page: _common_pb2.PageRequest | None = ...,
+        from_time: _timestamp_pb2.Timestamp | None = ...,
+        to_time: _timestamp_pb2.Timestamp | None = ...,
+        code: _common_pb2.CodeRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "from_time", b"from_time", "page", b"page", "to_time", b"to_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "page", b"page", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "from_time", b"from_time", "kind", b"kind", "page", b"page", "status", b"status", "to_time", b"to_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -267,17 +430,22 @@ class AlertActionRequest(_message.Message):
 
     ALERT_ID_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
+    RESOLUTION_FIELD_NUMBER: _builtins.int
     alert_id: _builtins.int
     note: _builtins.str
+    """up to 2000 characters; required to resolve"""
+    resolution: Global___AlertResolution.ValueType
+    """ResolveAlert only; required there"""
     def __init__(
         self,
         *,
         alert_id: _builtins.int = ...,
         note: _builtins.str = ...,
+        resolution: Global___AlertResolution.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "note", b"note"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "note", b"note", "resolution", b"resolution"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -304,36 +472,108 @@ class TraceRequest(_message.Message):
 Global___TraceRequest: _TypeAlias = TraceRequest  # noqa: Y015
 
 @_typing.final
+class ScanRecord(_message.Message):
+    """One recorded verification, as auditors see it (no coordinates, no IP, no device id)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERIFICATION_ID_FIELD_NUMBER: _builtins.int
+    VERIFIED_AT_FIELD_NUMBER: _builtins.int
+    VERDICT_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    REASON_CODES_FIELD_NUMBER: _builtins.int
+    RISK_SCORE_FIELD_NUMBER: _builtins.int
+    PIN_ENTERED_FIELD_NUMBER: _builtins.int
+    PIN_CORRECT_FIELD_NUMBER: _builtins.int
+    verification_id: _builtins.str
+    verdict: _verifier_pb2.Verdict.ValueType
+    region: _builtins.str
+    risk_score: _builtins.float
+    pin_entered: _builtins.bool
+    pin_correct: _builtins.bool
+    @_builtins.property
+    def verified_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def reason_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        verification_id: _builtins.str = ...,
+        verified_at: _timestamp_pb2.Timestamp | None = ...,
+        verdict: _verifier_pb2.Verdict.ValueType = ...,
+        region: _builtins.str = ...,
+        reason_codes: _abc.Iterable[_builtins.str] | None = ...,
+        risk_score: _builtins.float = ...,
+        pin_entered: _builtins.bool = ...,
+        pin_correct: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["verified_at", b"verified_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pin_correct", b"pin_correct", "pin_entered", b"pin_entered", "reason_codes", b"reason_codes", "region", b"region", "risk_score", b"risk_score", "verdict", b"verdict", "verification_id", b"verification_id", "verified_at", b"verified_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScanRecord: _TypeAlias = ScanRecord  # noqa: Y015
+
+@_typing.final
 class TraceEntry(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENT_FIELD_NUMBER: _builtins.int
-    VERDICT_FIELD_NUMBER: _builtins.int
+    SCAN_FIELD_NUMBER: _builtins.int
+    ALERT_FIELD_NUMBER: _builtins.int
     KEY_ID_FIELD_NUMBER: _builtins.int
     WORK_ORDER_FIELD_NUMBER: _builtins.int
     LINE_ID_FIELD_NUMBER: _builtins.int
-    verdict: _builtins.str
-    """for scans"""
+    TIME_FIELD_NUMBER: _builtins.int
+    INHERITED_FROM_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
-    """for issuance"""
+    """issuance entries: the signing key"""
     work_order: _builtins.str
+    """issuance and commissioning entries"""
     line_id: _builtins.str
+    """issuance and commissioning entries"""
     @_builtins.property
-    def event(self) -> _common_pb2.CodeEvent: ...
+    def event(self) -> _common_pb2.CodeEvent:
+        """a recorded event (issuance, commissioning, packing, …)"""
+
+    @_builtins.property
+    def scan(self) -> Global___ScanRecord:
+        """a consumer verification"""
+
+    @_builtins.property
+    def alert(self) -> Global___Alert:
+        """an alert about this code"""
+
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """ordering key: event_time, verified_at or raised_at"""
+
+    @_builtins.property
+    def inherited_from(self) -> _common_pb2.CodeRef:
+        """Set when the event was recorded on an ancestor (e.g. the pallet was shipped) and applies
+        to this code by inference.
+        """
+
     def __init__(
         self,
         *,
         event: _common_pb2.CodeEvent | None = ...,
-        verdict: _builtins.str = ...,
+        scan: Global___ScanRecord | None = ...,
+        alert: Global___Alert | None = ...,
         key_id: _builtins.str = ...,
         work_order: _builtins.str = ...,
         line_id: _builtins.str = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        inherited_from: _common_pb2.CodeRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "entry", b"entry", "event", b"event", "inherited_from", b"inherited_from", "scan", b"scan", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "key_id", b"key_id", "line_id", b"line_id", "verdict", b"verdict", "work_order", b"work_order"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "entry", b"entry", "event", b"event", "inherited_from", b"inherited_from", "key_id", b"key_id", "line_id", b"line_id", "scan", b"scan", "time", b"time", "work_order", b"work_order"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType_entry: _TypeAlias = _typing.Literal["event", "scan", "alert"]  # noqa: Y015
+    _WhichOneofArgType_entry: _TypeAlias = _typing.Literal["entry", b"entry"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_entry) -> _WhichOneofReturnType_entry | None: ...
 
 Global___TraceEntry: _TypeAlias = TraceEntry  # noqa: Y015
 
@@ -348,14 +588,20 @@ class RecallRequest(_message.Message):
     PARENT_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    """idempotency key"""
     gtin: _builtins.str
     reason: _builtins.str
+    """required; shown to consumers who scan a recalled unit"""
     @_builtins.property
     def lot(self) -> Global___LotRef: ...
     @_builtins.property
-    def codes(self) -> Global___CodeList: ...
+    def codes(self) -> Global___CodeList:
+        """1..10000 codes"""
+
     @_builtins.property
-    def parent(self) -> _common_pb2.CodeRef: ...
+    def parent(self) -> _common_pb2.CodeRef:
+        """the parent and all its descendants"""
+
     def __init__(
         self,
         *,
@@ -450,9 +696,18 @@ class RecallReport(_message.Message):
     BY_LAST_SCAN_REGION_FIELD_NUMBER: _builtins.int
     SCANS_SINCE_RECALL_FIELD_NUMBER: _builtins.int
     EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
+    UNITS_NOT_SHIPPED_FIELD_NUMBER: _builtins.int
+    UNITS_DISPENSED_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
     recall_id: _builtins.str
     units_affected: _builtins.int
     scans_since_recall: _builtins.int
+    units_not_shipped: _builtins.int
+    """still at the manufacturer"""
+    units_dispensed: _builtins.int
+    """already with consumers"""
+    duplicate: _builtins.bool
+    """request_id seen before: the original recall"""
     @_builtins.property
     def by_shipment_market(self) -> _containers.RepeatedCompositeFieldContainer[Global___MarketCount]: ...
     @_builtins.property
@@ -468,10 +723,13 @@ class RecallReport(_message.Message):
         by_last_scan_region: _abc.Iterable[Global___MarketCount] | None = ...,
         scans_since_recall: _builtins.int = ...,
         effective_at: _timestamp_pb2.Timestamp | None = ...,
+        units_not_shipped: _builtins.int = ...,
+        units_dispensed: _builtins.int = ...,
+        duplicate: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_last_scan_region", b"by_last_scan_region", "by_shipment_market", b"by_shipment_market", "effective_at", b"effective_at", "recall_id", b"recall_id", "scans_since_recall", b"scans_since_recall", "units_affected", b"units_affected"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_last_scan_region", b"by_last_scan_region", "by_shipment_market", b"by_shipment_market", "duplicate", b"duplicate", "effective_at", b"effective_at", "recall_id", b"recall_id", "scans_since_recall", b"scans_since_recall", "units_affected", b"units_affected", "units_dispensed", b"units_dispensed", "units_not_shipped", b"units_not_shipped"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -488,11 +746,22 @@ class ReportRequest(_message.Message):
     GTIN_FIELD_NUMBER: _builtins.int
     LOT_FIELD_NUMBER: _builtins.int
     WORK_ORDER_FIELD_NUMBER: _builtins.int
+    RECALL_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    DAYS_AHEAD_FIELD_NUMBER: _builtins.int
     kind: Global___ReportKind.ValueType
+    """required"""
     format: Global___ReportFormat.ValueType
     gtin: _builtins.str
     lot: _builtins.str
     work_order: _builtins.str
+    """RECONCILIATION: required"""
+    recall_id: _builtins.str
+    """RECALL: required"""
+    region: _builtins.str
+    """ISO 3166 filter"""
+    days_ahead: _builtins.int
+    """NEARING_EXPIRY: 0 = 90 days; at most 3650"""
     @_builtins.property
     def from_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -507,10 +776,13 @@ class ReportRequest(_message.Message):
         gtin: _builtins.str = ...,
         lot: _builtins.str = ...,
         work_order: _builtins.str = ...,
+        recall_id: _builtins.str = ...,
+        region: _builtins.str = ...,
+        days_ahead: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["from_time", b"from_time", "to_time", b"to_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["format", b"format", "from_time", b"from_time", "gtin", b"gtin", "kind", b"kind", "lot", b"lot", "to_time", b"to_time", "work_order", b"work_order"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days_ahead", b"days_ahead", "format", b"format", "from_time", b"from_time", "gtin", b"gtin", "kind", b"kind", "lot", b"lot", "recall_id", b"recall_id", "region", b"region", "to_time", b"to_time", "work_order", b"work_order"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -524,7 +796,7 @@ class ReportChunk(_message.Message):
     CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     data: _builtins.bytes
     content_type: _builtins.str
-    """on the first chunk"""
+    """on the first chunk: "text/csv", "application/json", …"""
     def __init__(
         self,
         *,
@@ -548,15 +820,22 @@ class ExportEpcisRequest(_message.Message):
     LOT_FIELD_NUMBER: _builtins.int
     CODE_FIELD_NUMBER: _builtins.int
     IDENTIFIERS_FIELD_NUMBER: _builtins.int
+    INCLUDE_DESCENDANTS_FIELD_NUMBER: _builtins.int
     identifiers: Global___IdentifierFormat.ValueType
+    include_descendants: _builtins.bool
+    """with code: also every event of its descendants"""
     @_builtins.property
-    def from_time(self) -> _timestamp_pb2.Timestamp: ...
+    def from_time(self) -> _timestamp_pb2.Timestamp:
+        """on eventTime"""
+
     @_builtins.property
     def to_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def lot(self) -> Global___LotRef: ...
     @_builtins.property
-    def code(self) -> _common_pb2.CodeRef: ...
+    def code(self) -> _common_pb2.CodeRef:
+        """events of this code (with those inherited from ancestors)"""
+
     def __init__(
         self,
         *,
@@ -565,10 +844,11 @@ class ExportEpcisRequest(_message.Message):
         lot: Global___LotRef | None = ...,
         code: _common_pb2.CodeRef | None = ...,
         identifiers: Global___IdentifierFormat.ValueType = ...,
+        include_descendants: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "from_time", b"from_time", "lot", b"lot", "to_time", b"to_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "from_time", b"from_time", "identifiers", b"identifiers", "lot", b"lot", "to_time", b"to_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "from_time", b"from_time", "identifiers", b"identifiers", "include_descendants", b"include_descendants", "lot", b"lot", "to_time", b"to_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -581,6 +861,7 @@ class ExportChunk(_message.Message):
     DATA_FIELD_NUMBER: _builtins.int
     EVENTS_SO_FAR_FIELD_NUMBER: _builtins.int
     data: _builtins.bytes
+    """UTF-8 JSON-LD bytes, cut anywhere"""
     events_so_far: _builtins.int
     def __init__(
         self,
@@ -620,8 +901,10 @@ class Checkpoint(_message.Message):
     ROOT_HASH_FIELD_NUMBER: _builtins.int
     SIGNED_NOTE_FIELD_NUMBER: _builtins.int
     origin: _builtins.str
+    """log identity, first line of the note"""
     tree_size: _builtins.int
     root_hash: _builtins.bytes
+    """SHA-256, 32 bytes"""
     signed_note: _builtins.str
     """The checkpoint as a C2SP signed note (body + signature lines), ready to save and verify."""
     def __init__(
@@ -649,7 +932,9 @@ class GetInclusionProofRequest(_message.Message):
     TREE_SIZE_FIELD_NUMBER: _builtins.int
     leaf_index: _builtins.int
     leaf_hash: _builtins.bytes
+    """SHA-256(0x00 ‖ entry)"""
     tree_size: _builtins.int
+    """0 = the latest checkpoint's size"""
     def __init__(
         self,
         *,
@@ -677,7 +962,9 @@ class InclusionProof(_message.Message):
     leaf_index: _builtins.int
     tree_size: _builtins.int
     @_builtins.property
-    def hashes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    def hashes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """audit path, leaf level first"""
+
     def __init__(
         self,
         *,
@@ -701,6 +988,7 @@ class GetConsistencyProofRequest(_message.Message):
     SECOND_SIZE_FIELD_NUMBER: _builtins.int
     first_size: _builtins.int
     second_size: _builtins.int
+    """0 = the latest checkpoint's size"""
     def __init__(
         self,
         *,
@@ -749,7 +1037,7 @@ class GetLogEntriesRequest(_message.Message):
     COUNT_FIELD_NUMBER: _builtins.int
     start: _builtins.int
     count: _builtins.int
-    """at most 1000"""
+    """1..1000; fewer are returned at the end of the log"""
     def __init__(
         self,
         *,
@@ -770,17 +1058,25 @@ class LogEntry(_message.Message):
 
     INDEX_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    INTEGRATED_AT_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     data: _builtins.bytes
+    """the exact entry bytes hashed into the leaf"""
+    kind: Global___LogEntryKind.ValueType
+    @_builtins.property
+    def integrated_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
         index: _builtins.int = ...,
         data: _builtins.bytes = ...,
+        kind: Global___LogEntryKind.ValueType = ...,
+        integrated_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["integrated_at", b"integrated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "index", b"index"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "index", b"index", "integrated_at", b"integrated_at", "kind", b"kind"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,10 @@ if _version_not_supported:
 
 
 class AuditStub:
-    """Roles: auditor (read), admin (read, recall, resolve). Own tenant only.
+    """Roles: auditor reads and acknowledges; admin also resolves alerts and recalls. Own tenant
+    only: alerts, traces, reports, exports and the transparency log are the caller's tenant's.
+    Time ranges are half-open [from_time, to_time); unset bounds are open; from_time after
+    to_time is INVALID_ARGUMENT.
     """
 
     def __init__(self, channel):
@@ -98,82 +101,106 @@ class AuditStub:
 
 
 class AuditServicer:
-    """Roles: auditor (read), admin (read, recall, resolve). Own tenant only.
+    """Roles: auditor reads and acknowledges; admin also resolves alerts and recalls. Own tenant
+    only: alerts, traces, reports, exports and the transparency log are the caller's tenant's.
+    Time ranges are half-open [from_time, to_time); unset bounds are open; from_time after
+    to_time is INVALID_ARGUMENT.
     """
 
     def WatchAlerts(self, request, context):
-        """Alerts as they happen; pass the last alert id seen to resume without gaps.
+        """Alerts as they happen, oldest first. Pass the last alert id seen as after_id to resume
+        without gaps or repeats (alerts stored after after_id are replayed first). Roles: auditor.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListAlerts(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Stored alerts, newest first. Roles: auditor.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def AcknowledgeAlert(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """OPEN → ACKNOWLEDGED; acknowledging again is a no-op. NOT_FOUND for an unknown id;
+        FAILED_PRECONDITION when already RESOLVED. Roles: auditor.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ResolveAlert(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """OPEN/ACKNOWLEDGED → RESOLVED with a note (required) and a resolution. Resolving again is
+        FAILED_PRECONDITION. Roles: admin.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Trace(self, request, context):
-        """The whole life of a code: issuance, commissioning, containment, logistics, scans, alerts.
+        """The whole life of one code, oldest first: issuance, commissioning, containment, logistics
+        (including events inherited from ancestors), scans and alerts. NOT_FOUND for a code never
+        issued by the caller's tenant. Roles: auditor.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Recall(self, request, context):
-        """Takes effect at once on verification; cannot be undone. Roles: admin.
+        """Recall by lot, GTIN, codes or parent (with all descendants). Takes effect at once: every
+        verification answers RECALLED from the moment this returns. Cannot be undone. Idempotent by
+        request_id (a retry returns the original report). Roles: admin.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetReport(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A report rendered in the requested format, streamed as byte chunks. Roles: auditor.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ExportEpcis(self, request, context):
-        """EPCIS 2.0 JSON-LD document, streamed in chunks (concatenate the bytes).
+        """One EPCIS 2.0 JSON-LD document (EPCISDocument, schema-valid), streamed as byte chunks:
+        concatenate data in order. Filters combine with AND. Roles: auditor.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetCheckpoint(self, request, context):
-        """Transparency log (RFC 9162 Merkle tree, C2SP signed-note checkpoints).
+        """Transparency log (RFC 9162 Merkle tree; checkpoints in C2SP tlog-checkpoint format, signed
+        as C2SP signed notes with Ed25519). Entries hold batch commitments, status changes, recalls
+        and key-set changes: never raw serials, PINs or consumer locations.
+        The latest signed checkpoint. Roles: auditor.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetInclusionProof(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Proof that a leaf is in the tree of a given size. INVALID_ARGUMENT when leaf_index >=
+        tree_size or tree_size exceeds the latest checkpoint; NOT_FOUND for an unknown leaf_hash.
+        Roles: auditor.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetConsistencyProof(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Proof that the tree of second_size extends the tree of first_size (RFC 9162 §2.1.4).
+        INVALID_ARGUMENT unless 0 < first_size <= second_size <= latest size. Roles: auditor.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetLogEntries(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Raw entries [start, start + count), for auditors that rebuild the tree. Roles: auditor.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -250,7 +277,10 @@ def add_AuditServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Audit:
-    """Roles: auditor (read), admin (read, recall, resolve). Own tenant only.
+    """Roles: auditor reads and acknowledges; admin also resolves alerts and recalls. Own tenant
+    only: alerts, traces, reports, exports and the transparency log are the caller's tenant's.
+    Time ranges are half-open [from_time, to_time); unset bounds are open; from_time after
+    to_time is INVALID_ARGUMENT.
     """
 
     @staticmethod

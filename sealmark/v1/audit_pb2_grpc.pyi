@@ -27,55 +27,127 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class AuditStub:
-    """Roles: auditor (read), admin (read, recall, resolve). Own tenant only."""
+    """Roles: auditor reads and acknowledges; admin also resolves alerts and recalls. Own tenant
+    only: alerts, traces, reports, exports and the transparency log are the caller's tenant's.
+    Time ranges are half-open [from_time, to_time); unset bounds are open; from_time after
+    to_time is INVALID_ARGUMENT.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AuditAsyncStub: ...
     WatchAlerts: _grpc.UnaryStreamMultiCallable[_audit_pb2.WatchAlertsRequest, _audit_pb2.Alert]
-    """Alerts as they happen; pass the last alert id seen to resume without gaps."""
+    """Alerts as they happen, oldest first. Pass the last alert id seen as after_id to resume
+    without gaps or repeats (alerts stored after after_id are replayed first). Roles: auditor.
+    """
     ListAlerts: _grpc.UnaryUnaryMultiCallable[_audit_pb2.ListAlertsRequest, _audit_pb2.ListAlertsResponse]
+    """Stored alerts, newest first. Roles: auditor."""
     AcknowledgeAlert: _grpc.UnaryUnaryMultiCallable[_audit_pb2.AlertActionRequest, _audit_pb2.Alert]
+    """OPEN → ACKNOWLEDGED; acknowledging again is a no-op. NOT_FOUND for an unknown id;
+    FAILED_PRECONDITION when already RESOLVED. Roles: auditor.
+    """
     ResolveAlert: _grpc.UnaryUnaryMultiCallable[_audit_pb2.AlertActionRequest, _audit_pb2.Alert]
+    """OPEN/ACKNOWLEDGED → RESOLVED with a note (required) and a resolution. Resolving again is
+    FAILED_PRECONDITION. Roles: admin.
+    """
     Trace: _grpc.UnaryStreamMultiCallable[_audit_pb2.TraceRequest, _audit_pb2.TraceEntry]
-    """The whole life of a code: issuance, commissioning, containment, logistics, scans, alerts."""
+    """The whole life of one code, oldest first: issuance, commissioning, containment, logistics
+    (including events inherited from ancestors), scans and alerts. NOT_FOUND for a code never
+    issued by the caller's tenant. Roles: auditor.
+    """
     Recall: _grpc.UnaryUnaryMultiCallable[_audit_pb2.RecallRequest, _audit_pb2.RecallReport]
-    """Takes effect at once on verification; cannot be undone. Roles: admin."""
+    """Recall by lot, GTIN, codes or parent (with all descendants). Takes effect at once: every
+    verification answers RECALLED from the moment this returns. Cannot be undone. Idempotent by
+    request_id (a retry returns the original report). Roles: admin.
+    """
     GetReport: _grpc.UnaryStreamMultiCallable[_audit_pb2.ReportRequest, _audit_pb2.ReportChunk]
+    """A report rendered in the requested format, streamed as byte chunks. Roles: auditor."""
     ExportEpcis: _grpc.UnaryStreamMultiCallable[_audit_pb2.ExportEpcisRequest, _audit_pb2.ExportChunk]
-    """EPCIS 2.0 JSON-LD document, streamed in chunks (concatenate the bytes)."""
+    """One EPCIS 2.0 JSON-LD document (EPCISDocument, schema-valid), streamed as byte chunks:
+    concatenate data in order. Filters combine with AND. Roles: auditor.
+    """
     GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetCheckpointRequest, _audit_pb2.Checkpoint]
-    """Transparency log (RFC 9162 Merkle tree, C2SP signed-note checkpoints)."""
+    """Transparency log (RFC 9162 Merkle tree; checkpoints in C2SP tlog-checkpoint format, signed
+    as C2SP signed notes with Ed25519). Entries hold batch commitments, status changes, recalls
+    and key-set changes: never raw serials, PINs or consumer locations.
+    The latest signed checkpoint. Roles: auditor.
+    """
     GetInclusionProof: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetInclusionProofRequest, _audit_pb2.InclusionProof]
+    """Proof that a leaf is in the tree of a given size. INVALID_ARGUMENT when leaf_index >=
+    tree_size or tree_size exceeds the latest checkpoint; NOT_FOUND for an unknown leaf_hash.
+    Roles: auditor.
+    """
     GetConsistencyProof: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetConsistencyProofRequest, _audit_pb2.ConsistencyProof]
+    """Proof that the tree of second_size extends the tree of first_size (RFC 9162 §2.1.4).
+    INVALID_ARGUMENT unless 0 < first_size <= second_size <= latest size. Roles: auditor.
+    """
     GetLogEntries: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetLogEntriesRequest, _audit_pb2.GetLogEntriesResponse]
+    """Raw entries [start, start + count), for auditors that rebuild the tree. Roles: auditor."""
 
 @_typing.type_check_only
 class AuditAsyncStub(AuditStub):
-    """Roles: auditor (read), admin (read, recall, resolve). Own tenant only."""
+    """Roles: auditor reads and acknowledges; admin also resolves alerts and recalls. Own tenant
+    only: alerts, traces, reports, exports and the transparency log are the caller's tenant's.
+    Time ranges are half-open [from_time, to_time); unset bounds are open; from_time after
+    to_time is INVALID_ARGUMENT.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     WatchAlerts: _aio.UnaryStreamMultiCallable[_audit_pb2.WatchAlertsRequest, _audit_pb2.Alert]  # type: ignore[assignment]
-    """Alerts as they happen; pass the last alert id seen to resume without gaps."""
+    """Alerts as they happen, oldest first. Pass the last alert id seen as after_id to resume
+    without gaps or repeats (alerts stored after after_id are replayed first). Roles: auditor.
+    """
     ListAlerts: _aio.UnaryUnaryMultiCallable[_audit_pb2.ListAlertsRequest, _audit_pb2.ListAlertsResponse]  # type: ignore[assignment]
+    """Stored alerts, newest first. Roles: auditor."""
     AcknowledgeAlert: _aio.UnaryUnaryMultiCallable[_audit_pb2.AlertActionRequest, _audit_pb2.Alert]  # type: ignore[assignment]
+    """OPEN → ACKNOWLEDGED; acknowledging again is a no-op. NOT_FOUND for an unknown id;
+    FAILED_PRECONDITION when already RESOLVED. Roles: auditor.
+    """
     ResolveAlert: _aio.UnaryUnaryMultiCallable[_audit_pb2.AlertActionRequest, _audit_pb2.Alert]  # type: ignore[assignment]
+    """OPEN/ACKNOWLEDGED → RESOLVED with a note (required) and a resolution. Resolving again is
+    FAILED_PRECONDITION. Roles: admin.
+    """
     Trace: _aio.UnaryStreamMultiCallable[_audit_pb2.TraceRequest, _audit_pb2.TraceEntry]  # type: ignore[assignment]
-    """The whole life of a code: issuance, commissioning, containment, logistics, scans, alerts."""
+    """The whole life of one code, oldest first: issuance, commissioning, containment, logistics
+    (including events inherited from ancestors), scans and alerts. NOT_FOUND for a code never
+    issued by the caller's tenant. Roles: auditor.
+    """
     Recall: _aio.UnaryUnaryMultiCallable[_audit_pb2.RecallRequest, _audit_pb2.RecallReport]  # type: ignore[assignment]
-    """Takes effect at once on verification; cannot be undone. Roles: admin."""
+    """Recall by lot, GTIN, codes or parent (with all descendants). Takes effect at once: every
+    verification answers RECALLED from the moment this returns. Cannot be undone. Idempotent by
+    request_id (a retry returns the original report). Roles: admin.
+    """
     GetReport: _aio.UnaryStreamMultiCallable[_audit_pb2.ReportRequest, _audit_pb2.ReportChunk]  # type: ignore[assignment]
+    """A report rendered in the requested format, streamed as byte chunks. Roles: auditor."""
     ExportEpcis: _aio.UnaryStreamMultiCallable[_audit_pb2.ExportEpcisRequest, _audit_pb2.ExportChunk]  # type: ignore[assignment]
-    """EPCIS 2.0 JSON-LD document, streamed in chunks (concatenate the bytes)."""
+    """One EPCIS 2.0 JSON-LD document (EPCISDocument, schema-valid), streamed as byte chunks:
+    concatenate data in order. Filters combine with AND. Roles: auditor.
+    """
     GetCheckpoint: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetCheckpointRequest, _audit_pb2.Checkpoint]  # type: ignore[assignment]
-    """Transparency log (RFC 9162 Merkle tree, C2SP signed-note checkpoints)."""
+    """Transparency log (RFC 9162 Merkle tree; checkpoints in C2SP tlog-checkpoint format, signed
+    as C2SP signed notes with Ed25519). Entries hold batch commitments, status changes, recalls
+    and key-set changes: never raw serials, PINs or consumer locations.
+    The latest signed checkpoint. Roles: auditor.
+    """
     GetInclusionProof: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetInclusionProofRequest, _audit_pb2.InclusionProof]  # type: ignore[assignment]
+    """Proof that a leaf is in the tree of a given size. INVALID_ARGUMENT when leaf_index >=
+    tree_size or tree_size exceeds the latest checkpoint; NOT_FOUND for an unknown leaf_hash.
+    Roles: auditor.
+    """
     GetConsistencyProof: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetConsistencyProofRequest, _audit_pb2.ConsistencyProof]  # type: ignore[assignment]
+    """Proof that the tree of second_size extends the tree of first_size (RFC 9162 §2.1.4).
+    INVALID_ARGUMENT unless 0 < first_size <= second_size <= latest size. Roles: auditor.
+    """
     GetLogEntries: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetLogEntriesRequest, _audit_pb2.GetLogEntriesResponse]  # type: ignore[assignment]
+    """Raw entries [start, start + count), for auditors that rebuild the tree. Roles: auditor."""
 
 class AuditServicer(metaclass=_abc_1.ABCMeta):
-    """Roles: auditor (read), admin (read, recall, resolve). Own tenant only."""
+    """Roles: auditor reads and acknowledges; admin also resolves alerts and recalls. Own tenant
+    only: alerts, traces, reports, exports and the transparency log are the caller's tenant's.
+    Time ranges are half-open [from_time, to_time); unset bounds are open; from_time after
+    to_time is INVALID_ARGUMENT.
+    """
 
     @_abc_1.abstractmethod
     def WatchAlerts(
@@ -83,28 +155,37 @@ class AuditServicer(metaclass=_abc_1.ABCMeta):
         request: _audit_pb2.WatchAlertsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_audit_pb2.Alert], _abc.AsyncIterator[_audit_pb2.Alert]]:
-        """Alerts as they happen; pass the last alert id seen to resume without gaps."""
+        """Alerts as they happen, oldest first. Pass the last alert id seen as after_id to resume
+        without gaps or repeats (alerts stored after after_id are replayed first). Roles: auditor.
+        """
 
     @_abc_1.abstractmethod
     def ListAlerts(
         self,
         request: _audit_pb2.ListAlertsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_audit_pb2.ListAlertsResponse, _abc.Awaitable[_audit_pb2.ListAlertsResponse]]: ...
+    ) -> _typing.Union[_audit_pb2.ListAlertsResponse, _abc.Awaitable[_audit_pb2.ListAlertsResponse]]:
+        """Stored alerts, newest first. Roles: auditor."""
 
     @_abc_1.abstractmethod
     def AcknowledgeAlert(
         self,
         request: _audit_pb2.AlertActionRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_audit_pb2.Alert, _abc.Awaitable[_audit_pb2.Alert]]: ...
+    ) -> _typing.Union[_audit_pb2.Alert, _abc.Awaitable[_audit_pb2.Alert]]:
+        """OPEN → ACKNOWLEDGED; acknowledging again is a no-op. NOT_FOUND for an unknown id;
+        FAILED_PRECONDITION when already RESOLVED. Roles: auditor.
+        """
 
     @_abc_1.abstractmethod
     def ResolveAlert(
         self,
         request: _audit_pb2.AlertActionRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_audit_pb2.Alert, _abc.Awaitable[_audit_pb2.Alert]]: ...
+    ) -> _typing.Union[_audit_pb2.Alert, _abc.Awaitable[_audit_pb2.Alert]]:
+        """OPEN/ACKNOWLEDGED → RESOLVED with a note (required) and a resolution. Resolving again is
+        FAILED_PRECONDITION. Roles: admin.
+        """
 
     @_abc_1.abstractmethod
     def Trace(
@@ -112,7 +193,10 @@ class AuditServicer(metaclass=_abc_1.ABCMeta):
         request: _audit_pb2.TraceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_audit_pb2.TraceEntry], _abc.AsyncIterator[_audit_pb2.TraceEntry]]:
-        """The whole life of a code: issuance, commissioning, containment, logistics, scans, alerts."""
+        """The whole life of one code, oldest first: issuance, commissioning, containment, logistics
+        (including events inherited from ancestors), scans and alerts. NOT_FOUND for a code never
+        issued by the caller's tenant. Roles: auditor.
+        """
 
     @_abc_1.abstractmethod
     def Recall(
@@ -120,14 +204,18 @@ class AuditServicer(metaclass=_abc_1.ABCMeta):
         request: _audit_pb2.RecallRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_audit_pb2.RecallReport, _abc.Awaitable[_audit_pb2.RecallReport]]:
-        """Takes effect at once on verification; cannot be undone. Roles: admin."""
+        """Recall by lot, GTIN, codes or parent (with all descendants). Takes effect at once: every
+        verification answers RECALLED from the moment this returns. Cannot be undone. Idempotent by
+        request_id (a retry returns the original report). Roles: admin.
+        """
 
     @_abc_1.abstractmethod
     def GetReport(
         self,
         request: _audit_pb2.ReportRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_audit_pb2.ReportChunk], _abc.AsyncIterator[_audit_pb2.ReportChunk]]: ...
+    ) -> _typing.Union[_abc.Iterator[_audit_pb2.ReportChunk], _abc.AsyncIterator[_audit_pb2.ReportChunk]]:
+        """A report rendered in the requested format, streamed as byte chunks. Roles: auditor."""
 
     @_abc_1.abstractmethod
     def ExportEpcis(
@@ -135,7 +223,9 @@ class AuditServicer(metaclass=_abc_1.ABCMeta):
         request: _audit_pb2.ExportEpcisRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_audit_pb2.ExportChunk], _abc.AsyncIterator[_audit_pb2.ExportChunk]]:
-        """EPCIS 2.0 JSON-LD document, streamed in chunks (concatenate the bytes)."""
+        """One EPCIS 2.0 JSON-LD document (EPCISDocument, schema-valid), streamed as byte chunks:
+        concatenate data in order. Filters combine with AND. Roles: auditor.
+        """
 
     @_abc_1.abstractmethod
     def GetCheckpoint(
@@ -143,27 +233,39 @@ class AuditServicer(metaclass=_abc_1.ABCMeta):
         request: _audit_pb2.GetCheckpointRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_audit_pb2.Checkpoint, _abc.Awaitable[_audit_pb2.Checkpoint]]:
-        """Transparency log (RFC 9162 Merkle tree, C2SP signed-note checkpoints)."""
+        """Transparency log (RFC 9162 Merkle tree; checkpoints in C2SP tlog-checkpoint format, signed
+        as C2SP signed notes with Ed25519). Entries hold batch commitments, status changes, recalls
+        and key-set changes: never raw serials, PINs or consumer locations.
+        The latest signed checkpoint. Roles: auditor.
+        """
 
     @_abc_1.abstractmethod
     def GetInclusionProof(
         self,
         request: _audit_pb2.GetInclusionProofRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_audit_pb2.InclusionProof, _abc.Awaitable[_audit_pb2.InclusionProof]]: ...
+    ) -> _typing.Union[_audit_pb2.InclusionProof, _abc.Awaitable[_audit_pb2.InclusionProof]]:
+        """Proof that a leaf is in the tree of a given size. INVALID_ARGUMENT when leaf_index >=
+        tree_size or tree_size exceeds the latest checkpoint; NOT_FOUND for an unknown leaf_hash.
+        Roles: auditor.
+        """
 
     @_abc_1.abstractmethod
     def GetConsistencyProof(
         self,
         request: _audit_pb2.GetConsistencyProofRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_audit_pb2.ConsistencyProof, _abc.Awaitable[_audit_pb2.ConsistencyProof]]: ...
+    ) -> _typing.Union[_audit_pb2.ConsistencyProof, _abc.Awaitable[_audit_pb2.ConsistencyProof]]:
+        """Proof that the tree of second_size extends the tree of first_size (RFC 9162 §2.1.4).
+        INVALID_ARGUMENT unless 0 < first_size <= second_size <= latest size. Roles: auditor.
+        """
 
     @_abc_1.abstractmethod
     def GetLogEntries(
         self,
         request: _audit_pb2.GetLogEntriesRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_audit_pb2.GetLogEntriesResponse, _abc.Awaitable[_audit_pb2.GetLogEntriesResponse]]: ...
+    ) -> _typing.Union[_audit_pb2.GetLogEntriesResponse, _abc.Awaitable[_audit_pb2.GetLogEntriesResponse]]:
+        """Raw entries [start, start + count), for auditors that rebuild the tree. Roles: auditor."""
 
 def add_AuditServicer_to_server(servicer: AuditServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

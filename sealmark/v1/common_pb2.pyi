@@ -3,8 +3,13 @@
 isort:skip_file
 Shared messages of the Sealmark v1 API.
 
-Identifiers: GTINs are always 14 digits, SSCCs 18; serials and lots are strings in GS1
-CSET 82 (never numbers: leading zeros and case matter). Field numbers are never reused.
+Identifiers: GTINs are always 14 digits and SSCCs 18, both with their mod-10 check digit;
+serials and lots are strings of the GS1 AI encodable character set 82 (never numbers: leading
+zeros and case matter). Dates printed in codes use the GS1 form YYMMDD (AI 11 / AI 17; day 00
+of AI 17 = last day of the month); dates shown to people use YYYY-MM-DD.
+Instants are google.protobuf.Timestamp (UTC); EPCIS also needs the local offset, carried next
+to them as "+08:00"-style strings.
+Field numbers are never reused: a removed field is listed under `reserved`.
 """
 
 from collections import abc as _abc
@@ -32,52 +37,69 @@ class _CodeStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CodeState.V
     DESCRIPTOR: _descriptor.EnumDescriptor
     CODE_STATE_UNSPECIFIED: _CodeState.ValueType  # 0
     CODE_STATE_ALLOCATED: _CodeState.ValueType  # 1
-    """in a pool, not printed"""
+    """OPEN-SCS Allocated: in a pool for a run, not yet printed"""
     CODE_STATE_COMMISSIONED: _CodeState.ValueType  # 2
-    """printed, inspected, active"""
+    """OPEN-SCS Commissioned / EU Active: printed, inspected, active"""
     CODE_STATE_IN_TRANSIT: _CodeState.ValueType  # 3
-    """shipped"""
+    """OPEN-SCS Released: shipped, left production"""
     CODE_STATE_RECEIVED: _CodeState.ValueType  # 4
+    """at the receiving party; active"""
     CODE_STATE_RETURNED: _CodeState.ValueType  # 5
-    """unused pool code given back: never printed, never reissued"""
+    """unused pool code given back; never printed, never reissued"""
     CODE_STATE_SCRAPPED: _CodeState.ValueType  # 6
-    """label damaged before use: never reused"""
+    """OPEN-SCS LabelScrapped: damaged before use; never reused"""
     CODE_STATE_DISPENSED: _CodeState.ValueType  # 7
-    """sold / dispensed to the end user"""
+    """EU Supplied: sold / dispensed to the end user"""
     CODE_STATE_DESTROYED: _CodeState.ValueType  # 8
+    """OPEN-SCS Destroyed / EU Destroyed"""
     CODE_STATE_SAMPLED: _CodeState.ValueType  # 9
+    """OPEN-SCS Sampled / EU Sample, Free sample"""
     CODE_STATE_STOLEN: _CodeState.ValueType  # 10
+    """EU Stolen"""
     CODE_STATE_LOCKED: _CodeState.ValueType  # 11
+    """EU Locked: blocked pending investigation"""
     CODE_STATE_RECALLED: _CodeState.ValueType  # 12
+    """EU Recalled; set by Audit.Recall, never undone"""
     CODE_STATE_EXPIRED: _CodeState.ValueType  # 13
+    """EU Expired; past AI 17"""
     CODE_STATE_EXPORTED: _CodeState.ValueType  # 14
-    """left the market system (EU: exported outside the EU)"""
+    """EU Exported: left the market system"""
 
 class CodeState(_CodeState, metaclass=_CodeStateEnumTypeWrapper):
-    """Serial-number lifecycle, after OPEN-SCS (OPC 30260) and the EU hub pack states."""
+    """Serial-number lifecycle after OPEN-SCS (OPC 30260 OPENSCSSerialNumberStateEnum) and the EU
+    hub pack states; docs/api.md has the full mapping and the transition table. Illegal
+    transitions fail with FAILED_PRECONDITION naming the code and its current state.
+    """
 
 CODE_STATE_UNSPECIFIED: CodeState.ValueType  # 0
 CODE_STATE_ALLOCATED: CodeState.ValueType  # 1
-"""in a pool, not printed"""
+"""OPEN-SCS Allocated: in a pool for a run, not yet printed"""
 CODE_STATE_COMMISSIONED: CodeState.ValueType  # 2
-"""printed, inspected, active"""
+"""OPEN-SCS Commissioned / EU Active: printed, inspected, active"""
 CODE_STATE_IN_TRANSIT: CodeState.ValueType  # 3
-"""shipped"""
+"""OPEN-SCS Released: shipped, left production"""
 CODE_STATE_RECEIVED: CodeState.ValueType  # 4
+"""at the receiving party; active"""
 CODE_STATE_RETURNED: CodeState.ValueType  # 5
-"""unused pool code given back: never printed, never reissued"""
+"""unused pool code given back; never printed, never reissued"""
 CODE_STATE_SCRAPPED: CodeState.ValueType  # 6
-"""label damaged before use: never reused"""
+"""OPEN-SCS LabelScrapped: damaged before use; never reused"""
 CODE_STATE_DISPENSED: CodeState.ValueType  # 7
-"""sold / dispensed to the end user"""
+"""EU Supplied: sold / dispensed to the end user"""
 CODE_STATE_DESTROYED: CodeState.ValueType  # 8
+"""OPEN-SCS Destroyed / EU Destroyed"""
 CODE_STATE_SAMPLED: CodeState.ValueType  # 9
+"""OPEN-SCS Sampled / EU Sample, Free sample"""
 CODE_STATE_STOLEN: CodeState.ValueType  # 10
+"""EU Stolen"""
 CODE_STATE_LOCKED: CodeState.ValueType  # 11
+"""EU Locked: blocked pending investigation"""
 CODE_STATE_RECALLED: CodeState.ValueType  # 12
+"""EU Recalled; set by Audit.Recall, never undone"""
 CODE_STATE_EXPIRED: CodeState.ValueType  # 13
+"""EU Expired; past AI 17"""
 CODE_STATE_EXPORTED: CodeState.ValueType  # 14
-"""left the market system (EU: exported outside the EU)"""
+"""EU Exported: left the market system"""
 Global___CodeState: _TypeAlias = CodeState  # noqa: Y015
 
 class _PackLevel:
@@ -92,7 +114,8 @@ class _PackLevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PackLevel.V
     PACK_LEVEL_CASE: _PackLevel.ValueType  # 3
     PACK_LEVEL_PALLET: _PackLevel.ValueType  # 4
 
-class PackLevel(_PackLevel, metaclass=_PackLevelEnumTypeWrapper): ...
+class PackLevel(_PackLevel, metaclass=_PackLevelEnumTypeWrapper):
+    """Packaging hierarchy level, item → bundle → case → pallet."""
 
 PACK_LEVEL_UNSPECIFIED: PackLevel.ValueType  # 0
 PACK_LEVEL_ITEM: PackLevel.ValueType  # 1
@@ -101,9 +124,86 @@ PACK_LEVEL_CASE: PackLevel.ValueType  # 3
 PACK_LEVEL_PALLET: PackLevel.ValueType  # 4
 Global___PackLevel: _TypeAlias = PackLevel  # noqa: Y015
 
+class _Symbology:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SymbologyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Symbology.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SYMBOLOGY_UNSPECIFIED: _Symbology.ValueType  # 0
+    SYMBOLOGY_QR_DIGITAL_LINK: _Symbology.ValueType  # 1
+    """plain QR carrying the GS1 Digital Link URI (]Q1)"""
+    SYMBOLOGY_GS1_DATAMATRIX: _Symbology.ValueType  # 2
+    """element string (]d2), the EU FMD / pharma carrier"""
+
+class Symbology(_Symbology, metaclass=_SymbologyEnumTypeWrapper):
+    """The data carrier a product's codes are printed in."""
+
+SYMBOLOGY_UNSPECIFIED: Symbology.ValueType  # 0
+SYMBOLOGY_QR_DIGITAL_LINK: Symbology.ValueType  # 1
+"""plain QR carrying the GS1 Digital Link URI (]Q1)"""
+SYMBOLOGY_GS1_DATAMATRIX: Symbology.ValueType  # 2
+"""element string (]d2), the EU FMD / pharma carrier"""
+Global___Symbology: _TypeAlias = Symbology  # noqa: Y015
+
+class _EventType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    EVENT_TYPE_UNSPECIFIED: _EventType.ValueType  # 0
+    EVENT_TYPE_ISSUED: _EventType.ValueType  # 1
+    """minted into a pool (ALLOCATED)"""
+    EVENT_TYPE_COMMISSIONED: _EventType.ValueType  # 2
+    EVENT_TYPE_SCRAPPED: _EventType.ValueType  # 3
+    EVENT_TYPE_RETURNED: _EventType.ValueType  # 4
+    EVENT_TYPE_PACKED: _EventType.ValueType  # 5
+    EVENT_TYPE_UNPACKED: _EventType.ValueType  # 6
+    EVENT_TYPE_REPLACED: _EventType.ValueType  # 7
+    EVENT_TYPE_SAMPLED: _EventType.ValueType  # 8
+    EVENT_TYPE_REWORKED: _EventType.ValueType  # 9
+    EVENT_TYPE_SHIPPED: _EventType.ValueType  # 10
+    EVENT_TYPE_RECEIVED: _EventType.ValueType  # 11
+    EVENT_TYPE_DECOMMISSIONED: _EventType.ValueType  # 12
+    EVENT_TYPE_DECOMMISSION_UNDONE: _EventType.ValueType  # 13
+    EVENT_TYPE_RECALLED: _EventType.ValueType  # 14
+    EVENT_TYPE_EXPIRED: _EventType.ValueType  # 15
+    EVENT_TYPE_LOT_HELD: _EventType.ValueType  # 16
+    EVENT_TYPE_LOT_RELEASED: _EventType.ValueType  # 17
+
+class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
+    """What a recorded event did; docs/api.md maps each to its EPCIS 2.0 event and CBV 2.0 bizStep."""
+
+EVENT_TYPE_UNSPECIFIED: EventType.ValueType  # 0
+EVENT_TYPE_ISSUED: EventType.ValueType  # 1
+"""minted into a pool (ALLOCATED)"""
+EVENT_TYPE_COMMISSIONED: EventType.ValueType  # 2
+EVENT_TYPE_SCRAPPED: EventType.ValueType  # 3
+EVENT_TYPE_RETURNED: EventType.ValueType  # 4
+EVENT_TYPE_PACKED: EventType.ValueType  # 5
+EVENT_TYPE_UNPACKED: EventType.ValueType  # 6
+EVENT_TYPE_REPLACED: EventType.ValueType  # 7
+EVENT_TYPE_SAMPLED: EventType.ValueType  # 8
+EVENT_TYPE_REWORKED: EventType.ValueType  # 9
+EVENT_TYPE_SHIPPED: EventType.ValueType  # 10
+EVENT_TYPE_RECEIVED: EventType.ValueType  # 11
+EVENT_TYPE_DECOMMISSIONED: EventType.ValueType  # 12
+EVENT_TYPE_DECOMMISSION_UNDONE: EventType.ValueType  # 13
+EVENT_TYPE_RECALLED: EventType.ValueType  # 14
+EVENT_TYPE_EXPIRED: EventType.ValueType  # 15
+EVENT_TYPE_LOT_HELD: EventType.ValueType  # 16
+EVENT_TYPE_LOT_RELEASED: EventType.ValueType  # 17
+Global___EventType: _TypeAlias = EventType  # noqa: Y015
+
 @_typing.final
 class CodeRef(_message.Message):
-    """One serialised item or logistic unit: a GTIN + serial (SGTIN) or an SSCC."""
+    """One serialised item or logistic unit: a GTIN + serial (SGTIN) or an SSCC. Requests may also
+    pass the payload as scanned and let the server parse it; responses always use sgtin or sscc.
+    Errors: INVALID_ARGUMENT naming the field ("PackRequest.children[3].sgtin.gtin: wrong check
+    digit…") when the key is malformed; PERMISSION_DENIED when it is outside the caller's company
+    prefixes; NOT_FOUND when it is well formed, ours, and was never issued.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -113,7 +213,9 @@ class CodeRef(_message.Message):
     sscc: _builtins.str
     """SSCC-18 of a case or pallet (AI 00), with its check digit."""
     scanned: _builtins.str
-    """A scanned payload as printed (Digital Link URI, element string, HRI); the server parses it."""
+    """A scanned payload as printed: Digital Link URI, element string (with or without symbology
+    identifier and GS separators) or HRI. At most 4096 bytes.
+    """
     @_builtins.property
     def sgtin(self) -> Global___Sgtin: ...
     def __init__(
@@ -140,9 +242,9 @@ class Sgtin(_message.Message):
     GTIN_FIELD_NUMBER: _builtins.int
     SERIAL_FIELD_NUMBER: _builtins.int
     gtin: _builtins.str
-    """14 digits with check digit"""
+    """14 digits with check digit (GTIN-8/12/13 are left-padded with zeros)"""
     serial: _builtins.str
-    """AI 21, 1..20 characters of CSET 82"""
+    """AI 21, 1..20 characters of CSET 82, case-sensitive"""
     def __init__(
         self,
         *,
@@ -163,6 +265,26 @@ class Product(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class LocalizedNamesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     GTIN_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     PACK_LEVEL_FIELD_NUMBER: _builtins.int
@@ -172,18 +294,33 @@ class Product(_message.Message):
     PIN_LENGTH_FIELD_NUMBER: _builtins.int
     GUESS_PROBABILITY_FIELD_NUMBER: _builtins.int
     SERIALS_ISSUED_FIELD_NUMBER: _builtins.int
+    COMPANY_PREFIX_FIELD_NUMBER: _builtins.int
+    LOCALIZED_NAMES_FIELD_NUMBER: _builtins.int
+    SYMBOLOGY_FIELD_NUMBER: _builtins.int
     gtin: _builtins.str
+    """14 digits"""
     name: _builtins.str
+    """default display name"""
     pack_level: Global___PackLevel.ValueType
     default_market: _builtins.str
-    """ISO 3166 code, e.g. "DE" or "CN-31"; empty if none"""
+    """ISO 3166-1/-2 code, e.g. "DE" or "CN-31"; empty if none"""
     serial_alphabet: _builtins.str
     """"numeric", "alnum-safe", "upper-alnum" """
     serial_length: _builtins.int
     pin_length: _builtins.int
+    """0 = no hidden PIN for this product"""
     guess_probability: _builtins.float
-    """Serials issued so far divided by the serial space; must stay below 1e-4 (EU FMD Art. 4)."""
+    """Serials issued so far divided by the serial space; must stay below the configured bound
+    (at most 1e-4, EU FMD Reg. 2016/161 Art. 4).
+    """
     serials_issued: _builtins.int
+    company_prefix: _builtins.str
+    """the GS1 Company Prefix the GTIN falls under (for EPC URNs)"""
+    symbology: Global___Symbology.ValueType
+    @_builtins.property
+    def localized_names(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """BCP 47 locale ("zh-CN", "en") → name"""
+
     def __init__(
         self,
         *,
@@ -196,10 +333,13 @@ class Product(_message.Message):
         pin_length: _builtins.int = ...,
         guess_probability: _builtins.float = ...,
         serials_issued: _builtins.int = ...,
+        company_prefix: _builtins.str = ...,
+        localized_names: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        symbology: Global___Symbology.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_market", b"default_market", "gtin", b"gtin", "guess_probability", b"guess_probability", "name", b"name", "pack_level", b"pack_level", "pin_length", b"pin_length", "serial_alphabet", b"serial_alphabet", "serial_length", b"serial_length", "serials_issued", b"serials_issued"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_prefix", b"company_prefix", "default_market", b"default_market", "gtin", b"gtin", "guess_probability", b"guess_probability", "localized_names", b"localized_names", "name", b"name", "pack_level", b"pack_level", "pin_length", b"pin_length", "serial_alphabet", b"serial_alphabet", "serial_length", b"serial_length", "serials_issued", b"serials_issued", "symbology", b"symbology"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -207,7 +347,9 @@ Global___Product: _TypeAlias = Product  # noqa: Y015
 
 @_typing.final
 class PageRequest(_message.Message):
-    """Page through a long list: pass back next_page_token until it is empty."""
+    """Page through a long list: pass back next_page_token until it is empty. A token is opaque,
+    bound to the request that produced it; a foreign or garbled token is INVALID_ARGUMENT.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -232,33 +374,62 @@ Global___PageRequest: _TypeAlias = PageRequest  # noqa: Y015
 
 @_typing.final
 class Place(_message.Message):
-    """Where an event happened, after EPCIS readPoint / bizLocation (GLN or SGLN URN) and market."""
+    """Where an event happened, after EPCIS readPoint / bizLocation, and the market it happened in."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     LOCATION_FIELD_NUMBER: _builtins.int
     MARKET_FIELD_NUMBER: _builtins.int
+    READ_POINT_FIELD_NUMBER: _builtins.int
     location: _builtins.str
-    """GLN-13, SGLN URN or a free site id"""
+    """EPCIS bizLocation: GLN-13, SGLN URN or a registered site id"""
     market: _builtins.str
-    """ISO 3166 code"""
+    """ISO 3166-1/-2 code"""
+    read_point: _builtins.str
+    """EPCIS readPoint: the line / dock door / scanner, if known"""
     def __init__(
         self,
         *,
         location: _builtins.str = ...,
         market: _builtins.str = ...,
+        read_point: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["location", b"location", "market", b"market"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["location", b"location", "market", b"market", "read_point", b"read_point"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Place: _TypeAlias = Place  # noqa: Y015
 
 @_typing.final
+class BizTransaction(_message.Message):
+    """An EPCIS business transaction reference (bizTransactionList), e.g. {"desadv", "DESADV-42"}."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """CBV 2.0 short name: "po", "desadv", "inv", "bol", "prodorder", …"""
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BizTransaction: _TypeAlias = BizTransaction  # noqa: Y015
+
+@_typing.final
 class CodeEvent(_message.Message):
-    """A state change of one code, as returned by history queries."""
+    """A recorded event as it concerns one code, as returned by history queries."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -283,38 +454,59 @@ class CodeEvent(_message.Message):
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     EVENT_ID_FIELD_NUMBER: _builtins.int
-    KIND_FIELD_NUMBER: _builtins.int
     EVENT_TIME_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
-    PARENT_FIELD_NUMBER: _builtins.int
     PLACE_FIELD_NUMBER: _builtins.int
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    PARENT_CODE_FIELD_NUMBER: _builtins.int
+    EPCIS_EVENT_ID_FIELD_NUMBER: _builtins.int
+    EVENT_TIME_ZONE_OFFSET_FIELD_NUMBER: _builtins.int
+    RECORDED_AT_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
-    kind: _builtins.str
-    """e.g. "commissioned", "packed", "shipped", "recalled" """
+    """The caller's idempotency id of the write that recorded it (event_id / batch_id)."""
     state: Global___CodeState.ValueType
-    parent: _builtins.str
-    """SSCC or GTIN+serial key of the parent, when relevant"""
+    """the code's state after this event"""
+    type: Global___EventType.ValueType
+    epcis_event_id: _builtins.str
+    """CBV 2.0 event hash, "ni:///sha-256;…?ver=CBV2.0" """
+    event_time_zone_offset: _builtins.str
+    """"+08:00" """
+    actor: _builtins.str
+    """token id of the party that recorded it"""
     @_builtins.property
     def event_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def place(self) -> Global___Place: ...
     @_builtins.property
-    def attributes(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def attributes(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Free-form facts: "reason", "note", "to_party", "destination_market", "line_id", …"""
+
+    @_builtins.property
+    def parent_code(self) -> Global___CodeRef:
+        """The parent involved: for PACKED/UNPACKED/REWORKED the parent packed into or out of."""
+
+    @_builtins.property
+    def recorded_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
         event_id: _builtins.str = ...,
-        kind: _builtins.str = ...,
         event_time: _timestamp_pb2.Timestamp | None = ...,
         state: Global___CodeState.ValueType = ...,
-        parent: _builtins.str = ...,
         place: Global___Place | None = ...,
         attributes: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        type: Global___EventType.ValueType = ...,
+        parent_code: Global___CodeRef | None = ...,
+        epcis_event_id: _builtins.str = ...,
+        event_time_zone_offset: _builtins.str = ...,
+        recorded_at: _timestamp_pb2.Timestamp | None = ...,
+        actor: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "place", b"place"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "parent_code", b"parent_code", "place", b"place", "recorded_at", b"recorded_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "event_id", b"event_id", "event_time", b"event_time", "kind", b"kind", "parent", b"parent", "place", b"place", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "attributes", b"attributes", "epcis_event_id", b"epcis_event_id", "event_id", b"event_id", "event_time", b"event_time", "event_time_zone_offset", b"event_time_zone_offset", "parent_code", b"parent_code", "place", b"place", "recorded_at", b"recorded_at", "state", b"state", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -331,7 +523,9 @@ class PublicKey(_message.Message):
     PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     NOT_BEFORE_FIELD_NUMBER: _builtins.int
     RETIRED_AT_FIELD_NUMBER: _builtins.int
+    REVOKED_AT_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
+    """the id carried in codes next to AI 8030"""
     algorithm: _builtins.str
     """"Ed25519" """
     public_key: _builtins.bytes
@@ -341,6 +535,12 @@ class PublicKey(_message.Message):
     def retired_at(self) -> _timestamp_pb2.Timestamp:
         """unset while the key still signs new codes"""
 
+    @_builtins.property
+    def revoked_at(self) -> _timestamp_pb2.Timestamp:
+        """Set when the key was declared compromised: its signatures are no longer trusted offline;
+        online verification still decides by per-serial state.
+        """
+
     def __init__(
         self,
         *,
@@ -349,10 +549,11 @@ class PublicKey(_message.Message):
         public_key: _builtins.bytes = ...,
         not_before: _timestamp_pb2.Timestamp | None = ...,
         retired_at: _timestamp_pb2.Timestamp | None = ...,
+        revoked_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["not_before", b"not_before", "retired_at", b"retired_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["not_before", b"not_before", "retired_at", b"retired_at", "revoked_at", b"revoked_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "key_id", b"key_id", "not_before", b"not_before", "public_key", b"public_key", "retired_at", b"retired_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "key_id", b"key_id", "not_before", b"not_before", "public_key", b"public_key", "retired_at", b"retired_at", "revoked_at", b"revoked_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -360,6 +561,10 @@ Global___PublicKey: _TypeAlias = PublicKey  # noqa: Y015
 
 @_typing.final
 class KeySet(_message.Message):
+    """A tenant's key set: every key that ever signed, old ones included, so old codes keep
+    verifying after rotation.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TENANT_ID_FIELD_NUMBER: _builtins.int

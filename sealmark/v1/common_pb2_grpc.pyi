@@ -3,8 +3,13 @@
 isort:skip_file
 Shared messages of the Sealmark v1 API.
 
-Identifiers: GTINs are always 14 digits, SSCCs 18; serials and lots are strings in GS1
-CSET 82 (never numbers: leading zeros and case matter). Field numbers are never reused.
+Identifiers: GTINs are always 14 digits and SSCCs 18, both with their mod-10 check digit;
+serials and lots are strings of the GS1 AI encodable character set 82 (never numbers: leading
+zeros and case matter). Dates printed in codes use the GS1 form YYMMDD (AI 11 / AI 17; day 00
+of AI 17 = last day of the month); dates shown to people use YYYY-MM-DD.
+Instants are google.protobuf.Timestamp (UTC); EPCIS also needs the local offset, carried next
+to them as "+08:00"-style strings.
+Field numbers are never reused: a removed field is listed under `reserved`.
 """
 
 from collections import abc as _abc

@@ -27,11 +27,16 @@ if _version_not_supported:
 
 
 class IssuerStub:
-    """Roles: line (pools, issuance, reports), admin (everything, keys, holds).
-    Errors: INVALID_ARGUMENT names the field ("IssueCodesRequest.quantity: 0, want 1..500000");
-    PERMISSION_DENIED for a GTIN outside the caller's company prefixes; FAILED_PRECONDITION for an
-    illegal state transition or a held lot; RESOURCE_EXHAUSTED when the guess-probability bound
-    would be exceeded.
+    """Roles: any authenticated role reads (products, pools, reconciliation, keys, serial report);
+    line issues, reports and holds; admin may do everything for its tenant and alone rotates keys.
+
+    Errors (besides UNAUTHENTICATED / PERMISSION_DENIED for the token, see docs/api.md):
+    INVALID_ARGUMENT names the field ("IssueCodesRequest.quantity: 0, want 1..500000");
+    PERMISSION_DENIED for a GTIN outside the caller's company prefixes; NOT_FOUND for an
+    unregistered product, pool or work order of the caller; ALREADY_EXISTS when a request_id is
+    reused with different parameters; FAILED_PRECONDITION for an illegal state transition;
+    RESOURCE_EXHAUSTED when issuing would push the product's guess probability over its bound;
+    ABORTED for a concurrency conflict (retry the same call with the same ids).
     """
 
     def __init__(self, channel):
@@ -65,17 +70,17 @@ class IssuerStub:
                 request_serializer=sealmark_dot_v1_dot_issuer__pb2.GetPoolRequest.SerializeToString,
                 response_deserializer=sealmark_dot_v1_dot_issuer__pb2.Pool.FromString,
                 _registered_method=True)
-        self.ReturnCodes = channel.stream_unary(
+        self.ReturnCodes = channel.stream_stream(
                 '/sealmark.v1.Issuer/ReturnCodes',
                 request_serializer=sealmark_dot_v1_dot_issuer__pb2.CodeBatch.SerializeToString,
                 response_deserializer=sealmark_dot_v1_dot_issuer__pb2.ReportSummary.FromString,
                 _registered_method=True)
-        self.ReportCommissioned = channel.stream_unary(
+        self.ReportCommissioned = channel.stream_stream(
                 '/sealmark.v1.Issuer/ReportCommissioned',
                 request_serializer=sealmark_dot_v1_dot_issuer__pb2.CodeBatch.SerializeToString,
                 response_deserializer=sealmark_dot_v1_dot_issuer__pb2.ReportSummary.FromString,
                 _registered_method=True)
-        self.ReportScrapped = channel.stream_unary(
+        self.ReportScrapped = channel.stream_stream(
                 '/sealmark.v1.Issuer/ReportScrapped',
                 request_serializer=sealmark_dot_v1_dot_issuer__pb2.CodeBatch.SerializeToString,
                 response_deserializer=sealmark_dot_v1_dot_issuer__pb2.ReportSummary.FromString,
@@ -110,14 +115,24 @@ class IssuerStub:
                 request_serializer=sealmark_dot_v1_dot_issuer__pb2.RotateKeyRequest.SerializeToString,
                 response_deserializer=sealmark_dot_v1_dot_common__pb2.PublicKey.FromString,
                 _registered_method=True)
+        self.GetSerialReport = channel.unary_unary(
+                '/sealmark.v1.Issuer/GetSerialReport',
+                request_serializer=sealmark_dot_v1_dot_issuer__pb2.GetSerialReportRequest.SerializeToString,
+                response_deserializer=sealmark_dot_v1_dot_issuer__pb2.SerialReport.FromString,
+                _registered_method=True)
 
 
 class IssuerServicer:
-    """Roles: line (pools, issuance, reports), admin (everything, keys, holds).
-    Errors: INVALID_ARGUMENT names the field ("IssueCodesRequest.quantity: 0, want 1..500000");
-    PERMISSION_DENIED for a GTIN outside the caller's company prefixes; FAILED_PRECONDITION for an
-    illegal state transition or a held lot; RESOURCE_EXHAUSTED when the guess-probability bound
-    would be exceeded.
+    """Roles: any authenticated role reads (products, pools, reconciliation, keys, serial report);
+    line issues, reports and holds; admin may do everything for its tenant and alone rotates keys.
+
+    Errors (besides UNAUTHENTICATED / PERMISSION_DENIED for the token, see docs/api.md):
+    INVALID_ARGUMENT names the field ("IssueCodesRequest.quantity: 0, want 1..500000");
+    PERMISSION_DENIED for a GTIN outside the caller's company prefixes; NOT_FOUND for an
+    unregistered product, pool or work order of the caller; ALREADY_EXISTS when a request_id is
+    reused with different parameters; FAILED_PRECONDITION for an illegal state transition;
+    RESOURCE_EXHAUSTED when issuing would push the product's guess probability over its bound;
+    ABORTED for a concurrency conflict (retry the same call with the same ids).
     """
 
     def GetProduct(self, request, context):
@@ -135,45 +150,52 @@ class IssuerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def IssueCodes(self, request, context):
-        """Mint, sign, store and stream codes. Exactly once per request_id: a retry (also after a
-        crash mid-stream) returns the same codes in the same order, from resume_from. Codes are
-        durable before they are sent. Roles: line.
+        """Mint, sign, store and stream codes (state ALLOCATED) as one pool keyed by request_id.
+        Exactly once per request_id: a retry with the same parameters (also after a crash
+        mid-stream) streams the same codes in the same order, starting at resume_from; never new
+        ones. Codes are durable before the first is sent. The same request_id as a RequestPool
+        streams that pool. Roles: line.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RequestPool(self, request, context):
-        """Reserve a pool for a line that must keep printing through a network outage; the codes are
-        then fetched with IssueCodes semantics (same request id). Roles: line.
+        """Create a pool without streaming it (an MES reserving codes for a work order ahead of
+        time); the line downloads it with IssueCodes (same request_id and parameters) and prints
+        offline. Idempotent by request_id. Roles: line.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetPool(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A pool's parameters, status and counts. Roles: any.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReturnCodes(self, request_iterator, context):
-        """Give back unused pool codes (state RETURNED; never reissued). Idempotent per code.
+        """Give back unused pool codes (ALLOCATED → RETURNED; never reissued). One ack per batch, in
+        order, sent once the batch is durable. Idempotent per batch_id and per code. Roles: line.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReportCommissioned(self, request_iterator, context):
-        """Report printed-and-inspected codes (COMMISSIONED), streamed in batches at line speed.
-        Idempotent per code: reporting a code again in the same state is not an error.
+        """Report printed-and-inspected codes (ALLOCATED → COMMISSIONED) at line speed. One ack per
+        batch, in order, once durable; a code already COMMISSIONED counts as already_done; a code
+        in another state is rejected in the ack without failing the stream. Roles: line.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReportScrapped(self, request_iterator, context):
-        """Report damaged labels (SCRAPPED; never reused).
+        """Report damaged or rejected labels (ALLOCATED/COMMISSIONED and not packed → SCRAPPED;
+        never reused). Same ack and idempotency rules as ReportCommissioned. Roles: line.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -181,26 +203,31 @@ class IssuerServicer:
 
     def Reconcile(self, request, context):
         """Allocated vs commissioned vs scrapped vs returned vs outstanding for a work order.
+        NOT_FOUND for an unknown work order. Roles: any.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def HoldLot(self, request, context):
-        """QC lock of a lot: held lots cannot be commissioned, packed or shipped. Roles: admin, line.
+        """QC lock of a lot: a held lot cannot be shipped (FAILED_PRECONDITION on Aggregator.Ship);
+        the line keeps commissioning and packing. Holding a held lot is a no-op. Roles: line, admin.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReleaseLot(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lift the QC lock. Releasing a lot that is not held is a no-op. Roles: line, admin.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def AllocateSsccs(self, request, context):
-        """Mint SSCCs for cases and pallets (extension digit + prefix + serial reference + check).
+        """Mint SSCCs for cases and pallets (extension digit + company prefix + serial reference +
+        check digit), never reused. Idempotent by request_id. PERMISSION_DENIED for a prefix that is
+        not the caller's. Roles: line.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -214,7 +241,17 @@ class IssuerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RotateKey(self, request, context):
-        """Add a new signing key; new codes carry its key id. Roles: admin.
+        """Start signing new codes with a fresh key; the old key is retired (still verifies) or, with
+        revoke_previous, revoked. Idempotent by request_id. Recorded in the transparency log.
+        Roles: admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSerialReport(self, request, context):
+        """Per product: serial space, serials issued, guess probability against the bound, and how
+        many serials may still be issued. Roles: any.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -248,17 +285,17 @@ def add_IssuerServicer_to_server(servicer, server):
                     request_deserializer=sealmark_dot_v1_dot_issuer__pb2.GetPoolRequest.FromString,
                     response_serializer=sealmark_dot_v1_dot_issuer__pb2.Pool.SerializeToString,
             ),
-            'ReturnCodes': grpc.stream_unary_rpc_method_handler(
+            'ReturnCodes': grpc.stream_stream_rpc_method_handler(
                     servicer.ReturnCodes,
                     request_deserializer=sealmark_dot_v1_dot_issuer__pb2.CodeBatch.FromString,
                     response_serializer=sealmark_dot_v1_dot_issuer__pb2.ReportSummary.SerializeToString,
             ),
-            'ReportCommissioned': grpc.stream_unary_rpc_method_handler(
+            'ReportCommissioned': grpc.stream_stream_rpc_method_handler(
                     servicer.ReportCommissioned,
                     request_deserializer=sealmark_dot_v1_dot_issuer__pb2.CodeBatch.FromString,
                     response_serializer=sealmark_dot_v1_dot_issuer__pb2.ReportSummary.SerializeToString,
             ),
-            'ReportScrapped': grpc.stream_unary_rpc_method_handler(
+            'ReportScrapped': grpc.stream_stream_rpc_method_handler(
                     servicer.ReportScrapped,
                     request_deserializer=sealmark_dot_v1_dot_issuer__pb2.CodeBatch.FromString,
                     response_serializer=sealmark_dot_v1_dot_issuer__pb2.ReportSummary.SerializeToString,
@@ -293,6 +330,11 @@ def add_IssuerServicer_to_server(servicer, server):
                     request_deserializer=sealmark_dot_v1_dot_issuer__pb2.RotateKeyRequest.FromString,
                     response_serializer=sealmark_dot_v1_dot_common__pb2.PublicKey.SerializeToString,
             ),
+            'GetSerialReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSerialReport,
+                    request_deserializer=sealmark_dot_v1_dot_issuer__pb2.GetSerialReportRequest.FromString,
+                    response_serializer=sealmark_dot_v1_dot_issuer__pb2.SerialReport.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'sealmark.v1.Issuer', rpc_method_handlers)
@@ -302,11 +344,16 @@ def add_IssuerServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Issuer:
-    """Roles: line (pools, issuance, reports), admin (everything, keys, holds).
-    Errors: INVALID_ARGUMENT names the field ("IssueCodesRequest.quantity: 0, want 1..500000");
-    PERMISSION_DENIED for a GTIN outside the caller's company prefixes; FAILED_PRECONDITION for an
-    illegal state transition or a held lot; RESOURCE_EXHAUSTED when the guess-probability bound
-    would be exceeded.
+    """Roles: any authenticated role reads (products, pools, reconciliation, keys, serial report);
+    line issues, reports and holds; admin may do everything for its tenant and alone rotates keys.
+
+    Errors (besides UNAUTHENTICATED / PERMISSION_DENIED for the token, see docs/api.md):
+    INVALID_ARGUMENT names the field ("IssueCodesRequest.quantity: 0, want 1..500000");
+    PERMISSION_DENIED for a GTIN outside the caller's company prefixes; NOT_FOUND for an
+    unregistered product, pool or work order of the caller; ALREADY_EXISTS when a request_id is
+    reused with different parameters; FAILED_PRECONDITION for an illegal state transition;
+    RESOURCE_EXHAUSTED when issuing would push the product's guess probability over its bound;
+    ABORTED for a concurrency conflict (retry the same call with the same ids).
     """
 
     @staticmethod
@@ -455,7 +502,7 @@ class Issuer:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.stream_unary(
+        return grpc.experimental.stream_stream(
             request_iterator,
             target,
             '/sealmark.v1.Issuer/ReturnCodes',
@@ -482,7 +529,7 @@ class Issuer:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.stream_unary(
+        return grpc.experimental.stream_stream(
             request_iterator,
             target,
             '/sealmark.v1.Issuer/ReportCommissioned',
@@ -509,7 +556,7 @@ class Issuer:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.stream_unary(
+        return grpc.experimental.stream_stream(
             request_iterator,
             target,
             '/sealmark.v1.Issuer/ReportScrapped',
@@ -677,6 +724,33 @@ class Issuer:
             '/sealmark.v1.Issuer/RotateKey',
             sealmark_dot_v1_dot_issuer__pb2.RotateKeyRequest.SerializeToString,
             sealmark_dot_v1_dot_common__pb2.PublicKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSerialReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sealmark.v1.Issuer/GetSerialReport',
+            sealmark_dot_v1_dot_issuer__pb2.GetSerialReportRequest.SerializeToString,
+            sealmark_dot_v1_dot_issuer__pb2.SerialReport.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,27 +26,27 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from sealmark.v1 import common_pb2 as sealmark_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asealmark/v1/verifier.proto\x12\x0bsealmark.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18sealmark/v1/common.proto\"\xb3\x01\n\rClientContext\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x15\n\x08latitude\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tlongitude\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\x0e\n\x06locale\x18\x06 \x01(\t\x12\x11\n\tclient_ip\x18\x07 \x01(\tB\x0b\n\t_latitudeB\x0c\n\n_longitude\"Z\n\rVerifyRequest\x12\x0f\n\x07payload\x18\x01 \x01(\t\x12\x0b\n\x03pin\x18\x02 \x01(\t\x12+\n\x07\x63ontext\x18\x03 \x01(\x0b\x32\x1a.sealmark.v1.ClientContext\"5\n\x06Reason\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"o\n\x0cProductFacts\x12\x0c\n\x04gtin\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03lot\x18\x03 \x01(\t\x12\x0e\n\x06\x65xpiry\x18\x04 \x01(\t\x12\x17\n\x0fproduction_date\x18\x05 \x01(\t\x12\r\n\x05\x62rand\x18\x06 \x01(\t\"\xc3\x02\n\x0eVerifyResponse\x12%\n\x07verdict\x18\x01 \x01(\x0e\x32\x14.sealmark.v1.Verdict\x12$\n\x07reasons\x18\x02 \x03(\x0b\x32\x13.sealmark.v1.Reason\x12\x12\n\nrisk_score\x18\x03 \x01(\x01\x12*\n\x07product\x18\x04 \x01(\x0b\x32\x19.sealmark.v1.ProductFacts\x12\x35\n\x11\x66irst_verified_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x15\x66irst_verified_region\x18\x06 \x01(\t\x12\x15\n\rsession_count\x18\x07 \x01(\r\x12\x15\n\rpin_confirmed\x18\x08 \x01(\x08\x12\x10\n\x08\x64\x65graded\x18\t \x01(\x08\x12\x0e\n\x06serial\x18\n \x01(\t\"+\n\x16GetPublicKeySetRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t*\xfc\x01\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x15\n\x11VERDICT_AUTHENTIC\x10\x01\x12!\n\x1dVERDICT_AUTHENTIC_SEEN_BEFORE\x10\x02\x12\x19\n\x15VERDICT_SUSPECT_CLONE\x10\x03\x12\x17\n\x13VERDICT_COUNTERFEIT\x10\x04\x12\x14\n\x10VERDICT_RECALLED\x10\x05\x12\x13\n\x0fVERDICT_EXPIRED\x10\x06\x12\x14\n\x10VERDICT_INACTIVE\x10\x07\x12\x14\n\x10VERDICT_DIVERTED\x10\x08\x12\x13\n\x0fVERDICT_INVALID\x10\t2\x9a\x01\n\x08Verifier\x12\x41\n\x06Verify\x12\x1a.sealmark.v1.VerifyRequest\x1a\x1b.sealmark.v1.VerifyResponse\x12K\n\x0fGetPublicKeySet\x12#.sealmark.v1.GetPublicKeySetRequest\x1a\x13.sealmark.v1.KeySetb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asealmark/v1/verifier.proto\x12\x0bsealmark.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18sealmark/v1/common.proto\"\xb3\x01\n\rClientContext\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x15\n\x08latitude\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tlongitude\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\x0e\n\x06locale\x18\x06 \x01(\t\x12\x11\n\tclient_ip\x18\x07 \x01(\tB\x0b\n\t_latitudeB\x0c\n\n_longitude\"g\n\rVerifyRequest\x12\x0f\n\x07payload\x18\x01 \x01(\t\x12\x10\n\x03pin\x18\x02 \x01(\tH\x00\x88\x01\x01\x12+\n\x07\x63ontext\x18\x03 \x01(\x0b\x32\x1a.sealmark.v1.ClientContextB\x06\n\x04_pin\"5\n\x06Reason\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"o\n\x0cProductFacts\x12\x0c\n\x04gtin\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03lot\x18\x03 \x01(\t\x12\x0e\n\x06\x65xpiry\x18\x04 \x01(\t\x12\x17\n\x0fproduction_date\x18\x05 \x01(\t\x12\r\n\x05\x62rand\x18\x06 \x01(\t\"\xa4\x03\n\x0eVerifyResponse\x12%\n\x07verdict\x18\x01 \x01(\x0e\x32\x14.sealmark.v1.Verdict\x12$\n\x07reasons\x18\x02 \x03(\x0b\x32\x13.sealmark.v1.Reason\x12\x12\n\nrisk_score\x18\x03 \x01(\x01\x12*\n\x07product\x18\x04 \x01(\x0b\x32\x19.sealmark.v1.ProductFacts\x12\x35\n\x11\x66irst_verified_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x15\x66irst_verified_region\x18\x06 \x01(\t\x12\x15\n\rsession_count\x18\x07 \x01(\r\x12\x15\n\rpin_confirmed\x18\x08 \x01(\x08\x12\x10\n\x08\x64\x65graded\x18\t \x01(\x08\x12\x0e\n\x06serial\x18\n \x01(\t\x12\x17\n\x0fverification_id\x18\x0b \x01(\t\x12\x15\n\rpin_available\x18\x0c \x01(\x08\x12/\n\x0bverified_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x16GetPublicKeySetRequest\x12\x13\n\ttenant_id\x18\x01 \x01(\tH\x00\x12\x0e\n\x04gtin\x18\x02 \x01(\tH\x00\x42\x07\n\x05owner*\xfc\x01\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x15\n\x11VERDICT_AUTHENTIC\x10\x01\x12!\n\x1dVERDICT_AUTHENTIC_SEEN_BEFORE\x10\x02\x12\x19\n\x15VERDICT_SUSPECT_CLONE\x10\x03\x12\x17\n\x13VERDICT_COUNTERFEIT\x10\x04\x12\x14\n\x10VERDICT_RECALLED\x10\x05\x12\x13\n\x0fVERDICT_EXPIRED\x10\x06\x12\x14\n\x10VERDICT_INACTIVE\x10\x07\x12\x14\n\x10VERDICT_DIVERTED\x10\x08\x12\x13\n\x0fVERDICT_INVALID\x10\t2\x9a\x01\n\x08Verifier\x12\x41\n\x06Verify\x12\x1a.sealmark.v1.VerifyRequest\x1a\x1b.sealmark.v1.VerifyResponse\x12K\n\x0fGetPublicKeySet\x12#.sealmark.v1.GetPublicKeySetRequest\x1a\x13.sealmark.v1.KeySetb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sealmark.v1.verifier_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VERDICT']._serialized_start=916
-  _globals['_VERDICT']._serialized_end=1168
+  _globals['_VERDICT']._serialized_start=1053
+  _globals['_VERDICT']._serialized_end=1305
   _globals['_CLIENTCONTEXT']._serialized_start=103
   _globals['_CLIENTCONTEXT']._serialized_end=282
   _globals['_VERIFYREQUEST']._serialized_start=284
-  _globals['_VERIFYREQUEST']._serialized_end=374
-  _globals['_REASON']._serialized_start=376
-  _globals['_REASON']._serialized_end=429
-  _globals['_PRODUCTFACTS']._serialized_start=431
-  _globals['_PRODUCTFACTS']._serialized_end=542
-  _globals['_VERIFYRESPONSE']._serialized_start=545
-  _globals['_VERIFYRESPONSE']._serialized_end=868
-  _globals['_GETPUBLICKEYSETREQUEST']._serialized_start=870
-  _globals['_GETPUBLICKEYSETREQUEST']._serialized_end=913
-  _globals['_VERIFIER']._serialized_start=1171
-  _globals['_VERIFIER']._serialized_end=1325
+  _globals['_VERIFYREQUEST']._serialized_end=387
+  _globals['_REASON']._serialized_start=389
+  _globals['_REASON']._serialized_end=442
+  _globals['_PRODUCTFACTS']._serialized_start=444
+  _globals['_PRODUCTFACTS']._serialized_end=555
+  _globals['_VERIFYRESPONSE']._serialized_start=558
+  _globals['_VERIFYRESPONSE']._serialized_end=978
+  _globals['_GETPUBLICKEYSETREQUEST']._serialized_start=980
+  _globals['_GETPUBLICKEYSETREQUEST']._serialized_end=1050
+  _globals['_VERIFIER']._serialized_start=1308
+  _globals['_VERIFIER']._serialized_end=1462
 # @@protoc_insertion_point(module_scope)

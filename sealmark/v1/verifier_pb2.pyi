@@ -28,7 +28,7 @@ class _VerdictEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Verdict.Value
     DESCRIPTOR: _descriptor.EnumDescriptor
     VERDICT_UNSPECIFIED: _Verdict.ValueType  # 0
     VERDICT_AUTHENTIC: _Verdict.ValueType  # 1
-    """first verification"""
+    """genuine, first verification"""
     VERDICT_AUTHENTIC_SEEN_BEFORE: _Verdict.ValueType  # 2
     """genuine, first verified at first_verified_at in region"""
     VERDICT_SUSPECT_CLONE: _Verdict.ValueType  # 3
@@ -38,17 +38,17 @@ class _VerdictEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Verdict.Value
     VERDICT_RECALLED: _Verdict.ValueType  # 5
     VERDICT_EXPIRED: _Verdict.ValueType  # 6
     VERDICT_INACTIVE: _Verdict.ValueType  # 7
-    """destroyed, stolen, locked, dispensed"""
+    """destroyed, stolen, locked, scrapped, dispensed"""
     VERDICT_DIVERTED: _Verdict.ValueType  # 8
     """genuine, scanned outside its destination market"""
     VERDICT_INVALID: _Verdict.ValueType  # 9
-    """not a code of ours"""
+    """not a code of ours / not parseable"""
 
 class Verdict(_Verdict, metaclass=_VerdictEnumTypeWrapper): ...
 
 VERDICT_UNSPECIFIED: Verdict.ValueType  # 0
 VERDICT_AUTHENTIC: Verdict.ValueType  # 1
-"""first verification"""
+"""genuine, first verification"""
 VERDICT_AUTHENTIC_SEEN_BEFORE: Verdict.ValueType  # 2
 """genuine, first verified at first_verified_at in region"""
 VERDICT_SUSPECT_CLONE: Verdict.ValueType  # 3
@@ -58,11 +58,11 @@ VERDICT_COUNTERFEIT: Verdict.ValueType  # 4
 VERDICT_RECALLED: Verdict.ValueType  # 5
 VERDICT_EXPIRED: Verdict.ValueType  # 6
 VERDICT_INACTIVE: Verdict.ValueType  # 7
-"""destroyed, stolen, locked, dispensed"""
+"""destroyed, stolen, locked, scrapped, dispensed"""
 VERDICT_DIVERTED: Verdict.ValueType  # 8
 """genuine, scanned outside its destination market"""
 VERDICT_INVALID: Verdict.ValueType  # 9
-"""not a code of ours"""
+"""not a code of ours / not parseable"""
 Global___Verdict: _TypeAlias = Verdict  # noqa: Y015
 
 @_typing.final
@@ -80,11 +80,13 @@ class ClientContext(_message.Message):
     """one browser/app session; sessions, not raw scans, are counted"""
     device_id: _builtins.str
     latitude: _builtins.float
+    """WGS 84, -90..90"""
     longitude: _builtins.float
+    """WGS 84, -180..180"""
     region: _builtins.str
-    """ISO 3166 code when no coordinates"""
+    """ISO 3166-1/-2 code when no coordinates"""
     locale: _builtins.str
-    """"zh-CN", "en" """
+    """BCP 47: "zh-CN", "en"; picks the language of reason messages"""
     client_ip: _builtins.str
     """set by the HTTP face; ignored from public gRPC callers"""
     def __init__(
@@ -122,29 +124,35 @@ class VerifyRequest(_message.Message):
     CONTEXT_FIELD_NUMBER: _builtins.int
     payload: _builtins.str
     """As scanned: Digital Link URI, element string with or without symbology identifier and GS
-    separators, or HRI text. At most 4096 bytes.
+    separators, or HRI text. 1..4096 bytes.
     """
     pin: _builtins.str
-    """hidden PIN from the scratch-off, optional"""
+    """The hidden PIN from the scratch-off / invisible ink. Absent = not entered; the first
+    correct entry confirms a first opening, any later entry is the decisive clone signal.
+    """
     @_builtins.property
     def context(self) -> Global___ClientContext: ...
     def __init__(
         self,
         *,
         payload: _builtins.str = ...,
-        pin: _builtins.str = ...,
+        pin: _builtins.str | None = ...,
         context: Global___ClientContext | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_pin", b"_pin", "context", b"context", "pin", b"pin"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "payload", b"payload", "pin", b"pin"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_pin", b"_pin", "context", b"context", "payload", b"payload", "pin", b"pin"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__pin: _TypeAlias = _typing.Literal["pin"]  # noqa: Y015
+    _WhichOneofArgType__pin: _TypeAlias = _typing.Literal["_pin", b"_pin"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__pin) -> _WhichOneofReturnType__pin | None: ...
 
 Global___VerifyRequest: _TypeAlias = VerifyRequest  # noqa: Y015
 
 @_typing.final
 class Reason(_message.Message):
+    """Why the verdict: one entry per rule that fired (or per fact that decided it)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CODE_FIELD_NUMBER: _builtins.int
@@ -153,7 +161,7 @@ class Reason(_message.Message):
     code: _builtins.str
     """machine-readable, e.g. "pin_reused", "impossible_travel" """
     rule: _builtins.str
-    """the rule that fired, with its threshold"""
+    """the rule that fired, with its threshold ("sessions > 3")"""
     message: _builtins.str
     """human-readable, in the requested locale"""
     def __init__(
@@ -173,6 +181,8 @@ Global___Reason: _TypeAlias = Reason  # noqa: Y015
 
 @_typing.final
 class ProductFacts(_message.Message):
+    """What the code says about the product, for the consumer page."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     GTIN_FIELD_NUMBER: _builtins.int
@@ -183,10 +193,12 @@ class ProductFacts(_message.Message):
     BRAND_FIELD_NUMBER: _builtins.int
     gtin: _builtins.str
     name: _builtins.str
+    """in the requested locale when known"""
     lot: _builtins.str
     expiry: _builtins.str
-    """YYYY-MM-DD"""
+    """YYYY-MM-DD (AI 17 day 00 resolved to the last day of the month)"""
     production_date: _builtins.str
+    """YYYY-MM-DD or empty"""
     brand: _builtins.str
     def __init__(
         self,
@@ -220,21 +232,36 @@ class VerifyResponse(_message.Message):
     PIN_CONFIRMED_FIELD_NUMBER: _builtins.int
     DEGRADED_FIELD_NUMBER: _builtins.int
     SERIAL_FIELD_NUMBER: _builtins.int
+    VERIFICATION_ID_FIELD_NUMBER: _builtins.int
+    PIN_AVAILABLE_FIELD_NUMBER: _builtins.int
+    VERIFIED_AT_FIELD_NUMBER: _builtins.int
     verdict: Global___Verdict.ValueType
     risk_score: _builtins.float
     """0 (no risk) .. 1"""
     first_verified_region: _builtins.str
     session_count: _builtins.int
+    """distinct sessions that verified this serial, this one included"""
     pin_confirmed: _builtins.bool
+    """this call's PIN was correct and its first use"""
     degraded: _builtins.bool
     """answered without Redis (slower, still correct)"""
     serial: _builtins.str
+    verification_id: _builtins.str
+    """quote it to support; appears in Audit.Trace"""
+    pin_available: _builtins.bool
+    """the item carries a hidden PIN: prompt for it"""
     @_builtins.property
     def reasons(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reason]: ...
     @_builtins.property
-    def product(self) -> Global___ProductFacts: ...
+    def product(self) -> Global___ProductFacts:
+        """unset for INVALID and for COUNTERFEIT with a bad signature"""
+
     @_builtins.property
-    def first_verified_at(self) -> _timestamp_pb2.Timestamp: ...
+    def first_verified_at(self) -> _timestamp_pb2.Timestamp:
+        """unset on the first verification"""
+
+    @_builtins.property
+    def verified_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -248,10 +275,13 @@ class VerifyResponse(_message.Message):
         pin_confirmed: _builtins.bool = ...,
         degraded: _builtins.bool = ...,
         serial: _builtins.str = ...,
+        verification_id: _builtins.str = ...,
+        pin_available: _builtins.bool = ...,
+        verified_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["first_verified_at", b"first_verified_at", "product", b"product"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["first_verified_at", b"first_verified_at", "product", b"product", "verified_at", b"verified_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["degraded", b"degraded", "first_verified_at", b"first_verified_at", "first_verified_region", b"first_verified_region", "pin_confirmed", b"pin_confirmed", "product", b"product", "reasons", b"reasons", "risk_score", b"risk_score", "serial", b"serial", "session_count", b"session_count", "verdict", b"verdict"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["degraded", b"degraded", "first_verified_at", b"first_verified_at", "first_verified_region", b"first_verified_region", "pin_available", b"pin_available", "pin_confirmed", b"pin_confirmed", "product", b"product", "reasons", b"reasons", "risk_score", b"risk_score", "serial", b"serial", "session_count", b"session_count", "verdict", b"verdict", "verification_id", b"verification_id", "verified_at", b"verified_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -262,16 +292,22 @@ class GetPublicKeySetRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TENANT_ID_FIELD_NUMBER: _builtins.int
+    GTIN_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
+    gtin: _builtins.str
+    """the tenant owning this GTIN's company prefix"""
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
+        gtin: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["gtin", b"gtin", "owner", b"owner", "tenant_id", b"tenant_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gtin", b"gtin", "owner", b"owner", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType_owner: _TypeAlias = _typing.Literal["tenant_id", "gtin"]  # noqa: Y015
+    _WhichOneofArgType_owner: _TypeAlias = _typing.Literal["owner", b"owner"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_owner) -> _WhichOneofReturnType_owner | None: ...
 
 Global___GetPublicKeySetRequest: _TypeAlias = GetPublicKeySetRequest  # noqa: Y015

@@ -27,7 +27,10 @@ if _version_not_supported:
 
 
 class VerifierStub:
-    """Missing associated documentation comment in .proto file."""
+    """Public: no token. Rate-limited per client (RESOURCE_EXHAUSTED); bursts of invalid serials or
+    PINs from one client raise a serial-guessing alert. The HTTP face (Digital Link URL) calls
+    the same use case.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -48,18 +51,26 @@ class VerifierStub:
 
 
 class VerifierServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Public: no token. Rate-limited per client (RESOURCE_EXHAUSTED); bursts of invalid serials or
+    PINs from one client raise a serial-guessing alert. The HTTP face (Digital Link URL) calls
+    the same use case.
+    """
 
     def Verify(self, request, context):
-        """Public (no token), rate-limited per client. The signature is checked before any lookup;
-        bad input is verdict INVALID, never INTERNAL.
+        """One verdict per scan, with reasons and a risk score, never a bare yes/no. The signature is
+        checked before any lookup. A well-formed request whose payload is not a code of ours is
+        answered OK with verdict INVALID; INVALID_ARGUMENT only for a malformed request (payload
+        empty or over 4096 bytes, pin over 32 characters, latitude/longitude out of range,
+        oversized context fields), naming the field. Recording the scan (sessions, first
+        verification, PIN use) is part of the call. Roles: public.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetPublicKeySet(self, request, context):
-        """Public: a tenant's key set for offline signature checks.
+        """A tenant's key set for offline signature checks (also served over HTTP). NOT_FOUND for an
+        unknown tenant or GTIN. Roles: public.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -87,7 +98,10 @@ def add_VerifierServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Verifier:
-    """Missing associated documentation comment in .proto file."""
+    """Public: no token. Rate-limited per client (RESOURCE_EXHAUSTED); bursts of invalid serials or
+    PINs from one client raise a serial-guessing alert. The HTTP face (Digital Link URL) calls
+    the same use case.
+    """
 
     @staticmethod
     def Verify(request,

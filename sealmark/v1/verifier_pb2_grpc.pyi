@@ -28,36 +28,67 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class VerifierStub:
+    """Public: no token. Rate-limited per client (RESOURCE_EXHAUSTED); bursts of invalid serials or
+    PINs from one client raise a serial-guessing alert. The HTTP face (Digital Link URL) calls
+    the same use case.
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> VerifierAsyncStub: ...
     Verify: _grpc.UnaryUnaryMultiCallable[_verifier_pb2.VerifyRequest, _verifier_pb2.VerifyResponse]
-    """Public (no token), rate-limited per client. The signature is checked before any lookup;
-    bad input is verdict INVALID, never INTERNAL.
+    """One verdict per scan, with reasons and a risk score, never a bare yes/no. The signature is
+    checked before any lookup. A well-formed request whose payload is not a code of ours is
+    answered OK with verdict INVALID; INVALID_ARGUMENT only for a malformed request (payload
+    empty or over 4096 bytes, pin over 32 characters, latitude/longitude out of range,
+    oversized context fields), naming the field. Recording the scan (sessions, first
+    verification, PIN use) is part of the call. Roles: public.
     """
     GetPublicKeySet: _grpc.UnaryUnaryMultiCallable[_verifier_pb2.GetPublicKeySetRequest, _common_pb2.KeySet]
-    """Public: a tenant's key set for offline signature checks."""
+    """A tenant's key set for offline signature checks (also served over HTTP). NOT_FOUND for an
+    unknown tenant or GTIN. Roles: public.
+    """
 
 @_typing.type_check_only
 class VerifierAsyncStub(VerifierStub):
+    """Public: no token. Rate-limited per client (RESOURCE_EXHAUSTED); bursts of invalid serials or
+    PINs from one client raise a serial-guessing alert. The HTTP face (Digital Link URL) calls
+    the same use case.
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     Verify: _aio.UnaryUnaryMultiCallable[_verifier_pb2.VerifyRequest, _verifier_pb2.VerifyResponse]  # type: ignore[assignment]
-    """Public (no token), rate-limited per client. The signature is checked before any lookup;
-    bad input is verdict INVALID, never INTERNAL.
+    """One verdict per scan, with reasons and a risk score, never a bare yes/no. The signature is
+    checked before any lookup. A well-formed request whose payload is not a code of ours is
+    answered OK with verdict INVALID; INVALID_ARGUMENT only for a malformed request (payload
+    empty or over 4096 bytes, pin over 32 characters, latitude/longitude out of range,
+    oversized context fields), naming the field. Recording the scan (sessions, first
+    verification, PIN use) is part of the call. Roles: public.
     """
     GetPublicKeySet: _aio.UnaryUnaryMultiCallable[_verifier_pb2.GetPublicKeySetRequest, _common_pb2.KeySet]  # type: ignore[assignment]
-    """Public: a tenant's key set for offline signature checks."""
+    """A tenant's key set for offline signature checks (also served over HTTP). NOT_FOUND for an
+    unknown tenant or GTIN. Roles: public.
+    """
 
 class VerifierServicer(metaclass=_abc_1.ABCMeta):
+    """Public: no token. Rate-limited per client (RESOURCE_EXHAUSTED); bursts of invalid serials or
+    PINs from one client raise a serial-guessing alert. The HTTP face (Digital Link URL) calls
+    the same use case.
+    """
+
     @_abc_1.abstractmethod
     def Verify(
         self,
         request: _verifier_pb2.VerifyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_verifier_pb2.VerifyResponse, _abc.Awaitable[_verifier_pb2.VerifyResponse]]:
-        """Public (no token), rate-limited per client. The signature is checked before any lookup;
-        bad input is verdict INVALID, never INTERNAL.
+        """One verdict per scan, with reasons and a risk score, never a bare yes/no. The signature is
+        checked before any lookup. A well-formed request whose payload is not a code of ours is
+        answered OK with verdict INVALID; INVALID_ARGUMENT only for a malformed request (payload
+        empty or over 4096 bytes, pin over 32 characters, latitude/longitude out of range,
+        oversized context fields), naming the field. Recording the scan (sessions, first
+        verification, PIN use) is part of the call. Roles: public.
         """
 
     @_abc_1.abstractmethod
@@ -66,6 +97,8 @@ class VerifierServicer(metaclass=_abc_1.ABCMeta):
         request: _verifier_pb2.GetPublicKeySetRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_common_pb2.KeySet, _abc.Awaitable[_common_pb2.KeySet]]:
-        """Public: a tenant's key set for offline signature checks."""
+        """A tenant's key set for offline signature checks (also served over HTTP). NOT_FOUND for an
+        unknown tenant or GTIN. Roles: public.
+        """
 
 def add_VerifierServicer_to_server(servicer: VerifierServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

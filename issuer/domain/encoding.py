@@ -1,0 +1,54 @@
+"""Fast printing of one issuance's codes.
+
+Every code of a request shares GTIN, lot, dates and resolver host; only serial and signature
+differ. The formatter validates and encodes the shared parts once (through the general GS1
+module) and then concatenates. ``tests/unit/test_issuer_encoding.py`` proves it prints exactly
+what :class:`sealmark.gs1.GS1Code` prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from urllib.parse import quote
+
+from sealmark.gs1 import GS, GS1Code, format_yymmdd
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+@dataclass(frozen=True)
+class Printed:
+    element_string: str
+    digital_link: str
+    hri: str
+
+
+class CodeFormatter:
+    def __init__(
+        self,
+        gtin: str,
+        lot: str,
+        expiry: date,
+        production_date: date | None,
+        resolver_host: str,
+    ) -> None:
+        # Validate the shared parts once, with a representative serial.
+        GS1Code(gtin, "0", lot, expiry, production_date).to_digital_link(resolver_host)
+        exp = format_yymmdd(expiry)
+        prod = f"11{format_yymmdd(production_date)}" if production_date else ""
+        self._es_head = f"01{gtin}17{exp}{prod}10{lot}{GS}21"
+        self._hri_head = (
+            f"(01){gtin}(17){exp}" + (f"(11){prod[2:]}" if prod else "") + f"(10){lot}(21)"
+        )
+        self._dl_head = f"https://{resolver_host}/01/{gtin}/10/{quote(lot, safe='')}/21/"
+        self._dl_query = f"?17={exp}" + (f"&11={prod[2:]}" if prod else "") + "&8030="
+
+    def print(self, serial: str, signature: str) -> Printed:
+        """The three printed forms; ``serial`` must be CSET 82, ``signature`` base64url."""
+        encoded = serial if _UNRESERVED.issuperset(serial) else quote(serial, safe="")
+        return Printed(
+            element_string=f"{self._es_head}{serial}{GS}8030{signature}",
+            digital_link=f"{self._dl_head}{encoded}{self._dl_query}{signature}",
+            hri=f"{self._hri_head}{serial}",
+        )
