@@ -36,7 +36,14 @@ ADMIN = frozenset({Role.ADMIN})
 POLICY = policy(
     "Issuer",
     {
-        READ: ["GetProduct", "ListProducts", "GetPool", "Reconcile", "GetKeySet"],
+        READ: [
+            "GetProduct",
+            "ListProducts",
+            "GetPool",
+            "Reconcile",
+            "GetKeySet",
+            "GetSerialReport",
+        ],
         LINE: [
             "IssueCodes",
             "RequestPool",

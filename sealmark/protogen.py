@@ -39,7 +39,9 @@ def generated_files(directory: Path) -> list[Path]:
 
 def protos() -> list[str]:
     """The ``.proto`` files of the API, relative to ``proto/``, sorted."""
-    return sorted(p.relative_to(PROTO_DIR).as_posix() for p in (PROTO_DIR / PACKAGE).glob("*.proto"))
+    return sorted(
+        p.relative_to(PROTO_DIR).as_posix() for p in (PROTO_DIR / PACKAGE).glob("*.proto")
+    )
 
 
 def generate(out_dir: Path) -> list[Path]:

@@ -1,0 +1,183 @@
+"""Exactly once under crashes: SIGKILL the issuer mid-stream again and again, resume with the
+same request id, and prove the codes received equal one uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psycopg2
+import pytest
+
+from sealmark.clock import SystemClock
+from sealmark.storage.postgres import PostgresDatabase
+from sealmark.tenancy import usecases
+from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
+from tests.storage_contract import gtin_under
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+TOTAL = 200_000
+KILLS = 6
+
+
+class IssuerProcess:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sealmark.cli.main", "serve", "issuer"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        lines = []
+        for line in self.proc.stdout:
+            lines.append(line)
+            found = re.search(r"Sealmark is up: gRPC ([\d.]+:\d+)", line)
+            if found:
+                self.target = found.group(1)
+                return
+        raise AssertionError("issuer did not start:\n" + "".join(lines))
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.close()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(timeout=30)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def setup(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
+    db = PostgresDatabase(pg_dsn)
+    clock = SystemClock()
+    suffix = os.urandom(3).hex()
+    prefix = "95291" + str(int(suffix, 16) % 1000).zfill(3)
+    tenant = usecases.create_tenant(
+        db.unit_of_work,
+        clock,
+        tenant_id=f"crash-{suffix}",
+        name="Crash",
+        company_prefixes=[prefix],
+        resolver_host="id.crash.example",
+    )
+    gtin = gtin_under(prefix)
+    usecases.add_product(
+        db.unit_of_work,
+        clock,
+        tenant_id=tenant.id,
+        gtin=gtin,
+        name="P",
+        serial_alphabet="alnum-safe",
+        serial_length=14,
+    )
+    line = usecases.create_token(
+        db.unit_of_work,
+        clock,
+        os.urandom,
+        tenant_id=tenant.id,
+        roles=["line", "admin"],
+        name="line",
+    )[1]
+    db.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMARK_")}
+    env.update(
+        SEALMARK_DATABASE_URL=pg_dsn,
+        SEALMARK_REDIS_URL=redis_url,
+        SEALMARK_GRPC_PORT="0",
+        SEALMARK_METRICS_PORT="0",
+        SEALMARK_LOG_LEVEL="WARNING",
+        SEALMARK_SECRET_PEPPER="crash-test-pepper-0123",
+        SEALMARK_KEY_PASSPHRASE="crash-test-passphrase",
+    )
+    first = IssuerProcess(env)
+    with grpc.insecure_channel(first.target) as channel:
+        issuer_pb2_grpc.IssuerStub(channel).RotateKey(
+            issuer_pb2.RotateKeyRequest(),
+            metadata=[("authorization", f"Bearer {line}")],
+            timeout=30,
+        )
+    first.kill()
+    yield {"env": env, "token": line, "gtin": gtin, "dsn": pg_dsn}
+
+
+def _stream(
+    target: str, token: str, gtin: str, resume_from: int
+) -> Iterator[issuer_pb2.IssuedCode]:
+    channel = grpc.insecure_channel(target)
+    try:
+        stub = issuer_pb2_grpc.IssuerStub(channel)
+        request = issuer_pb2.IssueCodesRequest(
+            request_id="crash-run-1",
+            gtin=gtin,
+            lot="L1",
+            expiry="301231",
+            quantity=TOTAL,
+            line_id="line-9",
+            work_order="WO-crash",
+            resume_from=resume_from,
+            batch_size=1000,
+        )
+        for response in stub.IssueCodes(
+            request, metadata=[("authorization", f"Bearer {token}")], timeout=300
+        ):
+            yield from response.codes
+    finally:
+        channel.close()
+
+
+def test_sigkill_mid_stream_loses_and_duplicates_nothing(setup: dict[str, Any]) -> None:
+    rng = random.Random(20261122)
+    received: list[tuple[int, str, str, str]] = []
+    kills = 0
+    while len(received) < TOTAL:
+        server = IssuerProcess(setup["env"])
+        stop_after = rng.randrange(5_000, 35_000) if kills < KILLS else None
+        got = 0
+        try:
+            for code in _stream(server.target, setup["token"], setup["gtin"], len(received)):
+                assert code.index == len(received), "gap or repeat in the stream"
+                received.append((code.index, code.serial, code.signature, code.pin))
+                got += 1
+                if stop_after is not None and got >= stop_after:
+                    server.kill()
+                    kills += 1
+                    break
+        except grpc.RpcError:
+            kills += 1  # killed while a message was in flight: resume from what we have
+        finally:
+            server.close()
+    assert kills >= 5
+    assert len(received) == TOTAL
+    assert len({serial for _, serial, _, _ in received}) == TOTAL
+
+    # One uninterrupted replay of the same request id gives exactly what we received.
+    server = IssuerProcess(setup["env"])
+    try:
+        replay = [
+            (c.index, c.serial, c.signature, c.pin)
+            for c in _stream(server.target, setup["token"], setup["gtin"], 0)
+        ]
+    finally:
+        server.close()
+    assert replay == received
+    with psycopg2.connect(setup["dsn"]) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*), count(DISTINCT serial), min(seq), max(seq) FROM codes"
+            " WHERE request_id = 'crash-run-1'"
+        )
+        assert cur.fetchone() == (TOTAL, TOTAL, 0, TOTAL - 1)
