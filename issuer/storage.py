@@ -3,16 +3,48 @@ SQL lives here; it runs inside a :class:`PostgresUnitOfWork` transaction."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import psycopg2
-from psycopg2.extras import execute_values
 
 from sealmark.crypto.keys import SealedKey
 from sealmark.errors import NotFound
 from sealmark.storage.postgres import PostgresUnitOfWork, translate_db_error
+
+CODE_COLUMNS = (
+    "code_key",
+    "tenant_id",
+    "gtin",
+    "serial",
+    "lot",
+    "expiry",
+    "production_date",
+    "state",
+    "key_id",
+    "signature",
+    "pin_hash",
+    "work_order",
+    "line_id",
+    "request_id",
+    "seq",
+    "issued_at",
+    "updated_at",
+)
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_value(value: Any) -> str:
+    """One field in PostgreSQL COPY text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bytes):
+        return "\\\\x" + value.hex()
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return str(value).translate(_COPY_ESCAPES)
 
 
 @dataclass(frozen=True)
@@ -156,23 +188,30 @@ class IssuanceStore:
 
     # -- codes --------------------------------------------------------------------------
     def insert_codes(self, rows: list[tuple[Any, ...]]) -> set[str]:
-        """Insert code rows; return the code keys that were NOT inserted (serial collisions)."""
+        """Insert code rows (columns as ``CODE_COLUMNS``); return the code keys that were NOT
+        inserted because they exist already (serial collisions).
+
+        Rows go through COPY into a per-session staging table, then one INSERT … ON CONFLICT
+        DO NOTHING: several times faster than a multi-row VALUES insert built in Python.
+        """
+        columns = ", ".join(CODE_COLUMNS)
+        buffer = io.StringIO("".join("\t".join(map(_copy_value, row)) + "\n" for row in rows))
         try:
             with self._uow.connection.cursor() as cur:
-                inserted = execute_values(
-                    cur,
-                    "INSERT INTO codes (code_key, tenant_id, gtin, serial, lot, expiry,"
-                    " production_date, state, key_id, signature, pin_hash, work_order, line_id,"
-                    " request_id, seq, issued_at, updated_at) VALUES %s"
-                    " ON CONFLICT (code_key) DO NOTHING RETURNING code_key",
-                    rows,
-                    page_size=len(rows) or 1,
-                    fetch=True,
+                cur.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS codes_stage"
+                    " (LIKE codes INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
                 )
+                cur.copy_expert(f"COPY codes_stage ({columns}) FROM STDIN", buffer)
+                cur.execute(
+                    f"INSERT INTO codes ({columns}) SELECT {columns} FROM codes_stage"
+                    " ON CONFLICT (code_key) DO NOTHING RETURNING code_key"
+                )
+                inserted = {r[0] for r in cur.fetchall()}
+                cur.execute("TRUNCATE codes_stage")
         except psycopg2.Error as exc:
             raise translate_db_error(exc) from exc
-        done = {r[0] for r in inserted}
-        return {row[0] for row in rows} - done
+        return {row[0] for row in rows} - inserted
 
     def codes(self, tenant_id: str, request_id: str, start: int, stop: int) -> list[CodeRow]:
         rows = self._uow.execute(

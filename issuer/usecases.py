@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -61,6 +62,7 @@ class Issuer:
         pins: PinScheme,
         key_passphrase: bytes,
         guess_bound: float,
+        sign_threads: int = 2,
     ) -> None:
         self._db = database
         self._clock = clock
@@ -70,6 +72,8 @@ class Issuer:
         self._bound = guess_bound
         self._signers: dict[tuple[str, str], Signer] = {}
         self._lock = threading.Lock()
+        self._sign_threads = sign_threads
+        self._sign_pool = ThreadPoolExecutor(max(1, sign_threads), thread_name_prefix="sign")
 
     # -- issuance -----------------------------------------------------------------------
     def issue(self, principal: Principal, command: IssueCommand) -> Iterator[IssueBatch]:
@@ -166,14 +170,19 @@ class Issuer:
                 serials = draw_serials(
                     product.serial_alphabet, product.serial_length, len(todo), self._random
                 )
-                rows, made, redo = [], {}, []
+                fresh: dict[str, int] = {}
+                redo = []
                 for seq, serial in zip(todo, serials, strict=True):
-                    if request.gtin + serial in made:  # drawn twice in this batch
+                    if serial in fresh:  # drawn twice in this batch
                         redo.append(seq)
-                        continue
-                    row, code = self._make_row(request, product, signer, seq, serial, now)
+                    else:
+                        fresh[serial] = seq
+                rows, made = [], {}
+                for row, code in self._make_rows(
+                    request, product, signer, list(fresh.values()), list(fresh), now
+                ):
                     rows.append(row)
-                    made[request.gtin + serial] = code
+                    made[request.gtin + code.serial] = code
                 collided = store.insert_codes(rows)
                 by_seq.update({c.seq: c for key, c in made.items() if key not in collided})
                 todo = sorted(redo + [made[key].seq for key in collided])
@@ -199,40 +208,56 @@ class Issuer:
             uow.commit()
         return [by_seq[seq] for seq in range(start, stop)]
 
-    def _make_row(
+    def _make_rows(
         self,
         request: IssueRequestRow,
         product: Product,
         signer: Signer,
-        seq: int,
-        serial: str,
+        seqs: list[int],
+        serials: list[str],
         now: datetime,
-    ) -> tuple[tuple[object, ...], CodeRow]:
-        code_key = request.gtin + serial
+    ) -> list[tuple[tuple[object, ...], CodeRow]]:
         expiry = request.expiry.strftime("%y%m%d")
-        message = canonical_bytes(request.gtin, serial, request.lot, expiry, signer.key_id)
-        signature = encode_ai8030(signer.key_id, signer.sign(message))
-        pin = self._pins.pin(code_key, product.pin_length)
-        row = (
-            code_key,
-            request.tenant_id,
-            request.gtin,
-            serial,
-            request.lot,
-            request.expiry,
-            request.production_date,
-            "allocated",
-            signer.key_id,
-            signature,
-            self._pins.pin_hash(code_key, pin),
-            request.work_order,
-            request.line_id,
-            request.request_id,
-            seq,
-            now,
-            now,
-        )
-        return row, CodeRow(seq, serial, signature, pin)
+        messages = [
+            canonical_bytes(request.gtin, serial, request.lot, expiry, signer.key_id)
+            for serial in serials
+        ]
+        signatures = self._sign_all(signer, messages)
+        out: list[tuple[tuple[object, ...], CodeRow]] = []
+        for seq, serial, raw in zip(seqs, serials, signatures, strict=True):
+            code_key = request.gtin + serial
+            signature = encode_ai8030(signer.key_id, raw)
+            pin = self._pins.pin(code_key, product.pin_length)
+            row = (
+                code_key,
+                request.tenant_id,
+                request.gtin,
+                serial,
+                request.lot,
+                request.expiry,
+                request.production_date,
+                "allocated",
+                signer.key_id,
+                signature,
+                self._pins.pin_hash(code_key, pin),
+                request.work_order,
+                request.line_id,
+                request.request_id,
+                seq,
+                now,
+                now,
+            )
+            out.append((row, CodeRow(seq, serial, signature, pin)))
+        return out
+
+    def _sign_all(self, signer: Signer, messages: list[bytes]) -> list[bytes]:
+        """Sign on several threads: the Ed25519 binding releases the GIL while it signs."""
+        if self._sign_threads < 2 or len(messages) < 256:
+            return [signer.sign(m) for m in messages]
+        step = -(-len(messages) // self._sign_threads)
+        parts = [messages[i : i + step] for i in range(0, len(messages), step)]
+        results = self._sign_pool.map(lambda part: [signer.sign(m) for m in part], parts)
+        return [signature for part in results for signature in part]
 
     def _present(
         self,
