@@ -13,11 +13,13 @@ import grpc
 
 from issuer.domain.commands import IssueCommand
 from issuer.domain.serials import guess_probability
+from issuer.lines import LineReports, ReportBatch
 from issuer.storage import StoredKey
 from issuer.usecases import Issuer
 from sealmark.bootstrap import Container
 from sealmark.crypto.pins import PinScheme
 from sealmark.errors import InvalidArgument
+from sealmark.lifecycle import CodeState
 from sealmark.server.app import ServiceBinding
 from sealmark.server.interceptor import current_principal
 from sealmark.server.policy import READ, policy
@@ -82,6 +84,7 @@ class IssuerService(issuer_pb2_grpc.IssuerServicer):
             container.secrets.key_passphrase,
             container.settings.guess_bound,
         )
+        self._lines = LineReports(container.database, container.clock)
 
     def _product(self, product: Product) -> common_pb2.Product:
         message = product_message(product)
@@ -127,6 +130,102 @@ class IssuerService(issuer_pb2_grpc.IssuerServicer):
                     for c in batch.codes
                 ],
             )
+
+    def _reports(
+        self, batches: Iterator[issuer_pb2.CodeBatch], target: CodeState
+    ) -> Iterator[issuer_pb2.ReportSummary]:
+        principal = current_principal()
+        for batch in batches:
+            summary = self._lines.report(
+                principal,
+                ReportBatch(
+                    batch_id=batch.batch_id,
+                    gtin=batch.gtin,
+                    serials=list(batch.serials),
+                    line_id=batch.line_id,
+                    reason=batch.reason,
+                    pool_request_id=batch.pool_request_id,
+                    all_outstanding=batch.all_outstanding,
+                ),
+                target,
+            )
+            yield issuer_pb2.ReportSummary(
+                batch_id=summary.batch_id,
+                accepted=summary.accepted,
+                already_done=summary.already_done,
+                duplicate=summary.duplicate,
+                rejected=[
+                    issuer_pb2.CodeFailure(serial=s, reason=r, error_code=c)
+                    for s, r, c in summary.rejected
+                ],
+            )
+
+    def ReportCommissioned(
+        self, request_iterator: Iterator[issuer_pb2.CodeBatch], context: grpc.ServicerContext
+    ) -> Iterator[issuer_pb2.ReportSummary]:
+        return self._reports(request_iterator, CodeState.COMMISSIONED)
+
+    def ReportScrapped(
+        self, request_iterator: Iterator[issuer_pb2.CodeBatch], context: grpc.ServicerContext
+    ) -> Iterator[issuer_pb2.ReportSummary]:
+        return self._reports(request_iterator, CodeState.SCRAPPED)
+
+    def ReturnCodes(
+        self, request_iterator: Iterator[issuer_pb2.CodeBatch], context: grpc.ServicerContext
+    ) -> Iterator[issuer_pb2.ReportSummary]:
+        return self._reports(request_iterator, CodeState.RETURNED)
+
+    def Reconcile(
+        self, request: issuer_pb2.ReconcileRequest, context: grpc.ServicerContext
+    ) -> issuer_pb2.Reconciliation:
+        r = self._lines.reconcile(current_principal(), request.work_order)
+        return issuer_pb2.Reconciliation(
+            work_order=r.work_order,
+            allocated=r.allocated,
+            commissioned=r.commissioned,
+            scrapped=r.scrapped,
+            returned=r.returned,
+            outstanding=r.outstanding,
+            pools=r.pools,
+            balanced=r.balanced,
+            sampled=r.sampled,
+        )
+
+    def _hold(self, request: issuer_pb2.LotHoldRequest, held: bool) -> issuer_pb2.LotHold:
+        hold = self._lines.set_hold(
+            current_principal(), request.gtin, request.lot, request.reason, held
+        )
+        message = issuer_pb2.LotHold(
+            gtin=hold.gtin,
+            lot=hold.lot,
+            held=hold.held,
+            reason=hold.reason,
+            changed_by=hold.changed_by,
+        )
+        message.changed_at.FromDatetime(hold.changed_at)
+        return message
+
+    def HoldLot(
+        self, request: issuer_pb2.LotHoldRequest, context: grpc.ServicerContext
+    ) -> issuer_pb2.LotHold:
+        return self._hold(request, True)
+
+    def ReleaseLot(
+        self, request: issuer_pb2.LotHoldRequest, context: grpc.ServicerContext
+    ) -> issuer_pb2.LotHold:
+        return self._hold(request, False)
+
+    def AllocateSsccs(
+        self, request: issuer_pb2.AllocateSsccsRequest, context: grpc.ServicerContext
+    ) -> issuer_pb2.AllocateSsccsResponse:
+        ssccs = self._lines.allocate_ssccs(
+            current_principal(),
+            request.request_id,
+            request.company_prefix,
+            request.extension_digit,
+            request.quantity,
+        )
+        return issuer_pb2.AllocateSsccsResponse(ssccs=ssccs)
 
     def GetKeySet(
         self, request: issuer_pb2.GetKeySetRequest, context: grpc.ServicerContext

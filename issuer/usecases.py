@@ -19,6 +19,7 @@ from datetime import datetime
 from issuer.domain.commands import IssueCommand, ValidIssue, validate_issue
 from issuer.domain.encoding import CodeFormatter
 from issuer.domain.serials import check_bound, draw_serials
+from issuer.line_storage import LineStore
 from issuer.storage import CodeRow, IssuanceStore, IssueRequestRow, StoredKey
 from sealmark.clock import Clock
 from sealmark.crypto.keys import Signer, generate_sealed_key, unseal
@@ -121,6 +122,8 @@ class Issuer:
                 key_id,
                 0,
             )
+            if cmd.lot in LineStore(uow).held_lots(cmd.gtin, [cmd.lot]):
+                raise FailedPrecondition(f"IssueCodesRequest.lot: lot {cmd.lot} is on hold")
             if store.create_request(wanted):
                 issued_before = store.reserve_serials(cmd.gtin, cmd.quantity)
                 check_bound(issued_before, cmd.quantity, product.serial_space, self._bound)

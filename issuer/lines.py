@@ -1,0 +1,275 @@
+"""What packaging lines report back: commissioned, scrapped and returned codes (idempotent per
+batch and per code), reconciliation per work order, QC lot holds, and SSCC ranges."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from issuer.line_storage import LineStore
+from sealmark.clock import Clock
+from sealmark.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
+from sealmark.events import NewEvent
+from sealmark.gs1 import make_sscc, normalize_gtin, validate_cset82
+from sealmark.lifecycle import CodeState, check_transition
+from sealmark.storage.postgres import PostgresDatabase, retrying
+from sealmark.tenancy.model import Principal
+
+_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+MAX_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class ReportBatch:
+    batch_id: str
+    gtin: str
+    serials: list[str]
+    line_id: str = ""
+    reason: str = ""
+    pool_request_id: str = ""
+    all_outstanding: bool = False
+
+
+@dataclass
+class Summary:
+    batch_id: str
+    accepted: int = 0
+    already_done: int = 0
+    rejected: list[tuple[str, str, str]] = field(default_factory=list)  # serial, reason, code
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    work_order: str
+    pools: int
+    allocated: int
+    commissioned: int
+    scrapped: int
+    returned: int
+    outstanding: int
+    sampled: int
+
+    @property
+    def balanced(self) -> bool:
+        return self.outstanding == 0 and self.allocated == (
+            self.commissioned + self.scrapped + self.returned + self.sampled
+        )
+
+
+@dataclass(frozen=True)
+class Hold:
+    gtin: str
+    lot: str
+    held: bool
+    reason: str
+    changed_at: datetime
+    changed_by: str
+
+
+def _check_id(value: str, name: str) -> str:
+    if not _ID.match(value):
+        raise InvalidArgument(name, "want 1..64 characters of A-Z a-z 0-9 . _ : -")
+    return value
+
+
+def _owned_gtin(db: PostgresDatabase, principal: Principal, gtin: str, name: str) -> str:
+    gtin14 = normalize_gtin(gtin, name)
+    with db.unit_of_work() as uow:
+        if not uow.tenants.get(principal.tenant_id).owns_gtin(gtin14):
+            raise PermissionDenied(f"GTIN {gtin14} is not under your company prefixes")
+    return gtin14
+
+
+class LineReports:
+    def __init__(self, database: PostgresDatabase, clock: Clock) -> None:
+        self._db = database
+        self._clock = clock
+
+    def report(self, principal: Principal, batch: ReportBatch, target: CodeState) -> Summary:
+        """Move a batch of codes to ``target``. Per-code failures are listed, not raised; the
+        batch is atomic and its acknowledgement is stored, so a resent batch changes nothing."""
+        _check_id(batch.batch_id, "CodeBatch.batch_id")
+        gtin = _owned_gtin(self._db, principal, batch.gtin, "CodeBatch.gtin")
+        if batch.all_outstanding:
+            if target is not CodeState.RETURNED:
+                raise InvalidArgument("CodeBatch.all_outstanding", "only for ReturnCodes")
+            _check_id(batch.pool_request_id, "CodeBatch.pool_request_id")
+            if batch.serials:
+                raise InvalidArgument("CodeBatch.serials", "must be empty with all_outstanding")
+        elif not 1 <= len(batch.serials) <= MAX_BATCH:
+            raise InvalidArgument("CodeBatch.serials", f"{len(batch.serials)}, want 1..{MAX_BATCH}")
+        for serial in batch.serials:
+            validate_cset82(serial, "CodeBatch.serials")
+        if len(batch.reason) > 200:
+            raise InvalidArgument("CodeBatch.reason", "at most 200 characters")
+        return retrying(lambda: self._report(principal, batch, gtin, target))
+
+    def _report(
+        self, principal: Principal, batch: ReportBatch, gtin: str, target: CodeState
+    ) -> Summary:
+        with self._db.unit_of_work() as uow:
+            store = LineStore(uow)
+            stored = store.stored_summary(principal.tenant_id, batch.batch_id)
+            if stored is not None:
+                if stored.pop("kind", None) != target.value:
+                    raise AlreadyExists(f"batch_id {batch.batch_id} was used for another report")
+                rejected = [(r[0], r[1], r[2]) for r in stored.pop("rejected")]
+                summary = Summary(**stored, rejected=rejected)
+                summary.duplicate = True
+                return summary
+            serials = batch.serials or store.outstanding(principal.tenant_id, batch.pool_request_id)
+            keys = [gtin + s for s in dict.fromkeys(serials)]
+            found = store.lock_codes(principal.tenant_id, keys)
+            held = (
+                store.held_lots(gtin, sorted({lot for _, lot, _ in found.values()}))
+                if target is CodeState.COMMISSIONED
+                else set()
+            )
+            summary, move = Summary(batch.batch_id), []
+            for key in keys:
+                serial = key[14:]
+                if key not in found:
+                    summary.rejected.append(
+                        (serial, f"code {key} was not issued to you", "NOT_FOUND")
+                    )
+                    continue
+                state, lot, _request = found[key]
+                if state == target.value:
+                    summary.already_done += 1
+                elif lot in held:
+                    summary.rejected.append(
+                        (serial, f"lot {lot} is on hold", "FAILED_PRECONDITION")
+                    )
+                else:
+                    try:
+                        check_transition(key, CodeState(state), target)
+                    except FailedPrecondition as exc:
+                        summary.rejected.append((serial, str(exc), "FAILED_PRECONDITION"))
+                        continue
+                    move.append(key)
+            now = self._clock.now()
+            store.set_state(move, target.value, now)
+            summary.accepted = len(move)
+            if move:
+                uow.events.append(
+                    NewEvent(
+                        tenant_id=principal.tenant_id,
+                        kind=f"codes.{target.value}",
+                        subject=f"batch:{batch.batch_id}",
+                        occurred_at=now,
+                        payload={
+                            "gtin": gtin,
+                            "serials": [k[14:] for k in move],
+                            "line_id": batch.line_id,
+                            "reason": batch.reason,
+                        },
+                        request_id=batch.batch_id,
+                    )
+                )
+            store.store_summary(
+                principal.tenant_id,
+                batch.batch_id,
+                target.value,
+                {**asdict(summary), "kind": target.value},
+            )
+            uow.commit()
+        return summary
+
+    def reconcile(self, principal: Principal, work_order: str) -> Reconciliation:
+        _check_id(work_order, "ReconcileRequest.work_order")
+        with self._db.unit_of_work() as uow:
+            pools, counts = LineStore(uow).reconcile(principal.tenant_id, work_order)
+        total = sum(counts.values())
+        return Reconciliation(
+            work_order=work_order,
+            pools=pools,
+            allocated=total,
+            commissioned=total
+            - sum(counts.get(s, 0) for s in ("allocated", "scrapped", "returned", "sampled")),
+            scrapped=counts.get("scrapped", 0),
+            returned=counts.get("returned", 0),
+            outstanding=counts.get("allocated", 0),
+            sampled=counts.get("sampled", 0),
+        )
+
+    def set_hold(self, principal: Principal, gtin: str, lot: str, reason: str, held: bool) -> Hold:
+        gtin14 = _owned_gtin(self._db, principal, gtin, "LotHoldRequest.gtin")
+        validate_cset82(lot, "LotHoldRequest.lot")
+        if held and not reason.strip():
+            raise InvalidArgument("LotHoldRequest.reason", "required when holding a lot")
+        if len(reason) > 200:
+            raise InvalidArgument("LotHoldRequest.reason", "at most 200 characters")
+        now = self._clock.now()
+        with self._db.unit_of_work() as uow:
+            uow.products.get(gtin14)
+            LineStore(uow).set_hold(
+                principal.tenant_id, gtin14, lot, held, reason, now, principal.token_id
+            )
+            uow.events.append(
+                NewEvent(
+                    tenant_id=principal.tenant_id,
+                    kind="lot.held" if held else "lot.released",
+                    subject=f"lot:{gtin14}:{lot}",
+                    occurred_at=now,
+                    payload={"reason": reason},
+                )
+            )
+            uow.commit()
+        return Hold(gtin14, lot, held, reason, now, principal.token_id)
+
+    def allocate_ssccs(
+        self,
+        principal: Principal,
+        request_id: str,
+        company_prefix: str,
+        extension_digit: int,
+        quantity: int,
+    ) -> list[str]:
+        """Mint SSCCs from a reserved range; a retry with the same request id returns the same."""
+        _check_id(request_id, "AllocateSsccsRequest.request_id")
+        if not 0 <= extension_digit <= 9:
+            raise InvalidArgument(
+                "AllocateSsccsRequest.extension_digit", f"{extension_digit}, want 0..9"
+            )
+        if not 1 <= quantity <= 100_000:
+            raise InvalidArgument("AllocateSsccsRequest.quantity", f"{quantity}, want 1..100000")
+        with self._db.unit_of_work() as uow:
+            tenant = uow.tenants.get(principal.tenant_id)
+            if company_prefix not in tenant.company_prefixes:
+                raise InvalidArgument(
+                    "AllocateSsccsRequest.company_prefix",
+                    f"{company_prefix!r} is not one of your company prefixes",
+                )
+            store = LineStore(uow)
+            existing = store.allocation(principal.tenant_id, request_id)
+            if existing is None:
+                first = store.reserve_references(
+                    principal.tenant_id, request_id, company_prefix, extension_digit, quantity
+                )
+                if first + quantity > 10 ** (16 - len(company_prefix)):
+                    raise FailedPrecondition(
+                        f"SSCC serial references of prefix {company_prefix} are exhausted"
+                    )
+                uow.events.append(
+                    NewEvent(
+                        tenant_id=principal.tenant_id,
+                        kind="ssccs.allocated",
+                        subject=f"sscc:{request_id}",
+                        occurred_at=self._clock.now(),
+                        payload={
+                            "prefix": company_prefix,
+                            "extension": extension_digit,
+                            "first": first,
+                            "count": quantity,
+                        },
+                        request_id=request_id,
+                    )
+                )
+                uow.commit()
+                existing = (company_prefix, extension_digit, first, quantity)
+        prefix, extension, first, count = existing
+        if (prefix, extension, count) != (company_prefix, extension_digit, quantity):
+            raise FailedPrecondition(f"request_id {request_id} was used for another allocation")
+        return [make_sscc(extension, prefix, ref) for ref in range(first, first + count)]
