@@ -11,7 +11,8 @@ import pytest
 
 from sealmark.gs1 import validate_sscc
 from sealmark.v1 import issuer_pb2
-from tests.e2e.test_issuance import _codes, _issue, _md, world  # noqa: F401 (fixture)
+from tests.e2e.conftest import _md
+from tests.e2e.test_issuance import _codes, _issue
 
 pytestmark = pytest.mark.e2e
 Code = grpc.StatusCode

@@ -1,0 +1,99 @@
+"""Shared fixture of the Issuer end-to-end tests: one tenant with two products, a line and an
+admin token, a signing key, and a real Issuer server on a free port."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+import redis
+
+from sealmark.bootstrap import Container
+from sealmark.clock import SystemClock
+from sealmark.server.app import create_server
+from sealmark.services import binding_for
+from sealmark.settings import load_settings
+from sealmark.storage.postgres import PostgresDatabase
+from sealmark.tenancy import usecases
+from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
+from tests.storage_contract import gtin_under
+
+
+@pytest.fixture(scope="module")
+def world(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
+    settings = load_settings(
+        {
+            "SEALMARK_DATABASE_URL": pg_dsn,
+            "SEALMARK_REDIS_URL": redis_url,
+            "SEALMARK_SECRET_PEPPER": "issuance-test-pepper-1234",
+            "SEALMARK_KEY_PASSPHRASE": "issuance-test-passphrase",
+        }
+    )
+    container = Container(
+        settings,
+        PostgresDatabase(pg_dsn),
+        redis.Redis.from_url(redis_url),
+        SystemClock(),
+        os.urandom,
+    )
+    clock, uow = container.clock, container.uow
+    suffix = os.urandom(3).hex()
+    prefix = "95290" + str(int(suffix, 16) % 1000).zfill(3)
+    tenant = usecases.create_tenant(
+        uow,
+        clock,
+        tenant_id=f"iss-{suffix}",
+        name="Issuer test",
+        company_prefixes=[prefix],
+        resolver_host="id.iss.example",
+    )
+    gtin = gtin_under(prefix)
+    small = gtin_under(prefix + "1")
+    usecases.add_product(
+        uow,
+        clock,
+        tenant_id=tenant.id,
+        gtin=gtin,
+        name="Tonic",
+        serial_alphabet="alnum-safe",
+        serial_length=12,
+        pin_length=6,
+    )
+    usecases.add_product(
+        uow,
+        clock,
+        tenant_id=tenant.id,
+        gtin=small,
+        name="Tiny space",
+        serial_alphabet="numeric",
+        serial_length=6,
+    )
+    line = usecases.create_token(
+        uow, clock, os.urandom, tenant_id=tenant.id, roles=["line"], name="line"
+    )[1]
+    admin = usecases.create_token(
+        uow, clock, os.urandom, tenant_id=tenant.id, roles=["admin"], name="admin"
+    )[1]
+    running = create_server([binding_for("issuer", container)], container.authenticator)
+    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+    stub = issuer_pb2_grpc.IssuerStub(channel)
+    stub.RotateKey(issuer_pb2.RotateKeyRequest(), metadata=_md(admin), timeout=10)
+    yield {
+        "stub": stub,
+        "line": line,
+        "admin": admin,
+        "gtin": gtin,
+        "small": small,
+        "tenant": tenant.id,
+        "dsn": pg_dsn,
+    }
+    channel.close()
+    running.stop(0)
+    container.close()
+
+
+def _md(token: str) -> list[tuple[str, str]]:
+    return [("authorization", f"Bearer {token}")]
