@@ -109,8 +109,8 @@ def _validate_data(symbology: Symbology, data: str, field: str) -> None:
 
 # --- encoding: label -> module matrix -------------------------------------------------------
 
-# Quiet zones in modules: QR needs 4 (ISO/IEC 18004), GS1-128 10 (GS1 General Specifications
-# 5.4.4.4); DataMatrix needs 1, we leave 2 because thermal printers bleed into it.
+# Quiet zones in modules: QR needs 4 (ISO/IEC 18004), GS1-128 10; DataMatrix needs 1, we
+# leave 2 because thermal printers bleed into it.
 _QUIET = {Symbology.QR: 4, Symbology.DATAMATRIX: 2, Symbology.GS1_128: 10}
 # A logistic label's GS1-128 is at least 31.75 mm high at X = 0.495 mm: 64 modules.
 _BAR_HEIGHT = 64

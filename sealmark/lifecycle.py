@@ -34,13 +34,20 @@ class CodeState(StrEnum):
 
 
 S = CodeState
-_DECOMMISSION = {S.DISPENSED, S.DESTROYED, S.SAMPLED, S.STOLEN, S.LOCKED, S.RECALLED,
-                 S.EXPIRED, S.EXPORTED}
+_DECOMMISSION = {
+    S.DISPENSED,
+    S.DESTROYED,
+    S.SAMPLED,
+    S.STOLEN,
+    S.LOCKED,
+    S.RECALLED,
+    S.EXPIRED,
+    S.EXPORTED,
+}
 ALLOWED: dict[CodeState, frozenset[CodeState]] = {
     S.ALLOCATED: frozenset({S.COMMISSIONED, S.RETURNED, S.SCRAPPED}),
     S.COMMISSIONED: frozenset({S.IN_TRANSIT, S.SCRAPPED, *_DECOMMISSION}),
-    S.IN_TRANSIT: frozenset({S.RECEIVED, S.STOLEN, S.DESTROYED, S.RECALLED, S.EXPIRED,
-                             S.LOCKED}),
+    S.IN_TRANSIT: frozenset({S.RECEIVED, S.STOLEN, S.DESTROYED, S.RECALLED, S.EXPIRED, S.LOCKED}),
     S.RECEIVED: frozenset({S.IN_TRANSIT, *_DECOMMISSION}),
     S.LOCKED: frozenset({S.DESTROYED, S.RECALLED, S.EXPIRED}),
     S.STOLEN: frozenset({S.RECALLED}),
@@ -59,6 +66,4 @@ FINAL = frozenset(state for state, targets in ALLOWED.items() if not targets)
 def check_transition(code: str, current: CodeState, target: CodeState) -> None:
     """Raise FailedPrecondition naming the code and its state unless current → target is legal."""
     if target not in ALLOWED[current]:
-        raise FailedPrecondition(
-            f"code {code} is {current.value}: cannot become {target.value}"
-        )
+        raise FailedPrecondition(f"code {code} is {current.value}: cannot become {target.value}")

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
         min_length=12,
         description="passphrase encrypting signing keys at rest; required with external servers",
     )
+    token: SecretStr | None = Field(
+        default=None, description="API token the CLI presents to the services (sealmark issue)"
+    )
     guess_bound: float = Field(
         default=1e-4, gt=0, le=1e-4, description="max issued/space per GTIN (EU FMD: 1e-4)"
     )

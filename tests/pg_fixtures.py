@@ -2,8 +2,10 @@
 
 The machine's servers (127.0.0.1:5432 / 6379, or SEALMARK_TEST_DATABASE_URL /
 SEALMARK_TEST_REDIS_URL) when they answer; otherwise the embedded ones from the wheels, so a
-machine without servers still runs every test (nothing is skipped). Each test session works
-in its own freshly created database, dropped at the end, so parallel runs never collide.
+machine without servers (a CI runner with CI=true included) still runs every test: nothing is
+skipped for want of a server. A URL given explicitly in the environment that does not answer
+is an error, not a reason to fall back. Each test session works in its own freshly created
+database (unique name), dropped at the end, so parallel runs by different people never collide.
 """
 
 from __future__ import annotations
@@ -25,12 +27,16 @@ SYSTEM_PG = os.environ.get(
     "SEALMARK_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 SYSTEM_REDIS = os.environ.get("SEALMARK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_EXPLICIT = "SEALMARK_TEST_DATABASE_URL" in os.environ
+REDIS_EXPLICIT = "SEALMARK_TEST_REDIS_URL" in os.environ
 
 
 def with_dbname(dsn: str, dbname: str) -> str:
     """The same server, another database, as a postgresql:// URL."""
     params = psycopg2.extensions.parse_dsn(dsn)
-    user = quote(params.get("user", "postgres"))
+    user = quote(params.get("user", "postgres"), safe="")
+    if params.get("password"):
+        user += ":" + quote(params["password"], safe="")
     host = params.get("host", "")
     port = params.get("port")
     query = []
@@ -53,34 +59,49 @@ def _pg_answers(dsn: str) -> bool:
 
 
 def create_database(admin_dsn: str, *, migrate: bool = True) -> str:
+    """Create a database with a name no other run uses; return its DSN (migrated if asked)."""
     name = f"sealmark_test_{uuid.uuid4().hex[:12]}"
     conn = psycopg2.connect(admin_dsn)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        conn.close()
     dsn = with_dbname(admin_dsn, name)
     if migrate:
-        apply_migrations(dsn)
+        try:
+            apply_migrations(dsn)
+        except BaseException:
+            drop_database(admin_dsn, dsn)
+            raise
     return dsn
 
 
 def drop_database(admin_dsn: str, dsn: str) -> None:
     name = psycopg2.extensions.parse_dsn(dsn)["dbname"]
     conn = psycopg2.connect(admin_dsn)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        conn.close()
 
 
 @pytest.fixture(scope="session")
 def system_pg_dsn() -> str | None:
-    return SYSTEM_PG if _pg_answers(SYSTEM_PG) else None
+    """The machine's PostgreSQL admin DSN when it answers, else None."""
+    if _pg_answers(SYSTEM_PG):
+        return SYSTEM_PG
+    if PG_EXPLICIT:
+        pytest.fail(f"SEALMARK_TEST_DATABASE_URL is set but does not answer: {SYSTEM_PG}")
+    return None
 
 
 @pytest.fixture(scope="session")
 def embedded_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServers]:
+    """The embedded servers, started once per session in a temporary dir, stopped at the end."""
     servers = start_embedded(Path(tmp_path_factory.mktemp("embedded")))
     yield servers
     servers.stop()
@@ -88,6 +109,7 @@ def embedded_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embed
 
 @pytest.fixture(scope="session")
 def pg_admin_dsn(system_pg_dsn: str | None, request: pytest.FixtureRequest) -> str:
+    """A server where this session may create databases: the system one, else the embedded."""
     if system_pg_dsn is not None:
         return system_pg_dsn
     servers: EmbeddedServers = request.getfixturevalue("embedded_servers")
@@ -96,7 +118,7 @@ def pg_admin_dsn(system_pg_dsn: str | None, request: pytest.FixtureRequest) -> s
 
 @pytest.fixture(scope="session")
 def pg_dsn(pg_admin_dsn: str) -> Iterator[str]:
-    """A migrated database of this test session's own."""
+    """A fresh, uniquely named, migrated database of this session's own; dropped at the end."""
     dsn = create_database(pg_admin_dsn)
     yield dsn
     drop_database(pg_admin_dsn, dsn)
@@ -104,10 +126,14 @@ def pg_dsn(pg_admin_dsn: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_url(request: pytest.FixtureRequest) -> str:
+    """The machine's Redis when it answers, else the embedded one. Shared by everyone using
+    that server: tests must use keys of their own (random tenant ids), never FLUSHDB."""
     try:
         with redis.Redis.from_url(SYSTEM_REDIS, socket_connect_timeout=1) as client:
             client.ping()
         return SYSTEM_REDIS
     except redis.RedisError:
+        if REDIS_EXPLICIT:
+            pytest.fail(f"SEALMARK_TEST_REDIS_URL is set but does not answer: {SYSTEM_REDIS}")
         servers: EmbeddedServers = request.getfixturevalue("embedded_servers")
         return servers.redis_url

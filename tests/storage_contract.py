@@ -4,6 +4,7 @@ system). A subclass provides the ``uow_factory`` fixture, backed by an empty sto
 from __future__ import annotations
 
 import os
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -193,3 +194,112 @@ class StorageContract:
             raise RuntimeError("boom")
         with uow_factory() as uow, pytest.raises(NotFound):
             uow.tenants.get(a.id)
+
+    def test_a_unit_reads_its_own_writes(self, uow_factory: UnitOfWorkFactory) -> None:
+        a = tenant()
+        with uow_factory() as uow:
+            uow.tenants.add(a)
+            assert uow.tenants.get(a.id).id == a.id
+            uow.events.append(NewEvent(a.id, "tenant.created", a.id, T0))
+            assert [e.kind for e in uow.events.read(a.id)] == ["tenant.created"]
+        with uow_factory() as uow:
+            assert uow.events.read(a.id) == []
+            with pytest.raises(NotFound):
+                uow.tenants.get(a.id)
+
+    def test_writes_after_a_commit_need_their_own_commit(
+        self, uow_factory: UnitOfWorkFactory
+    ) -> None:
+        a = tenant()
+        token = ApiToken(
+            "tok-" + os.urandom(4).hex(), a.id, frozenset({Role.ADMIN}), "x", b"\2" * 32
+        )
+        with uow_factory() as uow:
+            uow.tenants.add(a)
+            uow.tokens.add(token)
+            uow.commit()
+            uow.tokens.revoke(token.id, T0)  # not committed: discarded at the end of the block
+        with uow_factory() as uow:
+            assert uow.tokens.get(token.id).revoked_at is None
+            assert uow.tokens.get(token.id).created_at is not None  # the store fills it in
+
+    def test_tokens_are_listed_by_creation_time(self, uow_factory: UnitOfWorkFactory) -> None:
+        a = tenant()
+        later = ApiToken(
+            "a-" + os.urandom(4).hex(),
+            a.id,
+            frozenset({Role.LINE}),
+            "l",
+            b"\3" * 32,
+            datetime(2026, 11, 3, tzinfo=UTC),
+        )
+        earlier = ApiToken(
+            "z-" + os.urandom(4).hex(),
+            a.id,
+            frozenset({Role.LINE}),
+            "e",
+            b"\4" * 32,
+            datetime(2026, 11, 2, tzinfo=UTC),
+        )
+        with uow_factory() as uow:
+            uow.tenants.add(a)
+            uow.tokens.add(later)
+            uow.tokens.add(earlier)
+            uow.commit()
+        with uow_factory() as uow:
+            assert [t.id for t in uow.tokens.list(a.id)] == [earlier.id, later.id]
+
+    def test_event_ids_increase_across_units(self, uow_factory: UnitOfWorkFactory) -> None:
+        tid = _tid()
+        ids = []
+        for i in range(3):
+            with uow_factory() as uow:
+                ids.append(uow.events.append(NewEvent(tid, "k", f"s{i}", T0, {"i": i})))
+                if i != 1:
+                    uow.commit()
+        assert ids == sorted(set(ids))
+        with uow_factory() as uow:
+            assert [e.id for e in uow.events.read(tid)] == [ids[0], ids[2]]
+            assert [e.payload for e in uow.events.read(tid, limit=1)] == [{"i": 0}]
+            assert uow.events.read(tid, limit=0) == []
+
+    def test_concurrent_overlapping_tenants_exactly_one_wins(
+        self, uow_factory: UnitOfWorkFactory
+    ) -> None:
+        """Two units add tenants with overlapping prefixes at once: one commits, one fails.
+
+        A waits with its tenant added but not committed while B adds and commits (a database
+        adapter may make B wait for A); then A commits.
+        """
+        base = _prefix()
+        a, b = tenant(prefixes=(base,)), tenant(prefixes=(base + "5",))
+        outcomes: dict[str, BaseException | None] = {}
+
+        def add_b() -> None:
+            try:
+                with uow_factory() as uow:
+                    uow.tenants.add(b)
+                    uow.commit()
+                outcomes["b"] = None
+            except BaseException as exc:
+                outcomes["b"] = exc
+
+        with uow_factory() as uow:
+            uow.tenants.add(a)
+            other = threading.Thread(target=add_b)
+            other.start()
+            other.join(timeout=0.5)  # B either finished or waits for A
+            try:
+                uow.commit()
+                outcomes["a"] = None
+            except AlreadyExists as exc:
+                outcomes["a"] = exc
+        other.join(timeout=10)
+        assert not other.is_alive()
+        failed = {k: v for k, v in outcomes.items() if v is not None}
+        assert len(outcomes) == 2 and len(failed) == 1, outcomes
+        assert all(isinstance(v, AlreadyExists) for v in failed.values()), failed
+        with uow_factory() as uow:
+            present = {t.id for t in uow.tenants.list()} & {a.id, b.id}
+        winner = next(k for k, v in outcomes.items() if v is None)
+        assert present == {{"a": a.id, "b": b.id}[winner]}

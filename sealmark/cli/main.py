@@ -11,7 +11,7 @@ from sealmark.errors import InvalidArgument, SealmarkError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sealmark.cli import admin, serve
+    from sealmark.cli import admin, issuing, serve
 
     parser = argparse.ArgumentParser(
         prog="sealmark", description="Sealmark: signed one-item-one-code serialization suite"
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(sub)
     sub.add_parser("migrate", help="apply database migrations and exit")
     admin.add_parsers(sub)
+    issuing.add_parsers(sub)
     bench = sub.add_parser("bench", help="run benchmarks, one JSON line each")
     bench.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     bench.add_argument("--list", action="store_true", help="list the benchmarks")
@@ -63,6 +64,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return serve.run(args, settings)
 
+    if args.command == "issue":
+        from sealmark.cli import issuing
+
+        return issuing.run_issue(args, settings)
+
     from sealmark.bootstrap import bootstrap
 
     container = bootstrap(settings)
@@ -70,8 +76,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "migrate":
             print("migrations applied")
             return 0
-        from sealmark.cli import admin
+        from sealmark.cli import admin, issuing
 
+        if args.command == "keys":
+            return issuing.run_keys(args, container)
         return admin.run(args, container)
     finally:
         container.close()

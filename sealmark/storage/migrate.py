@@ -3,7 +3,10 @@
 Files ``migrations/NNNN_name.sql`` are applied in version order, each in its own transaction,
 while holding a PostgreSQL advisory lock, so several processes starting at once are safe: one
 applies, the others wait and then find nothing to do. Each applied migration's SHA-256 is
-recorded; if an applied file later changes, startup stops with :class:`MigrationError`.
+recorded; if an applied file later changes, startup stops with :class:`MigrationError`. A
+migration that fails is rolled back whole (PostgreSQL DDL is transactional) and raises
+MigrationError naming the file. Files hold plain SQL without BEGIN/COMMIT; versions are never
+reused and applied files are never edited: a change is a new file.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from importlib import resources
 
 import psycopg2
 
-from sealmark.errors import FailedPrecondition
+from sealmark.errors import FailedPrecondition, SealmarkError
 from sealmark.storage.postgres import connect, translate_db_error
 
 # An arbitrary constant: the advisory lock id that serialises migrations.
@@ -24,7 +27,7 @@ _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
 class MigrationError(FailedPrecondition):
-    """The database's applied migrations disagree with this build's files."""
+    """The database's applied migrations disagree with this build's files, or one failed."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,10 @@ class Migration:
     version: int
     name: str
     sql: str
+
+    @property
+    def filename(self) -> str:
+        return f"{self.version:04d}_{self.name}.sql"
 
     @property
     def checksum(self) -> str:
@@ -76,8 +83,9 @@ def apply_migrations(dsn: str, migrations: list[Migration] | None = None) -> lis
                     if migration.version in applied:
                         if applied[migration.version] != migration.checksum:
                             raise MigrationError(
-                                f"migration {migration.version:04d}_{migration.name} was changed "
-                                "after it was applied; add a new migration instead"
+                                f"migration {migration.filename} was changed after it was applied"
+                                f" (recorded sha256 {applied[migration.version][:12]}…, file"
+                                f" {migration.checksum[:12]}…); add a new migration instead"
                             )
                         continue
                     _apply_one(conn, migration)
@@ -92,6 +100,7 @@ def apply_migrations(dsn: str, migrations: list[Migration] | None = None) -> lis
 
 
 def _apply_one(conn: psycopg2.extensions.connection, migration: Migration) -> None:
+    """Run one migration and record it in the same transaction: all of it or none of it."""
     conn.autocommit = False
     try:
         with conn.cursor() as cur:
@@ -101,6 +110,14 @@ def _apply_one(conn: psycopg2.extensions.connection, migration: Migration) -> No
                 (migration.version, migration.name, migration.checksum),
             )
         conn.commit()
+    except psycopg2.Error as exc:
+        conn.rollback()
+        translated = translate_db_error(exc)
+        if isinstance(translated, SealmarkError) and translated.retryable:
+            raise translated from exc  # the server went away: retry later, not a bad file
+        raise MigrationError(
+            f"migration {migration.filename} failed and was rolled back: {str(exc).strip()}"
+        ) from exc
     except BaseException:
         conn.rollback()
         raise

@@ -1,19 +1,25 @@
 """PostgreSQL adapter: connection pool, unit of work, and the one place where driver errors
 become Sealmark errors.
 
-Translation (``translate_db_error``):
+Translation (``translate_db_error``), the only mapping of driver errors in Sealmark:
 
 =====================================================  ===================
 SQLSTATE / driver condition                            Sealmark error
 =====================================================  ===================
-40001 serialization failure, 40P01 deadlock            Aborted (retry)
-08xxx, 57P0x, OperationalError/InterfaceError (no      Unavailable (retry)
-SQLSTATE: connection refused, lost, timed out)
+40001 serialization failure, 40P01 deadlock,           Aborted (retry)
+55P03 lock not available
+08xxx connection, 53xxx resources, 57P0x shutdown,     Unavailable (retry)
+57014 cancelled (statement timeout), and
+OperationalError/InterfaceError without SQLSTATE
+(connection refused, lost, timed out, closed)
 23505 unique violation                                 AlreadyExists
-23503 foreign key violation                            NotFound
-22xxx data exception, 23514 check violation            InvalidArgument
-57014 query cancelled (statement timeout)              Unavailable
+23503 foreign key: referenced row missing              NotFound
+23503 foreign key: row still referenced                FailedPrecondition
+22xxx data exception, 23502 not null, 23514 check      InvalidArgument
+anything else (a bug: syntax, undefined column …)      the driver error itself
 =====================================================  ===================
+
+Nothing here connects at import or construction: the pool opens connections on first use.
 """
 
 from __future__ import annotations
@@ -32,40 +38,51 @@ import psycopg2.pool
 from sealmark.errors import (
     Aborted,
     AlreadyExists,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
     SealmarkError,
     Unavailable,
 )
+from sealmark.storage.postgres_repos import PgEvents, PgProducts, PgTenants, PgTokens
 
 T = TypeVar("T")
 Connection = psycopg2.extensions.connection
 
 
 def translate_db_error(exc: psycopg2.Error) -> SealmarkError | psycopg2.Error:
-    """Map a driver error to the Sealmark error tree; unknown errors are returned unchanged."""
+    """Map a driver error to the Sealmark error tree (see the module table).
+
+    Use as ``raise translate_db_error(exc) from exc``. An error outside the table is returned
+    unchanged, so that statement re-raises it as it was: it is a bug, not a condition callers
+    can act on.
+    """
     code = getattr(exc, "pgcode", None) or ""
     detail = (getattr(exc, "pgerror", None) or str(exc)).strip().splitlines()[0:1]
     message = detail[0] if detail else type(exc).__name__
-    if code in ("40001", "40P01"):
+    if code in ("40001", "40P01", "55P03"):
         return Aborted(f"concurrent update conflict, retry: {message}")
-    if code.startswith("08") or code.startswith("57P") or code == "57014":
+    if code[:2] in ("08", "53") or code.startswith("57P") or code == "57014":
         return Unavailable(f"database unavailable: {message}")
     if not code and isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
         return Unavailable(f"database unavailable: {message}")
     if code == "23505":
         return AlreadyExists(message)
     if code == "23503":
+        if "still referenced" in (getattr(exc.diag, "message_detail", None) or ""):
+            return FailedPrecondition(message)
         return NotFound(message)
-    if code.startswith("22") or code == "23514":
-        return InvalidArgument("database", message)
+    if code.startswith("22") or code in ("23502", "23514"):
+        column = getattr(exc.diag, "column_name", None) or "database"
+        return InvalidArgument(column, message)
     return exc
 
 
 def connect(
     dsn: str, *, connect_timeout_s: float = 3.0, statement_timeout_ms: int = 0
 ) -> Connection:
-    """One connection. Raises Unavailable if the server cannot be reached in time."""
+    """One connection outside the pool (migrations, admin). Raises Unavailable if the server
+    cannot be reached within ``connect_timeout_s``."""
     options = f"-c statement_timeout={statement_timeout_ms}" if statement_timeout_ms else ""
     try:
         conn: Connection = psycopg2.connect(
@@ -79,27 +96,37 @@ def connect(
             application_name="sealmark",
         )
     except psycopg2.Error as exc:
-        raise Unavailable(f"cannot connect to PostgreSQL: {str(exc).strip()}") from exc
+        raise translate_db_error(exc) from exc
     return conn
 
 
 def retrying(fn: Callable[[], T], *, attempts: int = 5, base_delay_s: float = 0.01) -> T:
-    """Run ``fn`` again on Aborted/Unavailable, with jittered exponential backoff.
+    """Call ``fn``; on a retryable error (Aborted, Unavailable) call it again after a jittered
+    exponential backoff, at most ``attempts`` calls in all; the last error propagates.
 
-    ``fn`` must keep no state between attempts (build a fresh unit of work inside it).
+    ``fn`` must keep no state between attempts (it opens its own unit of work). A commit lost
+    with the connection raises Unavailable with an unknown outcome, so ``fn`` must also be
+    safe to run twice (idempotent by request id, as Sealmark writes are).
     """
+    if attempts < 1:
+        raise ValueError(f"attempts: {attempts}, want >= 1")
     for attempt in range(1, attempts + 1):
         try:
             return fn()
-        except (Aborted, Unavailable):
-            if attempt == attempts:
+        except SealmarkError as exc:
+            if not exc.retryable or attempt == attempts:
                 raise
             time.sleep(base_delay_s * (2 ** (attempt - 1)) * (0.5 + random.random()))  # noqa: S311
     raise AssertionError("unreachable")
 
 
 class PostgresDatabase:
-    """Owns the pool. Thread-safe; connections are made lazily, never at construction."""
+    """Owns the pool of one DSN. Thread-safe; connections are made lazily, never at construction.
+
+    Every connection carries ``connect_timeout`` and ``statement_timeout``, and TCP keepalives,
+    so a dead or hung server gives Unavailable within a bounded time instead of a hang. At most
+    ``pool_size`` connections exist; a caller waits up to ``acquire_timeout_s`` for a free one.
+    """
 
     def __init__(
         self,
@@ -108,11 +135,15 @@ class PostgresDatabase:
         pool_size: int = 8,
         connect_timeout_s: float = 3.0,
         statement_timeout_ms: int = 5000,
+        acquire_timeout_s: float | None = None,
     ) -> None:
+        if pool_size < 1:
+            raise ValueError(f"pool_size: {pool_size}, want >= 1")
         self.dsn = dsn
         self._size = pool_size
         self._connect_timeout = connect_timeout_s
         self._statement_timeout = statement_timeout_ms
+        self._acquire_timeout = acquire_timeout_s or max(connect_timeout_s, 1.0)
         self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
         self._slots = threading.BoundedSemaphore(pool_size)
         self._lock = threading.Lock()
@@ -120,12 +151,11 @@ class PostgresDatabase:
     def _get_pool(self) -> psycopg2.pool.ThreadedConnectionPool:
         with self._lock:
             if self._pool is None:
-                self._pool = psycopg2.pool.ThreadedConnectionPool(
-                    # minconn = maxconn: psycopg2 closes returned connections beyond minconn.
-                    self._size,
+                pool = psycopg2.pool.ThreadedConnectionPool(
+                    0,  # open nothing now: the first unit of work connects
                     self._size,
                     self.dsn,
-                    connect_timeout=max(1, round(self._connect_timeout)),
+                    connect_timeout=max(2, round(self._connect_timeout)),
                     options=f"-c statement_timeout={self._statement_timeout}",
                     keepalives=1,
                     keepalives_idle=10,
@@ -133,59 +163,75 @@ class PostgresDatabase:
                     keepalives_count=3,
                     application_name="sealmark",
                 )
+                # psycopg2 keeps at most ``minconn`` idle connections and closes the rest on
+                # return; keep them all (the semaphore bounds how many exist).
+                pool.minconn = self._size
+                self._pool = pool
             return self._pool
 
     def acquire(self) -> Connection:
-        """Borrow a connection (waits for a free slot up to the connect timeout)."""
-        if not self._slots.acquire(timeout=max(self._connect_timeout, 1.0)):
+        """Borrow a connection. Raises Unavailable when none frees up in time or the server
+        cannot be reached."""
+        if not self._slots.acquire(timeout=self._acquire_timeout):
             raise Unavailable("no free database connection (pool exhausted)")
         try:
             conn: Connection = self._get_pool().getconn()
         except psycopg2.Error as exc:
             self._slots.release()
-            raise Unavailable(f"cannot connect to PostgreSQL: {str(exc).strip()}") from exc
+            raise translate_db_error(exc) from exc
         except BaseException:
             self._slots.release()
             raise
         return conn
 
     def release(self, conn: Connection, *, broken: bool) -> None:
-        """Give a connection back; a broken one is closed and dropped, not reused."""
+        """Give a connection back; a broken one is closed and dropped, never reused."""
         try:
-            pool = self._get_pool()
-            pool.putconn(conn, close=broken or bool(conn.closed))
+            with self._lock:
+                pool = self._pool
+            if pool is None:  # closed meanwhile
+                conn.close()
+            else:
+                try:
+                    pool.putconn(conn, close=broken or bool(conn.closed))
+                except psycopg2.pool.PoolError:  # from a pool closed and reopened meanwhile
+                    conn.close()
         finally:
             self._slots.release()
 
     def unit_of_work(self) -> PostgresUnitOfWork:
+        """A new unit of work (it borrows a connection only when entered)."""
         return PostgresUnitOfWork(self)
 
     def ping(self) -> None:
-        """Raises Unavailable unless a trivial query succeeds."""
+        """Return if a trivial query succeeds; raise Unavailable otherwise."""
         with self.unit_of_work() as uow:
             uow.execute("SELECT 1")
 
     def close(self) -> None:
+        """Close every connection. The object stays usable: the next unit of work reconnects."""
         with self._lock:
-            if self._pool is not None:
-                self._pool.closeall()
-                self._pool = None
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.closeall()
 
 
 class PostgresUnitOfWork:
-    """One transaction on a pooled connection. Rolls back unless ``commit()`` was called."""
+    """One transaction on a pooled connection (READ COMMITTED unless the caller issues
+    ``SET TRANSACTION`` first). Leaving the block without ``commit()`` rolls back; a connection
+    that broke is discarded, not returned to the pool. Not reentrant: one ``with`` at a time."""
 
     def __init__(self, database: PostgresDatabase) -> None:
-        from sealmark.storage import postgres_repos as repos
-
         self._database = database
         self._conn: Connection | None = None
-        self.tenants = repos.PgTenants(self)
-        self.products = repos.PgProducts(self)
-        self.tokens = repos.PgTokens(self)
-        self.events = repos.PgEvents(self)
+        self.tenants = PgTenants(self)
+        self.products = PgProducts(self)
+        self.tokens = PgTokens(self)
+        self.events = PgEvents(self)
 
     def __enter__(self) -> Self:
+        if self._conn is not None:
+            raise RuntimeError("unit of work entered twice")
         self._conn = self._database.acquire()
         return self
 
@@ -208,6 +254,8 @@ class PostgresUnitOfWork:
 
     @property
     def connection(self) -> Connection:
+        """The transaction's raw connection, for bulk work (execute_values, COPY). Driver errors
+        raised through it must be passed to :func:`translate_db_error`."""
         if self._conn is None:
             raise RuntimeError("unit of work used outside its 'with' block")
         return self._conn
@@ -222,12 +270,15 @@ class PostgresUnitOfWork:
             raise translate_db_error(exc) from exc
 
     def commit(self) -> None:
+        """Make this unit's writes durable. Raises Aborted on a serialization failure found at
+        commit, Unavailable if the connection is lost (the outcome is then unknown)."""
         try:
             self.connection.commit()
         except psycopg2.Error as exc:
             raise translate_db_error(exc) from exc
 
     def rollback(self) -> None:
+        """Discard this unit's writes; the unit stays usable for a new transaction."""
         try:
             self.connection.rollback()
         except psycopg2.Error as exc:

@@ -1,4 +1,7 @@
-"""PostgreSQL repositories behind the storage ports. All SQL of the tenancy tables lives here."""
+"""PostgreSQL repositories behind the storage ports. All SQL of the tenancy tables lives here.
+
+They run on a :class:`~sealmark.storage.postgres.PostgresUnitOfWork`, whose ``execute`` already
+translates driver errors; here those errors only get clearer messages."""
 
 from __future__ import annotations
 
@@ -16,11 +19,19 @@ class _Executor(Protocol):
     def execute(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]: ...
 
 
+# An arbitrary constant naming the lock that serialises tenant creation (see PgTenants.add).
+_TENANT_PREFIX_LOCK = 0x5EA1_0002
+
+
 class PgTenants:
     def __init__(self, db: _Executor) -> None:
         self._db = db
 
     def add(self, tenant: Tenant) -> None:
+        # The overlap rule spans rows, so no index can enforce it: serialise tenant creation
+        # with a transaction-scoped lock (rare writes), then check, then insert. A concurrent
+        # add waits here until this transaction ends and then sees its prefixes.
+        self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_TENANT_PREFIX_LOCK,))
         overlapping = self._db.execute(
             "SELECT prefix, tenant_id FROM tenant_prefixes p, unnest(%s::text[]) AS n(prefix_new)"
             " WHERE p.prefix LIKE n.prefix_new || '%%' OR n.prefix_new LIKE p.prefix || '%%'",

@@ -12,13 +12,21 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from sealmark.errors import Aborted, AlreadyExists, Unavailable
+from sealmark.errors import (
+    Aborted,
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from sealmark.storage.embedded import EmbeddedServers
 from sealmark.storage.migrate import Migration, MigrationError, apply_migrations, load_migrations
 from sealmark.storage.ports import UnitOfWorkFactory
 from sealmark.storage.postgres import PostgresDatabase, PostgresUnitOfWork, connect, retrying
+from sealmark.tenancy.model import Product
 from tests.pg_fixtures import create_database, drop_database
-from tests.storage_contract import StorageContract
+from tests.storage_contract import StorageContract, gtin_under, tenant
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,6 +108,9 @@ def test_migrations_from_four_processes_at_once(pg_admin_dsn: str) -> None:
         assert [p.returncode for p in procs] == [0, 0, 0, 0], results
         counts = sorted(int(out.strip()) for out, _ in results)
         assert counts == [0, 0, 0, len(load_migrations())]
+        with connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute("SELECT version FROM schema_migrations ORDER BY version")
+            assert [r[0] for r in cur.fetchall()] == [m.version for m in load_migrations()]
     finally:
         drop_database(pg_admin_dsn, dsn)
 
@@ -122,6 +133,16 @@ def test_domain_events_are_append_only(pg_dsn: str) -> None:
             conn.rollback()
 
 
+def test_failed_migration_is_rolled_back_whole(pg_dsn: str) -> None:
+    broken = Migration(9999, "broken", "CREATE TABLE half_done (x int);\nSELECT no_such_column;")
+    with pytest.raises(MigrationError, match=r"9999_broken\.sql failed"):
+        apply_migrations(pg_dsn, [*load_migrations(), broken])
+    assert "half_done" not in _tables(pg_dsn)
+    with connect(pg_dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM schema_migrations WHERE version = 9999")
+        assert cur.fetchone() == (0,)
+
+
 def test_codes_table_is_hash_partitioned_with_key_check(pg_dsn: str) -> None:
     with connect(pg_dsn) as conn, conn.cursor() as cur:
         cur.execute(
@@ -135,11 +156,28 @@ def test_codes_table_is_hash_partitioned_with_key_check(pg_dsn: str) -> None:
             "INSERT INTO codes (code_key, tenant_id, gtin, serial, state)"
             " VALUES ('09520123456788ABC', 't', '09520123456788', 'ABC', 'allocated')"
         )
-        with pytest.raises(psycopg2.errors.CheckViolation):
-            cur.execute(
-                "INSERT INTO codes (code_key, tenant_id, gtin, serial, state)"
-                " VALUES ('wrong', 't', '09520123456788', 'XYZ', 'allocated')"
-            )
+        cur.execute("SELECT pg_get_partkeydef('codes'::regclass)")
+        assert cur.fetchone() == ("HASH (code_key)",)
+        cur.execute(
+            "SELECT tableoid::regclass::text FROM codes WHERE code_key = %s", ("09520123456788ABC",)
+        )
+        assert cur.fetchone()[0].startswith("codes_p")  # type: ignore[index]
+        bad_rows = [
+            ("wrong", "09520123456788", "XYZ"),  # key is not gtin || serial
+            # a 13-digit GTIN is space-padded by char(14) and || drops the padding, so this
+            # row's key would collide with ('09520123456788', 'X'): the GTIN CHECK refuses it
+            ("09520123456788X", "0952012345678", "8X"),
+            ("09520123456788" + "S" * 21, "09520123456788", "S" * 21),  # serial over 20
+        ]
+        for key, gtin, serial in bad_rows:
+            cur.execute("SAVEPOINT s")
+            with pytest.raises(psycopg2.errors.CheckViolation):
+                cur.execute(
+                    "INSERT INTO codes (code_key, tenant_id, gtin, serial, state)"
+                    " VALUES (%s, 't', %s, %s, 'allocated')",
+                    (key, gtin, serial),
+                )
+            cur.execute("ROLLBACK TO SAVEPOINT s")
         conn.rollback()
 
 
@@ -192,6 +230,103 @@ def test_serialization_failure_is_aborted_and_retrying_recovers(pg_dsn: str) -> 
         db.close()
 
 
+def test_driver_errors_are_translated_in_one_place(database: PostgresDatabase) -> None:
+    with database.unit_of_work() as uow:
+        with pytest.raises(InvalidArgument):
+            uow.execute("SELECT 1 / 0")  # 22012
+        uow.rollback()
+        with pytest.raises(psycopg2.errors.SyntaxError):  # a bug: re-raised as it is
+            uow.execute("SELEC 1")
+        uow.rollback()
+        with pytest.raises(NotFound):  # 23503, the referenced row is missing
+            uow.execute(
+                "INSERT INTO products (gtin, tenant_id, name, pack_level, serial_alphabet,"
+                " serial_length, pin_length) VALUES ('09520000000003', 'ghost', 'n', 'item',"
+                " 'numeric', 12, 6)"
+            )
+
+
+def test_deleting_a_referenced_row_is_failed_precondition(database: PostgresDatabase) -> None:
+    a = tenant()
+    gtin = gtin_under(a.company_prefixes[0])
+    with database.unit_of_work() as uow:
+        uow.tenants.add(a)
+        uow.products.add(Product(a.id, gtin, "Tonic"))
+        uow.execute("DELETE FROM tenant_prefixes WHERE tenant_id = %s", (a.id,))
+        with pytest.raises(FailedPrecondition):  # 23503, the row is still referenced
+            uow.execute("DELETE FROM tenants WHERE id = %s", (a.id,))
+
+
+def test_statement_timeout_is_unavailable_within_the_deadline(pg_dsn: str) -> None:
+    db = PostgresDatabase(pg_dsn, pool_size=1, statement_timeout_ms=200)
+    try:
+        started = time.monotonic()
+        with pytest.raises(Unavailable), db.unit_of_work() as uow:
+            uow.execute("SELECT pg_sleep(5)")
+        assert time.monotonic() - started < 2
+        db.ping()  # the connection survived the cancelled statement
+    finally:
+        db.close()
+
+
+def test_retrying_makes_conflicting_writers_both_succeed(pg_dsn: str) -> None:
+    db = PostgresDatabase(pg_dsn, pool_size=4)
+    try:
+        with db.unit_of_work() as setup:
+            setup.execute("CREATE TABLE IF NOT EXISTS tally (id int PRIMARY KEY, n int)")
+            setup.execute("INSERT INTO tally VALUES (1, 0) ON CONFLICT (id) DO UPDATE SET n = 0")
+            setup.commit()
+        barrier = threading.Barrier(2)
+        attempts: list[int] = []
+
+        def bump() -> None:
+            with db.unit_of_work() as uow:
+                attempts.append(1)
+                uow.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                uow.execute("SELECT n FROM tally WHERE id = 1")
+                if len(attempts) <= 2:
+                    barrier.wait(timeout=10)  # first round: both read before either writes
+                uow.execute("UPDATE tally SET n = n + 1 WHERE id = 1")
+                uow.commit()
+
+        threads = [threading.Thread(target=retrying, args=(bump,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        with db.unit_of_work() as uow:
+            assert uow.execute("SELECT n FROM tally WHERE id = 1") == [(2,)]
+        assert len(attempts) == 3  # one of the two conflicted once and was retried
+    finally:
+        db.close()
+
+
+def test_pool_is_lazy_and_bounded(pg_dsn: str) -> None:
+    db = PostgresDatabase(pg_dsn, pool_size=1, acquire_timeout_s=0.3)
+    name = psycopg2.extensions.parse_dsn(pg_dsn)["dbname"]
+
+    def sessions() -> int:
+        with connect(pg_dsn) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = %s AND application_name = 'sealmark' AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            return int(cur.fetchone()[0])  # type: ignore[index]
+
+    try:
+        before = sessions()
+        db2 = PostgresDatabase(pg_dsn, pool_size=8)
+        assert sessions() == before  # constructing connects nothing
+        db2.ping()
+        assert sessions() == before + 1  # first use opens one connection, not eight
+        db2.close()
+        with db.unit_of_work(), pytest.raises(Unavailable, match="pool exhausted"):
+            db.unit_of_work().__enter__()
+    finally:
+        db.close()
+
+
 def test_unreachable_server_is_unavailable_quickly() -> None:
     started = time.monotonic()
     db = PostgresDatabase("postgresql://postgres@127.0.0.1:1/none", connect_timeout_s=2)
@@ -200,7 +335,23 @@ def test_unreachable_server_is_unavailable_quickly() -> None:
     assert time.monotonic() - started < 10
 
 
-def test_broken_connection_is_discarded(pg_dsn: str) -> None:
+def test_connection_broken_mid_transaction_is_discarded(pg_dsn: str) -> None:
+    db = PostgresDatabase(pg_dsn, pool_size=1)
+    try:
+        with pytest.raises(Unavailable), db.unit_of_work() as uow:
+            pid = uow.execute("SELECT pg_backend_pid()")[0][0]
+            uow.execute("CREATE TEMP TABLE scratch (x int)")
+            with connect(pg_dsn) as admin, admin.cursor() as cur:
+                cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            time.sleep(0.2)
+            uow.execute("INSERT INTO scratch VALUES (1)")
+        with db.unit_of_work() as uow:  # the only pool slot got a fresh connection
+            assert uow.execute("SELECT pg_backend_pid()")[0][0] != pid
+    finally:
+        db.close()
+
+
+def test_broken_idle_connection_is_discarded(pg_dsn: str) -> None:
     db = PostgresDatabase(pg_dsn, pool_size=1)
     try:
         with db.unit_of_work() as uow:

@@ -9,8 +9,11 @@ from issuer.domain.encoding import CodeFormatter
 from sealmark.gs1 import CSET82, GS1Code
 
 cset = st.text(alphabet=sorted(CSET82), min_size=1, max_size=20)
-signature = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
-                    min_size=88, max_size=88)
+signature = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+    min_size=88,
+    max_size=88,
+)
 
 
 @given(serial=cset, lot=cset, sig=signature, with_production=st.booleans())

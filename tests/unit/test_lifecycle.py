@@ -10,8 +10,14 @@ S = CodeState
 
 @pytest.mark.parametrize(
     ("current", "target"),
-    [(S.ALLOCATED, S.COMMISSIONED), (S.ALLOCATED, S.RETURNED), (S.ALLOCATED, S.SCRAPPED),
-     (S.COMMISSIONED, S.IN_TRANSIT), (S.IN_TRANSIT, S.RECEIVED), (S.COMMISSIONED, S.RECALLED)],
+    [
+        (S.ALLOCATED, S.COMMISSIONED),
+        (S.ALLOCATED, S.RETURNED),
+        (S.ALLOCATED, S.SCRAPPED),
+        (S.COMMISSIONED, S.IN_TRANSIT),
+        (S.IN_TRANSIT, S.RECEIVED),
+        (S.COMMISSIONED, S.RECALLED),
+    ],
 )
 def test_legal(current: CodeState, target: CodeState) -> None:
     check_transition("X", current, target)
@@ -19,8 +25,14 @@ def test_legal(current: CodeState, target: CodeState) -> None:
 
 @pytest.mark.parametrize(
     ("current", "target"),
-    [(S.RETURNED, S.COMMISSIONED), (S.SCRAPPED, S.COMMISSIONED), (S.DESTROYED, S.RECALLED),
-     (S.ALLOCATED, S.IN_TRANSIT), (S.COMMISSIONED, S.ALLOCATED), (S.COMMISSIONED, S.RETURNED)],
+    [
+        (S.RETURNED, S.COMMISSIONED),
+        (S.SCRAPPED, S.COMMISSIONED),
+        (S.DESTROYED, S.RECALLED),
+        (S.ALLOCATED, S.IN_TRANSIT),
+        (S.COMMISSIONED, S.ALLOCATED),
+        (S.COMMISSIONED, S.RETURNED),
+    ],
 )
 def test_illegal_names_code_and_state(current: CodeState, target: CodeState) -> None:
     with pytest.raises(FailedPrecondition, match=f"code 0952X is {current.value}"):

@@ -1,0 +1,159 @@
+"""``sealmark keys …`` (straight against the database, for operators) and ``sealmark issue``
+(through the Issuer's gRPC API with a line token, as a line would)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import IO, Any
+
+import grpc
+from tqdm import tqdm
+
+from sealmark.bootstrap import Container
+from sealmark.cli.output import emit
+from sealmark.errors import InvalidArgument
+from sealmark.settings import Settings
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = sub.add_parser("keys", help="signing keys of a brand")
+    ksub = keys.add_subparsers(dest="action", required=True)
+    rotate = ksub.add_parser("rotate", help="add a new signing key; old codes keep verifying")
+    rotate.add_argument("--tenant", required=True)
+    klist = ksub.add_parser("list", help="the brand's public keys")
+    klist.add_argument("--tenant", required=True)
+    export = ksub.add_parser("export", help="write the public key set as a JSON file")
+    export.add_argument("--tenant", required=True)
+    export.add_argument("--out", required=True, type=Path)
+
+    issue = sub.add_parser("issue", help="issue signed codes through the Issuer (gRPC)")
+    issue.add_argument("--gtin", required=True)
+    issue.add_argument("--lot", required=True)
+    issue.add_argument("--expiry", required=True, help="YYMMDD (AI 17) or YYYY-MM-DD")
+    issue.add_argument("--production-date", default="", help="YYMMDD (AI 11) or YYYY-MM-DD")
+    issue.add_argument("--count", required=True, type=int)
+    issue.add_argument("--line", default="cli", help="line id")
+    issue.add_argument("--work-order", default="cli")
+    issue.add_argument("--request-id", default=None, help="idempotency key (default: new)")
+    issue.add_argument("--out", type=Path, default=None, help="codes.jsonl or codes.csv")
+    issue.add_argument("--target", default=None, help="host:port of the Issuer")
+    issue.add_argument("--token", default=None, help="line token (or SEALMARK_TOKEN)")
+
+
+def run_keys(args: argparse.Namespace, container: Container) -> int:
+    from issuer.usecases import Issuer
+    from sealmark.crypto.pins import PinScheme
+
+    issuer = Issuer(
+        container.database,
+        container.clock,
+        container.random_bytes,
+        PinScheme(container.secrets.pepper),
+        container.secrets.key_passphrase,
+        container.settings.guess_bound,
+    )
+    if args.action == "rotate":
+        key = issuer.rotate_key(args.tenant)
+        emit(
+            {"key_id": key.key_id, "public_key": key.public_key, "created_at": key.created_at},
+            args.json,
+        )
+        return 0
+    keys = [
+        {
+            "key_id": k.key_id,
+            "algorithm": "Ed25519",
+            "public_key": k.public_key.hex(),
+            "created_at": k.created_at,
+            "retired_at": k.retired_at,
+        }
+        for k in issuer.key_set(args.tenant)
+    ]
+    if args.action == "list":
+        emit(keys, args.json)
+        return 0
+    document = {
+        "tenant_id": args.tenant,
+        "keys": keys,
+        "canonical_bytes": "sealmark-code-v1 LF gtin14 LF serial LF lot LF expiry LF key_id",
+    }
+    args.out.write_text(json.dumps(document, default=str, indent=2))
+    emit({"written": str(args.out), "keys": len(keys)}, args.json)
+    return 0
+
+
+def _date_arg(value: str, field: str) -> str:
+    if len(value) == 10 and value[4] == "-" and value[7] == "-":
+        return value[2:4] + value[5:7] + value[8:10]
+    if value and not (len(value) == 6 and value.isdigit()):
+        raise InvalidArgument(field, f"{value!r}: want YYMMDD or YYYY-MM-DD")
+    return value
+
+
+def run_issue(args: argparse.Namespace, settings: Settings) -> int:
+    from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
+
+    token = args.token or (settings.token.get_secret_value() if settings.token else None)
+    if not token:
+        raise InvalidArgument("--token", "a line token is required (or set SEALMARK_TOKEN)")
+    target = args.target or f"{settings.grpc_host}:{settings.grpc_port}"
+    out: IO[str] = sys.stdout if args.out is None else args.out.open("w", encoding="utf-8")
+    writer: Any = None
+    if args.out is not None and args.out.suffix == ".csv":
+        writer = csv.writer(out)
+        writer.writerow(["index", "serial", "element_string", "digital_link", "hri", "pin"])
+    request = issuer_pb2.IssueCodesRequest(
+        request_id=args.request_id or f"cli-{uuid.uuid4().hex[:16]}",
+        gtin=args.gtin,
+        lot=args.lot,
+        expiry=_date_arg(args.expiry, "--expiry"),
+        production_date=_date_arg(args.production_date, "--production-date"),
+        quantity=args.count,
+        line_id=args.line,
+        work_order=args.work_order,
+        batch_size=1000,
+    )
+    received = 0
+    try:
+        with (
+            grpc.insecure_channel(target) as channel,
+            tqdm(
+                total=args.count, unit="codes", disable=args.out is None or not sys.stderr.isatty()
+            ) as bar,
+        ):
+            stub = issuer_pb2_grpc.IssuerStub(channel)
+            for response in stub.IssueCodes(
+                request, metadata=[("authorization", f"Bearer {token}")]
+            ):
+                for code in response.codes:
+                    row = {
+                        "index": code.index,
+                        "serial": code.serial,
+                        "element_string": code.element_string,
+                        "digital_link": code.digital_link,
+                        "hri": code.hri,
+                        "pin": code.pin,
+                    }
+                    if writer is not None:
+                        writer.writerow(row.values())
+                    else:
+                        out.write(json.dumps(row) + "\n")
+                received += len(response.codes)
+                bar.update(len(response.codes))
+    except grpc.RpcError as exc:
+        print(f"sealmark: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        print(
+            f"sealmark: resume with --request-id {request.request_id} ({received} codes received)",
+            file=sys.stderr,
+        )
+        return 2 if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else 1
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"issued {received} codes (request id {request.request_id})", file=sys.stderr)
+    return 0
