@@ -43,6 +43,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     issue.add_argument("--out", type=Path, default=None, help="codes.jsonl or codes.csv")
     issue.add_argument("--target", default=None, help="host:port of the Issuer")
     issue.add_argument("--token", default=None, help="line token (or SEALMARK_TOKEN)")
+    issue.add_argument("--labels", type=Path, default=None, help="also write a label per code here")
+    issue.add_argument("--symbology", choices=["qr", "datamatrix"], default="qr")
+    issue.add_argument("--format", choices=["png", "svg"], default="png", dest="label_format")
+
+    label = sub.add_parser("label", help="render one label (QR, GS1 DataMatrix, GS1-128)")
+    label.add_argument("data", help="DL URI (qr), element string (datamatrix), 00+SSCC (gs1-128)")
+    label.add_argument("--symbology", choices=["qr", "datamatrix", "gs1-128"], required=True)
+    label.add_argument("--hri", default="", help="text under the symbol")
+    label.add_argument("--out", type=Path, required=True, help="file.png or file.svg")
 
 
 def run_keys(args: argparse.Namespace, container: Container) -> int:
@@ -87,6 +96,34 @@ def run_keys(args: argparse.Namespace, container: Container) -> int:
     return 0
 
 
+def _write_label(symbology: str, data: str, hri: str, out: Path) -> None:
+    from issuer.labels import Label, Symbology, render_png, render_svg
+
+    label = Label(Symbology(symbology), data, hri)
+    if out.suffix == ".svg":
+        out.write_text(render_svg(label), encoding="utf-8")
+    elif out.suffix == ".png":
+        out.write_bytes(render_png(label))
+    else:
+        raise InvalidArgument("--out", f"{out.name}: want a .png or .svg file")
+
+
+def run_label(args: argparse.Namespace) -> int:
+    from sealmark.gs1 import build_hri, parse_digital_link, parse_element_string
+
+    data = args.data.replace("\\x1d", "\x1d").replace("^", "\x1d").lstrip("\x1d")
+    hri = args.hri
+    if not hri:
+        if args.symbology == "qr":
+            pairs = parse_digital_link(data, "data")
+        else:
+            pairs = parse_element_string(data, "data")
+        hri = build_hri([p for p in pairs if p[0] != "8030"])
+    _write_label(args.symbology, data, hri, args.out)
+    emit({"written": str(args.out)}, args.json)
+    return 0
+
+
 def _date_arg(value: str, field: str) -> str:
     if len(value) == 10 and value[4] == "-" and value[7] == "-":
         return value[2:4] + value[5:7] + value[8:10]
@@ -119,6 +156,8 @@ def run_issue(args: argparse.Namespace, settings: Settings) -> int:
         batch_size=1000,
     )
     received = 0
+    if args.labels is not None:
+        args.labels.mkdir(parents=True, exist_ok=True)
     try:
         with (
             grpc.insecure_channel(target) as channel,
@@ -139,6 +178,10 @@ def run_issue(args: argparse.Namespace, settings: Settings) -> int:
                         "hri": code.hri,
                         "pin": code.pin,
                     }
+                    if args.labels is not None:
+                        data = code.digital_link if args.symbology == "qr" else code.element_string
+                        name = f"{code.index:07d}-{code.serial}.{args.label_format}"
+                        _write_label(args.symbology, data, code.hri, args.labels / name)
                     if writer is not None:
                         writer.writerow(row.values())
                     else:

@@ -64,6 +64,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return serve.run(args, settings)
 
+    if args.command == "label":
+        from sealmark.cli import issuing
+
+        return issuing.run_label(args)
     if args.command == "issue":
         from sealmark.cli import issuing
 

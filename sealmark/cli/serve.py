@@ -101,5 +101,11 @@ def _print_next_steps(
                 f"  grpcurl -plaintext -H 'authorization: Bearer {admin}' "
                 f"{target} sealmark.v1.Issuer/ListProducts"
             )
+            line = tokens.get("line", "<token>")
+            lines.append(
+                f"  .venv/bin/sealmark issue --target {target} --token {line} "
+                "--gtin 09520123456788 --lot LOT1 --expiry 2030-12-31 --count 10 "
+                "--out codes.jsonl --labels labels/"
+            )
     lines += ["  .venv/bin/sealmark tenants list", "Stop with Ctrl-C.", ""]
     print("\n".join(lines), flush=True)

@@ -188,3 +188,126 @@ def test_bench_lists_the_baselines() -> None:
     )
     assert result.returncode == 0
     assert "ed25519_sign_per_s" in result.stdout and "grpc_echo_rps" in result.stdout
+
+
+def test_keys_need_configured_secrets_with_external_servers(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("keys", "rotate", "--tenant", "cli-brand")
+    assert result.returncode == 2
+    assert "SEALMARK_SECRET_PEPPER" in result.stderr
+
+
+def test_keys_rotate_list_export(pg_dsn: str, redis_url: str, tmp_path: Path) -> None:
+    env_extra = {
+        "SEALMARK_SECRET_PEPPER": "cli-pepper-0123456789",
+        "SEALMARK_KEY_PASSPHRASE": "cli-passphrase",
+    }
+    created = _with_env(
+        env_extra,
+        pg_dsn,
+        redis_url,
+        "tenants",
+        "create",
+        "keys-brand",
+        "--name",
+        "K",
+        "--prefix",
+        "9527781",
+        "--resolver-host",
+        "k.example",
+    )
+    assert created.returncode == 0, created.stderr
+    for _ in range(2):
+        rotated = _with_env(
+            env_extra, pg_dsn, redis_url, "--json", "keys", "rotate", "--tenant", "keys-brand"
+        )
+        assert rotated.returncode == 0, rotated.stderr
+    out = tmp_path / "keys.json"
+    exported = _with_env(
+        env_extra, pg_dsn, redis_url, "keys", "export", "--tenant", "keys-brand", "--out", str(out)
+    )
+    assert exported.returncode == 0, exported.stderr
+    document = json.loads(out.read_text())
+    assert [k["key_id"] for k in document["keys"]] == ["01", "02"]
+    assert (
+        document["keys"][0]["retired_at"] is not None and document["keys"][1]["retired_at"] is None
+    )
+
+
+def _with_env(
+    extra: dict[str, str], dsn: str, redis_url: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMARK_")}
+    env.update(SEALMARK_DATABASE_URL=dsn, SEALMARK_REDIS_URL=redis_url, **extra)
+    return subprocess.run(
+        [sys.executable, "-m", "sealmark.cli.main", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["label", "https://example.com/no-gtin", "--symbology", "qr", "--out", "x.png"], "data"),
+        (["label", "0012345", "--symbology", "gs1-128", "--out", "x.png"], "data"),
+        (
+            [
+                "label",
+                "https://id.gs1.org/01/09520123456788/21/1",
+                "--symbology",
+                "qr",
+                "--out",
+                "x.gif",
+            ],
+            "--out",
+        ),
+    ],
+)
+def test_label_bad_input(args: list[str], needle: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sealmark.cli.main", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 2, result.stderr
+    assert needle in result.stderr.lower() and "Traceback" not in result.stderr
+
+
+def test_label_renders_a_decodable_datamatrix(tmp_path: Path) -> None:
+    import zxingcpp
+    from PIL import Image
+
+    from sealmark.gs1 import build_element_string, parse_element_string, parse_hri
+
+    data = build_element_string(
+        [("01", "09520123456788"), ("17", "301231"), ("10", "L1"), ("21", "ABC123")]
+    )
+    out = tmp_path / "dm.png"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sealmark.cli.main",
+            "label",
+            data.replace("\x1d", "^"),
+            "--symbology",
+            "datamatrix",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    decoded = zxingcpp.read_barcodes(Image.open(out))
+    assert decoded[0].symbology_identifier == "]d2"
+    text = decoded[0].text  # zxing-cpp prints GS1 content as HRI
+    assert parse_hri(text) == parse_element_string(data)

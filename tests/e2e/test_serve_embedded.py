@@ -65,6 +65,52 @@ def _stop(proc: subprocess.Popen[str], sig: int) -> str:
     return rest
 
 
+def _issue_with_the_cli(output: str, port: int, tmp_path: Path) -> None:
+    """The demo's printed `sealmark issue` line works: codes out, labels that decode."""
+    import json
+
+    import zxingcpp
+    from PIL import Image
+
+    line = re.search(r"line\s+(smk_\S+)", output)
+    assert line
+    out, labels = tmp_path / "codes.jsonl", tmp_path / "labels"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sealmark.cli.main",
+            "issue",
+            "--target",
+            f"127.0.0.1:{port}",
+            "--token",
+            line.group(1),
+            "--gtin",
+            "09520123456788",
+            "--lot",
+            "LOT1",
+            "--expiry",
+            "2030-12-31",
+            "--count",
+            "5",
+            "--out",
+            str(out),
+            "--labels",
+            str(labels),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    codes = [json.loads(row) for row in out.read_text().splitlines()]
+    assert len(codes) == 5 and len({c["serial"] for c in codes}) == 5
+    pngs = sorted(labels.glob("*.png"))
+    assert len(pngs) == 5
+    decoded = zxingcpp.read_barcodes(Image.open(pngs[0]))
+    assert [d.text for d in decoded] == [codes[0]["digital_link"]]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_serve_embedded_health_and_clean_stop(tmp_path: Path, sig: int) -> None:
     data_dir = tmp_path / "data"
@@ -93,6 +139,8 @@ def test_serve_embedded_health_and_clean_stop(tmp_path: Path, sig: int) -> None:
         assert (
             'sealmark_rpc_total{code="OK",method="/sealmark.v1.Issuer/ListProducts"} 1.0' in metrics
         )
+        if sig == signal.SIGINT:
+            _issue_with_the_cli(output, port, tmp_path)
     finally:
         rest = _stop(proc, sig)
     assert proc.returncode == 0, rest
