@@ -131,6 +131,61 @@ class IssuerService(issuer_pb2_grpc.IssuerServicer):
                 ],
             )
 
+    def RequestPool(
+        self, request: issuer_pb2.RequestPoolRequest, context: grpc.ServicerContext
+    ) -> issuer_pb2.Pool:
+        row = self._issuer.request_pool(
+            current_principal(),
+            IssueCommand(
+                request_id=request.request_id,
+                gtin=request.gtin,
+                lot=request.lot,
+                expiry=request.expiry,
+                quantity=request.quantity,
+                line_id=request.line_id,
+                work_order=request.work_order,
+                production_date=request.production_date,
+            ),
+        )
+        return self._pool_message(row.request_id)
+
+    def GetPool(
+        self, request: issuer_pb2.GetPoolRequest, context: grpc.ServicerContext
+    ) -> issuer_pb2.Pool:
+        if not request.request_id:
+            raise InvalidArgument("GetPoolRequest.request_id", "required")
+        return self._pool_message(request.request_id)
+
+    def _pool_message(self, request_id: str) -> issuer_pb2.Pool:
+        row, counts = self._issuer.pool(current_principal(), request_id)
+        outstanding = counts.get("allocated", 0)
+        message = issuer_pb2.Pool(
+            request_id=row.request_id,
+            gtin=row.gtin,
+            lot=row.lot,
+            expiry=row.expiry.strftime("%y%m%d"),
+            production_date=row.production_date.strftime("%y%m%d") if row.production_date else "",
+            quantity=row.quantity,
+            line_id=row.line_id,
+            work_order=row.work_order,
+            minted=row.generated,
+            commissioned=sum(counts.values())
+            - sum(counts.get(s, 0) for s in ("allocated", "scrapped", "returned")),
+            scrapped=counts.get("scrapped", 0),
+            returned=counts.get("returned", 0),
+            outstanding=outstanding,
+            status=(
+                issuer_pb2.POOL_STATUS_MINTING
+                if row.generated < row.quantity
+                else issuer_pb2.POOL_STATUS_READY
+                if outstanding
+                else issuer_pb2.POOL_STATUS_CLOSED
+            ),
+        )
+        if row.created_at is not None:
+            message.created_at.FromDatetime(row.created_at)
+        return message
+
     def _reports(
         self, batches: Iterator[issuer_pb2.CodeBatch], target: CodeState
     ) -> Iterator[issuer_pb2.ReportSummary]:

@@ -60,6 +60,7 @@ class IssueRequestRow:
     work_order: str
     key_id: str
     generated: int
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ class IssuanceStore:
     def request(self, tenant_id: str, request_id: str, *, lock: bool = False) -> IssueRequestRow:
         rows = self._uow.execute(
             "SELECT tenant_id, request_id, gtin, lot, expiry, production_date, quantity, line_id,"
-            " work_order, key_id, generated FROM issue_requests"
+            " work_order, key_id, generated, created_at FROM issue_requests"
             " WHERE tenant_id = %s AND request_id = %s" + (" FOR UPDATE" if lock else ""),
             (tenant_id, request_id),
         )
@@ -212,6 +213,14 @@ class IssuanceStore:
         except psycopg2.Error as exc:
             raise translate_db_error(exc) from exc
         return {row[0] for row in rows} - inserted
+
+    def state_counts(self, tenant_id: str, request_id: str) -> dict[str, int]:
+        rows = self._uow.execute(
+            "SELECT state, count(*) FROM codes WHERE tenant_id = %s AND request_id = %s"
+            " GROUP BY state",
+            (tenant_id, request_id),
+        )
+        return {state: int(count) for state, count in rows}
 
     def codes(self, tenant_id: str, request_id: str, start: int, stop: int) -> list[CodeRow]:
         rows = self._uow.execute(

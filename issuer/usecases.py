@@ -105,6 +105,28 @@ class Issuer:
         if pending:
             yield IssueBatch(request, request.quantity, pending)
 
+    def request_pool(self, principal: Principal, command: IssueCommand) -> IssueRequestRow:
+        """Mint a whole pool now (durable), for a line that will print offline; stream it later
+        with IssueCodes and the same request id. Idempotent like IssueCodes."""
+        principal.require(Role.LINE)
+        cmd = validate_issue(command, today=self._clock.now().date(), prefix="RequestPoolRequest")
+        product = product_for(
+            self._db.unit_of_work, principal, cmd.gtin, field="RequestPoolRequest.gtin"
+        )
+        request = retrying(lambda: self._open_request(principal.tenant_id, cmd, product))
+        signer = self._signer(principal.tenant_id, request.key_id)
+        for start in range(request.generated - request.generated % CHUNK, request.quantity, CHUNK):
+            stop = min(start + CHUNK, request.quantity)
+            retrying(functools.partial(self._chunk, request, product, signer, start, stop))
+        return self.pool(principal, request.request_id)[0]
+
+    def pool(self, principal: Principal, request_id: str) -> tuple[IssueRequestRow, dict[str, int]]:
+        """The pool (issuance request) and how many of its codes are in each state."""
+        with self._db.unit_of_work() as uow:
+            store = IssuanceStore(uow)
+            request = store.request(principal.tenant_id, request_id)
+            return request, store.state_counts(principal.tenant_id, request_id)
+
     def _open_request(self, tenant_id: str, cmd: ValidIssue, product: Product) -> IssueRequestRow:
         with self._db.unit_of_work() as uow:
             store = IssuanceStore(uow)

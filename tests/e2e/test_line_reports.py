@@ -193,3 +193,43 @@ def test_sscc_ranges_are_unique_valid_and_idempotent(world: dict[str, Any]) -> N
         )
     assert caught.value.code() == Code.INVALID_ARGUMENT
     assert caught.value.details().startswith("AllocateSsccsRequest.company_prefix")
+
+
+def test_offline_pool_is_minted_ahead_then_streamed_and_reconciled(world: dict[str, Any]) -> None:
+    request_id = "pool-" + os.urandom(4).hex()
+    fields = {
+        "request_id": request_id,
+        "gtin": world["gtin"],
+        "lot": "LOT-1",
+        "expiry": "301231",
+        "quantity": 1200,
+        "line_id": "line-7",
+        "work_order": "WO-pool",
+    }
+    pool = world["stub"].RequestPool(
+        issuer_pb2.RequestPoolRequest(**fields), metadata=_md(world["line"]), timeout=60
+    )
+    assert (pool.minted, pool.outstanding, pool.status) == (
+        1200,
+        1200,
+        issuer_pb2.POOL_STATUS_READY,
+    )
+    again = world["stub"].RequestPool(
+        issuer_pb2.RequestPoolRequest(**fields), metadata=_md(world["line"]), timeout=60
+    )
+    assert again.minted == 1200
+    codes = _codes(_issue(world, **{k: v for k, v in fields.items()}))
+    assert len(codes) == 1200
+    _report(world, "ReportCommissioned", _batch(world, [c.serial for c in codes[:1000]]))
+    _report(
+        world, "ReturnCodes", _batch(world, [], pool_request_id=request_id, all_outstanding=True)
+    )
+    final = world["stub"].GetPool(
+        issuer_pb2.GetPoolRequest(request_id=request_id), metadata=_md(world["line"]), timeout=10
+    )
+    assert (final.commissioned, final.returned, final.outstanding, final.status) == (
+        1000,
+        200,
+        0,
+        issuer_pb2.POOL_STATUS_CLOSED,
+    )
