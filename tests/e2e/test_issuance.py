@@ -225,3 +225,23 @@ def test_rotation_needs_admin(world: dict[str, Any]) -> None:
             issuer_pb2.RotateKeyRequest(), metadata=_md(world["line"]), timeout=5
         )
     assert caught.value.code() == Code.PERMISSION_DENIED
+
+
+def test_serial_report_matches_the_arithmetic(world: dict[str, Any]) -> None:
+    def small() -> Any:
+        report = world["stub"].GetSerialReport(
+            issuer_pb2.GetSerialReportRequest(), metadata=_md(world["line"]), timeout=5
+        )
+        return next(p for p in report.products if p.gtin == world["small"])
+
+    before = small()
+    assert before.serial_space == 10**6 and before.bound == 1e-4
+    assert before.guess_probability == pytest.approx(before.serials_issued / 10**6)
+    assert before.remaining == 99 - before.serials_issued
+    if before.remaining:
+        _issue(world, gtin=world["small"], quantity=before.remaining)  # exactly up to the bound
+    after = small()
+    assert (after.serials_issued, after.remaining) == (99, 0)
+    with pytest.raises(grpc.RpcError) as caught:
+        _issue(world, gtin=world["small"], quantity=1)
+    assert caught.value.code() == Code.RESOURCE_EXHAUSTED
