@@ -10,13 +10,12 @@ from collections.abc import Iterator
 
 import grpc
 
+from issuer.bootstrap import build_issuer
 from issuer.domain.commands import IssueCommand
 from issuer.domain.serials import guess_probability
 from issuer.lines import LineReports, ReportBatch
 from issuer.storage import StoredKey
-from issuer.usecases import Issuer
 from sealmark.bootstrap import Container
-from sealmark.crypto.pins import PinScheme
 from sealmark.errors import InvalidArgument
 from sealmark.lifecycle import CodeState
 from sealmark.server.app import ServiceBinding
@@ -75,14 +74,7 @@ def product_message(product: Product) -> common_pb2.Product:
 class IssuerService(issuer_pb2_grpc.IssuerServicer):
     def __init__(self, container: Container) -> None:
         self._uow = container.uow
-        self._issuer = Issuer(
-            container.database,
-            container.clock,
-            container.random_bytes,
-            PinScheme(container.secrets.pepper),
-            container.secrets.key_passphrase,
-            container.settings.guess_bound,
-        )
+        self._issuer = build_issuer(container)
         self._lines = LineReports(container.database, container.clock)
         self._bound = container.settings.guess_bound
 

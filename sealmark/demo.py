@@ -48,17 +48,9 @@ def seed_demo(container: Container, resolver_host: str) -> dict[str, Any]:
             serial_length=12,
             pin_length=6,
         )
-        from issuer.usecases import Issuer
-        from sealmark.crypto.pins import PinScheme
+        from issuer.bootstrap import build_issuer
 
-        Issuer(
-            container.database,
-            container.clock,
-            container.random_bytes,
-            PinScheme(container.secrets.pepper),
-            container.secrets.key_passphrase,
-            container.settings.guess_bound,
-        ).rotate_key(DEMO_TENANT)
+        build_issuer(container).rotate_key(DEMO_TENANT)
         tokens = {}
         for role in ("admin", "line", "logistics", "auditor"):
             _, value = usecases.create_token(

@@ -55,17 +55,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def run_keys(args: argparse.Namespace, container: Container) -> int:
-    from issuer.usecases import Issuer
-    from sealmark.crypto.pins import PinScheme
+    from issuer.bootstrap import build_issuer
 
-    issuer = Issuer(
-        container.database,
-        container.clock,
-        container.random_bytes,
-        PinScheme(container.secrets.pepper),
-        container.secrets.key_passphrase,
-        container.settings.guess_bound,
-    )
+    issuer = build_issuer(container)
     if args.action == "rotate":
         key = issuer.rotate_key(args.tenant)
         emit(

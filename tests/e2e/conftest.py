@@ -22,23 +22,28 @@ from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
 from tests.storage_contract import gtin_under
 
 
-@pytest.fixture(scope="module")
-def world(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
+def make_container(pg_dsn: str, redis_url: str) -> Container:
+    """A process container on the test servers, with test secrets."""
     settings = load_settings(
         {
             "SEALMARK_DATABASE_URL": pg_dsn,
             "SEALMARK_REDIS_URL": redis_url,
-            "SEALMARK_SECRET_PEPPER": "issuance-test-pepper-1234",
-            "SEALMARK_KEY_PASSPHRASE": "issuance-test-passphrase",
+            "SEALMARK_SECRET_PEPPER": "e2e-test-pepper-0123456789",
+            "SEALMARK_KEY_PASSPHRASE": "e2e-test-passphrase",
         }
     )
-    container = Container(
+    return Container(
         settings,
         PostgresDatabase(pg_dsn),
         redis.Redis.from_url(redis_url),
         SystemClock(),
         os.urandom,
     )
+
+
+@pytest.fixture(scope="module")
+def world(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
+    container = make_container(pg_dsn, redis_url)
     clock, uow = container.clock, container.uow
     suffix = os.urandom(3).hex()
     prefix = "95290" + str(int(suffix, 16) % 1000).zfill(3)

@@ -8,17 +8,13 @@ from typing import Any
 
 import grpc
 import pytest
-import redis
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from sealmark.bootstrap import Container
-from sealmark.clock import SystemClock
 from sealmark.errors import InvalidArgument
 from sealmark.server.app import RunningServer, ServiceBinding, create_server
 from sealmark.server.interceptor import PUBLIC
 from sealmark.services import binding_for
-from sealmark.settings import SERVICES, load_settings
-from sealmark.storage.postgres import PostgresDatabase
+from sealmark.settings import SERVICES
 from sealmark.tenancy import usecases
 from sealmark.v1 import (
     audit_pb2,
@@ -28,6 +24,7 @@ from sealmark.v1 import (
     verifier_pb2,
     verifier_pb2_grpc,
 )
+from tests.e2e.conftest import make_container
 from tests.storage_contract import gtin_under
 
 pytestmark = pytest.mark.e2e
@@ -68,21 +65,7 @@ def _test_binding() -> ServiceBinding:
 
 @pytest.fixture(scope="module")
 def world(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
-    settings = load_settings(
-        {
-            "SEALMARK_DATABASE_URL": pg_dsn,
-            "SEALMARK_REDIS_URL": redis_url,
-            "SEALMARK_SECRET_PEPPER": "test-pepper-0123456789",
-            "SEALMARK_KEY_PASSPHRASE": "test-passphrase",
-        }
-    )
-    container = Container(
-        settings,
-        PostgresDatabase(pg_dsn),
-        redis.Redis.from_url(redis_url),
-        SystemClock(),
-        os.urandom,
-    )
+    container = make_container(pg_dsn, redis_url)
     clock, uow = container.clock, container.uow
     suffix = os.urandom(3).hex()
     prefix_a, prefix_b = "95280" + str(int(suffix, 16) % 1000).zfill(3), None
