@@ -11,10 +11,13 @@ from sealmark.errors import InvalidArgument
 _GTIN_LENGTHS = (8, 12, 13, 14)
 
 
-def check_digit(data: str) -> int:
-    """The check digit for ``data`` (the digits before the check digit)."""
+def check_digit(data: str, field: str = "data") -> int:
+    """The check digit for ``data`` (the digits before the check digit).
+
+    Raises InvalidArgument naming ``field`` unless ``data`` is one or more ASCII digits.
+    """
     if not data.isascii() or not data.isdigit():
-        raise InvalidArgument("data", f"{data!r}: want digits only")
+        raise InvalidArgument(field, f"{data[:40]!r}: want digits only")
     total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(data)))
     return (10 - total % 10) % 10
 
@@ -57,10 +60,15 @@ def validate_sscc(value: str, field: str = "sscc") -> str:
 
 
 def make_sscc(extension_digit: int, company_prefix: str, serial_reference: int) -> str:
-    """SSCC = extension digit + company prefix + serial reference (zero-padded) + check digit."""
+    """SSCC = extension digit + company prefix + serial reference (zero-padded) + check digit.
+
+    Raises InvalidArgument naming ``extension_digit`` (0..9), ``company_prefix`` (4..12
+    digits) or ``serial_reference`` (too wide for the digits the prefix leaves).
+    """
     if not 0 <= extension_digit <= 9:
         raise InvalidArgument("extension_digit", f"{extension_digit}, want 0..9")
-    if not (company_prefix.isdigit() and 4 <= len(company_prefix) <= 12):
+    digits = company_prefix.isascii() and company_prefix.isdigit()
+    if not (digits and 4 <= len(company_prefix) <= 12):
         raise InvalidArgument("company_prefix", f"{company_prefix!r}: want 4..12 digits")
     width = 16 - len(company_prefix)
     if not 0 <= serial_reference < 10**width:

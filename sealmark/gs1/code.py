@@ -1,13 +1,18 @@
-"""One serialised item's GS1 data, and its three printed forms."""
+"""One serialised item's GS1 data, and its three printed forms.
+
+What this type prints is what the issuer signs and what ``issuer.domain.encoding`` reproduces
+byte for byte, so the order of :meth:`GS1Code.pairs` is part of the contract.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
 from sealmark.errors import InvalidArgument
+from sealmark.gs1.ai import validate_value
 from sealmark.gs1.checkdigit import normalize_gtin
-from sealmark.gs1.cset import validate_cset82
 from sealmark.gs1.dates import format_yymmdd, parse_yymmdd
 from sealmark.gs1.digital_link import build_digital_link, parse_digital_link
 from sealmark.gs1.element_string import (
@@ -21,8 +26,13 @@ from sealmark.gs1.symbology import ScanKind, classify_scan
 
 @dataclass(frozen=True)
 class GS1Code:
-    """GTIN (14 digits), serial (AI 21), optional lot (10), expiry (17), production date (11)
-    and signature (8030). Construction validates every field."""
+    """GTIN (stored as 14 digits), serial (AI 21), optional lot (10), expiry (17),
+    production date (11) and signature (8030, base64url).
+
+    Construction validates every field and raises InvalidArgument naming it (``gtin``,
+    ``serial``, ``lot``, ``signature``). Dates are plain dates: the parsers need ``today``
+    to pick the century of a YYMMDD (GS1 General Specifications §7.12).
+    """
 
     gtin: str
     serial: str
@@ -33,12 +43,16 @@ class GS1Code:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gtin", normalize_gtin(self.gtin))
-        validate_cset82(self.serial, "serial")
+        validate_value("21", self.serial, "serial")
         if self.lot is not None:
-            validate_cset82(self.lot, "lot")
+            validate_value("10", self.lot, "lot")
+        if self.signature is not None:
+            validate_value("8030", self.signature, "signature")
 
     def pairs(self) -> list[tuple[str, str]]:
-        """AI pairs in element-string order: fixed-length first, signature last."""
+        """AI pairs in element-string order: fixed-length AIs first (no FNC1 needed after
+        them), serial after lot, signature last (the longest value, and the only one a
+        reader may skip when printing HRI)."""
         out = [("01", self.gtin)]
         if self.expiry is not None:
             out.append(("17", format_yymmdd(self.expiry)))
@@ -52,42 +66,68 @@ class GS1Code:
         return out
 
     def to_element_string(self) -> str:
+        """The element string, GS after variable-length values, no symbology identifier."""
         return build_element_string(self.pairs())
 
     def to_hri(self) -> str:
+        """HRI text without the signature: 86 characters of base64 under a code help no
+        human, and GS1 does not require (8030) in HRI."""
         return build_hri([p for p in self.pairs() if p[0] != "8030"])
 
     def to_digital_link(self, resolver_host: str) -> str:
+        """``https://{resolver_host}/01/…/10/…/21/…?17=…&11=…&8030=…``. ``resolver_host``
+        may carry a path prefix (``example.com/p``). Raises InvalidArgument naming ``stem``."""
         return build_digital_link(self.pairs(), f"https://{resolver_host}")
 
     @classmethod
-    def from_pairs(cls, pairs: list[tuple[str, str]], *, today: date, field: str) -> GS1Code:
+    def from_pairs(
+        cls, pairs: Sequence[tuple[str, str]], *, today: date, field: str = "pairs"
+    ) -> GS1Code:
+        """Build from parsed pairs; needs (01) and (21). AIs this type does not hold, such as
+        (15) or (99), are ignored. Raises InvalidArgument naming ``field``."""
         values = dict(pairs)
         if "01" not in values or "21" not in values:
             raise InvalidArgument(field, "a serialised item needs (01) GTIN and (21) serial")
+
+        def when(ai: str) -> date | None:
+            text = values.get(ai)
+            return None if text is None else parse_yymmdd(text, field, today=today)
+
         return cls(
             gtin=values["01"],
             serial=values["21"],
             lot=values.get("10"),
-            expiry=parse_yymmdd(values["17"], f"{field} (17)", today=today)
-            if "17" in values
-            else None,
-            production_date=(
-                parse_yymmdd(values["11"], f"{field} (11)", today=today) if "11" in values else None
-            ),
+            expiry=when("17"),
+            production_date=when("11"),
             signature=values.get("8030"),
         )
 
     @classmethod
+    def from_element_string(
+        cls, payload: str, *, today: date, field: str = "element_string"
+    ) -> GS1Code:
+        """Parse an element string (see :func:`parse_element_string`)."""
+        return cls.from_pairs(parse_element_string(payload, field), today=today, field=field)
+
+    @classmethod
+    def from_hri(cls, text: str, *, today: date, field: str = "hri") -> GS1Code:
+        """Parse HRI text (see :func:`parse_hri`)."""
+        return cls.from_pairs(parse_hri(text, field), today=today, field=field)
+
+    @classmethod
+    def from_digital_link(cls, uri: str, *, today: date, field: str = "digital_link") -> GS1Code:
+        """Parse a Digital Link URI (see :func:`parse_digital_link`)."""
+        return cls.from_pairs(parse_digital_link(uri, field), today=today, field=field)
+
+    @classmethod
     def from_scan(cls, payload: str, *, today: date, field: str = "payload") -> GS1Code:
-        """Parse whatever a scanner or phone gives: DL URI, element string, or HRI."""
+        """Parse whatever a scanner or phone gives: DL URI, element string or HRI, with or
+        without a symbology identifier. Raises InvalidArgument naming ``field``."""
         scan = classify_scan(payload)
         if scan.kind is ScanKind.DIGITAL_LINK:
-            pairs = parse_digital_link(scan.body, field)
-        elif scan.kind is ScanKind.ELEMENT_STRING:
-            pairs = parse_element_string(scan.body, field)
-        elif scan.kind is ScanKind.HRI:
-            pairs = parse_hri(scan.body, field)
-        else:
-            raise InvalidArgument(field, "not a GS1 Digital Link, element string or HRI")
-        return cls.from_pairs(pairs, today=today, field=field)
+            return cls.from_digital_link(scan.body, today=today, field=field)
+        if scan.kind is ScanKind.ELEMENT_STRING:
+            return cls.from_element_string(payload, today=today, field=field)
+        if scan.kind is ScanKind.HRI:
+            return cls.from_hri(scan.body, today=today, field=field)
+        raise InvalidArgument(field, "not a GS1 Digital Link, element string or HRI")

@@ -1,90 +1,163 @@
-"""GS1 Digital Link URIs (GS1 Digital Link URI Syntax 1.2).
+"""GS1 Digital Link URIs (GS1 Digital Link URI Syntax 1.2), both directions.
 
-``https://{host}/01/{gtin14}[/22/{cpv}][/10/{lot}][/21/{serial}]?17=YYMMDD&8030=…``:
-key qualifiers are path segments in the order 22 → 10 → 21, never query parameters; data
-attributes go in the query, in the order given; everything outside ``A-Za-z0-9-._~`` is
-percent-encoded (so ``+`` becomes ``%2B``: literal in a path, but a space in a query).
+``https://{host}[/prefix]/01/{gtin14}[/22/{cpv}][/10/{lot}][/21/{serial}]?17=YYMMDD&8030=…``
+or ``…/00/{sscc}``: key qualifiers are path segments in the order 22 → 10 → 21, never query
+parameters; data attributes go in the query. Everything outside ``A-Za-z0-9-._~`` is
+percent-encoded, so ``+`` is written ``%2B``: literal in a path, a space in a query.
+
+The parser is ours rather than biip's: biip takes the first key-like segment of a path prefix
+as the key, keeps the last of repeated query keys, drops empty values and unknown AIs without
+a word and decodes malformed percent-escapes, all of which a verifier must refuse. biip's AI
+table still checks every value, through :func:`sealmark.gs1.ai.validate_value`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from urllib.parse import quote
-
-from biip import ParseError
-from biip.gs1_digital_link_uris import GS1DigitalLinkURI
+from urllib.parse import quote, unquote
 
 from sealmark.errors import InvalidArgument
-from sealmark.gs1.ai import validate_value
+from sealmark.gs1.ai import validate_pairs
+from sealmark.gs1.checkdigit import normalize_gtin
 
 Pairs = list[tuple[str, str]]
 PRIMARY_KEYS = ("01", "00")
 QUALIFIERS: dict[str, tuple[str, ...]] = {"01": ("22", "10", "21"), "00": ()}
-_SCHEME = re.compile(r"^(https?|HTTPS?)://[^/?#\s]+")
-_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_ALL_QUALIFIERS = frozenset(q for qs in QUALIFIERS.values() for q in qs)
 MAX_URI_LENGTH = 2048
+# Lower or upper case only, as GS1's syntax engine: upper case suits QR alphanumeric mode.
+_SCHEME = re.compile(r"(?:https?|HTTPS?)://")
+_STEM = re.compile(r"(?:https?|HTTPS?)://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%-]+)*")
+_URI_CHARS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%"
+)
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
-def _encode(value: str) -> str:
+def encode_component(value: str) -> str:
+    """Percent-encode everything outside ``A-Za-z0-9-._~`` (UTF-8, upper-case hex)."""
     return quote(value, safe="")
 
 
-def build_digital_link(pairs: Sequence[tuple[str, str]], stem: str) -> str:
+def build_digital_link(
+    pairs: Sequence[tuple[str, str]], stem: str, field: str = "digital_link"
+) -> str:
     """The Digital Link URI for ``pairs`` under ``stem`` (``https://host[/prefix]``).
 
-    Raises InvalidArgument when there is no primary key (01 or 00), or a value is invalid.
+    The primary key ((01) GTIN-14 or (00) SSCC) and its qualifiers go in the path in the
+    standard order; every other pair goes in the query in the order given, so the same
+    pairs always give the same URI. Raises InvalidArgument naming ``stem`` for a malformed
+    stem, or ``field`` for no or two primary keys, unknown or repeated AIs, invalid values.
     """
+    if not _STEM.fullmatch(stem):
+        raise InvalidArgument(
+            "stem", f"{stem[:60]!r}: want https://host[/prefix] without a trailing slash"
+        )
+    validate_pairs(pairs, field)
     values = dict(pairs)
-    if len(values) != len(pairs):
-        raise InvalidArgument("digital_link", "an AI appears twice")
-    primary = next((ai for ai in PRIMARY_KEYS if ai in values), None)
-    if primary is None:
-        raise InvalidArgument("digital_link", "needs a primary key: (01) GTIN or (00) SSCC")
-    if not _SCHEME.match(stem) or stem.endswith("/"):
-        raise InvalidArgument("stem", f"{stem!r}: want https://host without a trailing slash")
-    for ai, value in pairs:
-        validate_value(ai, value)
-    path = [f"/{primary}/{_encode(values[primary])}"]
-    path += [f"/{q}/{_encode(values[q])}" for q in QUALIFIERS[primary] if q in values]
-    used = {primary, *QUALIFIERS[primary]}
-    query = [f"{ai}={_encode(value)}" for ai, value in pairs if ai not in used]
-    return stem + "".join(path) + (("?" + "&".join(query)) if query else "")
+    primaries = [ai for ai in PRIMARY_KEYS if ai in values]
+    if len(primaries) != 1:
+        raise InvalidArgument(field, "want exactly one primary key: (01) GTIN or (00) SSCC")
+    primary = primaries[0]
+    path_keys = [primary, *(q for q in QUALIFIERS[primary] if q in values)]
+    path = "".join(f"/{ai}/{encode_component(values[ai])}" for ai in path_keys)
+    query = "&".join(
+        f"{ai}={encode_component(value)}" for ai, value in pairs if ai not in path_keys
+    )
+    return stem + path + (f"?{query}" if query else "")
 
 
 def parse_digital_link(uri: str, field: str = "digital_link") -> Pairs:
-    """The AI pairs of a Digital Link URI, primary key first, then qualifiers, then the
-    query attributes in order. Raises InvalidArgument naming ``field``."""
+    """The AI pairs of a Digital Link URI: primary key, its qualifiers in path order, then
+    the query's AIs in query order.
+
+    Accepts any host and a path prefix before the key. A GTIN-8/12/13 key is padded to 14
+    digits. Query parameters that are not numeric (``linkType``, tracking tags) are not GS1
+    data and are ignored; the fragment is ignored. Raises InvalidArgument naming ``field``:
+    scheme other than http/https in lower or upper case, characters a URI cannot hold,
+    malformed percent-encoding, an empty path segment, no key, a qualifier that does not
+    belong to the key or is out of order, a qualifier or key in the query, an unknown AI,
+    an AI twice, an empty value, any invalid value (check digit, CSET 82, length, date).
+    """
     if len(uri) > MAX_URI_LENGTH:
         raise InvalidArgument(field, f"{len(uri)} characters, want at most {MAX_URI_LENGTH}")
-    if not _SCHEME.match(uri):
-        raise InvalidArgument(field, "want an http:// or https:// URI with a host")
+    scheme = _SCHEME.match(uri)
+    if scheme is None:
+        raise InvalidArgument(field, "want an http:// or https:// URI (lower or upper case)")
+    bad = next((i for i, char in enumerate(uri) if char not in _URI_CHARS), None)
+    if bad is not None:
+        raise InvalidArgument(field, f"character {uri[bad]!r} at position {bad} is not URI text")
     if _BAD_PERCENT.search(uri):
-        raise InvalidArgument(field, "malformed percent-encoding")
-    _, _, rest = uri.partition("://")
-    path_and_query = rest[rest.find("/") :] if "/" in rest else ""
-    path, _, query = path_and_query.partition("?")
-    query = query.partition("#")[0]
+        raise InvalidArgument(field, "malformed percent-encoding: want % and two hex digits")
+    rest = uri[scheme.end() :].partition("#")[0]
+    host_end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    if host_end == 0:
+        raise InvalidArgument(field, "no host")
+    path, _, query = rest[host_end:].partition("?")
+    pairs = _path_pairs(path, field)
+    pairs += _query_pairs(query, pairs[0][0], field)
+    validate_pairs(pairs, field)
+    return pairs
+
+
+def _path_pairs(path: str, field: str) -> Pairs:
     segments = path.split("/")[1:]
     if "" in segments:
         raise InvalidArgument(field, "empty path segment")
-    primary_at = next((i for i, s in enumerate(segments) if s in PRIMARY_KEYS), None)
-    if primary_at is None:
-        raise InvalidArgument(field, "no (01) GTIN or (00) SSCC in the path")
-    all_qualifiers = {q for qs in QUALIFIERS.values() for q in qs} | set(PRIMARY_KEYS)
-    for item in query.split("&") if query else []:
-        key, equals, value = item.partition("=")
-        if key in all_qualifiers:
+    # The key is the rightmost key-like segment an even number of segments from the end:
+    # everything before it is the resolver's prefix (which may itself contain "01").
+    keys = range(len(segments) - 2, -1, -2)
+    start = next((i for i in keys if segments[i] in PRIMARY_KEYS), None)
+    if start is None:
+        raise InvalidArgument(field, "no (01) GTIN or (00) SSCC key in the path")
+    primary = segments[start]
+    value = _decode(segments[start + 1], field, primary, plus_is_space=False)
+    if primary == "01" and len(value) in (8, 12, 13):
+        value = normalize_gtin(value, field)
+    pairs = [(primary, value)]
+    allowed = QUALIFIERS[primary]
+    position = 0
+    for index in range(start + 2, len(segments), 2):
+        key = segments[index]
+        if key not in allowed[position:]:
+            want = " → ".join(allowed[position:]) or "none"
             raise InvalidArgument(
-                field, f"key qualifier ({key}) must be in the path, not the query"
+                field, f"({key}) is not a path qualifier of ({primary}) here; want {want}"
             )
-        if key.isdigit() and (not equals or not value):
-            raise InvalidArgument(field, f"({key}) has an empty value")
-    try:
-        parsed = GS1DigitalLinkURI.parse(uri)
-    except ParseError as exc:
-        raise InvalidArgument(field, str(exc)) from exc
-    pairs = [(e.ai.ai, e.value) for e in parsed.element_strings]
-    for ai, value in pairs:
-        validate_value(ai, value, f"{field} ({ai})")
+        position = allowed.index(key) + 1
+        pairs.append((key, _decode(segments[index + 1], field, key, plus_is_space=False)))
     return pairs
+
+
+def _query_pairs(query: str, primary: str, field: str) -> Pairs:
+    pairs: Pairs = []
+    for item in query.split("&"):
+        key, _, raw = item.partition("=")
+        if not key.isascii() or not key.isdigit():
+            continue  # not GS1 data (linkType, tracking tags, an empty "&&")
+        if key in PRIMARY_KEYS:
+            raise InvalidArgument(field, f"({key}) is a primary key: it belongs in the path")
+        if key in _ALL_QUALIFIERS:
+            raise InvalidArgument(
+                field, f"key qualifier ({key}) must be a path segment, not a query parameter"
+            )
+        if not raw:
+            raise InvalidArgument(field, f"({key}) has an empty value")
+        pairs.append((key, _decode(raw, field, key, plus_is_space=True)))
+    return pairs
+
+
+def _decode(raw: str, field: str, ai: str, *, plus_is_space: bool) -> str:
+    if plus_is_space and "+" in raw:
+        # In a query '+' is a space, which no GS1 value may hold: the sender meant %2B.
+        raise InvalidArgument(
+            field, f"({ai}) '+' in a query means a space, not in CSET 82; write %2B"
+        )
+    try:
+        value = unquote(raw, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise InvalidArgument(field, f"({ai}) percent-encoding is not UTF-8") from exc
+    if not value:
+        raise InvalidArgument(field, f"({ai}) has an empty value")
+    return value

@@ -1,78 +1,106 @@
-"""GS1 element strings (what a DataMatrix / GS1 QR / GS1-128 carries) and HRI text.
+"""GS1 element strings (what a GS1 DataMatrix / GS1 QR / GS1-128 / DataBar carries) and HRI.
 
-Generation is ours; parsing is biip's ``GS1Message``, with its errors turned into
-InvalidArgument. ``^`` in input stands for FNC1 (the notation of GS1's test vectors).
+Generation is ours, so what we print is exactly what we sign. Parsing splits the string with
+biip's ``GS1Message`` (it knows every AI's length from the GS1 Barcode Syntax Dictionary),
+after our own checks on the raw characters, and every value is then held to
+:func:`sealmark.gs1.ai.validate_value`. ``^`` in input stands for FNC1 (the notation of
+GS1's test vectors); a scanner sends the GS character (ASCII 29) instead.
+
+HRI parsing is ours: biip's drops whitespace inside values and skips text it cannot read,
+which would turn a bad code into a different, valid-looking one.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
-from biip import ParseError
+from biip import ParseConfig, ParseError
 from biip.gs1_messages import GS1Message
 
 from sealmark.errors import InvalidArgument
-from sealmark.gs1.ai import has_predefined_length, validate_value
+from sealmark.gs1.ai import has_predefined_length, validate_pairs
+from sealmark.gs1.cset import CSET82, first_outside
+from sealmark.gs1.symbology import GS1_ELEMENT_SYMBOLOGIES, SYMBOLOGIES, strip_symbology
 
 GS = "\x1d"
+FNC1_NOTATION = "^"
 Pairs = list[tuple[str, str]]
-_SYMBOLOGY_PREFIXES = ("]d2", "]Q3", "]C1", "]e0", "]J1")
+MAX_LENGTH = 512  # far above any symbol's capacity; bounds work on hostile input
+# Dates are checked by us without the clock (biip's check reads today's date).
+_BIIP = ParseConfig(gs1_element_strings_verify_date=False)
+_HRI_AI = re.compile(r"\((\d{2,4})\)")
 
 
-def build_element_string(pairs: Sequence[tuple[str, str]], separator: str = GS) -> str:
-    """Concatenate AIs and values, with ``separator`` after every variable-length value
-    that is not last. Values are validated (CSET 82, lengths, digits)."""
-    if not pairs:
-        raise InvalidArgument("element_string", "at least one AI is required")
+def build_element_string(
+    pairs: Sequence[tuple[str, str]], separator: str = GS, field: str = "element_string"
+) -> str:
+    """Concatenate AIs and values, with ``separator`` after every value of an AI without a
+    predefined length unless it is last. Raises InvalidArgument naming ``field`` for no AIs,
+    an unknown or repeated AI, or an invalid value."""
+    validate_pairs(pairs, field)
     parts = []
     for index, (ai, value) in enumerate(pairs):
-        validate_value(ai, value)
         parts.append(ai + value)
         if index < len(pairs) - 1 and not has_predefined_length(ai):
             parts.append(separator)
     return "".join(parts)
 
 
-def build_hri(pairs: Sequence[tuple[str, str]]) -> str:
-    """Human-readable interpretation: ``(01)09520123456788(21)ABC``."""
+def build_hri(pairs: Sequence[tuple[str, str]], field: str = "hri") -> str:
+    """Human-readable interpretation, ``(01)09520123456788(21)ABC``. Raises like
+    :func:`build_element_string`."""
+    validate_pairs(pairs, field)
     return "".join(f"({ai}){value}" for ai, value in pairs)
 
 
 def parse_element_string(payload: str, field: str = "element_string") -> Pairs:
-    """Parse an element string with or without a symbology identifier, GS separators or the
-    ``^`` FNC1 notation. Raises InvalidArgument naming ``field``."""
-    body = payload
-    for prefix in _SYMBOLOGY_PREFIXES:
-        if body.startswith(prefix):
-            body = body[len(prefix) :]
-            break
-    body = body.lstrip("^").replace("^", GS)
+    """The (AI, value) pairs of an element string, in order.
+
+    Accepts an optional symbology identifier (``]d2``, ``]Q3``, ``]C1``, ``]e0``, ``]J1``), a
+    leading FNC1 (``^`` or GS), GS or ``^`` separators, and a trailing CR/LF from a scanner.
+    Without a separator a variable-length value runs to the end or its maximum length.
+    Raises InvalidArgument naming ``field``: empty input, a character outside CSET 82, an
+    empty element, an unknown AI, an invalid or repeated value.
+    """
+    prefix, body = strip_symbology(payload)
+    if prefix is not None and prefix not in GS1_ELEMENT_SYMBOLOGIES:
+        raise InvalidArgument(field, f"{prefix} ({SYMBOLOGIES[prefix]}) carries no element string")
+    body = body.rstrip("\r\n").replace(FNC1_NOTATION, GS)
+    body = body.removeprefix(GS)
     if not body:
         raise InvalidArgument(field, "empty element string")
-    if len(body) > 512:
-        raise InvalidArgument(field, f"{len(body)} characters, want at most 512")
+    if len(body) > MAX_LENGTH:
+        raise InvalidArgument(field, f"{len(body)} characters, want at most {MAX_LENGTH}")
+    bad = first_outside(body, CSET82 | {GS})
+    if bad is not None:
+        raise InvalidArgument(
+            field, f"character {body[bad]!r} at position {bad} is not in GS1 CSET 82"
+        )
+    if GS * 2 in body or body.startswith(GS):
+        raise InvalidArgument(field, "two separators in a row: an empty element")
     try:
-        message = GS1Message.parse(body)
+        message = GS1Message.parse(body, config=_BIIP)
     except ParseError as exc:
         raise InvalidArgument(field, str(exc)) from exc
-    return _checked(message, field)
+    pairs = [(e.ai.ai, e.value) for e in message.element_strings]
+    validate_pairs(pairs, field)
+    return pairs
 
 
 def parse_hri(text: str, field: str = "hri") -> Pairs:
-    """Parse ``(01)…(10)…`` text. Raises InvalidArgument naming ``field``."""
-    if len(text) > 512:
-        raise InvalidArgument(field, f"{len(text)} characters, want at most 512")
-    try:
-        message = GS1Message.parse_hri(text)
-    except ParseError as exc:
-        raise InvalidArgument(field, str(exc)) from exc
-    return _checked(message, field)
-
-
-def _checked(message: GS1Message, field: str) -> Pairs:
-    pairs = [(e.ai.ai, e.value) for e in message.element_strings]
-    if not pairs:
-        raise InvalidArgument(field, "no GS1 application identifiers found")
-    for ai, value in pairs:
-        validate_value(ai, value, f"{field} ({ai})")
+    """The pairs of HRI text ``(01)…(10)…``. A value runs to the next ``(`` + 2–4 digits +
+    ``)``, so a value holding such text cannot be written as HRI. Raises InvalidArgument
+    naming ``field``: text before the first AI, an empty value, anything element strings
+    reject (spaces are not stripped: space is not in CSET 82)."""
+    if len(text) > MAX_LENGTH:
+        raise InvalidArgument(field, f"{len(text)} characters, want at most {MAX_LENGTH}")
+    matches = list(_HRI_AI.finditer(text))
+    if not matches or matches[0].start() != 0:
+        raise InvalidArgument(field, "want HRI text starting with an AI in brackets, '(01)…'")
+    pairs = []
+    for match, following in zip(matches, [*matches[1:], None], strict=True):
+        end = following.start() if following else len(text)
+        pairs.append((match.group(1), text[match.end() : end]))
+    validate_pairs(pairs, field)
     return pairs
