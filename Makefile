@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard proto/sealmark/v1/*.proto)
 
-.PHONY: run test unit integration bench proto proto-check lint clean venv
+.PHONY: run test unit integration bench proto proto-check lint clean venv softhsm
 
 venv: $(STAMP)
 
@@ -20,13 +20,17 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/sealmark serve --seed-demo
 
-test: $(STAMP)
+# SoftHSM2 is the PKCS#11 token the HSM tests sign with (apt-get installs it when missing).
+softhsm:
+	@bash scripts/ensure-softhsm.sh
+
+test: $(STAMP) softhsm
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: $(STAMP)
+integration: $(STAMP) softhsm
 	$(PY) -m pytest tests/integration tests/e2e $(PYTEST_ARGS)
 
 bench: $(STAMP)

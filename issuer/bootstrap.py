@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from issuer.usecases import Issuer
 from sealmark.bootstrap import Container
+from sealmark.crypto.keys import KeyVault
 from sealmark.crypto.pins import PinScheme
+from sealmark.settings import Settings
 
 
 def build_issuer(container: Container) -> Issuer:
@@ -14,6 +16,17 @@ def build_issuer(container: Container) -> Issuer:
         container.clock,
         container.random_bytes,
         PinScheme(container.secrets.pepper),
-        container.secrets.key_passphrase,
+        key_vault(container.settings, container.secrets.key_passphrase),
         container.settings.guess_bound,
     )
+
+
+def key_vault(settings: Settings, passphrase: bytes | None) -> KeyVault:
+    """The key vault the settings describe (SEALMARK_KEY_BACKEND, SEALMARK_PKCS11_*)."""
+    if settings.pkcs11_module is None or settings.pkcs11_token is None:
+        return KeyVault(settings.key_backend, passphrase)
+    from sealmark.crypto.pkcs11 import Pkcs11Config
+
+    pin = settings.pkcs11_pin.get_secret_value() if settings.pkcs11_pin else ""
+    config = Pkcs11Config(settings.pkcs11_module, settings.pkcs11_token, pin)
+    return KeyVault(settings.key_backend, passphrase, config)

@@ -79,6 +79,14 @@ class StoredKey:
     retired_at: datetime | None
 
 
+_KEY_COLUMNS = "key_id, public_key, private_key_pem, backend, token_label"
+
+
+def _sealed(row: tuple[Any, ...]) -> SealedKey:
+    pem = bytes(row[2]) if row[2] is not None else None
+    return SealedKey(row[0], bytes(row[1]), pem, row[3], row[4])
+
+
 class IssuanceStore:
     def __init__(self, uow: PostgresUnitOfWork) -> None:
         self._uow = uow
@@ -86,23 +94,22 @@ class IssuanceStore:
     # -- keys ---------------------------------------------------------------------------
     def active_key(self, tenant_id: str) -> SealedKey:
         rows = self._uow.execute(
-            "SELECT key_id, public_key, private_key_pem FROM signing_keys"
+            f"SELECT {_KEY_COLUMNS} FROM signing_keys"
             " WHERE tenant_id = %s AND retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
             (tenant_id,),
         )
         if not rows:
             raise NotFound(f"tenant {tenant_id} has no signing key: run 'sealmark keys rotate'")
-        return SealedKey(rows[0][0], bytes(rows[0][1]), bytes(rows[0][2]))
+        return _sealed(rows[0])
 
     def sealed_key(self, tenant_id: str, key_id: str) -> SealedKey:
         rows = self._uow.execute(
-            "SELECT key_id, public_key, private_key_pem FROM signing_keys"
-            " WHERE tenant_id = %s AND key_id = %s",
+            f"SELECT {_KEY_COLUMNS} FROM signing_keys WHERE tenant_id = %s AND key_id = %s",
             (tenant_id, key_id),
         )
         if not rows:
             raise NotFound(f"signing key {key_id} of tenant {tenant_id} not found")
-        return SealedKey(rows[0][0], bytes(rows[0][1]), bytes(rows[0][2]))
+        return _sealed(rows[0])
 
     def keys(self, tenant_id: str) -> list[StoredKey]:
         rows = self._uow.execute(
@@ -119,9 +126,17 @@ class IssuanceStore:
             (at, tenant_id),
         )
         self._uow.execute(
-            "INSERT INTO signing_keys (tenant_id, key_id, public_key, private_key_pem, created_at)"
-            " VALUES (%s, %s, %s, %s, %s)",
-            (tenant_id, key.key_id, key.public_key, key.private_key_pem, at),
+            "INSERT INTO signing_keys (tenant_id, key_id, public_key, private_key_pem, backend,"
+            " token_label, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (
+                tenant_id,
+                key.key_id,
+                key.public_key,
+                key.private_key_pem,
+                key.backend,
+                key.token_label,
+                at,
+            ),
         )
 
     def lock_tenant_keys(self, tenant_id: str) -> int:

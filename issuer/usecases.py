@@ -22,7 +22,7 @@ from issuer.domain.serials import check_bound, draw_serials
 from issuer.line_storage import LineStore
 from issuer.storage import CodeRow, IssuanceStore, IssueRequestRow, StoredKey
 from sealmark.clock import Clock
-from sealmark.crypto.keys import Signer, generate_sealed_key, unseal
+from sealmark.crypto.keys import KeyVault, SealedKey, Signer
 from sealmark.crypto.pins import PinScheme
 from sealmark.crypto.signature import canonical_bytes, encode_ai8030
 from sealmark.errors import FailedPrecondition, InvalidArgument
@@ -61,7 +61,7 @@ class Issuer:
         clock: Clock,
         random_bytes: RandomBytes,
         pins: PinScheme,
-        key_passphrase: bytes,
+        keys: KeyVault,
         guess_bound: float,
         sign_threads: int = 2,
     ) -> None:
@@ -69,7 +69,7 @@ class Issuer:
         self._clock = clock
         self._random = random_bytes
         self._pins = pins
-        self._passphrase = key_passphrase
+        self._keys = keys
         self._bound = guess_bound
         self._signers: dict[tuple[str, str], Signer] = {}
         self._lock = threading.Lock()
@@ -130,7 +130,9 @@ class Issuer:
     def _open_request(self, tenant_id: str, cmd: ValidIssue, product: Product) -> IssueRequestRow:
         with self._db.unit_of_work() as uow:
             store = IssuanceStore(uow)
-            key_id = store.active_key(tenant_id).key_id
+            active = store.active_key(tenant_id)
+            key_id = active.key_id
+            self._open_signer(tenant_id, active)  # a key we cannot sign with writes nothing
             wanted = IssueRequestRow(
                 tenant_id,
                 cmd.request_id,
@@ -309,9 +311,17 @@ class Issuer:
         if signer is None:
             with self._db.unit_of_work() as uow:
                 sealed = IssuanceStore(uow).sealed_key(tenant_id, key_id)
-            signer = unseal(sealed, self._passphrase)
+            signer = self._open_signer(tenant_id, sealed)
+        return signer
+
+    def _open_signer(self, tenant_id: str, sealed: SealedKey) -> Signer:
+        """The cached signer of ``sealed``, opened (decrypted, or found in the token) once."""
+        with self._lock:
+            signer = self._signers.get((tenant_id, sealed.key_id))
+        if signer is None:
+            signer = self._keys.signer(sealed)
             with self._lock:
-                self._signers[(tenant_id, key_id)] = signer
+                signer = self._signers.setdefault((tenant_id, sealed.key_id), signer)
         return signer
 
     # -- keys ---------------------------------------------------------------------------
@@ -323,7 +333,7 @@ class Issuer:
             uow.tenants.get(tenant_id)
             key_id = _key_id(count + 1)
             now = self._clock.now()
-            store.add_key(tenant_id, generate_sealed_key(key_id, self._passphrase), now)
+            store.add_key(tenant_id, self._keys.create(tenant_id, key_id), now)
             uow.events.append(
                 NewEvent(
                     tenant_id=tenant_id,

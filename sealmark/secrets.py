@@ -24,7 +24,7 @@ log = structlog.get_logger("sealmark.secrets")
 @dataclass(frozen=True)
 class Secrets:
     pepper: bytes
-    key_passphrase: bytes
+    key_passphrase: bytes | None  # None: keys live in a PKCS#11 token (SEALMARK_KEY_BACKEND)
 
     def __repr__(self) -> str:
         return "Secrets(<redacted>)"
@@ -33,8 +33,9 @@ class Secrets:
 def resolve_secrets(settings: Settings) -> Secrets:
     pepper = settings.secret_pepper.get_secret_value() if settings.secret_pepper else None
     passphrase = settings.key_passphrase.get_secret_value() if settings.key_passphrase else None
-    if pepper and passphrase:
-        return Secrets(pepper.encode(), passphrase.encode())
+    hsm = settings.key_backend == "pkcs11"
+    if pepper and (passphrase or hsm):
+        return Secrets(pepper.encode(), passphrase.encode() if passphrase else None)
     if not settings.embedded:
         missing = "SEALMARK_SECRET_PEPPER" if not pepper else "SEALMARK_KEY_PASSPHRASE"
         raise InvalidArgument(missing, "required when SEALMARK_DATABASE_URL is set")

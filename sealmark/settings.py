@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sealmark.errors import InvalidArgument
@@ -59,6 +59,27 @@ class Settings(BaseSettings):
         min_length=12,
         description="passphrase encrypting signing keys at rest; required with external servers",
     )
+    key_backend: Literal["software", "pkcs11"] = Field(
+        default="software",
+        description="where new signing keys live: software (encrypted at rest) or pkcs11 (HSM)",
+    )
+    pkcs11_module: str | None = Field(
+        default=None,
+        validate_default=True,
+        description="path of the PKCS#11 module (.so), e.g. libsofthsm2.so",
+    )
+    pkcs11_token: str | None = Field(
+        default=None,
+        validate_default=True,
+        max_length=32,
+        description="label of the PKCS#11 token holding the keys",
+    )
+    pkcs11_pin: SecretStr | None = Field(
+        default=None,
+        validate_default=True,
+        min_length=4,
+        description="user PIN of the PKCS#11 token",
+    )
     token: SecretStr | None = Field(
         default=None, description="API token the CLI presents to the services (sealmark issue)"
     )
@@ -78,6 +99,15 @@ class Settings(BaseSettings):
     def _check_redis(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("want a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("pkcs11_module", "pkcs11_token", "pkcs11_pin")
+    @classmethod
+    def _check_pkcs11(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.data.get("key_backend") == "pkcs11":
+            raise ValueError("required when SEALMARK_KEY_BACKEND is pkcs11")
+        if info.field_name == "pkcs11_module" and value is not None and not Path(value).is_file():
+            raise ValueError(f"{value} is not a file (the PKCS#11 module, a .so)")
         return value
 
     @property

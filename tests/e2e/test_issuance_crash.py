@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import os
 import random
-import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -22,43 +17,11 @@ from sealmark.storage.postgres import PostgresDatabase
 from sealmark.tenancy import usecases
 from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
 from tests.storage_contract import gtin_under
+from tests.support.servers import IssuerProcess
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
 TOTAL = 200_000
 KILLS = 6
-
-
-class IssuerProcess:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sealmark.cli.main", "serve", "issuer"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        lines = []
-        for line in self.proc.stdout:
-            lines.append(line)
-            found = re.search(r"Sealmark is up: gRPC ([\d.]+:\d+)", line)
-            if found:
-                self.target = found.group(1)
-                return
-        raise AssertionError("issuer did not start:\n" + "".join(lines))
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.close()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        self.proc.wait(timeout=30)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 @pytest.fixture(scope="module")

@@ -74,3 +74,38 @@ def test_process_environment_is_not_read_behind_our_back(
 ) -> None:
     monkeypatch.setenv("SEALMARK_GRPC_PORT", "1234")
     assert load_settings({}).grpc_port == 50051
+
+
+@pytest.mark.parametrize(
+    ("env", "key", "message"),
+    [
+        ({}, "SEALMARK_PKCS11_MODULE", "required when SEALMARK_KEY_BACKEND is pkcs11"),
+        ({"SEALMARK_PKCS11_MODULE": "/no/such.so"}, "SEALMARK_PKCS11_MODULE", "not a file"),
+        ({"SEALMARK_PKCS11_MODULE": __file__}, "SEALMARK_PKCS11_TOKEN", "required"),
+        (
+            {"SEALMARK_PKCS11_MODULE": __file__, "SEALMARK_PKCS11_TOKEN": "t"},
+            "SEALMARK_PKCS11_PIN",
+            "required",
+        ),
+    ],
+)
+def test_pkcs11_backend_needs_module_token_and_pin(
+    env: dict[str, str], key: str, message: str
+) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        load_settings({"SEALMARK_KEY_BACKEND": "pkcs11", **env})
+    assert caught.value.field == key
+    assert message in str(caught.value)
+
+
+def test_pkcs11_backend_complete() -> None:
+    settings = load_settings(
+        {
+            "SEALMARK_KEY_BACKEND": "pkcs11",
+            "SEALMARK_PKCS11_MODULE": __file__,
+            "SEALMARK_PKCS11_TOKEN": "brand-keys",
+            "SEALMARK_PKCS11_PIN": "123456",
+        }
+    )
+    assert settings.key_backend == "pkcs11"
+    assert "123456" not in repr(settings)
