@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from issuer.minting import MintWorkers
 from issuer.usecases import Issuer
 from sealmark.bootstrap import Container
 from sealmark.crypto.keys import KeyVault
@@ -18,7 +19,19 @@ def build_issuer(container: Container) -> Issuer:
         PinScheme(container.secrets.pepper),
         key_vault(container.settings, container.secrets.key_passphrase),
         container.settings.guess_bound,
+        workers=mint_workers(container),
     )
+
+
+def mint_workers(container: Container) -> MintWorkers | None:
+    """Worker processes for minting with software keys (SEALMARK_MINT_PROCESSES; 0 = none)."""
+    processes = container.settings.mint_processes
+    passphrase = container.secrets.key_passphrase
+    if processes == 0 or passphrase is None:
+        return None
+    workers = MintWorkers(processes, container.secrets.pepper, passphrase)
+    container.closers.append(workers.close)
+    return workers
 
 
 def key_vault(settings: Settings, passphrase: bytes | None) -> KeyVault:

@@ -9,31 +9,50 @@ from datetime import date, datetime
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 
 from sealmark.crypto.keys import SealedKey
 from sealmark.errors import NotFound
 from sealmark.storage.postgres import PostgresUnitOfWork, translate_db_error
 
+# The per-code columns first, then those every code of one issuance chunk shares.
 CODE_COLUMNS = (
     "code_key",
+    "serial",
+    "signature",
+    "pin_hash",
+    "seq",
     "tenant_id",
     "gtin",
-    "serial",
     "lot",
     "expiry",
     "production_date",
     "state",
     "key_id",
-    "signature",
-    "pin_hash",
     "work_order",
     "line_id",
     "request_id",
-    "seq",
     "issued_at",
     "updated_at",
 )
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_line_tail(values: tuple[Any, ...]) -> str:
+    """The shared columns of a chunk (``CODE_COLUMNS[5:]``) in COPY text, once per chunk."""
+    return "\t".join(map(_copy_value, values))
+
+
+def copy_line(code_key: str, serial: str, signature: str, pin_hash: bytes, seq: int) -> str:
+    """The per-code columns (``CODE_COLUMNS[:5]``) in COPY text. The key and serial are
+    CSET 82 and the signature base64url, none of which COPY needs to escape; checked anyway."""
+    if _NEEDS_ESCAPE.isdisjoint(serial):
+        return f"{code_key}\t{serial}\t{signature}\t\\\\x{pin_hash.hex()}\t{seq}"
+    fields = (code_key, serial, signature, pin_hash, seq)
+    return "\t".join(map(_copy_value, fields))
+
+
+_NEEDS_ESCAPE = frozenset("\\\t\n\r")
 
 
 def _copy_value(value: Any) -> str:
@@ -203,22 +222,31 @@ class IssuanceStore:
         return int(rows[0][0]) if rows else 0
 
     # -- codes --------------------------------------------------------------------------
-    def insert_codes(self, rows: list[tuple[Any, ...]]) -> set[str]:
-        """Insert code rows (columns as ``CODE_COLUMNS``); return the code keys that were NOT
-        inserted because they exist already (serial collisions).
+    def insert_codes(self, copy_text: str, code_keys: list[str]) -> set[str]:
+        """Insert code rows given as COPY text (columns as ``CODE_COLUMNS``, one line per key
+        in ``code_keys``); return the code keys NOT inserted because they exist already
+        (serial collisions, about one per 10^4 draws at the EU FMD bound).
 
-        Rows go through COPY into a per-session staging table, then one INSERT … ON CONFLICT
-        DO NOTHING: several times faster than a multi-row VALUES insert built in Python.
+        The common case is one COPY straight into ``codes`` under a savepoint. Only when it
+        hits a duplicate key are the rows COPYed into a per-session staging table and moved
+        with INSERT … ON CONFLICT DO NOTHING, which tells which keys collided.
         """
         columns = ", ".join(CODE_COLUMNS)
-        buffer = io.StringIO("".join("\t".join(map(_copy_value, row)) + "\n" for row in rows))
         try:
             with self._uow.connection.cursor() as cur:
+                cur.execute("SAVEPOINT copy_codes")
+                try:
+                    cur.copy_expert(f"COPY codes ({columns}) FROM STDIN", io.StringIO(copy_text))
+                except psycopg2.errors.UniqueViolation:
+                    cur.execute("ROLLBACK TO SAVEPOINT copy_codes")
+                else:
+                    cur.execute("RELEASE SAVEPOINT copy_codes")
+                    return set()
                 cur.execute(
                     "CREATE TEMP TABLE IF NOT EXISTS codes_stage"
                     " (LIKE codes INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
                 )
-                cur.copy_expert(f"COPY codes_stage ({columns}) FROM STDIN", buffer)
+                cur.copy_expert(f"COPY codes_stage ({columns}) FROM STDIN", io.StringIO(copy_text))
                 cur.execute(
                     f"INSERT INTO codes ({columns}) SELECT {columns} FROM codes_stage"
                     " ON CONFLICT (code_key) DO NOTHING RETURNING code_key"
@@ -227,7 +255,7 @@ class IssuanceStore:
                 cur.execute("TRUNCATE codes_stage")
         except psycopg2.Error as exc:
             raise translate_db_error(exc) from exc
-        return {row[0] for row in rows} - inserted
+        return set(code_keys) - inserted
 
     def state_counts(self, tenant_id: str, request_id: str) -> dict[str, int]:
         rows = self._uow.execute(

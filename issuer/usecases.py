@@ -10,21 +10,27 @@ request id always yields the same codes in the same order and no code goes to tw
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 
 from issuer.domain.commands import IssueCommand, ValidIssue, validate_issue
 from issuer.domain.encoding import CodeFormatter
-from issuer.domain.serials import check_bound, draw_serials
+from issuer.domain.serials import check_bound
 from issuer.line_storage import LineStore
-from issuer.storage import CodeRow, IssuanceStore, IssueRequestRow, StoredKey
+from issuer.minting import Minted, MintSpec, MintWorkers, mint
+from issuer.storage import (
+    CodeRow,
+    IssuanceStore,
+    IssueRequestRow,
+    StoredKey,
+)
 from sealmark.clock import Clock
 from sealmark.crypto.keys import KeyVault, SealedKey, Signer
 from sealmark.crypto.pins import PinScheme
-from sealmark.crypto.signature import canonical_bytes, encode_ai8030
 from sealmark.errors import FailedPrecondition, InvalidArgument
 from sealmark.events import NewEvent
 from sealmark.storage.postgres import PostgresDatabase, retrying
@@ -64,6 +70,7 @@ class Issuer:
         keys: KeyVault,
         guess_bound: float,
         sign_threads: int = 2,
+        workers: MintWorkers | None = None,
     ) -> None:
         self._db = database
         self._clock = clock
@@ -72,9 +79,14 @@ class Issuer:
         self._keys = keys
         self._bound = guess_bound
         self._signers: dict[tuple[str, str], Signer] = {}
+        self._sealed: dict[tuple[str, str], SealedKey] = {}
+        self._workers = workers
         self._lock = threading.Lock()
         self._sign_threads = sign_threads
         self._sign_pool = ThreadPoolExecutor(max(1, sign_threads), thread_name_prefix="sign")
+        # Per stream, at most two chunks are minted ahead and one written ahead.
+        self._mint_pool = ThreadPoolExecutor(4, thread_name_prefix="mint")
+        self._write_pool = ThreadPoolExecutor(4, thread_name_prefix="write")
 
     # -- issuance -----------------------------------------------------------------------
     def issue(self, principal: Principal, command: IssueCommand) -> Iterator[IssueBatch]:
@@ -92,9 +104,8 @@ class Issuer:
             request.gtin, request.lot, request.expiry, request.production_date, tenant.resolver_host
         )
         pending: list[IssuedCode] = []
-        for start in range(cmd.resume_from - cmd.resume_from % CHUNK, request.quantity, CHUNK):
-            stop = min(start + CHUNK, request.quantity)
-            rows = retrying(functools.partial(self._chunk, request, product, signer, start, stop))
+        first = cmd.resume_from - cmd.resume_from % CHUNK
+        for rows in self._chunks(request, product, signer, first):
             for row in rows:
                 if row.seq < cmd.resume_from:
                     continue
@@ -115,9 +126,9 @@ class Issuer:
         )
         request = retrying(lambda: self._open_request(principal.tenant_id, cmd, product))
         signer = self._signer(principal.tenant_id, request.key_id)
-        for start in range(request.generated - request.generated % CHUNK, request.quantity, CHUNK):
-            stop = min(start + CHUNK, request.quantity)
-            retrying(functools.partial(self._chunk, request, product, signer, start, stop))
+        first = request.generated - request.generated % CHUNK
+        for _ in self._chunks(request, product, signer, first):
+            pass
         return self.pool(principal, request.request_id)[0]
 
     def pool(self, principal: Principal, request_id: str) -> tuple[IssueRequestRow, dict[str, int]]:
@@ -178,9 +189,74 @@ class Issuer:
             )
         return existing
 
-    def _chunk(
-        self, request: IssueRequestRow, product: Product, signer: Signer, start: int, stop: int
+    def _chunks(
+        self, request: IssueRequestRow, product: Product, signer: Signer, first: int
+    ) -> Iterator[list[CodeRow]]:
+        """The request's chunks from ``first`` on, each durable before it is yielded.
+
+        A three-stage pipeline keeps both cores busy: while the caller streams chunk i, chunk
+        i+1 is being written (COPY and commit; psycopg2 waits without the GIL) and chunk i+2
+        is being minted (serials drawn, signed on the sign threads, PINs derived). Minting
+        ahead is pure computation: nothing is stored or sent until the chunk's own
+        transaction, in order, under the request's row lock, so exactly-once is unchanged.
+        Chunks already stored (a resume) are read back instead, and their minting skipped.
+        """
+        starts = range(first, request.quantity, CHUNK)
+        mints: deque[Future[Minted | None]] = deque()
+        writes: deque[Future[list[CodeRow]]] = deque()
+        generated = request.generated
+
+        def mint(start: int) -> Minted | None:
+            if start < generated:
+                return None  # stored already: the write stage reads it back
+            seqs = list(range(start, min(start + CHUNK, request.quantity)))
+            return self._mint(request, product, signer, seqs)
+
+        def write(
+            start: int, minted: Future[Minted | None], previous: Future[list[CodeRow]] | None
+        ) -> list[CodeRow]:
+            if previous is not None:
+                previous.result()  # chunks commit in order; a failure stops the ones after it
+            stop = min(start + CHUNK, request.quantity)
+            return retrying(
+                functools.partial(
+                    self._store_chunk, request, product, signer, start, stop, minted.result()
+                )
+            )
+
+        upcoming = iter(starts)
+        try:
+            for start in itertools.islice(upcoming, 2):
+                mints.append(self._mint_pool.submit(mint, start))
+            for start in starts:
+                previous = writes[-1] if writes else None
+                writes.append(self._write_pool.submit(write, start, mints.popleft(), previous))
+                following = next(upcoming, None)
+                if following is not None:
+                    mints.append(self._mint_pool.submit(mint, following))
+                if len(writes) > 1 or following is None:
+                    yield writes.popleft().result()
+            while writes:
+                yield writes.popleft().result()
+        finally:
+            # The caller went away (or failed): let nothing run on for this stream. A write
+            # already running completes or rolls back by itself; later ones never start.
+            for minting in mints:
+                minting.cancel()
+            for writing in writes:
+                writing.cancel()
+
+    def _store_chunk(
+        self,
+        request: IssueRequestRow,
+        product: Product,
+        signer: Signer,
+        start: int,
+        stop: int,
+        minted: Minted | None,
     ) -> list[CodeRow]:
+        """Store codes ``start..stop`` of the request and advance its counter, in one
+        transaction under its row lock; or read them back when they are stored already."""
         with self._db.unit_of_work() as uow:
             store = IssuanceStore(uow)
             current = store.request(request.tenant_id, request.request_id, lock=True)
@@ -190,36 +266,27 @@ class Issuer:
                 raise FailedPrecondition(
                     f"request {request.request_id}: chunks out of order ({current.generated})"
                 )
-            now = self._clock.now()
+            if minted is None or minted.seqs[0] != start:
+                minted = self._mint(request, product, signer, list(range(start, stop)))
             by_seq: dict[int, CodeRow] = {}
-            todo = list(range(start, stop))
-            while todo:
-                serials = draw_serials(
-                    product.serial_alphabet, product.serial_length, len(todo), self._random
-                )
-                fresh: dict[str, int] = {}
+            while True:
+                collided = store.insert_codes(minted.copy_text, minted.code_keys)
                 redo = []
-                for seq, serial in zip(todo, serials, strict=True):
-                    if serial in fresh:  # drawn twice in this batch
-                        redo.append(seq)
+                for key, row in zip(minted.code_keys, minted.rows(), strict=True):
+                    if key in collided:
+                        redo.append(row.seq)
                     else:
-                        fresh[serial] = seq
-                rows, made = [], {}
-                for row, code in self._make_rows(
-                    request, product, signer, list(fresh.values()), list(fresh), now
-                ):
-                    rows.append(row)
-                    made[request.gtin + code.serial] = code
-                collided = store.insert_codes(rows)
-                by_seq.update({c.seq: c for key, c in made.items() if key not in collided})
-                todo = sorted(redo + [made[key].seq for key in collided])
+                        by_seq[row.seq] = row
+                if not redo:
+                    break
+                minted = self._mint(request, product, signer, redo)  # redraw only those
             store.set_generated(request.tenant_id, request.request_id, stop)
             uow.events.append(
                 NewEvent(
                     tenant_id=request.tenant_id,
                     kind="codes.issued",
                     subject=f"issue:{request.request_id}",
-                    occurred_at=now,
+                    occurred_at=minted.at,
                     payload={
                         "gtin": request.gtin,
                         "lot": request.lot,
@@ -235,47 +302,33 @@ class Issuer:
             uow.commit()
         return [by_seq[seq] for seq in range(start, stop)]
 
-    def _make_rows(
-        self,
-        request: IssueRequestRow,
-        product: Product,
-        signer: Signer,
-        seqs: list[int],
-        serials: list[str],
-        now: datetime,
-    ) -> list[tuple[tuple[object, ...], CodeRow]]:
-        expiry = request.expiry.strftime("%y%m%d")
-        messages = [
-            canonical_bytes(request.gtin, serial, request.lot, expiry, signer.key_id)
-            for serial in serials
-        ]
-        signatures = self._sign_all(signer, messages)
-        out: list[tuple[tuple[object, ...], CodeRow]] = []
-        for seq, serial, raw in zip(seqs, serials, signatures, strict=True):
-            code_key = request.gtin + serial
-            signature = encode_ai8030(signer.key_id, raw)
-            pin = self._pins.pin(code_key, product.pin_length)
-            row = (
-                code_key,
-                request.tenant_id,
-                request.gtin,
-                serial,
-                request.lot,
-                request.expiry,
-                request.production_date,
-                "allocated",
-                signer.key_id,
-                signature,
-                self._pins.pin_hash(code_key, pin),
-                request.work_order,
-                request.line_id,
-                request.request_id,
-                seq,
-                now,
-                now,
-            )
-            out.append((row, CodeRow(seq, serial, signature, pin)))
-        return out
+    def _mint(
+        self, request: IssueRequestRow, product: Product, signer: Signer, seqs: list[int]
+    ) -> Minted:
+        """Draw and sign codes for ``seqs``: in the worker processes for a software key,
+        here (on the sign threads) for a token key or an injected random source."""
+        spec = MintSpec(
+            request.tenant_id,
+            request.request_id,
+            request.gtin,
+            request.lot,
+            request.expiry,
+            request.production_date,
+            signer.key_id,
+            request.work_order,
+            request.line_id,
+            product.serial_alphabet,
+            product.serial_length,
+            product.pin_length,
+        )
+        now = self._clock.now()
+        with self._lock:
+            sealed = self._sealed.get((request.tenant_id, signer.key_id))
+        if self._workers is not None and sealed is not None and sealed.backend == "software":
+            return self._workers.mint(spec, seqs, sealed, now)
+        return mint(
+            spec, seqs, functools.partial(self._sign_all, signer), self._pins, self._random, now
+        )
 
     def _sign_all(self, signer: Signer, messages: list[bytes]) -> list[bytes]:
         """Sign on several threads: the Ed25519 binding releases the GIL while it signs."""
@@ -322,6 +375,7 @@ class Issuer:
             signer = self._keys.signer(sealed)
             with self._lock:
                 signer = self._signers.setdefault((tenant_id, sealed.key_id), signer)
+                self._sealed.setdefault((tenant_id, sealed.key_id), sealed)
         return signer
 
     # -- keys ---------------------------------------------------------------------------

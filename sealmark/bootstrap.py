@@ -8,6 +8,7 @@ import functools
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
@@ -39,6 +40,8 @@ class Container:
     random_bytes: RandomBytes
     embedded: EmbeddedServers | None = None
     authenticator: CachingAuthenticator = field(init=False)
+    # What services started and must stop with the process (worker pools), newest first.
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.authenticator = CachingAuthenticator(self.uow, ttl_s=5.0)
@@ -52,6 +55,8 @@ class Container:
         return self.database.unit_of_work()
 
     def close(self) -> None:
+        while self.closers:
+            self.closers.pop()()
         self.database.close()
         self.redis.close()
         if self.embedded is not None:

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     token: SecretStr | None = Field(
         default=None, description="API token the CLI presents to the services (sealmark issue)"
     )
+    mint_processes: int = Field(
+        default=2,
+        ge=0,
+        le=64,
+        description="worker processes that draw and sign codes (software keys); 0 = in-process",
+    )
     guess_bound: float = Field(
         default=1e-4, gt=0, le=1e-4, description="max issued/space per GTIN (EU FMD: 1e-4)"
     )
