@@ -315,7 +315,14 @@ class IssuerService(issuer_pb2_grpc.IssuerServicer):
     def RotateKey(
         self, request: issuer_pb2.RotateKeyRequest, context: grpc.ServicerContext
     ) -> common_pb2.PublicKey:
-        return public_key_message(self._issuer.rotate_key(current_principal().tenant_id))
+        return public_key_message(
+            self._issuer.rotate_key(
+                current_principal().tenant_id,
+                request.request_id,
+                request.revoke_previous,
+                request.reason,
+            )
+        )
 
     def GetProduct(
         self, request: issuer_pb2.GetProductRequest, context: grpc.ServicerContext
@@ -350,6 +357,8 @@ def public_key_message(key: StoredKey) -> common_pb2.PublicKey:
     message.not_before.FromDatetime(key.created_at)
     if key.retired_at is not None:
         message.retired_at.FromDatetime(key.retired_at)
+    if key.revoked_at is not None:
+        message.revoked_at.FromDatetime(key.revoked_at)
     return message
 
 

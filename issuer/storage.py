@@ -96,6 +96,8 @@ class StoredKey:
     public_key: bytes
     created_at: datetime
     retired_at: datetime | None
+    revoked_at: datetime | None = None
+    revoke_reason: str | None = None
 
 
 _KEY_COLUMNS = "key_id, public_key, private_key_pem, backend, token_label"
@@ -132,21 +134,43 @@ class IssuanceStore:
 
     def keys(self, tenant_id: str) -> list[StoredKey]:
         rows = self._uow.execute(
-            "SELECT key_id, public_key, created_at, retired_at FROM signing_keys"
-            " WHERE tenant_id = %s ORDER BY created_at, key_id",
+            "SELECT key_id, public_key, created_at, retired_at, revoked_at, revoke_reason"
+            " FROM signing_keys WHERE tenant_id = %s ORDER BY created_at, key_id",
             (tenant_id,),
         )
-        return [StoredKey(r[0], bytes(r[1]), r[2], r[3]) for r in rows]
+        return [StoredKey(r[0], bytes(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
 
-    def add_key(self, tenant_id: str, key: SealedKey, at: datetime) -> None:
-        """Store a new key and retire the previous active one (it keeps verifying)."""
-        self._uow.execute(
-            "UPDATE signing_keys SET retired_at = %s WHERE tenant_id = %s AND retired_at IS NULL",
-            (at, tenant_id),
+    def rotation(self, tenant_id: str, request_id: str) -> tuple[str, bool] | None:
+        """(key id, whether it revoked its predecessor) of an earlier rotation with this id."""
+        rows = self._uow.execute(
+            "SELECT key_id, rotate_revokes FROM signing_keys"
+            " WHERE tenant_id = %s AND rotate_request_id = %s",
+            (tenant_id, request_id),
+        )
+        return (rows[0][0], bool(rows[0][1])) if rows else None
+
+    def add_key(
+        self,
+        tenant_id: str,
+        key: SealedKey,
+        at: datetime,
+        *,
+        request_id: str | None = None,
+        revoke_reason: str | None = None,
+    ) -> str | None:
+        """Store a new key and retire the previous active one (it keeps verifying), or, with
+        ``revoke_reason``, revoke it too. Returns the id of the key retired, if any."""
+        retired = self._uow.execute(
+            "UPDATE signing_keys SET retired_at = %s,"
+            " revoked_at = CASE WHEN %s::text IS NULL THEN NULL ELSE %s END,"
+            " revoke_reason = %s"
+            " WHERE tenant_id = %s AND retired_at IS NULL RETURNING key_id",
+            (at, revoke_reason, at, revoke_reason, tenant_id),
         )
         self._uow.execute(
             "INSERT INTO signing_keys (tenant_id, key_id, public_key, private_key_pem, backend,"
-            " token_label, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            " token_label, created_at, rotate_request_id, rotate_revokes)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 tenant_id,
                 key.key_id,
@@ -155,8 +179,20 @@ class IssuanceStore:
                 key.backend,
                 key.token_label,
                 at,
+                request_id,
+                revoke_reason is not None,
             ),
         )
+        return str(retired[0][0]) if retired else None
+
+    def revocation(self, tenant_id: str, key_id: str) -> tuple[datetime, str] | None:
+        """When and why ``key_id`` was revoked; None while it is trusted."""
+        rows = self._uow.execute(
+            "SELECT revoked_at, revoke_reason FROM signing_keys"
+            " WHERE tenant_id = %s AND key_id = %s AND revoked_at IS NOT NULL",
+            (tenant_id, key_id),
+        )
+        return (rows[0][0], rows[0][1]) if rows else None
 
     def lock_tenant_keys(self, tenant_id: str) -> int:
         """Serialise key rotation per tenant; returns how many keys it has."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -31,7 +32,7 @@ from issuer.storage import (
 from sealmark.clock import Clock
 from sealmark.crypto.keys import KeyVault, SealedKey, Signer
 from sealmark.crypto.pins import PinScheme
-from sealmark.errors import FailedPrecondition, InvalidArgument
+from sealmark.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from sealmark.events import NewEvent
 from sealmark.storage.postgres import PostgresDatabase, retrying
 from sealmark.tenancy.model import Principal, Product, Role
@@ -260,6 +261,13 @@ class Issuer:
         with self._db.unit_of_work() as uow:
             store = IssuanceStore(uow)
             current = store.request(request.tenant_id, request.request_id, lock=True)
+            revoked = store.revocation(request.tenant_id, request.key_id)
+            if revoked is not None:
+                raise FailedPrecondition(
+                    f"request {request.request_id}: its signing key {request.key_id} was revoked"
+                    f" at {revoked[0].isoformat()} ({revoked[1]}); its codes must not be"
+                    " printed: issue them again under a new request id"
+                )
             if current.generated >= stop:
                 return store.codes(request.tenant_id, request.request_id, start, stop)
             if current.generated != start:
@@ -379,22 +387,55 @@ class Issuer:
         return signer
 
     # -- keys ---------------------------------------------------------------------------
-    def rotate_key(self, tenant_id: str) -> StoredKey:
-        """Add a new signing key; the previous one is retired but keeps verifying."""
+    def rotate_key(
+        self, tenant_id: str, request_id: str = "", revoke_previous: bool = False, reason: str = ""
+    ) -> StoredKey:
+        """Add a new signing key; the previous one is retired but keeps verifying. With
+        ``revoke_previous`` (a compromised key; ``reason`` required) it is also revoked: offline
+        checkers stop trusting it and its requests are never streamed to a line again. A
+        ``request_id`` makes the rotation idempotent: a retry returns the key it created."""
+        if request_id and not _ROTATE_ID.match(request_id):
+            raise InvalidArgument(
+                "RotateKeyRequest.request_id", "want 1..64 characters of A-Z a-z 0-9 . _ : -"
+            )
+        if len(reason) > 500:
+            raise InvalidArgument("RotateKeyRequest.reason", "at most 500 characters")
+        if revoke_previous and not reason.strip():
+            raise InvalidArgument(
+                "RotateKeyRequest.reason", "required with revoke_previous: say why it is revoked"
+            )
         with self._db.unit_of_work() as uow:
             store = IssuanceStore(uow)
             count = store.lock_tenant_keys(tenant_id)
             uow.tenants.get(tenant_id)
+            earlier = store.rotation(tenant_id, request_id) if request_id else None
+            if earlier is not None:
+                if earlier[1] != revoke_previous:
+                    raise AlreadyExists(
+                        f"RotateKeyRequest.request_id {request_id} was used for a rotation "
+                        f"{'with' if earlier[1] else 'without'} revoke_previous"
+                    )
+                return next(k for k in store.keys(tenant_id) if k.key_id == earlier[0])
             key_id = _key_id(count + 1)
             now = self._clock.now()
-            store.add_key(tenant_id, self._keys.create(tenant_id, key_id), now)
+            previous = store.add_key(
+                tenant_id,
+                self._keys.create(tenant_id, key_id),
+                now,
+                request_id=request_id or None,
+                revoke_reason=reason.strip() if revoke_previous else None,
+            )
+            payload: dict[str, object] = {"key_id": key_id, "previous": previous}
+            if revoke_previous:
+                payload.update(revoked=previous, reason=reason.strip())
             uow.events.append(
                 NewEvent(
                     tenant_id=tenant_id,
                     kind="keys.rotated",
                     subject=f"key:{key_id}",
                     occurred_at=now,
-                    payload={"key_id": key_id},
+                    payload=payload,
+                    request_id=request_id or None,
                 )
             )
             uow.commit()
@@ -410,6 +451,7 @@ class Issuer:
             return IssuanceStore(uow).issued_count(gtin)
 
 
+_ROTATE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _KEY_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_"
 
 

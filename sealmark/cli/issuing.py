@@ -25,6 +25,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     ksub = keys.add_subparsers(dest="action", required=True)
     rotate = ksub.add_parser("rotate", help="add a new signing key; old codes keep verifying")
     rotate.add_argument("--tenant", required=True)
+    rotate.add_argument("--request-id", default="", help="idempotency key for retries")
+    rotate.add_argument(
+        "--revoke-previous",
+        action="store_true",
+        help="the previous key is compromised: revoke it (offline checks stop trusting it)",
+    )
+    rotate.add_argument("--reason", default="", help="why (required with --revoke-previous)")
     klist = ksub.add_parser("list", help="the brand's public keys")
     klist.add_argument("--tenant", required=True)
     export = ksub.add_parser("export", help="write the public key set as a JSON file")
@@ -59,7 +66,7 @@ def run_keys(args: argparse.Namespace, container: Container) -> int:
 
     issuer = build_issuer(container)
     if args.action == "rotate":
-        key = issuer.rotate_key(args.tenant)
+        key = issuer.rotate_key(args.tenant, args.request_id, args.revoke_previous, args.reason)
         emit(
             {"key_id": key.key_id, "public_key": key.public_key, "created_at": key.created_at},
             args.json,
@@ -72,6 +79,8 @@ def run_keys(args: argparse.Namespace, container: Container) -> int:
             "public_key": k.public_key.hex(),
             "created_at": k.created_at,
             "retired_at": k.retired_at,
+            "revoked_at": k.revoked_at,
+            "revoke_reason": k.revoke_reason,
         }
         for k in issuer.key_set(args.tenant)
     ]

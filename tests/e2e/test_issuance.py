@@ -219,6 +219,61 @@ def test_rotation_keeps_old_codes_verifying(world: dict[str, Any]) -> None:
         _verify_offline(code, world["gtin"], keys)
 
 
+def test_rotation_is_idempotent_by_request_id(world: dict[str, Any]) -> None:
+    request_id = "rot-" + os.urandom(4).hex()
+    first = world["stub"].RotateKey(
+        issuer_pb2.RotateKeyRequest(request_id=request_id), metadata=_md(world["admin"]), timeout=5
+    )
+    again = world["stub"].RotateKey(
+        issuer_pb2.RotateKeyRequest(request_id=request_id), metadata=_md(world["admin"]), timeout=5
+    )
+    assert again == first
+    assert [k.key_id for k in _keys_full(world)].count(first.key_id) == 1
+    with pytest.raises(grpc.RpcError) as caught:
+        world["stub"].RotateKey(
+            issuer_pb2.RotateKeyRequest(request_id=request_id, revoke_previous=True, reason="x"),
+            metadata=_md(world["admin"]),
+            timeout=5,
+        )
+    assert caught.value.code() == Code.ALREADY_EXISTS
+    assert "RotateKeyRequest.request_id" in caught.value.details()
+
+
+def test_revoking_a_key_stops_its_requests_and_shows_in_the_key_set(world: dict[str, Any]) -> None:
+    request_id = "rev-" + os.urandom(4).hex()
+    before = _codes(_issue(world, request_id=request_id, quantity=5))
+    with pytest.raises(grpc.RpcError) as caught:
+        world["stub"].RotateKey(
+            issuer_pb2.RotateKeyRequest(revoke_previous=True),
+            metadata=_md(world["admin"]),
+            timeout=5,
+        )
+    assert caught.value.code() == Code.INVALID_ARGUMENT
+    assert "RotateKeyRequest.reason" in caught.value.details()
+
+    world["stub"].RotateKey(
+        issuer_pb2.RotateKeyRequest(revoke_previous=True, reason="key file leaked"),
+        metadata=_md(world["admin"]),
+        timeout=5,
+    )
+    revoked = {k.key_id: k for k in _keys_full(world)}[before[0].key_id]
+    assert revoked.HasField("revoked_at") and revoked.HasField("retired_at")
+    with pytest.raises(grpc.RpcError) as caught:
+        _issue(world, request_id=request_id, quantity=5)  # the line retries the old request
+    assert caught.value.code() == Code.FAILED_PRECONDITION
+    assert f"signing key {before[0].key_id} was revoked" in caught.value.details()
+    fresh = _codes(_issue(world, quantity=2))
+    assert fresh[0].key_id != before[0].key_id
+    _verify_offline(fresh[0], world["gtin"], _keys(world))
+
+
+def _keys_full(world: dict[str, Any]) -> list[Any]:
+    key_set = world["stub"].GetKeySet(
+        issuer_pb2.GetKeySetRequest(), metadata=_md(world["line"]), timeout=5
+    )
+    return list(key_set.keys)
+
+
 def test_rotation_needs_admin(world: dict[str, Any]) -> None:
     with pytest.raises(grpc.RpcError) as caught:
         world["stub"].RotateKey(
