@@ -75,6 +75,7 @@ class IssuerService(issuer_pb2_grpc.IssuerServicer):
     def __init__(self, container: Container) -> None:
         self._uow = container.uow
         self._issuer = build_issuer(container)
+        self._issuer.start_workers()
         self._lines = LineReports(container.database, container.clock)
         self._bound = container.settings.guess_bound
 

@@ -25,7 +25,7 @@ from issuer.domain.serials import draw_serials
 from issuer.storage import CodeRow, copy_line, copy_line_tail
 from sealmark.crypto.keys import SealedKey, SoftwareSigner, unseal
 from sealmark.crypto.pins import PinScheme
-from sealmark.crypto.signature import canonical_bytes, encode_ai8030
+from sealmark.crypto.signature import ai8030_encoder, canonical_parts
 
 RandomBytes = Callable[[int], bytes]
 SignMany = Callable[[list[bytes]], list[bytes]]
@@ -88,14 +88,15 @@ def mint(
             if serial not in seen:  # drawn twice in this chunk: draw again
                 seen.add(serial)
                 serials.append(serial)
-    gtin, lot, key_id = spec.gtin, spec.lot, spec.key_id
-    expiry = spec.expiry.strftime("%y%m%d")
-    raw = sign_many([canonical_bytes(gtin, serial, lot, expiry, key_id) for serial in serials])
+    gtin, key_id = spec.gtin, spec.key_id
+    head, tail_bytes = canonical_parts(gtin, spec.lot, spec.expiry.strftime("%y%m%d"), key_id)
+    raw = sign_many([head + serial.encode("ascii") + tail_bytes for serial in serials])
+    encode = ai8030_encoder(key_id)
     tail = copy_line_tail(
         (
             spec.tenant_id,
             gtin,
-            lot,
+            spec.lot,
             spec.expiry,
             spec.production_date,
             "allocated",
@@ -110,7 +111,7 @@ def mint(
     lines, keys, signatures, codes_pins = [], [], [], []
     for seq, serial, signed in zip(seqs, serials, raw, strict=True):
         code_key = gtin + serial
-        signature = encode_ai8030(key_id, signed)
+        signature = encode(signed)
         pin = pins.pin(code_key, spec.pin_length)
         pin_hash = pins.pin_hash(code_key, pin)
         lines.append(f"{copy_line(code_key, serial, signature, pin_hash, seq)}\t{tail}\n")
@@ -137,6 +138,13 @@ class MintWorkers:
     def mint(self, spec: MintSpec, seqs: list[int], key: SealedKey, now: datetime) -> Minted:
         minted: Minted = self._executor().submit(_mint_in_worker, spec, seqs, key, now).result()
         return minted
+
+    def start(self) -> None:
+        """Spawn every worker now (a server calls this at start), so that the first issuance
+        does not pay for starting them. Returns at once."""
+        executor = self._executor()
+        for _ in range(self.processes):
+            executor.submit(_ready)
 
     def close(self) -> None:
         with self._lock:
@@ -169,6 +177,10 @@ def _start_worker(pepper: bytes, passphrase: bytes) -> None:
     _worker_pins = PinScheme(pepper)
     _worker_passphrase = passphrase
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _ready() -> None:
+    time.sleep(0.05)  # keep this worker busy briefly, so the next submit spawns another
 
 
 def _exit_with_parent(parent: int) -> None:

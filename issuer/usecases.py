@@ -89,6 +89,11 @@ class Issuer:
         self._mint_pool = ThreadPoolExecutor(4, thread_name_prefix="mint")
         self._write_pool = ThreadPoolExecutor(4, thread_name_prefix="write")
 
+    def start_workers(self) -> None:
+        """Spawn the minting processes now rather than on the first issuance."""
+        if self._workers is not None:
+            self._workers.start()
+
     # -- issuance -----------------------------------------------------------------------
     def issue(self, principal: Principal, command: IssueCommand) -> Iterator[IssueBatch]:
         """Stream the request's codes from ``resume_from``, in batches, each durable first."""

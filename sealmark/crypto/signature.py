@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -28,15 +29,33 @@ SIGNATURE_CHARS = 86
 
 
 def canonical_bytes(gtin: str, serial: str, lot: str, expiry_yymmdd: str, key_id: str) -> bytes:
-    return b"\n".join(
-        (DOMAIN, *(v.encode("ascii") for v in (gtin, serial, lot, expiry_yymmdd, key_id)))
-    )
+    head, tail = canonical_parts(gtin, lot, expiry_yymmdd, key_id)
+    return head + serial.encode("ascii") + tail
+
+
+def canonical_parts(gtin: str, lot: str, expiry_yymmdd: str, key_id: str) -> tuple[bytes, bytes]:
+    """What the canonical bytes of every code of one batch share, before and after the serial
+    (``head + serial + tail``): built once per batch instead of once per code."""
+    head = b"\n".join((DOMAIN, gtin.encode("ascii"))) + b"\n"
+    tail = b"\n" + b"\n".join(v.encode("ascii") for v in (lot, expiry_yymmdd, key_id))
+    return head, tail
 
 
 def encode_ai8030(key_id: str, signature: bytes) -> str:
-    if not KEY_ID.match(key_id) or len(signature) != 64:
-        raise ValueError("want a 2-character key id and a 64-byte Ed25519 signature")
-    return key_id + base64.urlsafe_b64encode(signature).decode("ascii").rstrip("=")
+    return ai8030_encoder(key_id)(signature)
+
+
+def ai8030_encoder(key_id: str) -> Callable[[bytes], str]:
+    """``encode(signature) -> AI 8030 value`` for one key id, checked once."""
+    if not KEY_ID.match(key_id):
+        raise ValueError("want a 2-character key id")
+
+    def encode(signature: bytes) -> str:
+        if len(signature) != 64:
+            raise ValueError("want a 64-byte Ed25519 signature")
+        return key_id + base64.urlsafe_b64encode(signature)[:SIGNATURE_CHARS].decode("ascii")
+
+    return encode
 
 
 def decode_ai8030(value: str, field: str = "8030") -> tuple[str, bytes]:
