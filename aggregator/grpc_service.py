@@ -1,15 +1,25 @@
-"""The Aggregator's gRPC face. Every RPC of the contract is inherited from the generated base
-class and answers UNIMPLEMENTED until the Aggregator issue lands; the access policy is final."""
+"""The Aggregator's gRPC face: messages in, use cases, messages out. Replace, Sample and Rework
+are not built yet and answer UNIMPLEMENTED (the generated base class does); the access policy
+is final."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
 import grpc
 
+from aggregator.domain import Level, UnitRef, scanned, sgtin, sscc
+from aggregator.usecases import Aggregator, ChildRow, Outcome, Where
 from sealmark.bootstrap import Container
+from sealmark.errors import InvalidArgument, SealmarkError
 from sealmark.server.app import ServiceBinding
+from sealmark.server.errors import status_for
+from sealmark.server.interceptor import current_principal
 from sealmark.server.policy import READ, policy
-from sealmark.tenancy.model import Role
-from sealmark.v1 import aggregator_pb2_grpc
+from sealmark.tenancy.model import Principal, Role
+from sealmark.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2
 
 POLICY = policy(
     "Aggregator",
@@ -19,17 +29,298 @@ POLICY = policy(
         READ: ["ListChildren", "GetCounts", "GetAncestors", "GetContainmentHistory"],
     },
 )
+_HISTORY_TYPES = {
+    "packed": common_pb2.EVENT_TYPE_PACKED,
+    "unpacked": common_pb2.EVENT_TYPE_UNPACKED,
+    "replaced": common_pb2.EVENT_TYPE_REPLACED,
+    "sampled": common_pb2.EVENT_TYPE_SAMPLED,
+    "reworked": common_pb2.EVENT_TYPE_REWORKED,
+}
+
+
+def unit_of(ref: common_pb2.CodeRef, field: str) -> UnitRef:
+    """A CodeRef as a unit; InvalidArgument naming ``field`` when it is empty or malformed."""
+    which = ref.WhichOneof("key")
+    if which == "sgtin":
+        return sgtin(ref.sgtin.gtin, ref.sgtin.serial, field)
+    if which == "sscc":
+        return sscc(ref.sscc, field)
+    if which == "scanned":
+        return scanned(ref.scanned, field)
+    raise InvalidArgument(field, "required: one of sgtin, sscc, scanned")
+
+
+def units_of(refs: Any, field: str) -> list[UnitRef]:
+    return [unit_of(ref, f"{field}[{i}]") for i, ref in enumerate(refs)]
+
+
+def code_ref(unit: UnitRef) -> common_pb2.CodeRef:
+    if unit.is_sscc:
+        return common_pb2.CodeRef(sscc=unit.sscc)
+    return common_pb2.CodeRef(sgtin=common_pb2.Sgtin(gtin=unit.gtin, serial=unit.serial))
+
+
+def where_of(request: Any, time_field: str = "event_time") -> Where:
+    when = (
+        getattr(request, time_field).ToDatetime(tzinfo=UTC)
+        if request.HasField(time_field)
+        else None
+    )
+    place = request.place
+    return Where(
+        event_time=when,
+        time_zone_offset=request.event_time_zone_offset,
+        location=place.location,
+        market=place.market,
+        read_point=place.read_point,
+    )
+
+
+def _level(value: int) -> Level | None:
+    return None if value == common_pb2.PACK_LEVEL_UNSPECIFIED else Level(value)
+
+
+def _state_enum(state: str) -> int:
+    return common_pb2.CodeState.Value(f"CODE_STATE_{state.upper()}") if state else 0
+
+
+def _level_enum(level: str) -> int:
+    return common_pb2.PackLevel.Value(f"PACK_LEVEL_{level.upper()}") if level else 0
+
+
+def _stamp(at: datetime) -> Any:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    stamp = Timestamp()
+    stamp.FromDatetime(at)
+    return stamp
+
+
+def _aggregation_result(outcome: Outcome) -> aggregator_pb2.AggregationResult:
+    return aggregator_pb2.AggregationResult(
+        event_id=outcome.event_id,
+        duplicate=outcome.duplicate,
+        children_affected=outcome.affected,
+        recorded_at=_stamp(outcome.recorded_at),
+    )
+
+
+def _logistics_result(outcome: Outcome) -> aggregator_pb2.LogisticsResult:
+    return aggregator_pb2.LogisticsResult(
+        event_id=outcome.event_id, duplicate=outcome.duplicate, codes_affected=outcome.affected
+    )
+
+
+def _child(row: ChildRow) -> aggregator_pb2.Child:
+    return aggregator_pb2.Child(
+        code=code_ref(row.unit),
+        parent=code_ref(row.parent),
+        depth=row.depth,
+        state=_state_enum(row.state),  # type: ignore[arg-type]
+        level=_level_enum(row.level),  # type: ignore[arg-type]
+        market=row.market,
+    )
 
 
 class AggregatorService(aggregator_pb2_grpc.AggregatorServicer):
     def __init__(self, container: Container) -> None:
-        self._container = container
+        self._aggregator = Aggregator(container.database, container.clock)
+
+    # -- packing ------------------------------------------------------------------------
+    def Pack(
+        self, request: aggregator_pb2.PackRequest, context: grpc.ServicerContext
+    ) -> aggregator_pb2.AggregationResult:
+        return _aggregation_result(self._pack(current_principal(), request))
+
+    def Unpack(
+        self, request: aggregator_pb2.UnpackRequest, context: grpc.ServicerContext
+    ) -> aggregator_pb2.AggregationResult:
+        return _aggregation_result(self._unpack(current_principal(), request))
+
+    def PackStream(
+        self, requests: Iterator[aggregator_pb2.PackStreamRequest], context: grpc.ServicerContext
+    ) -> Iterator[aggregator_pb2.PackAck]:
+        principal = current_principal()
+        for message in requests:
+            which = message.WhichOneof("event")
+            event = getattr(message, which) if which else None
+            event_id = event.event_id if event is not None else ""
+            try:
+                if which == "pack":
+                    outcome = self._pack(principal, message.pack)
+                elif which == "unpack":
+                    outcome = self._unpack(principal, message.unpack)
+                elif which is None:
+                    raise InvalidArgument("PackStreamRequest.event", "required")
+                else:
+                    raise InvalidArgument(
+                        f"PackStreamRequest.{which}", "not available on this server yet"
+                    )
+            except SealmarkError as exc:
+                status, text = status_for(exc, "/sealmark.v1.Aggregator/PackStream")
+                yield aggregator_pb2.PackAck(
+                    event_id=event_id, ok=False, error_code=status.name, error_message=text
+                )
+                continue
+            yield aggregator_pb2.PackAck(
+                event_id=outcome.event_id,
+                ok=True,
+                duplicate=outcome.duplicate,
+                children_affected=outcome.affected,
+            )
+
+    def _pack(self, principal: Principal, request: aggregator_pb2.PackRequest) -> Outcome:
+        return self._aggregator.pack(
+            principal,
+            request.event_id,
+            unit_of(request.parent, "PackRequest.parent"),
+            units_of(request.children, "PackRequest.children"),
+            where_of(request),
+            _level(request.parent_level),
+            request.line_id,
+        )
+
+    def _unpack(self, principal: Principal, request: aggregator_pb2.UnpackRequest) -> Outcome:
+        return self._aggregator.unpack(
+            principal,
+            request.event_id,
+            unit_of(request.parent, "UnpackRequest.parent"),
+            units_of(request.children, "UnpackRequest.children"),
+            where_of(request),
+            request.line_id,
+        )
+
+    # -- logistics ----------------------------------------------------------------------
+    def Ship(
+        self, request: aggregator_pb2.ShipRequest, context: grpc.ServicerContext
+    ) -> aggregator_pb2.LogisticsResult:
+        return _logistics_result(
+            self._aggregator.ship(
+                current_principal(),
+                request.event_id,
+                units_of(request.codes, "ShipRequest.codes"),
+                request.to_party,
+                request.destination_market,
+                where_of(request),
+                [(t.type, t.id) for t in request.biz_transactions],
+            )
+        )
+
+    def Receive(
+        self, request: aggregator_pb2.ReceiveRequest, context: grpc.ServicerContext
+    ) -> aggregator_pb2.LogisticsResult:
+        return _logistics_result(
+            self._aggregator.receive(
+                current_principal(),
+                request.event_id,
+                units_of(request.codes, "ReceiveRequest.codes"),
+                request.from_party,
+                where_of(request),
+                [(t.type, t.id) for t in request.biz_transactions],
+            )
+        )
+
+    def Decommission(
+        self, request: aggregator_pb2.DecommissionRequest, context: grpc.ServicerContext
+    ) -> aggregator_pb2.LogisticsResult:
+        reason = ""
+        if request.reason != aggregator_pb2.DECOMMISSION_REASON_UNSPECIFIED:
+            name = aggregator_pb2.DecommissionReason.Name(request.reason)
+            reason = name.removeprefix("DECOMMISSION_REASON_").lower()
+        return _logistics_result(
+            self._aggregator.decommission(
+                current_principal(),
+                request.event_id,
+                units_of(request.codes, "DecommissionRequest.codes"),
+                reason,
+                where_of(request),
+                request.note,
+            )
+        )
+
+    def UndoDecommission(
+        self, request: aggregator_pb2.UndoDecommissionRequest, context: grpc.ServicerContext
+    ) -> aggregator_pb2.LogisticsResult:
+        return _logistics_result(
+            self._aggregator.undo_decommission(
+                current_principal(),
+                request.event_id,
+                units_of(request.codes, "UndoDecommissionRequest.codes"),
+                where_of(request),
+                request.note,
+            )
+        )
+
+    # -- queries ------------------------------------------------------------------------
+    def ListChildren(
+        self, request: aggregator_pb2.ListChildrenRequest, context: grpc.ServicerContext
+    ) -> Iterator[aggregator_pb2.ListChildrenResponse]:
+        pages = self._aggregator.children(
+            current_principal(),
+            unit_of(request.parent, "ListChildrenRequest.parent"),
+            request.all_levels,
+            request.page.page_size,
+            request.page.page_token,
+        )
+        for rows, token in pages:
+            yield aggregator_pb2.ListChildrenResponse(
+                children=[_child(r) for r in rows], next_page_token=token
+            )
+
+    def GetCounts(
+        self, request: aggregator_pb2.GetCountsRequest, context: grpc.ServicerContext
+    ) -> aggregator_pb2.GetCountsResponse:
+        per_level, direct = self._aggregator.counts(
+            current_principal(), unit_of(request.parent, "GetCountsRequest.parent")
+        )
+        ordered = sorted(per_level.items(), key=lambda item: Level.named(item[0]))
+        return aggregator_pb2.GetCountsResponse(
+            counts=[
+                aggregator_pb2.LevelCount(level=_level_enum(level), count=n)  # type: ignore[arg-type]
+                for level, n in ordered
+            ],
+            total=sum(per_level.values()),
+            direct=direct,
+        )
+
+    def GetAncestors(
+        self, request: aggregator_pb2.GetAncestorsRequest, context: grpc.ServicerContext
+    ) -> aggregator_pb2.GetAncestorsResponse:
+        chain = self._aggregator.ancestors(
+            current_principal(), unit_of(request.code, "GetAncestorsRequest.code")
+        )
+        response = aggregator_pb2.GetAncestorsResponse(ancestors=[code_ref(u) for u in chain])
+        if chain:
+            response.top.CopyFrom(code_ref(chain[-1]))
+        return response
+
+    def GetContainmentHistory(
+        self, request: aggregator_pb2.GetContainmentHistoryRequest, context: grpc.ServicerContext
+    ) -> aggregator_pb2.GetContainmentHistoryResponse:
+        rows, token = self._aggregator.history(
+            current_principal(),
+            unit_of(request.code, "GetContainmentHistoryRequest.code"),
+            request.page.page_size,
+            request.page.page_token,
+        )
+        events = []
+        for row in rows:
+            event = common_pb2.CodeEvent(
+                event_id=row.event_id,
+                event_time=_stamp(row.event_time),
+                type=_HISTORY_TYPES.get(row.action, common_pb2.EVENT_TYPE_UNSPECIFIED),
+                attributes={k: str(v) for k, v in row.attributes.items()},
+            )
+            if row.parent is not None:
+                event.parent_code.CopyFrom(code_ref(row.parent))
+            events.append(event)
+        return aggregator_pb2.GetContainmentHistoryResponse(events=events, next_page_token=token)
 
 
 def binding(container: Container) -> ServiceBinding:
     def register(server: grpc.Server) -> None:
         # The .pyi marks every RPC abstract; the generated runtime base class answers
-        # UNIMPLEMENTED for the ones not built yet, which is the contract we want.
+        # UNIMPLEMENTED for the ones not built yet (Replace, Sample, Rework).
         servicer = AggregatorService(container)  # type: ignore[abstract]
         aggregator_pb2_grpc.add_AggregatorServicer_to_server(servicer, server)
 

@@ -1,0 +1,212 @@
+"""The packing hierarchy's rules, without storage: unit references, levels, event times,
+decommission reasons and the undo window. Pure: standard library and sealmark's pure core."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import IntEnum
+
+from sealmark.errors import FailedPrecondition, InvalidArgument
+from sealmark.gs1 import (
+    ScanKind,
+    classify_scan,
+    normalize_gtin,
+    parse_digital_link,
+    parse_element_string,
+    parse_hri,
+    validate_cset82,
+    validate_sscc,
+)
+from sealmark.lifecycle import CodeState
+
+EVENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+OFFSET = re.compile(r"^[+-](0\d|1[0-4]):[0-5]\d$")
+MAX_CHILDREN = 10_000
+MAX_LOGISTICS = 1_000
+MAX_SCAN = 4096
+FUTURE_SLACK = timedelta(minutes=5)
+UNDO_WINDOW = timedelta(days=10)
+SSCC_PREFIX = "sscc:"
+
+
+class Level(IntEnum):
+    ITEM = 1
+    BUNDLE = 2
+    CASE = 3
+    PALLET = 4
+
+    @classmethod
+    def named(cls, name: str) -> Level:
+        return cls[name.upper()]
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class UnitRef:
+    """A code (GTIN + serial) or an SSCC, as the caller named it."""
+
+    gtin: str = ""
+    serial: str = ""
+    sscc: str = ""
+
+    @property
+    def key(self) -> str:
+        return SSCC_PREFIX + self.sscc if self.sscc else self.gtin + self.serial
+
+    @property
+    def is_sscc(self) -> bool:
+        return bool(self.sscc)
+
+    def __str__(self) -> str:
+        return f"SSCC {self.sscc}" if self.sscc else f"code {self.gtin} / {self.serial}"
+
+    @classmethod
+    def of_key(cls, key: str) -> UnitRef:
+        if key.startswith(SSCC_PREFIX):
+            return cls(sscc=key[len(SSCC_PREFIX) :])
+        return cls(gtin=key[:14], serial=key[14:])
+
+
+def sgtin(gtin: str, serial: str, field: str) -> UnitRef:
+    return UnitRef(
+        gtin=normalize_gtin(gtin, f"{field}.sgtin.gtin"),
+        serial=validate_cset82(serial, f"{field}.sgtin.serial"),
+    )
+
+
+def sscc(value: str, field: str) -> UnitRef:
+    return UnitRef(sscc=validate_sscc(value, f"{field}.sscc"))
+
+
+def scanned(payload: str, field: str) -> UnitRef:
+    """A unit from a scanned payload: a Digital Link URI, an element string (with or without
+    symbology identifier) or HRI carrying (00) SSCC or (01) GTIN + (21) serial."""
+    name = f"{field}.scanned"
+    if len(payload) > MAX_SCAN:
+        raise InvalidArgument(name, f"{len(payload)} bytes, at most {MAX_SCAN}")
+    scan = classify_scan(payload)
+    if scan.kind is ScanKind.DIGITAL_LINK:
+        pairs = dict(parse_digital_link(scan.body, name))
+    elif scan.kind is ScanKind.ELEMENT_STRING:
+        pairs = dict(parse_element_string(payload, name))
+    elif scan.kind is ScanKind.HRI:
+        pairs = dict(parse_hri(scan.body, name))
+    else:
+        raise InvalidArgument(name, "not a GS1 Digital Link, element string or HRI")
+    if "00" in pairs:
+        return sscc(pairs["00"], field)
+    if "01" in pairs and "21" in pairs:
+        return sgtin(pairs["01"], pairs["21"], field)
+    raise InvalidArgument(name, "carries neither (00) SSCC nor (01) GTIN with (21) serial")
+
+
+def check_event_id(value: str, field: str) -> str:
+    if not EVENT_ID.match(value):
+        raise InvalidArgument(field, "want 1..64 characters of A-Z a-z 0-9 . _ : -")
+    return value
+
+
+def event_time(value: datetime | None, now: datetime, field: str) -> datetime:
+    """The event's time: now when unset; never more than five minutes ahead of the server."""
+    if value is None:
+        return now
+    if value > now + FUTURE_SLACK:
+        raise InvalidArgument(field, f"{value.isoformat()} is in the future")
+    return value
+
+
+def check_offset(value: str, field: str) -> str:
+    if value and not OFFSET.match(value):
+        raise InvalidArgument(field, f"{value!r}, want ±HH:MM such as +08:00")
+    return value
+
+
+def distinct_units(refs: list[UnitRef], field: str, low: int, high: int) -> list[UnitRef]:
+    if not low <= len(refs) <= high:
+        raise InvalidArgument(field, f"{len(refs)} given, want {low}..{high}")
+    seen: set[str] = set()
+    for ref in refs:
+        if ref.key in seen:
+            raise InvalidArgument(field, f"{ref} is listed twice")
+        seen.add(ref.key)
+    return refs
+
+
+# -- states ------------------------------------------------------------------------------------
+
+PACKABLE = frozenset({CodeState.COMMISSIONED, CodeState.RECEIVED})
+SHIPPABLE = frozenset({CodeState.COMMISSIONED, CodeState.RECEIVED})
+DECOMMISSION_STATES = {
+    "dispensed": CodeState.DISPENSED,
+    "destroyed": CodeState.DESTROYED,
+    "stolen": CodeState.STOLEN,
+    "locked": CodeState.LOCKED,
+    "exported": CodeState.EXPORTED,
+    "sample": CodeState.SAMPLED,
+    "free_sample": CodeState.SAMPLED,
+}
+# PRODUCT.md §4: an undo is never possible from these.
+NEVER_UNDONE = frozenset(
+    {CodeState.RECALLED, CodeState.EXPIRED, CodeState.DESTROYED, CodeState.STOLEN}
+)
+
+
+def check_packable(unit: UnitRef, state: str, role: str) -> None:
+    if CodeState(state) not in PACKABLE:
+        raise FailedPrecondition(
+            f"{role} {unit} is {state}: only commissioned or received units can be packed"
+        )
+
+
+def check_undo(
+    unit: UnitRef,
+    current: str,
+    decommissioned_state: str,
+    decided_at: datetime,
+    decided_by: str,
+    caller: str,
+    now: datetime,
+) -> None:
+    """Raise FailedPrecondition unless the decommission of ``unit`` may be undone now by
+    ``caller``: within ten days, by the same party, and never from a final or recalled state."""
+    state = CodeState(current)
+    if state in NEVER_UNDONE:
+        raise FailedPrecondition(f"{unit} is {state.value}: a decommission from it is final")
+    if current != decommissioned_state:
+        raise FailedPrecondition(
+            f"{unit} is {current}, not {decommissioned_state} as its decommission left it"
+        )
+    if now - decided_at > UNDO_WINDOW:
+        raise FailedPrecondition(
+            f"{unit} was decommissioned at {decided_at.isoformat()}: more than 10 days ago"
+        )
+    if decided_by != caller:
+        raise FailedPrecondition(f"{unit} was decommissioned by another party: only it may undo")
+
+
+def parent_level(
+    parent: UnitRef,
+    requested: Level | None,
+    product_level: Level | None,
+    stored: Level | None,
+    children: list[Level],
+) -> Level:
+    """The parent's level: a code's is its product's; an SSCC keeps the level it was first
+    packed at, else the one requested, else one above its highest child (at most a pallet)."""
+    known = product_level if not parent.is_sscc else stored
+    if known is not None:
+        if requested is not None and requested != known:
+            raise InvalidArgument(
+                "parent_level", f"{requested.label} given, but {parent} is a {known.label}"
+            )
+        return known
+    if requested is not None:
+        if requested is Level.ITEM:
+            raise InvalidArgument("parent_level", "an SSCC is a bundle, case or pallet")
+        return requested
+    return Level(min(max(children, default=Level.ITEM) + 1, Level.PALLET))

@@ -1,0 +1,745 @@
+"""The Aggregator: pack and unpack at line speed, logistics on whole hierarchies, and the
+queries that shipping, recall and diversion checks follow.
+
+Every write is one transaction, idempotent by its event id (the result is stored with a
+fingerprint of the request; a resend returns it, a different request under the same id is
+ALREADY_EXISTS). Writers take transaction-scoped advisory locks on every unit they read the
+hierarchy of (the parent, its ancestors and the children), all in one sorted statement, so two
+conflicting packs of one child serialise and exactly one wins, and two packs that would close a
+cycle between them cannot both pass their cycle check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from aggregator.domain import (
+    DECOMMISSION_STATES,
+    MAX_CHILDREN,
+    MAX_LOGISTICS,
+    SHIPPABLE,
+    Level,
+    UnitRef,
+    check_event_id,
+    check_offset,
+    check_packable,
+    check_undo,
+    distinct_units,
+    event_time,
+    parent_level,
+)
+from aggregator.storage import AggregationStore, Rule, Unit
+from sealmark.clock import Clock
+from sealmark.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from sealmark.events import NewEvent
+from sealmark.lifecycle import CodeState, check_transition
+from sealmark.storage.postgres import PostgresDatabase, retrying
+from sealmark.tenancy.model import Principal, Role, Tenant, validate_market
+
+MAX_PAGE = 1000
+DEFAULT_PAGE = 500
+
+
+@dataclass(frozen=True)
+class Where:
+    """When and where an event happened (EPCIS eventTime, bizLocation, readPoint)."""
+
+    event_time: datetime | None = None
+    time_zone_offset: str = ""
+    location: str = ""
+    market: str = ""
+    read_point: str = ""
+
+    def check(self, prefix: str) -> None:
+        check_offset(self.time_zone_offset, f"{prefix}.event_time_zone_offset")
+        if self.market:
+            validate_market(self.market, f"{prefix}.place.market")
+        for name in ("location", "read_point"):
+            if len(getattr(self, name)) > 128:
+                raise InvalidArgument(f"{prefix}.place.{name}", "at most 128 characters")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    event_id: str
+    duplicate: bool
+    affected: int
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class ChildRow:
+    unit: UnitRef
+    parent: UnitRef
+    depth: int
+    state: str
+    level: str
+    market: str
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    event_id: str
+    action: str
+    parent: UnitRef | None
+    event_time: datetime
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+class Aggregator:
+    def __init__(self, database: PostgresDatabase, clock: Clock) -> None:
+        self._db = database
+        self._clock = clock
+
+    # -- pack / unpack ------------------------------------------------------------------
+    def pack(
+        self,
+        principal: Principal,
+        event_id: str,
+        parent: UnitRef,
+        children: list[UnitRef],
+        where: Where = Where(),
+        level: Level | None = None,
+        line_id: str = "",
+    ) -> Outcome:
+        """Put ``children`` into ``parent`` (adding to what it holds)."""
+        principal.require(Role.LINE)
+        name = "PackRequest"
+        check_event_id(event_id, f"{name}.event_id")
+        distinct_units(children, f"{name}.children", 1, MAX_CHILDREN)
+        where.check(name)
+        if len(line_id) > 64:
+            raise InvalidArgument(f"{name}.line_id", "at most 64 characters")
+        if any(c.key == parent.key for c in children):
+            raise InvalidArgument(f"{name}.children", f"{parent} cannot be packed into itself")
+        self._owned(principal, [parent, *children], name)
+
+        def apply(store: AggregationStore, now: datetime) -> tuple[int, dict[str, object]]:
+            when = event_time(where.event_time, now, f"{name}.event_time")
+            self._lock_with_ancestors(store, parent.key, [c.key for c in children])
+            ancestors = set(store.ancestors(parent.key))
+            for child in children:
+                if child.key in ancestors:
+                    raise FailedPrecondition(
+                        f"{child} contains {parent}: packing it inside would make a cycle"
+                    )
+            units = store.units(principal.tenant_id, [c.key for c in children], lock=True)
+            for child in children:
+                if child.key not in units:
+                    raise NotFound(f"{name}.children: {child} was not issued to you")
+            box = self._parent_unit(store, principal.tenant_id, parent, level, units, now)
+            check_packable(parent, box.state, "parent")
+            current = store.parents([c.key for c in children])
+            new: list[Unit] = []
+            for child in children:
+                unit = units[child.key]
+                held_by = current.get(child.key)
+                if held_by == parent.key:
+                    continue  # already in this very parent: not an error
+                if held_by is not None:
+                    raise FailedPrecondition(
+                        f"{child} is already packed in {UnitRef.of_key(held_by)}"
+                    )
+                check_packable(child, unit.state, "child")
+                if unit.level >= box.level:
+                    raise FailedPrecondition(
+                        f"{child} is a {unit.level.label}: it cannot go into {parent}, "
+                        f"a {box.level.label}"
+                    )
+                new.append(unit)
+            self._check_holds(store, principal.tenant_id, new, "packed")
+            self._check_rule(store, principal.tenant_id, parent, box, new)
+            store.add_links(
+                principal.tenant_id, parent.key, [(u.key, u.level) for u in new], event_id, when
+            )
+            store.record_history(
+                principal.tenant_id, [u.key for u in new], parent.key, "packed", event_id, when
+            )
+            return len(new), {
+                "parent": parent.key,
+                "parent_level": box.level.label,
+                "children": [u.key for u in new],
+                "line_id": line_id,
+                "event_time": when.isoformat(),
+                **_where(where),
+            }
+
+        return self._write(
+            principal,
+            "aggregation.packed",
+            event_id,
+            _fingerprint(parent, children, where, level, line_id),
+            parent.key,
+            apply,
+        )
+
+    def unpack(
+        self,
+        principal: Principal,
+        event_id: str,
+        parent: UnitRef,
+        children: list[UnitRef],
+        where: Where = Where(),
+        line_id: str = "",
+    ) -> Outcome:
+        """Take ``children`` out of ``parent``; none given = everything it holds."""
+        principal.require(Role.LINE)
+        name = "UnpackRequest"
+        check_event_id(event_id, f"{name}.event_id")
+        distinct_units(children, f"{name}.children", 0, MAX_CHILDREN)
+        where.check(name)
+        self._owned(principal, [parent, *children], name)
+
+        def apply(store: AggregationStore, now: datetime) -> tuple[int, dict[str, object]]:
+            when = event_time(where.event_time, now, f"{name}.event_time")
+            self._lock_with_ancestors(store, parent.key, [c.key for c in children])
+            if not store.units(principal.tenant_id, [parent.key]):
+                raise NotFound(f"{name}.parent: {parent} was not issued to you")
+            inside = store.children(parent.key)
+            if children:
+                held = set(inside)
+                for child in children:
+                    if child.key not in held:
+                        raise FailedPrecondition(f"{child} is not in {parent}")
+                keys = [c.key for c in children]
+            else:
+                keys = inside
+            store.remove_links(parent.key, keys)
+            store.record_history(principal.tenant_id, keys, parent.key, "unpacked", event_id, when)
+            return len(keys), {
+                "parent": parent.key,
+                "children": keys,
+                "all": not children,
+                "line_id": line_id,
+                "event_time": when.isoformat(),
+                **_where(where),
+            }
+
+        return self._write(
+            principal,
+            "aggregation.unpacked",
+            event_id,
+            _fingerprint(parent, children, where, line_id),
+            parent.key,
+            apply,
+        )
+
+    # -- logistics ----------------------------------------------------------------------
+    def ship(
+        self,
+        principal: Principal,
+        event_id: str,
+        codes: list[UnitRef],
+        to_party: str,
+        market: str,
+        where: Where = Where(),
+        biz_transactions: list[tuple[str, str]] | None = None,
+    ) -> Outcome:
+        """Every unit and all it contains goes in_transit, to ``market``."""
+        principal.require(Role.LOGISTICS)
+        name = "ShipRequest"
+        self._check_logistics(principal, event_id, codes, where, name)
+        if not to_party.strip() or len(to_party) > 128:
+            raise InvalidArgument(f"{name}.to_party", "required, at most 128 characters")
+        validate_market(market, f"{name}.destination_market")
+        transactions = _biz_transactions(biz_transactions or [], name)
+
+        def apply(store: AggregationStore, now: datetime) -> tuple[int, dict[str, object]]:
+            when = event_time(where.event_time, now, f"{name}.event_time")
+            units = self._hierarchies(store, principal.tenant_id, codes, name)
+            for unit in units:
+                if CodeState(unit.state) not in SHIPPABLE:
+                    raise FailedPrecondition(
+                        f"{UnitRef.of_key(unit.key)} is {unit.state}: cannot be shipped"
+                    )
+            self._check_holds(store, principal.tenant_id, units, "shipped", expand=False)
+            store.set_state([u.key for u in units], CodeState.IN_TRANSIT.value, now, market)
+            return len(units), {
+                "codes": [c.key for c in codes],
+                "affected": len(units),
+                "to_party": to_party,
+                "destination_market": market,
+                "biz_transactions": transactions,
+                "event_time": when.isoformat(),
+                **_where(where),
+            }
+
+        fingerprint = _fingerprint(codes, to_party, market, where, transactions)
+        return self._write(principal, "logistics.shipped", event_id, fingerprint, "", apply)
+
+    def receive(
+        self,
+        principal: Principal,
+        event_id: str,
+        codes: list[UnitRef],
+        from_party: str,
+        where: Where = Where(),
+        biz_transactions: list[tuple[str, str]] | None = None,
+    ) -> Outcome:
+        """Shipped units, and all they contain, are received."""
+        principal.require(Role.LOGISTICS)
+        name = "ReceiveRequest"
+        self._check_logistics(principal, event_id, codes, where, name)
+        if len(from_party) > 128:
+            raise InvalidArgument(f"{name}.from_party", "at most 128 characters")
+        transactions = _biz_transactions(biz_transactions or [], name)
+
+        def apply(store: AggregationStore, now: datetime) -> tuple[int, dict[str, object]]:
+            when = event_time(where.event_time, now, f"{name}.event_time")
+            units = self._hierarchies(store, principal.tenant_id, codes, name)
+            for unit in units:
+                if unit.state != CodeState.IN_TRANSIT.value:
+                    raise FailedPrecondition(
+                        f"{UnitRef.of_key(unit.key)} is {unit.state}: only shipped units"
+                        " can be received"
+                    )
+            store.set_state([u.key for u in units], CodeState.RECEIVED.value, now)
+            return len(units), {
+                "codes": [c.key for c in codes],
+                "affected": len(units),
+                "from_party": from_party,
+                "biz_transactions": transactions,
+                "event_time": when.isoformat(),
+                **_where(where),
+            }
+
+        fingerprint = _fingerprint(codes, from_party, where, transactions)
+        return self._write(principal, "logistics.received", event_id, fingerprint, "", apply)
+
+    def decommission(
+        self,
+        principal: Principal,
+        event_id: str,
+        codes: list[UnitRef],
+        reason: str,
+        where: Where = Where(),
+        note: str = "",
+    ) -> Outcome:
+        """Take units, and all they contain, out of the supply chain (``reason`` is one of
+        :data:`aggregator.domain.DECOMMISSION_STATES`)."""
+        principal.require(Role.LOGISTICS)
+        name = "DecommissionRequest"
+        self._check_logistics(principal, event_id, codes, where, name)
+        if reason not in DECOMMISSION_STATES:
+            raise InvalidArgument(
+                f"{name}.reason", f"required: one of {', '.join(DECOMMISSION_STATES)}"
+            )
+        if len(note) > 500:
+            raise InvalidArgument(f"{name}.note", "at most 500 characters")
+        target = DECOMMISSION_STATES[reason]
+
+        def apply(store: AggregationStore, now: datetime) -> tuple[int, dict[str, object]]:
+            when = event_time(where.event_time, now, f"{name}.event_time")
+            units = self._hierarchies(store, principal.tenant_id, codes, name)
+            for unit in units:
+                check_transition(str(UnitRef.of_key(unit.key)), CodeState(unit.state), target)
+            store.record_decommissions(
+                principal.tenant_id, units, target.value, event_id, principal.token_id, now
+            )
+            store.set_state([u.key for u in units], target.value, now)
+            return len(units), {
+                "codes": [c.key for c in codes],
+                "affected": len(units),
+                "reason": reason,
+                "state": target.value,
+                "note": note,
+                "event_time": when.isoformat(),
+                **_where(where),
+            }
+
+        fingerprint = _fingerprint(codes, reason, where, note)
+        return self._write(principal, "logistics.decommissioned", event_id, fingerprint, "", apply)
+
+    def undo_decommission(
+        self,
+        principal: Principal,
+        event_id: str,
+        codes: list[UnitRef],
+        where: Where = Where(),
+        note: str = "",
+    ) -> Outcome:
+        """Revert each unit's latest decommission (and its descendants'): within 10 days, by
+        the same party, never from recalled, expired, destroyed or stolen."""
+        principal.require(Role.LOGISTICS)
+        name = "UndoDecommissionRequest"
+        self._check_logistics(principal, event_id, codes, where, name)
+        if len(note) > 500:
+            raise InvalidArgument(f"{name}.note", "at most 500 characters")
+
+        def apply(store: AggregationStore, now: datetime) -> tuple[int, dict[str, object]]:
+            when = event_time(where.event_time, now, f"{name}.event_time")
+            units = {u.key: u for u in self._hierarchies(store, principal.tenant_id, codes, name)}
+            restored = 0
+            for code in codes:
+                latest = store.open_decommission(code.key)
+                if latest is None:
+                    raise FailedPrecondition(f"{code} has no decommission to undo")
+                check_undo(
+                    code,
+                    units[code.key].state,
+                    latest.state,
+                    latest.decided_at,
+                    latest.token_id,
+                    principal.token_id,
+                    now,
+                )
+                below = [k for k, _, _ in store.descendants([code.key])]
+                members = store.decommission_members(latest.event_id, [code.key, *below])
+                by_state: dict[str, list[str]] = {}
+                for member in members:
+                    if units[member.unit_key].state == member.state:  # untouched since
+                        by_state.setdefault(member.previous_state, []).append(member.unit_key)
+                for state, keys in by_state.items():
+                    store.set_state(keys, state, now)
+                    restored += len(keys)
+                store.undo_decommissions(
+                    latest.event_id, [k for keys in by_state.values() for k in keys], now
+                )
+            return restored, {
+                "codes": [c.key for c in codes],
+                "affected": restored,
+                "note": note,
+                "event_time": when.isoformat(),
+                **_where(where),
+            }
+
+        fingerprint = _fingerprint(codes, where, note)
+        return self._write(
+            principal, "logistics.decommission_undone", event_id, fingerprint, "", apply
+        )
+
+    # -- rules --------------------------------------------------------------------------
+    def set_rule(self, tenant_id: str, scope: str, capacity: int | None, homogeneous: str) -> Rule:
+        """Packing rule for a parent GTIN, or for SSCC parents of one level
+        (``sscc-bundle`` / ``sscc-case`` / ``sscc-pallet``)."""
+        if scope not in ("sscc-bundle", "sscc-case", "sscc-pallet") and not (
+            len(scope) == 14 and scope.isdigit()
+        ):
+            raise InvalidArgument("scope", "a GTIN-14, or sscc-bundle / sscc-case / sscc-pallet")
+        if capacity is not None and not 1 <= capacity <= 100_000:
+            raise InvalidArgument("capacity", f"{capacity}, want 1..100000")
+        if homogeneous not in ("none", "gtin", "lot"):
+            raise InvalidArgument("homogeneous", "one of none, gtin, lot")
+        rule = Rule(capacity, homogeneous)
+        with self._db.unit_of_work() as uow:
+            uow.tenants.get(tenant_id)
+            AggregationStore(uow).set_rule(tenant_id, scope, rule)
+            uow.commit()
+        return rule
+
+    # -- queries ------------------------------------------------------------------------
+    def children(
+        self,
+        principal: Principal,
+        parent: UnitRef,
+        all_levels: bool,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> Iterator[tuple[list[ChildRow], str]]:
+        """Pages of the units under ``parent`` now, breadth first, each with the token that
+        resumes after it (empty on the last page)."""
+        self._owned(principal, [parent], "ListChildrenRequest")
+        size = _page_size(page_size, "ListChildrenRequest.page.page_size")
+        after = _child_token(page_token)
+        with self._db.unit_of_work() as uow:
+            if not AggregationStore(uow).units(principal.tenant_id, [parent.key]):
+                raise NotFound(f"ListChildrenRequest.parent: {parent} was not issued to you")
+        while True:
+            with self._db.unit_of_work() as uow:
+                rows = AggregationStore(uow).descendant_page(
+                    parent.key, all_levels, after, size + 1
+                )
+            page, more = rows[:size], len(rows) > size
+            after = (page[-1][2], page[-1][0]) if page else after
+            token = f"{after[0]}:{after[1]}" if more and after else ""
+            yield (
+                [
+                    ChildRow(
+                        UnitRef.of_key(key),
+                        UnitRef.of_key(up),
+                        depth,
+                        state or "",
+                        level or "",
+                        market or "",
+                    )
+                    for key, up, depth, state, level, market in page
+                ],
+                token,
+            )
+            if not more:
+                return
+
+    def counts(self, principal: Principal, parent: UnitRef) -> tuple[dict[str, int], int]:
+        self._owned(principal, [parent], "GetCountsRequest")
+        with self._db.unit_of_work() as uow:
+            store = AggregationStore(uow)
+            if not store.units(principal.tenant_id, [parent.key]):
+                raise NotFound(f"GetCountsRequest.parent: {parent} was not issued to you")
+            return store.level_counts(parent.key)
+
+    def ancestors(self, principal: Principal, code: UnitRef) -> list[UnitRef]:
+        """The parent chain of ``code`` now, nearest first (the last is the top parent)."""
+        self._owned(principal, [code], "GetAncestorsRequest")
+        with self._db.unit_of_work() as uow:
+            store = AggregationStore(uow)
+            if not store.units(principal.tenant_id, [code.key]):
+                raise NotFound(f"GetAncestorsRequest.code: {code} was not issued to you")
+            return [UnitRef.of_key(k) for k in store.ancestors(code.key)]
+
+    def history(
+        self, principal: Principal, code: UnitRef, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[HistoryRow], str]:
+        self._owned(principal, [code], "GetContainmentHistoryRequest")
+        size = _page_size(page_size, "GetContainmentHistoryRequest.page.page_size")
+        try:
+            after = int(page_token) if page_token else 0
+        except ValueError:
+            raise InvalidArgument(
+                "GetContainmentHistoryRequest.page.page_token", "not a token this server gave"
+            ) from None
+        with self._db.unit_of_work() as uow:
+            store = AggregationStore(uow)
+            if not store.units(principal.tenant_id, [code.key]):
+                raise NotFound(f"GetContainmentHistoryRequest.code: {code} was not issued to you")
+            rows = store.history(code.key, after, size + 1)
+        page = rows[:size]
+        token = str(page[-1][0]) if len(rows) > size else ""
+        return [
+            HistoryRow(event, action, UnitRef.of_key(up) if up else None, at, attrs)
+            for _, up, action, event, at, attrs in page
+        ], token
+
+    # -- internals ----------------------------------------------------------------------
+    def _write(
+        self,
+        principal: Principal,
+        kind: str,
+        event_id: str,
+        fingerprint: str,
+        subject: str,
+        apply: Callable[[AggregationStore, datetime], tuple[int, dict[str, object]]],
+    ) -> Outcome:
+        def attempt() -> Outcome:
+            with self._db.unit_of_work() as uow:
+                store = AggregationStore(uow)
+                store.lock([f"event:{principal.tenant_id}:{event_id}"])
+                stored = store.stored_result(principal.tenant_id, event_id)
+                if stored is not None:
+                    if (stored[0], stored[1]) != (kind, fingerprint):
+                        raise AlreadyExists(
+                            f"event_id {event_id} was used for another {stored[0]} event"
+                        )
+                    result = stored[2]
+                    return Outcome(
+                        event_id,
+                        True,
+                        int(result["affected"]),
+                        datetime.fromisoformat(result["recorded_at"]),
+                    )
+                now = self._clock.now()
+                affected, payload = apply(store, now)
+                store.store_result(
+                    principal.tenant_id,
+                    event_id,
+                    kind,
+                    fingerprint,
+                    {"affected": affected, "recorded_at": now.isoformat()},
+                    principal.token_id,
+                    now,
+                )
+                uow.events.append(
+                    NewEvent(
+                        tenant_id=principal.tenant_id,
+                        kind=kind,
+                        subject=subject or f"event:{event_id}",
+                        occurred_at=now,
+                        payload=payload,
+                        request_id=event_id,
+                    )
+                )
+                uow.commit()
+                return Outcome(event_id, False, affected, now)
+
+        return retrying(attempt)
+
+    def _owned(self, principal: Principal, refs: list[UnitRef], name: str) -> None:
+        """PermissionDenied for a GTIN or SSCC outside the tenant's company prefixes."""
+        tenant = self._tenant(principal.tenant_id)
+        for ref in refs:
+            owned = tenant.owns_sscc(ref.sscc) if ref.is_sscc else tenant.owns_gtin(ref.gtin)
+            if not owned:
+                raise PermissionDenied(f"{name}: {ref} is not under your company prefixes")
+
+    def _tenant(self, tenant_id: str) -> Tenant:
+        with self._db.unit_of_work() as uow:
+            return uow.tenants.get(tenant_id)
+
+    def _lock_with_ancestors(self, store: AggregationStore, parent: str, others: list[str]) -> None:
+        """Lock the parent, the others and the parent's ancestors; the chain is read again
+        once locked (a concurrent pack may have moved it) until it is stable."""
+        chain = store.ancestors(parent)
+        store.lock([parent, *others, *chain])
+        for _ in range(8):
+            again = store.ancestors(parent)
+            if again == chain:
+                return
+            store.lock(again)
+            chain = again
+        raise FailedPrecondition(f"the hierarchy above {UnitRef.of_key(parent)} keeps changing")
+
+    def _parent_unit(
+        self,
+        store: AggregationStore,
+        tenant_id: str,
+        parent: UnitRef,
+        requested: Level | None,
+        children: dict[str, Unit],
+        now: datetime,
+    ) -> Unit:
+        found = store.units(tenant_id, [parent.key], lock=True).get(parent.key)
+        levels = [u.level for u in children.values()]
+        if found is not None:
+            parent_level(parent, requested, found.level, found.level, levels)
+            return found
+        if not parent.is_sscc:
+            raise NotFound(f"PackRequest.parent: {parent} was not issued to you")
+        if not store.sscc_allocated(tenant_id, parent.sscc):
+            raise NotFound(
+                f"PackRequest.parent: SSCC {parent.sscc} was not allocated to you (AllocateSsccs)"
+            )
+        level = parent_level(parent, requested, None, None, levels)
+        return store.create_sscc(tenant_id, parent.sscc, level, now)
+
+    def _check_holds(
+        self,
+        store: AggregationStore,
+        tenant_id: str,
+        units: list[Unit],
+        verb: str,
+        expand: bool = True,
+    ) -> None:
+        """FailedPrecondition when a unit, or anything inside one, is of a lot on hold
+        (``expand=False``: ``units`` hold their descendants already)."""
+        containers = [u.key for u in units if u.level > Level.ITEM] if expand else []
+        inside = [k for k, _, _ in store.descendants(containers)] if containers else []
+        extra = list(store.units(tenant_id, inside).values()) if inside else []
+        pairs = {(u.gtin, u.lot) for u in [*units, *extra] if u.gtin and u.lot}
+        held = store.held(pairs)
+        if held:
+            gtin, lot = sorted(held)[0]
+            raise FailedPrecondition(f"lot {lot} of GTIN {gtin} is on hold: cannot be {verb}")
+
+    def _check_rule(
+        self, store: AggregationStore, tenant_id: str, parent: UnitRef, box: Unit, new: list[Unit]
+    ) -> None:
+        scope = f"sscc-{box.level.label}" if parent.is_sscc else box.gtin
+        rule = store.rule(tenant_id, scope)
+        if rule is None or not new:
+            return
+        existing = store.children(parent.key)
+        if rule.capacity is not None and len(existing) + len(new) > rule.capacity:
+            raise FailedPrecondition(
+                f"{parent} is full: it holds {len(existing)}, {len(new)} more would pass its"
+                f" capacity of {rule.capacity}"
+            )
+        if rule.homogeneous != "none":
+            units = [*store.units(tenant_id, existing).values(), *new]
+            kinds = {(u.gtin, u.lot) if rule.homogeneous == "lot" else u.gtin for u in units}
+            if len(kinds) > 1:
+                raise FailedPrecondition(
+                    f"{parent} takes one {rule.homogeneous} only: these children would mix"
+                    f" {len(kinds)}"
+                )
+
+    def _check_logistics(
+        self,
+        principal: Principal,
+        event_id: str,
+        codes: list[UnitRef],
+        where: Where,
+        name: str,
+    ) -> None:
+        check_event_id(event_id, f"{name}.event_id")
+        distinct_units(codes, f"{name}.codes", 1, MAX_LOGISTICS)
+        where.check(name)
+        self._owned(principal, codes, name)
+
+    def _hierarchies(
+        self, store: AggregationStore, tenant_id: str, roots: list[UnitRef], name: str
+    ) -> list[Unit]:
+        """The roots and everything they contain, locked (roots first)."""
+        store.lock([r.key for r in roots])
+        below = [k for k, _, _ in store.descendants([r.key for r in roots])]
+        keys = list(dict.fromkeys([*(r.key for r in roots), *below]))
+        units = store.units(tenant_id, keys, lock=True)
+        for root in roots:
+            if root.key not in units:
+                raise NotFound(f"{name}.codes: {root} was not issued to you")
+        return [units[k] for k in keys if k in units]
+
+
+def _fingerprint(*parts: object) -> str:
+    def plain(value: object) -> object:
+        if isinstance(value, UnitRef):
+            return value.key
+        if isinstance(value, Where):
+            return {k: str(v) if v is not None else None for k, v in asdict(value).items()}
+        if isinstance(value, Level):
+            return value.label
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    text = json.dumps([plain(p) for p in parts], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _where(where: Where) -> dict[str, object]:
+    return {
+        k: v
+        for k, v in (
+            ("time_zone_offset", where.time_zone_offset),
+            ("location", where.location),
+            ("market", where.market),
+            ("read_point", where.read_point),
+        )
+        if v
+    }
+
+
+def _biz_transactions(items: list[tuple[str, str]], name: str) -> list[list[str]]:
+    if len(items) > 20:
+        raise InvalidArgument(f"{name}.biz_transactions", "at most 20")
+    out = []
+    for kind, ident in items:
+        if not kind or len(kind) > 64 or not ident or len(ident) > 128:
+            raise InvalidArgument(
+                f"{name}.biz_transactions", "each needs a type (≤ 64) and an id (≤ 128)"
+            )
+        out.append([kind, ident])
+    return out
+
+
+def _page_size(value: int, name: str) -> int:
+    if value < 0 or value > MAX_PAGE:
+        raise InvalidArgument(name, f"{value}, want 0..{MAX_PAGE}")
+    return value or DEFAULT_PAGE
+
+
+def _child_token(token: str) -> tuple[int, str] | None:
+    if not token:
+        return None
+    depth, _, key = token.partition(":")
+    if not depth.isdigit() or not key:
+        raise InvalidArgument("ListChildrenRequest.page.page_token", "not a token this server gave")
+    return int(depth), key

@@ -1,0 +1,514 @@
+"""The Aggregator end to end through gRPC on a real server: a line packing cases into a pallet
+at full speed over PackStream, logistics on the whole hierarchy, queries both ways, the
+exceptions a line meets, and 100 concurrent packs of one child."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from aggregator.usecases import Aggregator
+from sealmark.server.app import create_server
+from sealmark.services import binding_for
+from sealmark.tenancy import usecases
+from sealmark.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2, issuer_pb2, issuer_pb2_grpc
+from tests.e2e.conftest import _md, make_container
+from tests.storage_contract import gtin_under
+
+pytestmark = pytest.mark.e2e
+Code = grpc.StatusCode
+
+
+@pytest.fixture(scope="module")
+def plant(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
+    container = make_container(pg_dsn, redis_url)
+    clock, uow = container.clock, container.uow
+    suffix = os.urandom(3).hex()
+    prefix = "95292" + str(int(suffix, 16) % 1000).zfill(3)
+    tenant = usecases.create_tenant(
+        uow,
+        clock,
+        tenant_id=f"agg-{suffix}",
+        name="Aggregation test",
+        company_prefixes=[prefix],
+        resolver_host="id.agg.example",
+    )
+    item = gtin_under(prefix)
+    usecases.add_product(
+        uow, clock, tenant_id=tenant.id, gtin=item, name="Tonic", serial_alphabet="alnum-safe"
+    )
+    other_prefix = "95293" + str(int(suffix, 16) % 1000).zfill(3)
+    other = usecases.create_tenant(
+        uow,
+        clock,
+        tenant_id=f"agg-other-{suffix}",
+        name="Someone else",
+        company_prefixes=[other_prefix],
+        resolver_host="id.other.example",
+    )
+    tokens = {
+        role: usecases.create_token(
+            uow, clock, os.urandom, tenant_id=tenant.id, roles=[role], name=role
+        )[1]
+        for role in ("line", "logistics", "admin")
+    }
+    tokens["logistics2"] = usecases.create_token(
+        uow, clock, os.urandom, tenant_id=tenant.id, roles=["logistics"], name="3pl"
+    )[1]
+    running = create_server(
+        [binding_for("issuer", container), binding_for("aggregator", container)],
+        container.authenticator,
+    )
+    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+    issuer = issuer_pb2_grpc.IssuerStub(channel)
+    issuer.RotateKey(issuer_pb2.RotateKeyRequest(), metadata=_md(tokens["admin"]), timeout=10)
+    world = {
+        "issuer": issuer,
+        "stub": aggregator_pb2_grpc.AggregatorStub(channel),
+        "tokens": tokens,
+        "item": item,
+        "prefix": prefix,
+        "other_gtin": gtin_under(other_prefix),
+        "other": other.id,
+        "tenant": tenant.id,
+        "aggregator": Aggregator(container.database, container.clock),
+    }
+    yield world
+    channel.close()
+    running.stop(0)
+    container.close()
+
+
+def _serials(
+    plant: dict[str, Any], count: int, *, commission: bool = True, lot: str = "L1"
+) -> list[str]:
+    responses = plant["issuer"].IssueCodes(
+        issuer_pb2.IssueCodesRequest(
+            request_id="r-" + os.urandom(6).hex(),
+            gtin=plant["item"],
+            lot=lot,
+            expiry="301231",
+            quantity=count,
+            line_id="line-1",
+            work_order="WO-agg",
+        ),
+        metadata=_md(plant["tokens"]["line"]),
+        timeout=60,
+    )
+    serials = [c.serial for r in responses for c in r.codes]
+    if commission:
+        acks = list(
+            plant["issuer"].ReportCommissioned(
+                iter(
+                    [
+                        issuer_pb2.CodeBatch(
+                            batch_id="c-" + os.urandom(6).hex(), gtin=plant["item"], serials=serials
+                        )
+                    ]
+                ),
+                metadata=_md(plant["tokens"]["line"]),
+                timeout=30,
+            )
+        )
+        assert acks[0].accepted == count
+    return serials
+
+
+def _ssccs(plant: dict[str, Any], count: int) -> list[str]:
+    response = plant["issuer"].AllocateSsccs(
+        issuer_pb2.AllocateSsccsRequest(
+            request_id="s-" + os.urandom(6).hex(),
+            company_prefix=plant["prefix"],
+            extension_digit=3,
+            quantity=count,
+        ),
+        metadata=_md(plant["tokens"]["line"]),
+        timeout=10,
+    )
+    return list(response.ssccs)
+
+
+def _item(plant: dict[str, Any], serial: str) -> common_pb2.CodeRef:
+    return common_pb2.CodeRef(sgtin=common_pb2.Sgtin(gtin=plant["item"], serial=serial))
+
+
+def _box(sscc: str) -> common_pb2.CodeRef:
+    return common_pb2.CodeRef(sscc=sscc)
+
+
+def _eid() -> str:
+    return "e-" + os.urandom(6).hex()
+
+
+def _pack(plant: dict[str, Any], parent: Any, children: list[Any], **extra: Any) -> Any:
+    return plant["stub"].Pack(
+        aggregator_pb2.PackRequest(
+            event_id=extra.pop("event_id", _eid()), parent=parent, children=children, **extra
+        ),
+        metadata=_md(plant["tokens"]["line"]),
+        timeout=30,
+    )
+
+
+def _fails(call: Any, code: grpc.StatusCode, *needles: str) -> str:
+    with pytest.raises(grpc.RpcError) as caught:
+        call()
+    assert caught.value.code() == code, caught.value.details()
+    for needle in needles:
+        assert needle in caught.value.details()
+    return str(caught.value.details())
+
+
+def _ref_key(ref: common_pb2.CodeRef) -> str:
+    return ref.sscc if ref.WhichOneof("key") == "sscc" else ref.sgtin.serial
+
+
+def test_line_packs_a_pallet_over_the_stream_and_ships_it(plant: dict[str, Any]) -> None:
+    serials = _serials(plant, 480)
+    boxes = _ssccs(plant, 21)
+    cases, pallet = boxes[:20], boxes[20]
+    events = [
+        aggregator_pb2.PackStreamRequest(
+            pack=aggregator_pb2.PackRequest(
+                event_id=f"case-{i}-{os.urandom(3).hex()}",
+                parent=_box(case),
+                children=[_item(plant, s) for s in serials[i * 24 : (i + 1) * 24]],
+                parent_level=common_pb2.PACK_LEVEL_CASE,
+                line_id="line-1",
+            )
+        )
+        for i, case in enumerate(cases)
+    ]
+    events.append(
+        aggregator_pb2.PackStreamRequest(
+            pack=aggregator_pb2.PackRequest(
+                event_id="pallet-" + os.urandom(3).hex(),
+                parent=_box(pallet),
+                children=[_box(c) for c in cases],
+                parent_level=common_pb2.PACK_LEVEL_PALLET,
+            )
+        )
+    )
+    acks = list(
+        plant["stub"].PackStream(iter(events), metadata=_md(plant["tokens"]["line"]), timeout=60)
+    )
+    assert [(a.ok, a.children_affected) for a in acks] == [(True, 24)] * 20 + [(True, 20)]
+    assert [a.event_id for a in acks] == [e.pack.event_id for e in events]
+
+    counts = plant["stub"].GetCounts(
+        aggregator_pb2.GetCountsRequest(parent=_box(pallet)),
+        metadata=_md(plant["tokens"]["line"]),
+        timeout=10,
+    )
+    assert [(c.level, c.count) for c in counts.counts] == [
+        (common_pb2.PACK_LEVEL_ITEM, 480),
+        (common_pb2.PACK_LEVEL_CASE, 20),
+    ]
+    assert (counts.total, counts.direct) == (500, 20)
+
+    # Down: every unit under the pallet, paged; up: the pallet above any bottle.
+    pages = list(
+        plant["stub"].ListChildren(
+            aggregator_pb2.ListChildrenRequest(
+                parent=_box(pallet), all_levels=True, page=common_pb2.PageRequest(page_size=128)
+            ),
+            metadata=_md(plant["tokens"]["line"]),
+            timeout=10,
+        )
+    )
+    children = [c for p in pages for c in p.children]
+    assert [len(p.children) for p in pages] == [128, 128, 128, 116]
+    assert [p.next_page_token != "" for p in pages] == [True, True, True, False]
+    assert {_ref_key(c.code) for c in children if c.depth == 1} == set(cases)
+    assert {_ref_key(c.code) for c in children if c.depth == 2} == set(serials)
+    ancestors = plant["stub"].GetAncestors(
+        aggregator_pb2.GetAncestorsRequest(code=_item(plant, serials[30])),
+        metadata=_md(plant["tokens"]["line"]),
+        timeout=10,
+    )
+    assert [_ref_key(a) for a in ancestors.ancestors] == [cases[1], pallet]
+    assert _ref_key(ancestors.top) == pallet
+
+    shipped = plant["stub"].Ship(
+        aggregator_pb2.ShipRequest(
+            event_id=_eid(),
+            codes=[_box(pallet)],
+            to_party="urn:epc:id:sgln:4012345.00001.0",
+            destination_market="DE",
+        ),
+        metadata=_md(plant["tokens"]["logistics"]),
+        timeout=30,
+    )
+    assert shipped.codes_affected == 501
+    after = [
+        c
+        for p in plant["stub"].ListChildren(
+            aggregator_pb2.ListChildrenRequest(parent=_box(pallet), all_levels=True),
+            metadata=_md(plant["tokens"]["line"]),
+            timeout=10,
+        )
+        for c in p.children
+    ]
+    assert {(c.state, c.market) for c in after} == {(common_pb2.CODE_STATE_IN_TRANSIT, "DE")}
+    # Shipped units cannot be packed elsewhere or shipped again before they are received.
+    _fails(
+        lambda: plant["stub"].Ship(
+            aggregator_pb2.ShipRequest(
+                event_id=_eid(), codes=[_box(cases[0])], to_party="x", destination_market="FR"
+            ),
+            metadata=_md(plant["tokens"]["logistics"]),
+            timeout=10,
+        ),
+        Code.FAILED_PRECONDITION,
+        "in_transit",
+    )
+    received = plant["stub"].Receive(
+        aggregator_pb2.ReceiveRequest(event_id=_eid(), codes=[_box(pallet)], from_party="plant"),
+        metadata=_md(plant["tokens"]["logistics"]),
+        timeout=30,
+    )
+    assert received.codes_affected == 501
+
+    # The line reworks a case: unpack it entirely (EPCIS DELETE without children).
+    emptied = plant["stub"].Unpack(
+        aggregator_pb2.UnpackRequest(event_id=_eid(), parent=_box(cases[5])),
+        metadata=_md(plant["tokens"]["line"]),
+        timeout=10,
+    )
+    assert emptied.children_affected == 24
+    history = plant["stub"].GetContainmentHistory(
+        aggregator_pb2.GetContainmentHistoryRequest(code=_item(plant, serials[5 * 24])),
+        metadata=_md(plant["tokens"]["line"]),
+        timeout=10,
+    )
+    assert [e.type for e in history.events] == [
+        common_pb2.EVENT_TYPE_PACKED,
+        common_pb2.EVENT_TYPE_UNPACKED,
+    ]
+    assert {_ref_key(e.parent_code) for e in history.events} == {cases[5]}
+
+
+def test_one_hundred_concurrent_packs_of_one_child_have_one_winner(
+    plant: dict[str, Any],
+) -> None:
+    (child,) = _serials(plant, 1)
+    parents = _ssccs(plant, 100)
+    results: dict[int, Any] = {}
+    barrier = threading.Barrier(100)
+
+    def attempt(n: int) -> None:
+        barrier.wait()
+        try:
+            results[n] = _pack(plant, _box(parents[n]), [_item(plant, child)])
+        except grpc.RpcError as exc:
+            results[n] = exc
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    won = [n for n, r in results.items() if not isinstance(r, grpc.RpcError)]
+    assert len(results) == 100 and len(won) == 1
+    winner = parents[won[0]]
+    for n, r in results.items():
+        if n != won[0]:
+            assert r.code() == Code.FAILED_PRECONDITION, r.details()
+            assert child in r.details() and winner in r.details()
+    ancestors = plant["stub"].GetAncestors(
+        aggregator_pb2.GetAncestorsRequest(code=_item(plant, child)),
+        metadata=_md(plant["tokens"]["line"]),
+        timeout=10,
+    )
+    assert [_ref_key(a) for a in ancestors.ancestors] == [winner]
+
+
+def test_an_event_id_is_idempotent(plant: dict[str, Any]) -> None:
+    serials = _serials(plant, 2)
+    (box, other) = _ssccs(plant, 2)
+    event_id = _eid()
+    first = _pack(plant, _box(box), [_item(plant, s) for s in serials], event_id=event_id)
+    again = _pack(plant, _box(box), [_item(plant, s) for s in serials], event_id=event_id)
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert again.children_affected == first.children_affected == 2
+    _fails(
+        lambda: _pack(plant, _box(other), [_item(plant, serials[0])], event_id=event_id),
+        Code.ALREADY_EXISTS,
+        event_id,
+    )
+
+
+def test_bad_packs_name_the_problem_and_write_nothing(plant: dict[str, Any]) -> None:
+    good = _serials(plant, 2)
+    (allocated,) = _serials(plant, 1, commission=False)
+    box, outer, small = _ssccs(plant, 3)
+    never = _item(plant, "NEVERISSUED1")
+    children = [_item(plant, s) for s in good]
+
+    _fails(lambda: _pack(plant, _box(box), [*children, never]), Code.NOT_FOUND, "NEVERISSUED1")
+    foreign = common_pb2.CodeRef(sgtin=common_pb2.Sgtin(gtin=plant["other_gtin"], serial="A1"))
+    _fails(lambda: _pack(plant, _box(box), [foreign]), Code.PERMISSION_DENIED, plant["other_gtin"])
+    _fails(
+        lambda: _pack(plant, _box(box), [*children, _item(plant, allocated)]),
+        Code.FAILED_PRECONDITION,
+        allocated,
+        "allocated",
+    )
+    _fails(lambda: _pack(plant, _box(box), [_box(box)]), Code.INVALID_ARGUMENT, "itself")
+    _fails(
+        lambda: _pack(plant, _box(box), [children[0], children[0]]),
+        Code.INVALID_ARGUMENT,
+        "PackRequest.children",
+        "twice",
+    )
+    _fails(
+        lambda: _pack(plant, common_pb2.CodeRef(sscc="123456789012345678"), children),
+        Code.INVALID_ARGUMENT,
+        "PackRequest.parent.sscc",
+    )
+    _fails(
+        lambda: _pack(plant, common_pb2.CodeRef(scanned="https://example.com/hello"), children),
+        Code.INVALID_ARGUMENT,
+        "PackRequest.parent.scanned",
+    )
+    _fails(lambda: _pack(plant, common_pb2.CodeRef(), children), Code.INVALID_ARGUMENT, "parent")
+    # Nothing of the failed events was written: the good children are still free.
+    for serial in good:
+        ancestors = plant["stub"].GetAncestors(
+            aggregator_pb2.GetAncestorsRequest(code=_item(plant, serial)),
+            metadata=_md(plant["tokens"]["line"]),
+            timeout=10,
+        )
+        assert list(ancestors.ancestors) == []
+
+    # A cycle: box in outer, then outer into box.
+    _pack(plant, _box(box), children, parent_level=common_pb2.PACK_LEVEL_CASE)
+    _pack(plant, _box(outer), [_box(box)], parent_level=common_pb2.PACK_LEVEL_PALLET)
+    _fails(lambda: _pack(plant, _box(box), [_box(outer)]), Code.FAILED_PRECONDITION, "cycle")
+
+    # A full bundle, by the tenant's rule for SSCC bundles.
+    plant["aggregator"].set_rule(plant["tenant"], "sscc-bundle", 1, "none")
+    more = _serials(plant, 2)
+    _fails(
+        lambda: _pack(
+            plant,
+            _box(small),
+            [_item(plant, s) for s in more],
+            parent_level=common_pb2.PACK_LEVEL_BUNDLE,
+        ),
+        Code.FAILED_PRECONDITION,
+        "full",
+        "capacity of 1",
+    )
+
+
+def test_a_held_lot_cannot_be_packed_or_shipped(plant: dict[str, Any]) -> None:
+    lot = "HOLD-" + os.urandom(2).hex()
+    serials = _serials(plant, 2, lot=lot)
+    (box,) = _ssccs(plant, 1)
+    _pack(plant, _box(box), [_item(plant, serials[0])], parent_level=common_pb2.PACK_LEVEL_CASE)
+    plant["issuer"].HoldLot(
+        issuer_pb2.LotHoldRequest(gtin=plant["item"], lot=lot, reason="QC"),
+        metadata=_md(plant["tokens"]["line"]),
+        timeout=10,
+    )
+    _fails(
+        lambda: _pack(plant, _box(box), [_item(plant, serials[1])]),
+        Code.FAILED_PRECONDITION,
+        f"lot {lot}",
+        "hold",
+    )
+    _fails(
+        lambda: plant["stub"].Ship(
+            aggregator_pb2.ShipRequest(
+                event_id=_eid(), codes=[_box(box)], to_party="x", destination_market="FR"
+            ),
+            metadata=_md(plant["tokens"]["logistics"]),
+            timeout=10,
+        ),
+        Code.FAILED_PRECONDITION,
+        f"lot {lot}",
+    )
+
+
+def _logistics(plant: dict[str, Any], rpc: str, role: str = "logistics", **fields: Any) -> Any:
+    return getattr(plant["stub"], rpc)(
+        getattr(aggregator_pb2, f"{rpc}Request")(event_id=_eid(), **fields),
+        metadata=_md(plant["tokens"][role]),
+        timeout=30,
+    )
+
+
+def test_decommission_follows_the_hierarchy_and_undo_has_rules(plant: dict[str, Any]) -> None:
+    serials = _serials(plant, 3)
+    (box,) = _ssccs(plant, 1)
+    _pack(
+        plant,
+        _box(box),
+        [_item(plant, s) for s in serials],
+        parent_level=common_pb2.PACK_LEVEL_CASE,
+    )
+    locked = _logistics(
+        plant,
+        "Decommission",
+        codes=[_box(box)],
+        reason=aggregator_pb2.DECOMMISSION_REASON_LOCKED,
+        note="investigation",
+    )
+    assert locked.codes_affected == 4
+    _fails(
+        lambda: _logistics(plant, "UndoDecommission", role="logistics2", codes=[_box(box)]),
+        Code.FAILED_PRECONDITION,
+        "another party",
+    )
+    undone = _logistics(plant, "UndoDecommission", codes=[_box(box)])
+    assert undone.codes_affected == 4
+    _fails(
+        lambda: _logistics(plant, "UndoDecommission", codes=[_box(box)]),
+        Code.FAILED_PRECONDITION,
+        "no decommission",
+    )
+    destroyed = _logistics(
+        plant,
+        "Decommission",
+        codes=[_item(plant, serials[0])],
+        reason=aggregator_pb2.DECOMMISSION_REASON_DESTROYED,
+    )
+    assert destroyed.codes_affected == 1
+    _fails(
+        lambda: _logistics(plant, "UndoDecommission", codes=[_item(plant, serials[0])]),
+        Code.FAILED_PRECONDITION,
+        "final",
+    )
+    _fails(
+        lambda: _logistics(plant, "Decommission", codes=[_box(box)]),
+        Code.INVALID_ARGUMENT,
+        "DecommissionRequest.reason",
+    )
+
+
+def test_roles_are_enforced(plant: dict[str, Any]) -> None:
+    (box,) = _ssccs(plant, 1)
+    _fails(
+        lambda: plant["stub"].Ship(
+            aggregator_pb2.ShipRequest(
+                event_id=_eid(), codes=[_box(box)], to_party="x", destination_market="FR"
+            ),
+            metadata=_md(plant["tokens"]["line"]),
+            timeout=10,
+        ),
+        Code.PERMISSION_DENIED,
+    )
+    _fails(
+        lambda: plant["stub"].Pack(
+            aggregator_pb2.PackRequest(event_id=_eid(), parent=_box(box)),
+            metadata=_md(plant["tokens"]["logistics"]),
+            timeout=10,
+        ),
+        Code.PERMISSION_DENIED,
+    )
