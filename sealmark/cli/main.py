@@ -11,7 +11,7 @@ from sealmark.errors import InvalidArgument, SealmarkError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sealmark.cli import admin, issuing, serve
+    from sealmark.cli import admin, aggregation, issuing, serve
 
     parser = argparse.ArgumentParser(
         prog="sealmark", description="Sealmark: signed one-item-one-code serialization suite"
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations and exit")
     admin.add_parsers(sub)
     issuing.add_parsers(sub)
+    aggregation.add_parsers(sub)
     bench = sub.add_parser("bench", help="run benchmarks, one JSON line each")
     bench.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     bench.add_argument("--list", action="store_true", help="list the benchmarks")
@@ -72,6 +73,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from sealmark.cli import issuing
 
         return issuing.run_issue(args, settings)
+    from sealmark.cli import aggregation
+
+    if args.command in aggregation.COMMANDS:
+        return aggregation.run(args, settings)
 
     from sealmark.bootstrap import bootstrap
 

@@ -1,14 +1,23 @@
-"""How the CLI prints: a readable table or block for people, ``--json`` for scripts."""
+"""How the CLI prints: a readable table or block for people, ``--json`` for scripts; and how
+its gRPC client commands find their server, present their token and report a failed call."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from sealmark.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from sealmark.settings import Settings
 
 
 def to_jsonable(value: Any) -> Any:
@@ -63,3 +72,29 @@ def fail(message: str, code: int = 2) -> int:
 
 def rows(values: Sequence[Any]) -> list[Any]:
     return list(values)
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """Where a client command sends its calls and the metadata every call carries."""
+
+    target: str
+    metadata: tuple[tuple[str, str], ...]
+
+
+def endpoint(args: argparse.Namespace, settings: Settings) -> Endpoint:
+    """``--target`` (default ``grpc_host:grpc_port`` from the settings) and ``--token`` (default
+    ``SEALMARK_TOKEN``) as a bearer token. Raises InvalidArgument naming ``--token`` when there
+    is none."""
+    token = args.token or (settings.token.get_secret_value() if settings.token else None)
+    if not token:
+        raise InvalidArgument("--token", "a token is required (or set SEALMARK_TOKEN)")
+    target = args.target or f"{settings.grpc_host}:{settings.grpc_port}"
+    return Endpoint(target, (("authorization", f"Bearer {token}"),))
+
+
+def rpc_failed(exc: grpc.RpcError) -> int:
+    """Print a failed call as ``sealmark: STATUS: details`` and return the exit code: 2 when the
+    server found the request malformed (as for a local InvalidArgument), 1 otherwise."""
+    print(f"sealmark: {exc.code().name}: {exc.details()}", file=sys.stderr)
+    return 2 if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else 1

@@ -1,0 +1,132 @@
+"""A Sealmark server process for benchmarks: a fresh embedded PostgreSQL and Redis, one tenant
+with one product and tokens, and `sealmark serve SERVICE…` on them in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from sealmark.clock import SystemClock
+from sealmark.storage.embedded import start_embedded
+from sealmark.storage.migrate import apply_migrations
+from sealmark.storage.postgres import PostgresDatabase
+from sealmark.tenancy import usecases
+from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
+
+_SECRETS = {
+    "SEALMARK_SECRET_PEPPER": "bench-pepper-0123456789",
+    "SEALMARK_KEY_PASSPHRASE": "bench-passphrase",
+}
+TENANT = "bench"
+PREFIX = "9520123"
+GTIN = "09520123456788"
+
+
+@dataclass(frozen=True)
+class BenchSuite:
+    target: str
+    tokens: dict[str, str]  # role -> bearer token
+    gtin: str
+    dsn: str
+
+
+@contextmanager
+def suite_server(services: list[str]) -> Iterator[BenchSuite]:
+    """The suite's ``services`` in a subprocess on a fresh embedded database, with tenant
+    ``bench`` (prefix 9520123), product 09520123456788 and a token per role; a signing key
+    when the Issuer is among them."""
+    with tempfile.TemporaryDirectory(prefix="sealmark-bench-") as tmp:
+        servers = start_embedded(Path(tmp) / "data")
+        server = None
+        try:
+            dsn = servers.database_url
+            apply_migrations(dsn)
+            tokens = _seed(dsn)
+            env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith("SEALMARK_")},
+                "SEALMARK_DATABASE_URL": dsn,
+                "SEALMARK_REDIS_URL": servers.redis_url,
+                "SEALMARK_GRPC_PORT": "0",
+                "SEALMARK_METRICS_PORT": "0",
+                "SEALMARK_LOG_LEVEL": "WARNING",
+                **_SECRETS,
+            }
+            server = subprocess.Popen(
+                [sys.executable, "-m", "sealmark.cli.main", "serve", *services],
+                env=env,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert server.stdout is not None
+            target = ""
+            for line_out in server.stdout:
+                if "Sealmark is up: gRPC " in line_out:
+                    target = line_out.split("gRPC ", 1)[1].split(" ", 1)[0]
+                    break
+            if not target:
+                raise RuntimeError("bench server did not start")
+            if "issuer" in services:
+                with grpc.insecure_channel(target) as channel:
+                    issuer_pb2_grpc.IssuerStub(channel).RotateKey(
+                        issuer_pb2.RotateKeyRequest(),
+                        metadata=[("authorization", f"Bearer {tokens['admin']}")],
+                        timeout=30,
+                    )
+            yield BenchSuite(target, tokens, GTIN, dsn)
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=30)
+            servers.stop()
+
+
+def _seed(dsn: str) -> dict[str, str]:
+    db = PostgresDatabase(dsn)
+    clock = SystemClock()
+    try:
+        usecases.create_tenant(
+            db.unit_of_work,
+            clock,
+            tenant_id=TENANT,
+            name="Bench",
+            company_prefixes=[PREFIX],
+            resolver_host="id.bench.example",
+        )
+        usecases.add_product(
+            db.unit_of_work,
+            clock,
+            tenant_id=TENANT,
+            gtin=GTIN,
+            name="Bench",
+            serial_alphabet="alnum-safe",
+            serial_length=14,
+        )
+        return {
+            role: usecases.create_token(
+                db.unit_of_work, clock, os.urandom, tenant_id=TENANT, roles=[role], name=role
+            )[1]
+            for role in ("line", "logistics", "admin")
+        }
+    finally:
+        db.close()
+
+
+def server_rss_mb(target: str) -> float | None:
+    """Peak RSS of the process listening on ``target``'s port (Linux)."""
+    port = target.rsplit(":", 1)[1]
+    out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True)
+    if "pid=" not in out.stdout:
+        return None
+    pid = out.stdout.split("pid=", 1)[1].split(",", 1)[0]
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
