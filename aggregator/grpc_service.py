@@ -273,11 +273,10 @@ class AggregatorService(aggregator_pb2_grpc.AggregatorServicer):
         per_level, direct = self._aggregator.counts(
             current_principal(), unit_of(request.parent, "GetCountsRequest.parent")
         )
-        ordered = sorted(per_level.items(), key=lambda item: Level.named(item[0]))
         return aggregator_pb2.GetCountsResponse(
             counts=[
-                aggregator_pb2.LevelCount(level=_level_enum(level), count=n)  # type: ignore[arg-type]
-                for level, n in ordered
+                aggregator_pb2.LevelCount(level=int(level), count=n)  # type: ignore[arg-type]
+                for level, n in sorted(per_level.items())
             ],
             total=sum(per_level.values()),
             direct=direct,

@@ -20,6 +20,8 @@ class Unit:
     gtin: str  # empty for an SSCC
     lot: str
     market: str | None
+    parent: str | None = None  # the unit it is packed in now
+    held: bool = False  # its lot is on hold
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Decommission:
 
 _ANCESTORS = """
 WITH RECURSIVE up(key, depth) AS (
-    SELECT parent_key, 1 FROM containment WHERE child_key = %s
+    SELECT parent_key, 1 FROM containment WHERE child_key = $1::text
     UNION ALL
     SELECT c.parent_key, up.depth + 1 FROM containment c JOIN up ON c.child_key = up.key
     WHERE up.depth < 16
@@ -50,7 +52,7 @@ SELECT key FROM up ORDER BY depth
 
 _DESCENDANTS = """
 WITH RECURSIVE down(key, parent, depth) AS (
-    SELECT child_key, parent_key, 1 FROM containment WHERE parent_key = ANY(%s)
+    SELECT child_key, parent_key, 1 FROM containment WHERE parent_key = ANY($1::text[])
     UNION ALL
     SELECT c.child_key, c.parent_key, down.depth + 1
     FROM containment c JOIN down ON c.parent_key = down.key
@@ -67,9 +69,10 @@ class AggregationStore:
     def stored_result(
         self, tenant_id: str, event_id: str
     ) -> tuple[str, str, dict[str, Any]] | None:
-        rows = self._uow.execute(
+        rows = self._uow.execute_prepared(
+            "agg_stored",
             "SELECT kind, fingerprint, result FROM aggregation_events"
-            " WHERE tenant_id = %s AND event_id = %s",
+            " WHERE tenant_id = $1::text AND event_id = $2::text",
             (tenant_id, event_id),
         )
         return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
@@ -83,20 +86,26 @@ class AggregationStore:
         result: dict[str, Any],
         token_id: str,
         at: datetime,
-    ) -> None:
-        self._uow.execute(
+    ) -> bool:
+        """Keep the event's result; False when another transaction stored one first."""
+        rows = self._uow.execute_prepared(
+            "agg_store",
             "INSERT INTO aggregation_events (tenant_id, event_id, kind, fingerprint, result,"
-            " token_id, recorded_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            " token_id, recorded_at) VALUES ($1::text, $2::text, $3::text, $4::text,"
+            " $5::jsonb, $6::text, $7::timestamptz)"
+            " ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id",
             (tenant_id, event_id, kind, fingerprint, json.dumps(result), token_id, at),
         )
+        return bool(rows)
 
     # -- locking ------------------------------------------------------------------------
     def lock(self, keys: list[str]) -> None:
         """Transaction-scoped advisory locks on unit keys, taken in one order by every writer
         (so two writers never wait on each other in a cycle). Held until commit/rollback."""
-        self._uow.execute(
+        self._uow.execute_prepared(
+            "agg_lock",
             "SELECT pg_advisory_xact_lock(h) FROM"
-            " (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(%s::text[]) k"
+            " (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) k"
             " ORDER BY 1) s",
             (sorted(set(keys)),),
         )
@@ -109,44 +118,49 @@ class AggregationStore:
         out: dict[str, Unit] = {}
         suffix = " ORDER BY 1 FOR UPDATE OF c" if lock else ""
         if codes:
-            for key, state, level, gtin, lot, market in self._uow.execute(
-                "SELECT c.code_key, c.state, p.pack_level, c.gtin, coalesce(c.lot, ''), c.market"
-                " FROM codes c JOIN products p ON p.gtin = c.gtin"
-                " WHERE c.code_key = ANY(%s) AND c.tenant_id = %s" + suffix,
+            for key, state, level, gtin, lot, market, parent, held in self._uow.execute_prepared(
+                "agg_codes_locked" if lock else "agg_codes",
+                "SELECT c.code_key, c.state, p.pack_level, c.gtin, coalesce(c.lot, ''),"
+                " c.market, l.parent_key, coalesce(h.held, false)"
+                " FROM unnest($1::text[]) k JOIN codes c ON c.code_key = k"
+                " JOIN products p ON p.gtin = c.gtin"
+                " LEFT JOIN containment l ON l.child_key = c.code_key"
+                " LEFT JOIN lot_holds h ON h.gtin = c.gtin AND h.lot = c.lot"
+                " WHERE c.tenant_id = $2::text" + suffix,
                 (codes, tenant_id),
             ):
-                out[key] = Unit(key, state, Level.named(level), gtin, lot, market)
+                out[key] = Unit(key, state, Level.named(level), gtin, lot, market, parent, held)
         if ssccs:
-            suffix = " ORDER BY 1 FOR UPDATE" if lock else ""
-            for sscc, state, level, market in self._uow.execute(
-                "SELECT c.sscc, c.state, c.level, c.market FROM ssccs c"
-                " WHERE c.sscc = ANY(%s) AND c.tenant_id = %s" + suffix,
+            suffix = " ORDER BY 1 FOR UPDATE OF c" if lock else ""
+            for sscc, state, level, market, parent in self._uow.execute_prepared(
+                "agg_ssccs_locked" if lock else "agg_ssccs",
+                "SELECT c.sscc, c.state, c.level, c.market, l.parent_key"
+                " FROM unnest($1::text[]) k JOIN ssccs c ON c.sscc = k"
+                " LEFT JOIN containment l ON l.child_key = 'sscc:' || c.sscc"
+                " WHERE c.tenant_id = $2::text" + suffix,
                 (ssccs, tenant_id),
             ):
                 key = SSCC_PREFIX + sscc
-                out[key] = Unit(key, state, Level.named(level), "", "", market)
+                out[key] = Unit(key, state, Level.named(level), "", "", market, parent)
         return out
 
-    def sscc_allocated(self, tenant_id: str, sscc: str) -> bool:
-        """Whether ``sscc`` falls in a range allocated to the tenant (AllocateSsccs)."""
-        rows = self._uow.execute(
-            "SELECT 1 FROM sscc_allocations a WHERE a.tenant_id = %s"
-            " AND a.extension_digit = %s::smallint"
-            " AND substr(%s, 2, length(a.company_prefix)) = a.company_prefix"
-            " AND substr(%s, 2 + length(a.company_prefix), 16 - length(a.company_prefix))::bigint"
-            "     BETWEEN a.first_reference AND a.first_reference + a.quantity - 1"
-            " LIMIT 1",
-            (tenant_id, int(sscc[0]), sscc, sscc),
-        )
-        return bool(rows)
-
-    def create_sscc(self, tenant_id: str, sscc: str, level: Level, at: datetime) -> Unit:
-        self._uow.execute(
+    def create_sscc(self, tenant_id: str, sscc: str, level: Level, at: datetime) -> Unit | None:
+        """Register ``sscc`` as a unit, if it falls in a range allocated to the tenant
+        (AllocateSsccs); None when it does not."""
+        rows = self._uow.execute_prepared(
+            "agg_create_sscc",
             "INSERT INTO ssccs (sscc, tenant_id, level, state, created_at, updated_at)"
-            " VALUES (%s, %s, %s, 'commissioned', %s, %s)",
-            (sscc, tenant_id, level.label, at, at),
+            " SELECT $2::text, $1::text, $3::text, 'commissioned', $4::timestamptz,"
+            " $4::timestamptz WHERE EXISTS (SELECT 1 FROM sscc_allocations a"
+            " WHERE a.tenant_id = $1::text AND a.extension_digit = substr($2::text, 1, 1)::int"
+            " AND substr($2::text, 2, length(a.company_prefix)) = a.company_prefix"
+            " AND substr($2::text, 2 + length(a.company_prefix),"
+            "     16 - length(a.company_prefix))::bigint"
+            "     BETWEEN a.first_reference AND a.first_reference + a.quantity - 1)"
+            " RETURNING sscc",
+            (tenant_id, sscc, level.label, at),
         )
-        return Unit(SSCC_PREFIX + sscc, "commissioned", level, "", "", None)
+        return Unit(SSCC_PREFIX + sscc, "commissioned", level, "", "", None) if rows else None
 
     def set_state(
         self, keys: list[str], state: str, at: datetime, market: str | None = None
@@ -158,8 +172,8 @@ class AggregationStore:
         extra: tuple[Any, ...] = (market,) if market is not None else ()
         if codes:
             self._uow.execute(
-                f"UPDATE codes SET state = %s, updated_at = %s{market_sql}"
-                " WHERE code_key = ANY(%s)",
+                f"UPDATE codes c SET state = %s, updated_at = %s{market_sql}"
+                " FROM unnest(%s::text[]) k WHERE c.code_key = k",
                 (state, at, *extra, codes),
             )
         if ssccs:
@@ -168,80 +182,62 @@ class AggregationStore:
                 (state, at, *extra, ssccs),
             )
 
-    def held(self, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which (gtin, lot) pairs are on hold."""
-        if not pairs:
-            return set()
-        gtins, lots = zip(*sorted(pairs), strict=True)
-        rows = self._uow.execute(
-            "SELECT h.gtin, h.lot FROM lot_holds h"
-            " JOIN unnest(%s::text[], %s::text[]) AS q(gtin, lot)"
-            " ON h.gtin = q.gtin AND h.lot = q.lot WHERE h.held",
-            (list(gtins), list(lots)),
-        )
-        return {(str(g), str(lot)) for g, lot in rows}
-
     # -- hierarchy ----------------------------------------------------------------------
     def ancestors(self, key: str) -> list[str]:
         """Parent chain of ``key``, nearest first."""
-        return [r[0] for r in self._uow.execute(_ANCESTORS, (key,))]
-
-    def parents(self, keys: list[str]) -> dict[str, str]:
-        rows = self._uow.execute(
-            "SELECT child_key, parent_key FROM containment WHERE child_key = ANY(%s)", (keys,)
-        )
-        return {r[0]: r[1] for r in rows}
+        return [r[0] for r in self._uow.execute_prepared("agg_ancestors", _ANCESTORS, (key,))]
 
     def children(self, parent: str) -> list[str]:
-        rows = self._uow.execute(
-            "SELECT child_key FROM containment WHERE parent_key = %s ORDER BY child_key",
+        rows = self._uow.execute_prepared(
+            "agg_children",
+            "SELECT child_key FROM containment WHERE parent_key = $1::text ORDER BY child_key",
             (parent,),
         )
         return [r[0] for r in rows]
 
     def descendants(self, roots: list[str]) -> list[tuple[str, str, int]]:
         """(key, parent, depth) of everything below ``roots``, breadth first."""
-        rows = self._uow.execute(
-            _DESCENDANTS + "SELECT key, parent, depth FROM down ORDER BY depth, key", (roots,)
+        rows = self._uow.execute_prepared(
+            "agg_descendants",
+            _DESCENDANTS + "SELECT key, parent, depth FROM down ORDER BY depth, key",
+            (roots,),
         )
         return [(r[0], r[1], int(r[2])) for r in rows]
 
     def descendant_page(
         self, root: str, all_levels: bool, after: tuple[int, str] | None, limit: int
-    ) -> list[tuple[str, str, int, str, str, str | None]]:
-        """One page of (key, parent, depth, state, level, market) below ``root``, ordered by
-        (depth, key), strictly after ``after``."""
-        depth_cap = "" if all_levels else " WHERE depth = 1"
-        after_sql = " AND (depth, key) > (%s, %s)" if after else ""
-        where = depth_cap + (after_sql if depth_cap else after_sql.replace(" AND", " WHERE", 1))
-        params: tuple[Any, ...] = ([root],) + (after if after else ()) + (limit,)
-        rows = self._uow.execute(
-            _DESCENDANTS
-            + ", page AS (SELECT key, parent, depth FROM down"
-            + where
-            + " ORDER BY depth, key LIMIT %s)"
-            " SELECT p.key, p.parent, p.depth, coalesce(c.state, s.state),"
-            " coalesce(pr.pack_level, s.level), coalesce(c.market, s.market)"
-            " FROM page p"
-            " LEFT JOIN codes c ON c.code_key = p.key"
-            " LEFT JOIN products pr ON pr.gtin = c.gtin"
-            " LEFT JOIN ssccs s ON 'sscc:' || s.sscc = p.key"
-            " ORDER BY p.depth, p.key",
-            params,
-        )
-        return [(r[0], r[1], int(r[2]), r[3], r[4], r[5]) for r in rows]
+    ) -> list[tuple[str, str, int]]:
+        """One page of (key, parent, depth) below ``root``, ordered by (depth, key), strictly
+        after ``after``; direct children only unless ``all_levels``."""
+        depth, key = after if after else (0, "")
+        if not all_levels:
+            rows = self._uow.execute_prepared(
+                "agg_page_direct",
+                "SELECT child_key, parent_key, 1 FROM containment WHERE parent_key = $1::text"
+                " AND child_key > $2::text ORDER BY child_key LIMIT $3::int",
+                (root, key, limit),
+            )
+        else:
+            rows = self._uow.execute_prepared(
+                "agg_page_all",
+                _DESCENDANTS + "SELECT key, parent, depth FROM down"
+                " WHERE (depth, key) > ($2::int, $3::text) ORDER BY depth, key LIMIT $4::int",
+                ([root], depth, key, limit),
+            )
+        return [(r[0], r[1], int(r[2])) for r in rows]
 
-    def level_counts(self, root: str) -> tuple[dict[str, int], int]:
+    def level_counts(self, root: str) -> tuple[dict[Level, int], int]:
         """Descendants per level, and how many are direct children."""
-        rows = self._uow.execute(
-            _DESCENDANTS + "SELECT coalesce(pr.pack_level, s.level), count(*),"
-            " count(*) FILTER (WHERE d.depth = 1)"
-            " FROM down d LEFT JOIN codes c ON c.code_key = d.key"
-            " LEFT JOIN products pr ON pr.gtin = c.gtin"
-            " LEFT JOIN ssccs s ON 'sscc:' || s.sscc = d.key GROUP BY 1",
-            ([root],),
+        rows = self._uow.execute_prepared(
+            "agg_level_counts",
+            "WITH RECURSIVE down(key, level, depth) AS ("
+            " SELECT child_key, child_level, 1 FROM containment WHERE parent_key = $1::text"
+            " UNION ALL SELECT c.child_key, c.child_level, down.depth + 1"
+            " FROM containment c JOIN down ON c.parent_key = down.key WHERE down.depth < 16)"
+            " SELECT level, count(*), count(*) FILTER (WHERE depth = 1) FROM down GROUP BY 1",
+            (root,),
         )
-        return {r[0]: int(r[1]) for r in rows}, sum(int(r[2]) for r in rows)
+        return {Level(int(r[0])): int(r[1]) for r in rows}, sum(int(r[2]) for r in rows)
 
     def add_links(
         self,
@@ -251,10 +247,16 @@ class AggregationStore:
         event_id: str,
         at: datetime,
     ) -> None:
-        self._uow.execute(
-            "INSERT INTO containment (child_key, tenant_id, parent_key, child_level, event_id,"
-            " packed_at) SELECT k, %s, %s, l, %s, %s FROM unnest(%s::text[], %s::smallint[])"
-            " AS t(k, l)",
+        """Put ``children`` into ``parent`` and record it in their history, one statement."""
+        self._uow.execute_prepared(
+            "agg_add_links",
+            "WITH linked AS (INSERT INTO containment (child_key, tenant_id, parent_key,"
+            " child_level, event_id, packed_at) SELECT k, $1::text, $2::text, l, $3::text,"
+            " $4::timestamptz FROM unnest($5::text[], $6::smallint[]) AS t(k, l)"
+            " RETURNING child_key)"
+            " INSERT INTO containment_history (tenant_id, unit_key, parent_key, action,"
+            " event_id, event_time) SELECT $1::text, child_key, $2::text, 'packed', $3::text,"
+            " $4::timestamptz FROM linked",
             (
                 tenant_id,
                 parent,
@@ -281,10 +283,11 @@ class AggregationStore:
         at: datetime,
         attributes: dict[str, str] | None = None,
     ) -> None:
-        self._uow.execute(
+        self._uow.execute_prepared(
+            "agg_history",
             "INSERT INTO containment_history (tenant_id, unit_key, parent_key, action,"
-            " event_id, event_time, attributes) SELECT %s, k, %s, %s, %s, %s, %s"
-            " FROM unnest(%s::text[]) k",
+            " event_id, event_time, attributes) SELECT $1::text, k, $2::text, $3::text,"
+            " $4::text, $5::timestamptz, $6::jsonb FROM unnest($7::text[]) k",
             (tenant_id, parent, action, event_id, at, json.dumps(attributes or {}), keys),
         )
 
@@ -300,8 +303,10 @@ class AggregationStore:
 
     # -- rules --------------------------------------------------------------------------
     def rule(self, tenant_id: str, scope: str) -> Rule | None:
-        rows = self._uow.execute(
-            "SELECT capacity, homogeneous FROM pack_rules WHERE tenant_id = %s AND scope = %s",
+        rows = self._uow.execute_prepared(
+            "agg_rule",
+            "SELECT capacity, homogeneous FROM pack_rules"
+            " WHERE tenant_id = $1::text AND scope = $2::text",
             (tenant_id, scope),
         )
         return Rule(rows[0][0], rows[0][1]) if rows else None

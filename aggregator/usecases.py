@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -47,6 +48,7 @@ from sealmark.storage.postgres import PostgresDatabase, retrying
 from sealmark.tenancy.model import Principal, Role, Tenant, validate_market
 
 MAX_PAGE = 1000
+TENANT_TTL_S = 5.0
 DEFAULT_PAGE = 500
 
 
@@ -100,6 +102,7 @@ class Aggregator:
     def __init__(self, database: PostgresDatabase, clock: Clock) -> None:
         self._db = database
         self._clock = clock
+        self._tenants: dict[str, tuple[float, Tenant]] = {}
 
     # -- pack / unpack ------------------------------------------------------------------
     def pack(
@@ -126,8 +129,7 @@ class Aggregator:
 
         def apply(store: AggregationStore, now: datetime) -> tuple[int, dict[str, object]]:
             when = event_time(where.event_time, now, f"{name}.event_time")
-            self._lock_with_ancestors(store, parent.key, [c.key for c in children])
-            ancestors = set(store.ancestors(parent.key))
+            ancestors = set(self._lock_with_ancestors(store, parent.key, [c.key for c in children]))
             for child in children:
                 if child.key in ancestors:
                     raise FailedPrecondition(
@@ -139,11 +141,10 @@ class Aggregator:
                     raise NotFound(f"{name}.children: {child} was not issued to you")
             box = self._parent_unit(store, principal.tenant_id, parent, level, units, now)
             check_packable(parent, box.state, "parent")
-            current = store.parents([c.key for c in children])
             new: list[Unit] = []
             for child in children:
                 unit = units[child.key]
-                held_by = current.get(child.key)
+                held_by = unit.parent
                 if held_by == parent.key:
                     continue  # already in this very parent: not an error
                 if held_by is not None:
@@ -161,9 +162,6 @@ class Aggregator:
             self._check_rule(store, principal.tenant_id, parent, box, new)
             store.add_links(
                 principal.tenant_id, parent.key, [(u.key, u.level) for u in new], event_id, when
-            )
-            store.record_history(
-                principal.tenant_id, [u.key for u in new], parent.key, "packed", event_id, when
             )
             return len(new), {
                 "parent": parent.key,
@@ -456,30 +454,30 @@ class Aggregator:
                 raise NotFound(f"ListChildrenRequest.parent: {parent} was not issued to you")
         while True:
             with self._db.unit_of_work() as uow:
-                rows = AggregationStore(uow).descendant_page(
-                    parent.key, all_levels, after, size + 1
-                )
-            page, more = rows[:size], len(rows) > size
+                store = AggregationStore(uow)
+                rows = store.descendant_page(parent.key, all_levels, after, size + 1)
+                page, more = rows[:size], len(rows) > size
+                units = store.units(principal.tenant_id, [key for key, _, _ in page])
             after = (page[-1][2], page[-1][0]) if page else after
             token = f"{after[0]}:{after[1]}" if more and after else ""
-            yield (
-                [
+            out = []
+            for key, up, depth in page:
+                unit = units.get(key)
+                out.append(
                     ChildRow(
                         UnitRef.of_key(key),
                         UnitRef.of_key(up),
                         depth,
-                        state or "",
-                        level or "",
-                        market or "",
+                        unit.state if unit else "",
+                        unit.level.label if unit else "",
+                        (unit.market or "") if unit else "",
                     )
-                    for key, up, depth, state, level, market in page
-                ],
-                token,
-            )
+                )
+            yield out, token
             if not more:
                 return
 
-    def counts(self, principal: Principal, parent: UnitRef) -> tuple[dict[str, int], int]:
+    def counts(self, principal: Principal, parent: UnitRef) -> tuple[dict[Level, int], int]:
         self._owned(principal, [parent], "GetCountsRequest")
         with self._db.unit_of_work() as uow:
             store = AggregationStore(uow)
@@ -532,7 +530,6 @@ class Aggregator:
         def attempt() -> Outcome:
             with self._db.unit_of_work() as uow:
                 store = AggregationStore(uow)
-                store.lock([f"event:{principal.tenant_id}:{event_id}"])
                 stored = store.stored_result(principal.tenant_id, event_id)
                 if stored is not None:
                     if (stored[0], stored[1]) != (kind, fingerprint):
@@ -548,7 +545,7 @@ class Aggregator:
                     )
                 now = self._clock.now()
                 affected, payload = apply(store, now)
-                store.store_result(
+                stored_now = store.store_result(
                     principal.tenant_id,
                     event_id,
                     kind,
@@ -557,6 +554,10 @@ class Aggregator:
                     principal.token_id,
                     now,
                 )
+                if not stored_now:
+                    # The same event id was being written concurrently and committed first:
+                    # roll back and answer as a resend (or ALREADY_EXISTS if it differs).
+                    raise _Raced
                 uow.events.append(
                     NewEvent(
                         tenant_id=principal.tenant_id,
@@ -570,7 +571,13 @@ class Aggregator:
                 uow.commit()
                 return Outcome(event_id, False, affected, now)
 
-        return retrying(attempt)
+        def once_more_if_raced() -> Outcome:
+            try:
+                return attempt()
+            except _Raced:
+                return attempt()
+
+        return retrying(once_more_if_raced)
 
     def _owned(self, principal: Principal, refs: list[UnitRef], name: str) -> None:
         """PermissionDenied for a GTIN or SSCC outside the tenant's company prefixes."""
@@ -581,19 +588,33 @@ class Aggregator:
                 raise PermissionDenied(f"{name}: {ref} is not under your company prefixes")
 
     def _tenant(self, tenant_id: str) -> Tenant:
+        """The tenant, cached for a few seconds: its prefixes are read on every event, and
+        change only when an admin adds one (seen here within TENANT_TTL_S)."""
+        cached = self._tenants.get(tenant_id)
+        if cached is not None and time.monotonic() - cached[0] < TENANT_TTL_S:
+            return cached[1]
         with self._db.unit_of_work() as uow:
-            return uow.tenants.get(tenant_id)
+            tenant = uow.tenants.get(tenant_id)
+        self._tenants[tenant_id] = (time.monotonic(), tenant)
+        return tenant
 
-    def _lock_with_ancestors(self, store: AggregationStore, parent: str, others: list[str]) -> None:
-        """Lock the parent, the others and the parent's ancestors; the chain is read again
-        once locked (a concurrent pack may have moved it) until it is stable."""
+    def _lock_with_ancestors(
+        self, store: AggregationStore, parent: str, others: list[str]
+    ) -> list[str]:
+        """Lock the parent, the others and the parent's ancestors; return the ancestors.
+
+        Once the parent is locked no one else can move it, but a concurrent writer may still
+        move a unit above it, so the chain is locked and read again until it is stable (most
+        parents have none, or a stable one: two or three statements)."""
+        store.lock([parent, *others])
         chain = store.ancestors(parent)
-        store.lock([parent, *others, *chain])
         for _ in range(8):
+            if not chain:
+                return chain
+            store.lock(chain)
             again = store.ancestors(parent)
             if again == chain:
-                return
-            store.lock(again)
+                return chain
             chain = again
         raise FailedPrecondition(f"the hierarchy above {UnitRef.of_key(parent)} keeps changing")
 
@@ -613,12 +634,13 @@ class Aggregator:
             return found
         if not parent.is_sscc:
             raise NotFound(f"PackRequest.parent: {parent} was not issued to you")
-        if not store.sscc_allocated(tenant_id, parent.sscc):
+        level = parent_level(parent, requested, None, None, levels)
+        created = store.create_sscc(tenant_id, parent.sscc, level, now)
+        if created is None:
             raise NotFound(
                 f"PackRequest.parent: SSCC {parent.sscc} was not allocated to you (AllocateSsccs)"
             )
-        level = parent_level(parent, requested, None, None, levels)
-        return store.create_sscc(tenant_id, parent.sscc, level, now)
+        return created
 
     def _check_holds(
         self,
@@ -633,11 +655,11 @@ class Aggregator:
         containers = [u.key for u in units if u.level > Level.ITEM] if expand else []
         inside = [k for k, _, _ in store.descendants(containers)] if containers else []
         extra = list(store.units(tenant_id, inside).values()) if inside else []
-        pairs = {(u.gtin, u.lot) for u in [*units, *extra] if u.gtin and u.lot}
-        held = store.held(pairs)
-        if held:
-            gtin, lot = sorted(held)[0]
-            raise FailedPrecondition(f"lot {lot} of GTIN {gtin} is on hold: cannot be {verb}")
+        for unit in [*units, *extra]:
+            if unit.held:
+                raise FailedPrecondition(
+                    f"lot {unit.lot} of GTIN {unit.gtin} is on hold: cannot be {verb}"
+                )
 
     def _check_rule(
         self, store: AggregationStore, tenant_id: str, parent: UnitRef, box: Unit, new: list[Unit]
@@ -686,6 +708,10 @@ class Aggregator:
             if root.key not in units:
                 raise NotFound(f"{name}.codes: {root} was not issued to you")
         return [units[k] for k in keys if k in units]
+
+
+class _Raced(Exception):
+    """Another transaction stored a result under the same event id first."""
 
 
 def _fingerprint(*parts: object) -> str:
