@@ -141,6 +141,8 @@ def distinct_units(refs: list[UnitRef], field: str, low: int, high: int) -> list
 
 PACKABLE = frozenset({CodeState.COMMISSIONED, CodeState.RECEIVED})
 SHIPPABLE = frozenset({CodeState.COMMISSIONED, CodeState.RECEIVED})
+# A damaged label may be replaced wherever the unit still is in the active supply chain.
+REPLACEABLE = frozenset({CodeState.COMMISSIONED, CodeState.IN_TRANSIT, CodeState.RECEIVED})
 DECOMMISSION_STATES = {
     "dispensed": CodeState.DISPENSED,
     "destroyed": CodeState.DESTROYED,

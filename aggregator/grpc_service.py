@@ -1,6 +1,4 @@
-"""The Aggregator's gRPC face: messages in, use cases, messages out. Replace, Sample and Rework
-are not built yet and answer UNIMPLEMENTED (the generated base class does); the access policy
-is final."""
+"""The Aggregator's gRPC face: messages in, use cases, messages out."""
 
 from __future__ import annotations
 
@@ -146,16 +144,9 @@ class AggregatorService(aggregator_pb2_grpc.AggregatorServicer):
             event = getattr(message, which) if which else None
             event_id = event.event_id if event is not None else ""
             try:
-                if which == "pack":
-                    outcome = self._pack(principal, message.pack)
-                elif which == "unpack":
-                    outcome = self._unpack(principal, message.unpack)
-                elif which is None:
+                if which is None:
                     raise InvalidArgument("PackStreamRequest.event", "required")
-                else:
-                    raise InvalidArgument(
-                        f"PackStreamRequest.{which}", "not available on this server yet"
-                    )
+                outcome = getattr(self, f"_{which}")(principal, event)
             except SealmarkError as exc:
                 status, text = status_for(exc, "/sealmark.v1.Aggregator/PackStream")
                 yield aggregator_pb2.PackAck(
@@ -178,6 +169,50 @@ class AggregatorService(aggregator_pb2_grpc.AggregatorServicer):
             where_of(request),
             _level(request.parent_level),
             request.line_id,
+        )
+
+    def Replace(
+        self, request: aggregator_pb2.ReplaceRequest, context: grpc.ServicerContext
+    ) -> aggregator_pb2.AggregationResult:
+        return _aggregation_result(self._replace(current_principal(), request))
+
+    def Sample(
+        self, request: aggregator_pb2.SampleRequest, context: grpc.ServicerContext
+    ) -> aggregator_pb2.AggregationResult:
+        return _aggregation_result(self._sample(current_principal(), request))
+
+    def Rework(
+        self, request: aggregator_pb2.ReworkRequest, context: grpc.ServicerContext
+    ) -> aggregator_pb2.AggregationResult:
+        return _aggregation_result(self._rework(current_principal(), request))
+
+    def _replace(self, principal: Principal, request: aggregator_pb2.ReplaceRequest) -> Outcome:
+        return self._aggregator.replace(
+            principal,
+            request.event_id,
+            unit_of(request.old_code, "ReplaceRequest.old_code"),
+            unit_of(request.new_code, "ReplaceRequest.new_code"),
+            request.reason,
+            where_of(request),
+        )
+
+    def _sample(self, principal: Principal, request: aggregator_pb2.SampleRequest) -> Outcome:
+        return self._aggregator.sample(
+            principal,
+            request.event_id,
+            unit_of(request.code, "SampleRequest.code"),
+            request.reason,
+            where_of(request),
+        )
+
+    def _rework(self, principal: Principal, request: aggregator_pb2.ReworkRequest) -> Outcome:
+        return self._aggregator.rework(
+            principal,
+            request.event_id,
+            unit_of(request.parent, "ReworkRequest.parent"),
+            units_of(request.children, "ReworkRequest.children"),
+            request.reason,
+            where_of(request),
         )
 
     def _unpack(self, principal: Principal, request: aggregator_pb2.UnpackRequest) -> Outcome:
@@ -318,9 +353,7 @@ class AggregatorService(aggregator_pb2_grpc.AggregatorServicer):
 
 def binding(container: Container) -> ServiceBinding:
     def register(server: grpc.Server) -> None:
-        # The .pyi marks every RPC abstract; the generated runtime base class answers
-        # UNIMPLEMENTED for the ones not built yet (Replace, Sample, Rework).
-        servicer = AggregatorService(container)  # type: ignore[abstract]
+        servicer = AggregatorService(container)
         aggregator_pb2_grpc.add_AggregatorServicer_to_server(servicer, server)
 
     return ServiceBinding("aggregator", "sealmark.v1.Aggregator", register, POLICY)

@@ -246,6 +246,7 @@ class AggregationStore:
         children: list[tuple[str, Level]],
         event_id: str,
         at: datetime,
+        action: str = "packed",
     ) -> None:
         """Put ``children`` into ``parent`` and record it in their history, one statement."""
         self._uow.execute_prepared(
@@ -255,7 +256,7 @@ class AggregationStore:
             " $4::timestamptz FROM unnest($5::text[], $6::smallint[]) AS t(k, l)"
             " RETURNING child_key)"
             " INSERT INTO containment_history (tenant_id, unit_key, parent_key, action,"
-            " event_id, event_time) SELECT $1::text, child_key, $2::text, 'packed', $3::text,"
+            " event_id, event_time) SELECT $1::text, child_key, $2::text, $7::text, $3::text,"
             " $4::timestamptz FROM linked",
             (
                 tenant_id,
@@ -264,7 +265,24 @@ class AggregationStore:
                 at,
                 [k for k, _ in children],
                 [int(level) for _, level in children],
+                action,
             ),
+        )
+
+    def move_children(self, old_parent: str, new_parent: str) -> list[str]:
+        """Everything directly in ``old_parent`` goes into ``new_parent``."""
+        rows = self._uow.execute(
+            "UPDATE containment SET parent_key = %s WHERE parent_key = %s RETURNING child_key",
+            (new_parent, old_parent),
+        )
+        return [r[0] for r in rows]
+
+    def take_place(self, old_child: str, new_child: str, event_id: str, at: datetime) -> None:
+        """``new_child`` takes ``old_child``'s place in its parent."""
+        self._uow.execute(
+            "UPDATE containment SET child_key = %s, event_id = %s, packed_at = %s"
+            " WHERE child_key = %s",
+            (new_child, event_id, at, old_child),
         )
 
     def remove_links(self, parent: str, children: list[str]) -> None:

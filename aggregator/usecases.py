@@ -22,6 +22,7 @@ from aggregator.domain import (
     DECOMMISSION_STATES,
     MAX_CHILDREN,
     MAX_LOGISTICS,
+    REPLACEABLE,
     SHIPPABLE,
     Level,
     UnitRef,
@@ -129,36 +130,7 @@ class Aggregator:
 
         def apply(store: AggregationStore, now: datetime) -> tuple[int, dict[str, object]]:
             when = event_time(where.event_time, now, f"{name}.event_time")
-            ancestors = set(self._lock_with_ancestors(store, parent.key, [c.key for c in children]))
-            for child in children:
-                if child.key in ancestors:
-                    raise FailedPrecondition(
-                        f"{child} contains {parent}: packing it inside would make a cycle"
-                    )
-            units = store.units(principal.tenant_id, [c.key for c in children], lock=True)
-            for child in children:
-                if child.key not in units:
-                    raise NotFound(f"{name}.children: {child} was not issued to you")
-            box = self._parent_unit(store, principal.tenant_id, parent, level, units, now)
-            check_packable(parent, box.state, "parent")
-            new: list[Unit] = []
-            for child in children:
-                unit = units[child.key]
-                held_by = unit.parent
-                if held_by == parent.key:
-                    continue  # already in this very parent: not an error
-                if held_by is not None:
-                    raise FailedPrecondition(
-                        f"{child} is already packed in {UnitRef.of_key(held_by)}"
-                    )
-                check_packable(child, unit.state, "child")
-                if unit.level >= box.level:
-                    raise FailedPrecondition(
-                        f"{child} is a {unit.level.label}: it cannot go into {parent}, "
-                        f"a {box.level.label}"
-                    )
-                new.append(unit)
-            self._check_holds(store, principal.tenant_id, new, "packed")
+            box, new = self._admit(store, principal.tenant_id, parent, children, level, now, name)
             self._check_rule(store, principal.tenant_id, parent, box, new)
             store.add_links(
                 principal.tenant_id, parent.key, [(u.key, u.level) for u in new], event_id, when
@@ -230,6 +202,226 @@ class Aggregator:
             _fingerprint(parent, children, where, line_id),
             parent.key,
             apply,
+        )
+
+    def replace(
+        self,
+        principal: Principal,
+        event_id: str,
+        old: UnitRef,
+        new: UnitRef,
+        reason: str = "",
+        where: Where = Where(),
+    ) -> Outcome:
+        """A new label for a damaged one: ``new`` takes ``old``'s place (same parent, same
+        children, same logistics state and market); ``old`` becomes scrapped. ``new`` is an
+        allocated or commissioned code of the same GTIN (an SSCC for an SSCC), free and empty."""
+        principal.require(Role.LINE)
+        name = "ReplaceRequest"
+        check_event_id(event_id, f"{name}.event_id")
+        where.check(name)
+        _check_text(reason, f"{name}.reason", 500)
+        if old.key == new.key:
+            raise InvalidArgument(f"{name}.new_code", "is the old code itself")
+        if old.is_sscc != new.is_sscc or (not old.is_sscc and old.gtin != new.gtin):
+            raise InvalidArgument(
+                f"{name}.new_code", f"{new} cannot replace {old}: want the same GTIN (or an SSCC)"
+            )
+        self._owned(principal, [old, new], name)
+
+        def apply(store: AggregationStore, now: datetime) -> tuple[int, dict[str, object]]:
+            when = event_time(where.event_time, now, f"{name}.event_time")
+            chain = self._lock_with_ancestors(store, old.key, [new.key])
+            units = store.units(principal.tenant_id, [old.key, new.key], lock=True)
+            if old.key not in units:
+                raise NotFound(f"{name}.old_code: {old} was not issued to you")
+            gone = units[old.key]
+            if CodeState(gone.state) not in REPLACEABLE:
+                raise FailedPrecondition(f"{old} is {gone.state}: it cannot be replaced")
+            fresh = units.get(new.key)
+            if fresh is None and new.is_sscc:
+                fresh = store.create_sscc(principal.tenant_id, new.sscc, gone.level, now)
+            if fresh is None:
+                raise NotFound(f"{name}.new_code: {new} was not issued to you")
+            if fresh.state not in (CodeState.ALLOCATED.value, CodeState.COMMISSIONED.value):
+                raise FailedPrecondition(f"{new} is {fresh.state}: a replacement must be unused")
+            if fresh.parent is not None or store.children(new.key):
+                raise FailedPrecondition(f"{new} is packed or holds units: it must be free")
+            if fresh.level != gone.level:
+                raise FailedPrecondition(
+                    f"{new} is a {fresh.level.label}, {old} a {gone.level.label}"
+                )
+            if fresh.held:
+                raise FailedPrecondition(f"lot {fresh.lot} of GTIN {fresh.gtin} is on hold")
+            store.lock(store.children(old.key))
+            moved = store.move_children(old.key, new.key)
+            if gone.parent is not None:
+                store.take_place(old.key, new.key, event_id, when)
+            store.set_state([new.key], gone.state, now, gone.market)
+            store.set_state([old.key], CodeState.SCRAPPED.value, now)
+            up = gone.parent
+            store.record_history(
+                principal.tenant_id,
+                [old.key],
+                up,
+                "replaced",
+                event_id,
+                when,
+                {"replaced_by": new.key, "reason": reason},
+            )
+            store.record_history(
+                principal.tenant_id,
+                [new.key],
+                up,
+                "replaced",
+                event_id,
+                when,
+                {"replaces": old.key, "reason": reason},
+            )
+            if moved:
+                store.record_history(
+                    principal.tenant_id,
+                    moved,
+                    new.key,
+                    "replaced",
+                    event_id,
+                    when,
+                    {"from": old.key},
+                )
+            return 2 + len(moved), {
+                "old": old.key,
+                "new": new.key,
+                "parent": up,
+                "ancestors": chain,
+                "children": moved,
+                "state": gone.state,
+                "reason": reason,
+                "event_time": when.isoformat(),
+                **_where(where),
+            }
+
+        fingerprint = _fingerprint(old, new, reason, where)
+        return self._write(principal, "aggregation.replaced", event_id, fingerprint, old.key, apply)
+
+    def sample(
+        self,
+        principal: Principal,
+        event_id: str,
+        code: UnitRef,
+        reason: str = "",
+        where: Where = Where(),
+    ) -> Outcome:
+        """Take a unit out for QA: unpacked from its parent in the same event, state sampled
+        (a decommission, so it can be undone within the window)."""
+        principal.require(Role.LINE)
+        name = "SampleRequest"
+        check_event_id(event_id, f"{name}.event_id")
+        where.check(name)
+        _check_text(reason, f"{name}.reason", 500)
+        self._owned(principal, [code], name)
+
+        def apply(store: AggregationStore, now: datetime) -> tuple[int, dict[str, object]]:
+            when = event_time(where.event_time, now, f"{name}.event_time")
+            self._lock_with_ancestors(store, code.key, [])
+            unit = store.units(principal.tenant_id, [code.key], lock=True).get(code.key)
+            if unit is None:
+                raise NotFound(f"{name}.code: {code} was not issued to you")
+            if store.children(code.key):
+                raise FailedPrecondition(f"{code} holds units: unpack it before sampling it")
+            check_transition(str(code), CodeState(unit.state), CodeState.SAMPLED)
+            if unit.parent is not None:
+                store.remove_links(unit.parent, [code.key])
+            store.record_history(
+                principal.tenant_id,
+                [code.key],
+                unit.parent,
+                "sampled",
+                event_id,
+                when,
+                {"reason": reason},
+            )
+            store.record_decommissions(
+                principal.tenant_id,
+                [unit],
+                CodeState.SAMPLED.value,
+                event_id,
+                principal.token_id,
+                now,
+            )
+            store.set_state([code.key], CodeState.SAMPLED.value, now)
+            return 1, {
+                "code": code.key,
+                "parent": unit.parent,
+                "reason": reason,
+                "event_time": when.isoformat(),
+                **_where(where),
+            }
+
+        fingerprint = _fingerprint(code, reason, where)
+        return self._write(principal, "aggregation.sampled", event_id, fingerprint, code.key, apply)
+
+    def rework(
+        self,
+        principal: Principal,
+        event_id: str,
+        parent: UnitRef,
+        children: list[UnitRef],
+        reason: str = "",
+        where: Where = Where(),
+    ) -> Outcome:
+        """The parent's whole content becomes ``children``, as one event (unpack all, pack)."""
+        principal.require(Role.LINE)
+        name = "ReworkRequest"
+        check_event_id(event_id, f"{name}.event_id")
+        distinct_units(children, f"{name}.children", 0, MAX_CHILDREN)
+        where.check(name)
+        _check_text(reason, f"{name}.reason", 500)
+        if any(c.key == parent.key for c in children):
+            raise InvalidArgument(f"{name}.children", f"{parent} cannot be packed into itself")
+        self._owned(principal, [parent, *children], name)
+
+        def apply(store: AggregationStore, now: datetime) -> tuple[int, dict[str, object]]:
+            when = event_time(where.event_time, now, f"{name}.event_time")
+            if not store.units(principal.tenant_id, [parent.key]):
+                raise NotFound(f"{name}.parent: {parent} was not issued to you")
+            store.lock([parent.key])
+            before = store.children(parent.key)
+            wanted = {c.key for c in children}
+            leaving = [k for k in before if k not in wanted]
+            box, new = self._admit(store, principal.tenant_id, parent, children, None, now, name)
+            staying = [k for k in before if k in wanted]
+            self._check_rule(store, principal.tenant_id, parent, box, new, staying)
+            store.lock(leaving)
+            store.remove_links(parent.key, leaving)
+            store.record_history(
+                principal.tenant_id,
+                leaving,
+                parent.key,
+                "reworked",
+                event_id,
+                when,
+                {"direction": "out", "reason": reason},
+            )
+            store.add_links(
+                principal.tenant_id,
+                parent.key,
+                [(u.key, u.level) for u in new],
+                event_id,
+                when,
+                "reworked",
+            )
+            return len(leaving) + len(new), {
+                "parent": parent.key,
+                "removed": leaving,
+                "added": [u.key for u in new],
+                "reason": reason,
+                "event_time": when.isoformat(),
+                **_where(where),
+            }
+
+        fingerprint = _fingerprint(parent, children, reason, where)
+        return self._write(
+            principal, "aggregation.reworked", event_id, fingerprint, parent.key, apply
         )
 
     # -- logistics ----------------------------------------------------------------------
@@ -598,6 +790,51 @@ class Aggregator:
         self._tenants[tenant_id] = (time.monotonic(), tenant)
         return tenant
 
+    def _admit(
+        self,
+        store: AggregationStore,
+        tenant_id: str,
+        parent: UnitRef,
+        children: list[UnitRef],
+        level: Level | None,
+        now: datetime,
+        name: str,
+    ) -> tuple[Unit, list[Unit]]:
+        """Lock and check a pack of ``children`` into ``parent``: the parent (an SSCC is
+        registered on first use), no cycle, every child issued to the tenant, packable, free
+        (or in this very parent already), of a lower level, no lot on hold.
+        Returns the parent and the children to link."""
+        ancestors = set(self._lock_with_ancestors(store, parent.key, [c.key for c in children]))
+        for child in children:
+            if child.key in ancestors:
+                raise FailedPrecondition(
+                    f"{child} contains {parent}: packing it inside would make a cycle"
+                )
+        units = store.units(tenant_id, [c.key for c in children], lock=True)
+        for child in children:
+            if child.key not in units:
+                raise NotFound(f"{name}.children: {child} was not issued to you")
+        box = self._parent_unit(store, tenant_id, parent, level, units, now)
+        check_packable(parent, box.state, "parent")
+        new: list[Unit] = []
+        for child in children:
+            unit = units[child.key]
+            if unit.parent == parent.key:
+                continue  # already in this very parent: not an error
+            if unit.parent is not None:
+                raise FailedPrecondition(
+                    f"{child} is already packed in {UnitRef.of_key(unit.parent)}"
+                )
+            check_packable(child, unit.state, "child")
+            if unit.level >= box.level:
+                raise FailedPrecondition(
+                    f"{child} is a {unit.level.label}: it cannot go into {parent}, "
+                    f"a {box.level.label}"
+                )
+            new.append(unit)
+        self._check_holds(store, tenant_id, new, "packed")
+        return box, new
+
     def _lock_with_ancestors(
         self, store: AggregationStore, parent: str, others: list[str]
     ) -> list[str]:
@@ -662,13 +899,21 @@ class Aggregator:
                 )
 
     def _check_rule(
-        self, store: AggregationStore, tenant_id: str, parent: UnitRef, box: Unit, new: list[Unit]
+        self,
+        store: AggregationStore,
+        tenant_id: str,
+        parent: UnitRef,
+        box: Unit,
+        new: list[Unit],
+        staying: list[str] | None = None,
     ) -> None:
+        """The parent's packing rule over what it will hold: ``staying`` (default: all it
+        holds now) and ``new``."""
         scope = f"sscc-{box.level.label}" if parent.is_sscc else box.gtin
         rule = store.rule(tenant_id, scope)
         if rule is None or not new:
             return
-        existing = store.children(parent.key)
+        existing = store.children(parent.key) if staying is None else staying
         if rule.capacity is not None and len(existing) + len(new) > rule.capacity:
             raise FailedPrecondition(
                 f"{parent} is full: it holds {len(existing)}, {len(new)} more would pass its"
@@ -754,6 +999,11 @@ def _biz_transactions(items: list[tuple[str, str]], name: str) -> list[list[str]
             )
         out.append([kind, ident])
     return out
+
+
+def _check_text(value: str, name: str, limit: int) -> None:
+    if len(value) > limit:
+        raise InvalidArgument(name, f"at most {limit} characters")
 
 
 def _page_size(value: int, name: str) -> int:

@@ -274,6 +274,91 @@ def test_line_packs_a_pallet_over_the_stream_and_ships_it(plant: dict[str, Any])
     )
     assert received.codes_affected == 501
 
+    # A damaged label on an item of case 2: a fresh code takes its place, the old is scrapped.
+    (fresh,) = _serials(plant, 1, commission=False)
+    damaged = serials[2 * 24]
+    replaced = plant["stub"].Replace(
+        aggregator_pb2.ReplaceRequest(
+            event_id=_eid(),
+            old_code=_item(plant, damaged),
+            new_code=_item(plant, fresh),
+            reason="torn label",
+        ),
+        metadata=_md(plant["tokens"]["line"]),
+        timeout=10,
+    )
+    assert replaced.children_affected == 2
+    up = plant["stub"].GetAncestors(
+        aggregator_pb2.GetAncestorsRequest(code=_item(plant, fresh)),
+        metadata=_md(plant["tokens"]["line"]),
+        timeout=10,
+    )
+    assert [_ref_key(a) for a in up.ancestors] == [cases[2], pallet]
+    in_case = {
+        _ref_key(c.code): c
+        for p in plant["stub"].ListChildren(
+            aggregator_pb2.ListChildrenRequest(parent=_box(cases[2])),
+            metadata=_md(plant["tokens"]["line"]),
+            timeout=10,
+        )
+        for c in p.children
+    }
+    assert fresh in in_case and damaged not in in_case and len(in_case) == 24
+    assert in_case[fresh].state == common_pb2.CODE_STATE_RECEIVED  # the logistics state moved
+    assert in_case[fresh].market == "DE"
+    _fails(
+        lambda: _pack(plant, _box(cases[3]), [_item(plant, damaged)]),
+        Code.FAILED_PRECONDITION,
+        "scrapped",
+    )
+
+    # Case 4 is reworked: 20 of its items stay, 4 go, 4 new ones come in, one event.
+    spare = _serials(plant, 4)
+    keep = serials[4 * 24 : 4 * 24 + 20]
+    reworked = plant["stub"].Rework(
+        aggregator_pb2.ReworkRequest(
+            event_id=_eid(),
+            parent=_box(cases[4]),
+            children=[_item(plant, s) for s in keep + spare],
+            reason="wrong count",
+        ),
+        metadata=_md(plant["tokens"]["line"]),
+        timeout=10,
+    )
+    assert reworked.children_affected == 8
+    content = {
+        _ref_key(c.code)
+        for p in plant["stub"].ListChildren(
+            aggregator_pb2.ListChildrenRequest(parent=_box(cases[4])),
+            metadata=_md(plant["tokens"]["line"]),
+            timeout=10,
+        )
+        for c in p.children
+    }
+    assert content == set(keep + spare)
+    gone = plant["stub"].GetAncestors(
+        aggregator_pb2.GetAncestorsRequest(code=_item(plant, serials[4 * 24 + 23])),
+        metadata=_md(plant["tokens"]["line"]),
+        timeout=10,
+    )
+    assert list(gone.ancestors) == []
+
+    # QA samples an item of case 6: out of its case, state sampled.
+    sampled = plant["stub"].Sample(
+        aggregator_pb2.SampleRequest(
+            event_id=_eid(), code=_item(plant, serials[6 * 24]), reason="QA"
+        ),
+        metadata=_md(plant["tokens"]["line"]),
+        timeout=10,
+    )
+    assert sampled.children_affected == 1
+    counts6 = plant["stub"].GetCounts(
+        aggregator_pb2.GetCountsRequest(parent=_box(cases[6])),
+        metadata=_md(plant["tokens"]["line"]),
+        timeout=10,
+    )
+    assert counts6.total == 23
+
     # The line reworks a case: unpack it entirely (EPCIS DELETE without children).
     emptied = plant["stub"].Unpack(
         aggregator_pb2.UnpackRequest(event_id=_eid(), parent=_box(cases[5])),
@@ -512,3 +597,46 @@ def test_roles_are_enforced(plant: dict[str, Any]) -> None:
         ),
         Code.PERMISSION_DENIED,
     )
+
+
+def test_bad_replacements_and_samples_are_refused(plant: dict[str, Any]) -> None:
+    a, b, c = _serials(plant, 3)
+    (box,) = _ssccs(plant, 1)
+    _pack(
+        plant,
+        _box(box),
+        [_item(plant, a), _item(plant, b)],
+        parent_level=common_pb2.PACK_LEVEL_CASE,
+    )
+
+    def replace(old: Any, new: Any) -> Any:
+        return plant["stub"].Replace(
+            aggregator_pb2.ReplaceRequest(event_id=_eid(), old_code=old, new_code=new),
+            metadata=_md(plant["tokens"]["line"]),
+            timeout=10,
+        )
+
+    _fails(lambda: replace(_item(plant, a), _item(plant, b)), Code.FAILED_PRECONDITION, "free")
+    _fails(lambda: replace(_item(plant, a), _box(box)), Code.INVALID_ARGUMENT, "new_code")
+    _fails(lambda: replace(_item(plant, a), _item(plant, a)), Code.INVALID_ARGUMENT, "itself")
+    _fails(
+        lambda: replace(_item(plant, "NOSUCHCODE9"), _item(plant, c)),
+        Code.NOT_FOUND,
+        "NOSUCHCODE9",
+    )
+    _fails(
+        lambda: plant["stub"].Sample(
+            aggregator_pb2.SampleRequest(event_id=_eid(), code=_box(box)),
+            metadata=_md(plant["tokens"]["line"]),
+            timeout=10,
+        ),
+        Code.FAILED_PRECONDITION,
+        "holds units",
+    )
+    # Nothing moved: both items are still in the box.
+    counts = plant["stub"].GetCounts(
+        aggregator_pb2.GetCountsRequest(parent=_box(box)),
+        metadata=_md(plant["tokens"]["line"]),
+        timeout=10,
+    )
+    assert (counts.total, counts.direct) == (2, 2)
