@@ -4,6 +4,7 @@ exceptions a line meets, and 100 concurrent packs of one child."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -68,6 +69,7 @@ def plant(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     issuer = issuer_pb2_grpc.IssuerStub(channel)
     issuer.RotateKey(issuer_pb2.RotateKeyRequest(), metadata=_md(tokens["admin"]), timeout=10)
     world = {
+        "target": f"127.0.0.1:{running.port}",
         "issuer": issuer,
         "stub": aggregator_pb2_grpc.AggregatorStub(channel),
         "tokens": tokens,
@@ -640,3 +642,39 @@ def test_bad_replacements_and_samples_are_refused(plant: dict[str, Any]) -> None
         timeout=10,
     )
     assert (counts.total, counts.direct) == (2, 2)
+
+
+def test_cli_packs_ships_and_prints_the_tree(
+    plant: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sealmark.cli.main import main
+
+    serials = _serials(plant, 3)
+    case, pallet = _ssccs(plant, 2)
+    target = ["--target", plant["target"]]
+
+    def run(*args: str, role: str = "line") -> Any:
+        code = main(["--json", *args, *target, "--token", plant["tokens"][role]])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        return json.loads(out)
+
+    children = [f"{plant['item']}/{s}" for s in serials]
+    packed = run("pack", case, *children, "--level", "case")
+    assert (packed["children_affected"], packed["duplicate"]) == (3, False)
+    run("pack", pallet, case, "--level", "pallet")
+    shipped = run("ship", pallet, "--to", "dc-9", "--market", "FR", role="logistics")
+    assert shipped["codes_affected"] == 5
+    tree = run("tree", children[0])
+    assert tree["ancestors"] == [case, pallet]
+    below = run("tree", pallet)["descendants"]
+    assert {(d["code"], d["state"], d["market"]) for d in below} == {
+        (unit, "in_transit", "FR") for unit in [case, *children]
+    }
+    # A bad unit is refused by the CLI itself, naming the argument; a server refusal exits 1.
+    assert main(["pack", case, "not a code", *target, "--token", plant["tokens"]["line"]]) == 2
+    assert "CHILD" in capsys.readouterr().err
+    assert (
+        main(["unpack", case, children[0], *target, "--token", plant["tokens"]["logistics"]]) == 1
+    )
+    assert "PERMISSION_DENIED" in capsys.readouterr().err
