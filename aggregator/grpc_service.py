@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 
-from aggregator.domain import Level, UnitRef, scanned, sgtin, sscc
+from aggregator.domain import SSCC_PREFIX, Level, UnitRef, scanned, sgtin, sscc
 from aggregator.usecases import Aggregator, ChildRow, Outcome, Where
 from sealmark.bootstrap import Container
 from sealmark.errors import InvalidArgument, SealmarkError
@@ -78,14 +78,6 @@ def _level(value: int) -> Level | None:
     return None if value == common_pb2.PACK_LEVEL_UNSPECIFIED else Level(value)
 
 
-def _state_enum(state: str) -> int:
-    return common_pb2.CodeState.Value(f"CODE_STATE_{state.upper()}") if state else 0
-
-
-def _level_enum(level: str) -> int:
-    return common_pb2.PackLevel.Value(f"PACK_LEVEL_{level.upper()}") if level else 0
-
-
 def _stamp(at: datetime) -> Any:
     from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -109,15 +101,33 @@ def _logistics_result(outcome: Outcome) -> aggregator_pb2.LogisticsResult:
     )
 
 
-def _child(row: ChildRow) -> aggregator_pb2.Child:
-    return aggregator_pb2.Child(
-        code=code_ref(row.unit),
-        parent=code_ref(row.parent),
-        depth=row.depth,
-        state=_state_enum(row.state),  # type: ignore[arg-type]
-        level=_level_enum(row.level),  # type: ignore[arg-type]
-        market=row.market,
-    )
+_STATES = {name.removeprefix("CODE_STATE_").lower(): n for name, n in common_pb2.CodeState.items()}
+_LEVELS = {name.removeprefix("PACK_LEVEL_").lower(): n for name, n in common_pb2.PackLevel.items()}
+
+
+def _children_message(rows: list[ChildRow], token: str) -> aggregator_pb2.ListChildrenResponse:
+    """Built in place (``children.add``): a pallet is 1,500 rows, and separate messages
+    copied in cost three times as much."""
+    response = aggregator_pb2.ListChildrenResponse(next_page_token=token)
+    add = response.children.add
+    for row in rows:
+        child = add(
+            depth=row.depth,
+            state=_STATES.get(row.state, 0),
+            level=_LEVELS.get(row.level, 0),
+            market=row.market,
+        )
+        _set_ref(child.code, row.key)
+        _set_ref(child.parent, row.parent)
+    return response
+
+
+def _set_ref(ref: common_pb2.CodeRef, key: str) -> None:
+    if key.startswith(SSCC_PREFIX):
+        ref.sscc = key[len(SSCC_PREFIX) :]
+    else:
+        ref.sgtin.gtin = key[:14]
+        ref.sgtin.serial = key[14:]
 
 
 class AggregatorService(aggregator_pb2_grpc.AggregatorServicer):
@@ -298,9 +308,7 @@ class AggregatorService(aggregator_pb2_grpc.AggregatorServicer):
             request.page.page_token,
         )
         for rows, token in pages:
-            yield aggregator_pb2.ListChildrenResponse(
-                children=[_child(r) for r in rows], next_page_token=token
-            )
+            yield _children_message(rows, token)
 
     def GetCounts(
         self, request: aggregator_pb2.GetCountsRequest, context: grpc.ServicerContext

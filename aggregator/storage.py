@@ -144,6 +144,31 @@ class AggregationStore:
                 out[key] = Unit(key, state, Level.named(level), "", "", market, parent)
         return out
 
+    def states(self, tenant_id: str, keys: list[str]) -> dict[str, tuple[str, Level, str | None]]:
+        """(state, level, market) of the tenant's units among ``keys``: the light lookup of
+        an explosion (no locks, no parent or hold)."""
+        codes = [k for k in keys if not k.startswith(SSCC_PREFIX)]
+        ssccs = [k[len(SSCC_PREFIX) :] for k in keys if k.startswith(SSCC_PREFIX)]
+        out: dict[str, tuple[str, Level, str | None]] = {}
+        if codes:
+            for key, state, level, market in self._uow.execute_prepared(
+                "agg_code_states",
+                "SELECT c.code_key, c.state, p.pack_level, c.market"
+                " FROM unnest($1::text[]) k JOIN codes c ON c.code_key = k"
+                " JOIN products p ON p.gtin = c.gtin WHERE c.tenant_id = $2::text",
+                (codes, tenant_id),
+            ):
+                out[key] = (state, Level.named(level), market)
+        if ssccs:
+            for sscc, state, level, market in self._uow.execute_prepared(
+                "agg_sscc_states",
+                "SELECT c.sscc, c.state, c.level, c.market FROM unnest($1::text[]) k"
+                " JOIN ssccs c ON c.sscc = k WHERE c.tenant_id = $2::text",
+                (ssccs, tenant_id),
+            ):
+                out[SSCC_PREFIX + sscc] = (state, Level.named(level), market)
+        return out
+
     def create_sscc(self, tenant_id: str, sscc: str, level: Level, at: datetime) -> Unit | None:
         """Register ``sscc`` as a unit, if it falls in a range allocated to the tenant
         (AllocateSsccs); None when it does not."""
@@ -168,18 +193,21 @@ class AggregationStore:
         """Move units to ``state`` (and, when given, set the market they were shipped to)."""
         codes = [k for k in keys if not k.startswith(SSCC_PREFIX)]
         ssccs = [k[len(SSCC_PREFIX) :] for k in keys if k.startswith(SSCC_PREFIX)]
-        market_sql = ", market = %s" if market is not None else ""
-        extra: tuple[Any, ...] = (market,) if market is not None else ()
         if codes:
-            self._uow.execute(
-                f"UPDATE codes c SET state = %s, updated_at = %s{market_sql}"
-                " FROM unnest(%s::text[]) k WHERE c.code_key = k",
-                (state, at, *extra, codes),
+            self._uow.execute_prepared(
+                "agg_code_state",
+                "UPDATE codes c SET state = $1::text, updated_at = $2::timestamptz,"
+                " market = CASE WHEN $3::bool THEN $4::text ELSE c.market END"
+                " FROM unnest($5::text[]) k WHERE c.code_key = k",
+                (state, at, market is not None, market, codes),
             )
         if ssccs:
-            self._uow.execute(
-                f"UPDATE ssccs SET state = %s, updated_at = %s{market_sql} WHERE sscc = ANY(%s)",
-                (state, at, *extra, ssccs),
+            self._uow.execute_prepared(
+                "agg_sscc_state",
+                "UPDATE ssccs c SET state = $1::text, updated_at = $2::timestamptz,"
+                " market = CASE WHEN $3::bool THEN $4::text ELSE c.market END"
+                " FROM unnest($5::text[]) k WHERE c.sscc = k",
+                (state, at, market is not None, market, ssccs),
             )
 
     # -- hierarchy ----------------------------------------------------------------------
@@ -208,23 +236,29 @@ class AggregationStore:
         self, root: str, all_levels: bool, after: tuple[int, str] | None, limit: int
     ) -> list[tuple[str, str, int]]:
         """One page of (key, parent, depth) below ``root``, ordered by (depth, key), strictly
-        after ``after``; direct children only unless ``all_levels``."""
-        depth, key = after if after else (0, "")
-        if not all_levels:
+        after ``after``; direct children only unless ``all_levels``.
+
+        Walked one level at a time (one indexed lookup of all the level's children per level,
+        ending at a level of items), which stays on the parent index however large the table."""
+        out: list[tuple[str, str, int]] = []
+        frontier, depth = [root], 0
+        while frontier and len(out) < limit:
+            depth += 1
             rows = self._uow.execute_prepared(
-                "agg_page_direct",
-                "SELECT child_key, parent_key, 1 FROM containment WHERE parent_key = $1::text"
-                " AND child_key > $2::text ORDER BY child_key LIMIT $3::int",
-                (root, key, limit),
+                "agg_level_below",
+                "SELECT c.child_key, c.parent_key, c.child_level FROM unnest($1::text[]) k"
+                " JOIN containment c ON c.parent_key = k",
+                (frontier,),
             )
-        else:
-            rows = self._uow.execute_prepared(
-                "agg_page_all",
-                _DESCENDANTS + "SELECT key, parent, depth FROM down"
-                " WHERE (depth, key) > ($2::int, $3::text) ORDER BY depth, key LIMIT $4::int",
-                ([root], depth, key, limit),
-            )
-        return [(r[0], r[1], int(r[2])) for r in rows]
+            rows.sort()
+            if after is None or depth > after[0]:
+                out.extend((key, up, depth) for key, up, _ in rows)
+            elif depth == after[0]:
+                out.extend((key, up, depth) for key, up, _ in rows if key > after[1])
+            if not all_levels:
+                break
+            frontier = [key for key, _, level in rows if level > Level.ITEM]
+        return out[:limit]
 
     def level_counts(self, root: str) -> tuple[dict[Level, int], int]:
         """Descendants per level, and how many are direct children."""

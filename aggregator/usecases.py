@@ -80,14 +80,20 @@ class Outcome:
     recorded_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChildRow:
-    unit: UnitRef
-    parent: UnitRef
+    """A unit under a parent (keys as :attr:`UnitRef.key`), as ListChildren streams it."""
+
+    key: str
+    parent: str
     depth: int
     state: str
     level: str
     market: str
+
+    @property
+    def unit(self) -> UnitRef:
+        return UnitRef.of_key(self.key)
 
 
 @dataclass(frozen=True)
@@ -649,22 +655,17 @@ class Aggregator:
                 store = AggregationStore(uow)
                 rows = store.descendant_page(parent.key, all_levels, after, size + 1)
                 page, more = rows[:size], len(rows) > size
-                units = store.units(principal.tenant_id, [key for key, _, _ in page])
+                units = store.states(principal.tenant_id, [key for key, _, _ in page])
             after = (page[-1][2], page[-1][0]) if page else after
             token = f"{after[0]}:{after[1]}" if more and after else ""
             out = []
             for key, up, depth in page:
-                unit = units.get(key)
-                out.append(
-                    ChildRow(
-                        UnitRef.of_key(key),
-                        UnitRef.of_key(up),
-                        depth,
-                        unit.state if unit else "",
-                        unit.level.label if unit else "",
-                        (unit.market or "") if unit else "",
-                    )
-                )
+                found = units.get(key)
+                if found is None:
+                    out.append(ChildRow(key, up, depth, "", "", ""))
+                else:
+                    state, level, market = found
+                    out.append(ChildRow(key, up, depth, state, level.label, market or ""))
             yield out, token
             if not more:
                 return

@@ -157,7 +157,12 @@ class PostgresDatabase:
                     self._size,
                     self.dsn,
                     connect_timeout=max(2, round(self._connect_timeout)),
-                    options=f"-c statement_timeout={self._statement_timeout}",
+                    # Only execute_prepared statements are affected: their plans must not
+                    # depend on one call's array sizes (a custom plan for 1,440 keys picks a
+                    # hash join over every partition of codes; the generic plan probes the
+                    # primary key per key, whatever the table's size).
+                    options=f"-c statement_timeout={self._statement_timeout}"
+                    " -c plan_cache_mode=force_generic_plan",
                     keepalives=1,
                     keepalives_idle=10,
                     keepalives_interval=3,

@@ -120,12 +120,17 @@ OPS = st.lists(
         st.tuples(
             st.just("pack"),
             st.integers(0, CASES),  # parent: a case, or the pallet (== CASES)
-            st.lists(st.integers(0, ITEMS + CASES - 1), min_size=1, max_size=4, unique=True),
+            # Mostly the children a line would pack there (items into a case, cases onto the
+            # pallet); sometimes any unit at all, the wrong level included.
+            st.tuples(
+                st.booleans(),
+                st.lists(st.integers(0, ITEMS + CASES - 1), min_size=1, max_size=4, unique=True),
+            ),
         ),
         st.tuples(
             st.just("unpack"),
             st.integers(0, CASES),
-            st.lists(st.integers(0, ITEMS + CASES - 1), max_size=3, unique=True),
+            st.lists(st.integers(0, ITEMS + CASES - 1), max_size=1),  # often "everything"
         ),
         st.tuples(st.just("replace"), st.integers(0, ITEMS - 1), st.integers(0, SPARES - 1)),
         st.tuples(st.just("sample"), st.integers(0, ITEMS - 1), st.just(0)),
@@ -140,8 +145,9 @@ def test_random_sequences_keep_the_hierarchy_equal_to_the_model(env: dict[str, A
     OUTCOMES.clear()
 
     @settings(
-        max_examples=60,
+        max_examples=80,
         deadline=None,
+        derandomize=True,  # the same sequences on every run: CI never flakes on a new draw
         suppress_health_check=[HealthCheck.too_slow],
     )
     @given(ops=OPS)
@@ -185,7 +191,10 @@ def _run(env: dict[str, Any], ops: list[tuple[Any, ...]]) -> None:
     for op, a, b in ops:
         if op == "pack":
             parent = pallet if a == CASES else cases[a]
-            kids = [units[i] for i in b]
+            anything, picks = b
+            natural = cases if parent is pallet else items
+            pool = units if anything else natural
+            kids = list({pool[i % len(pool)].key: pool[i % len(pool)] for i in picks}.values())
             expect = _pack_ok(model, parent, kids, levels[parent.key])
             outcome = _try(agg.pack, line, event(), parent, kids, level=levels[parent.key])
             assert outcome == expect, (op, parent, kids, outcome)
