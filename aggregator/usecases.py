@@ -460,15 +460,15 @@ class Aggregator:
                     )
             self._check_holds(store, principal.tenant_id, units, "shipped", expand=False)
             store.set_state([u.key for u in units], CodeState.IN_TRANSIT.value, now, market)
-            return len(units), {
-                "codes": [c.key for c in codes],
-                "affected": len(units),
-                "to_party": to_party,
-                "destination_market": market,
-                "biz_transactions": transactions,
-                "event_time": when.isoformat(),
-                **_where(where),
-            }
+            return len(units), _payload(
+                codes,
+                len(units),
+                when,
+                where,
+                to_party=to_party,
+                destination_market=market,
+                biz_transactions=transactions,
+            )
 
         fingerprint = _fingerprint(codes, to_party, market, where, transactions)
         return self._write(principal, "logistics.shipped", event_id, fingerprint, "", apply)
@@ -500,14 +500,9 @@ class Aggregator:
                         " can be received"
                     )
             store.set_state([u.key for u in units], CodeState.RECEIVED.value, now)
-            return len(units), {
-                "codes": [c.key for c in codes],
-                "affected": len(units),
-                "from_party": from_party,
-                "biz_transactions": transactions,
-                "event_time": when.isoformat(),
-                **_where(where),
-            }
+            return len(units), _payload(
+                codes, len(units), when, where, from_party=from_party, biz_transactions=transactions
+            )
 
         fingerprint = _fingerprint(codes, from_party, where, transactions)
         return self._write(principal, "logistics.received", event_id, fingerprint, "", apply)
@@ -543,15 +538,9 @@ class Aggregator:
                 principal.tenant_id, units, target.value, event_id, principal.token_id, now
             )
             store.set_state([u.key for u in units], target.value, now)
-            return len(units), {
-                "codes": [c.key for c in codes],
-                "affected": len(units),
-                "reason": reason,
-                "state": target.value,
-                "note": note,
-                "event_time": when.isoformat(),
-                **_where(where),
-            }
+            return len(units), _payload(
+                codes, len(units), when, where, reason=reason, state=target.value, note=note
+            )
 
         fingerprint = _fingerprint(codes, reason, where, note)
         return self._write(principal, "logistics.decommissioned", event_id, fingerprint, "", apply)
@@ -601,13 +590,7 @@ class Aggregator:
                 store.undo_decommissions(
                     latest.event_id, [k for keys in by_state.values() for k in keys], now
                 )
-            return restored, {
-                "codes": [c.key for c in codes],
-                "affected": restored,
-                "note": note,
-                "event_time": when.isoformat(),
-                **_where(where),
-            }
+            return restored, _payload(codes, restored, when, where, note=note)
 
         fingerprint = _fingerprint(codes, where, note)
         return self._write(
@@ -974,6 +957,19 @@ def _fingerprint(*parts: object) -> str:
 
     text = json.dumps([plain(p) for p in parts], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _payload(
+    codes: list[UnitRef], affected: int, when: datetime, where: Where, **facts: object
+) -> dict[str, object]:
+    """The domain event payload of a logistics write."""
+    return {
+        "codes": [c.key for c in codes],
+        "affected": affected,
+        **facts,
+        "event_time": when.isoformat(),
+        **_where(where),
+    }
 
 
 def _where(where: Where) -> dict[str, object]:

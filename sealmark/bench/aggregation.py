@@ -15,7 +15,7 @@ import random
 import statistics
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -190,41 +190,42 @@ def pack_links_per_s() -> Measurement:
     )
 
 
-@benchmark(
-    "pallet_explode_p99_ms",
-    description="ListChildren(all levels) of a 1,440-item pallet over gRPC, p99 (bar: <= 10)",
-)
-def pallet_explode_p99_ms() -> Measurement:
-    prepared = _prepared()
-    assert prepared.pallets
-    rng = random.Random(7)  # noqa: S311 - a reproducible sample, not a secret
+def _latency(prepared: Prepared, calls: int, warm: int, call: Callable[[int], None]) -> Measurement:
+    """p99 of ``calls`` timed calls after ``warm`` untimed ones (plans, connections)."""
     samples = []
-    for n in range(220):
-        pallet = rng.choice(prepared.pallets)
+    for n in range(warm + calls):
         started = time.perf_counter()
-        count = sum(
-            len(page.children)
-            for page in prepared.stub.ListChildren(
-                aggregator_pb2.ListChildrenRequest(
-                    parent=_box(pallet),
-                    all_levels=True,
-                    page=common_pb2.PageRequest(page_size=1000),
-                ),
-                metadata=prepared.metadata,
-                timeout=30,
-            )
-        )
-        elapsed = time.perf_counter() - started
-        if count != CASES_PER_PALLET * (ITEMS_PER_CASE + 1):
-            raise RuntimeError(f"pallet {pallet} exploded to {count} units")
-        if n >= 20:  # the first calls warm the plan cache
-            samples.append(elapsed)
+        call(n)
+        if n >= warm:
+            samples.append(time.perf_counter() - started)
     return Measurement(
         _p99_ms(samples),
         "ms",
         server_rss_mb(prepared.suite.target),
         {"p50_ms": round(statistics.median(samples) * 1000, 3), "calls": len(samples)},
     )
+
+
+@benchmark(
+    "pallet_explode_p99_ms",
+    description="ListChildren(all levels) of a 1,440-item pallet over gRPC, p99 (bar: <= 10)",
+)
+def pallet_explode_p99_ms() -> Measurement:
+    prepared = _prepared()
+    pallets = prepared.pallets or []
+    rng = random.Random(7)  # noqa: S311 - a reproducible sample, not a secret
+
+    def explode(_: int) -> None:
+        pallet = rng.choice(pallets)
+        request = aggregator_pb2.ListChildrenRequest(
+            parent=_box(pallet), all_levels=True, page=common_pb2.PageRequest(page_size=1000)
+        )
+        pages = prepared.stub.ListChildren(request, metadata=prepared.metadata, timeout=30)
+        count = sum(len(page.children) for page in pages)
+        if count != CASES_PER_PALLET * (ITEMS_PER_CASE + 1):
+            raise RuntimeError(f"pallet {pallet} exploded to {count} units")
+
+    return _latency(prepared, 200, 20, explode)
 
 
 @benchmark(
@@ -233,25 +234,14 @@ def pallet_explode_p99_ms() -> Measurement:
 )
 def top_parent_p99_ms() -> Measurement:
     prepared = _prepared()
-    assert prepared.packed_items
+    items = prepared.packed_items or []
     rng = random.Random(11)  # noqa: S311 - a reproducible sample, not a secret
-    samples = []
-    for n in range(1100):
-        serial = rng.choice(prepared.packed_items)
-        started = time.perf_counter()
-        response = prepared.stub.GetAncestors(
-            aggregator_pb2.GetAncestorsRequest(code=_item(serial)),
-            metadata=prepared.metadata,
-            timeout=10,
-        )
-        elapsed = time.perf_counter() - started
+
+    def top(_: int) -> None:
+        serial = rng.choice(items)
+        request = aggregator_pb2.GetAncestorsRequest(code=_item(serial))
+        response = prepared.stub.GetAncestors(request, metadata=prepared.metadata, timeout=10)
         if len(response.ancestors) != 2:
             raise RuntimeError(f"item {serial} has {len(response.ancestors)} ancestors")
-        if n >= 100:
-            samples.append(elapsed)
-    return Measurement(
-        _p99_ms(samples),
-        "ms",
-        server_rss_mb(prepared.suite.target),
-        {"p50_ms": round(statistics.median(samples) * 1000, 3), "calls": len(samples)},
-    )
+
+    return _latency(prepared, 1000, 100, top)

@@ -4,7 +4,7 @@ admin token, a signing key, and a real Issuer server on a free port."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -22,22 +22,29 @@ from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
 from tests.storage_contract import gtin_under
 
 
-def make_container(pg_dsn: str, redis_url: str) -> Container:
-    """A process container on the test servers, with test secrets."""
-    settings = load_settings(
+def make_container(
+    pg_dsn: str,
+    redis_url: str,
+    random_bytes: Callable[[int], bytes] = os.urandom,
+    **settings: str,
+) -> Container:
+    """A process container on the test servers, with test secrets (``settings`` adds or
+    overrides SEALMARK_* variables)."""
+    loaded = load_settings(
         {
             "SEALMARK_DATABASE_URL": pg_dsn,
             "SEALMARK_REDIS_URL": redis_url,
             "SEALMARK_SECRET_PEPPER": "e2e-test-pepper-0123456789",
             "SEALMARK_KEY_PASSPHRASE": "e2e-test-passphrase",
+            **settings,
         }
     )
     return Container(
-        settings,
+        loaded,
         PostgresDatabase(pg_dsn),
         redis.Redis.from_url(redis_url),
         SystemClock(),
-        os.urandom,
+        random_bytes,
     )
 
 

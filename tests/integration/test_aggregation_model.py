@@ -16,20 +16,16 @@ from typing import Any
 
 import psycopg2
 import pytest
-import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator.domain import Level, UnitRef
 from aggregator.usecases import Aggregator
-from sealmark.bootstrap import Container
-from sealmark.clock import SystemClock
 from sealmark.errors import SealmarkError
 from sealmark.gs1 import make_sscc
-from sealmark.settings import load_settings
-from sealmark.storage.postgres import PostgresDatabase
 from sealmark.tenancy import usecases
 from sealmark.tenancy.model import Principal, Role
+from tests.e2e.conftest import make_container
 from tests.storage_contract import gtin_under
 
 ITEMS, CASES, SPARES = 6, 3, 2
@@ -40,20 +36,7 @@ REPLACEABLE = {"commissioned", "in_transit", "received"}
 
 @pytest.fixture(scope="module")
 def env(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
-    settings = load_settings(
-        {
-            "SEALMARK_DATABASE_URL": pg_dsn,
-            "SEALMARK_REDIS_URL": redis_url,
-            "SEALMARK_SECRET_PEPPER": "model-test-pepper-0123456",
-        }
-    )
-    container = Container(
-        settings,
-        PostgresDatabase(pg_dsn),
-        redis.Redis.from_url(redis_url),
-        SystemClock(),
-        os.urandom,
-    )
+    container = make_container(pg_dsn, redis_url)
     suffix = os.urandom(3).hex()
     prefix = "95294" + str(int(suffix, 16) % 1000).zfill(3)
     tenant = usecases.create_tenant(

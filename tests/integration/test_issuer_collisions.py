@@ -14,17 +14,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 
 from issuer.bootstrap import build_issuer
 from issuer.domain.commands import IssueCommand
 from issuer.usecases import Issuer
-from sealmark.bootstrap import Container
-from sealmark.clock import SystemClock
-from sealmark.settings import load_settings
 from sealmark.storage.postgres import PostgresDatabase
 from sealmark.tenancy import usecases
 from sealmark.tenancy.model import Principal, Role
+from tests.e2e.conftest import make_container
 from tests.storage_contract import gtin_under
 
 
@@ -45,18 +42,8 @@ class ReplayableRandom:
 @pytest.fixture()
 def replay(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     source = ReplayableRandom(20261123)
-    settings = load_settings(
-        {
-            "SEALMARK_DATABASE_URL": pg_dsn,
-            "SEALMARK_REDIS_URL": redis_url,
-            "SEALMARK_SECRET_PEPPER": "collision-test-pepper-0123",
-            "SEALMARK_KEY_PASSPHRASE": "collision-test-passphrase",
-            "SEALMARK_MINT_PROCESSES": "0",  # the injected source is used in this process
-        }
-    )
-    container = Container(
-        settings, PostgresDatabase(pg_dsn), redis.Redis.from_url(redis_url), SystemClock(), source
-    )
+    # Minting in this process, so the injected source is the one used.
+    container = make_container(pg_dsn, redis_url, source, SEALMARK_MINT_PROCESSES="0")
     suffix = os.urandom(3).hex()
     prefix = "95291" + str(int(suffix, 16) % 1000).zfill(3)
     tenant = usecases.create_tenant(
