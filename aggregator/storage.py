@@ -40,15 +40,15 @@ class Decommission:
     decided_at: datetime
 
 
-_ANCESTORS = """
+_UP = """
 WITH RECURSIVE up(key, depth) AS (
     SELECT parent_key, 1 FROM containment WHERE child_key = $1::text
     UNION ALL
     SELECT c.parent_key, up.depth + 1 FROM containment c JOIN up ON c.child_key = up.key
     WHERE up.depth < 16
 )
-SELECT key FROM up ORDER BY depth
 """
+_ANCESTORS = _UP + "SELECT key FROM up ORDER BY depth"
 
 _DESCENDANTS = """
 WITH RECURSIVE down(key, parent, depth) AS (
@@ -214,6 +214,21 @@ class AggregationStore:
     def ancestors(self, key: str) -> list[str]:
         """Parent chain of ``key``, nearest first."""
         return [r[0] for r in self._uow.execute_prepared("agg_ancestors", _ANCESTORS, (key,))]
+
+    def owned_ancestors(self, tenant_id: str, key: str) -> list[str] | None:
+        """Parent chain of ``key``, nearest first; None unless it is one of the tenant's units.
+        One statement: the top-parent lookup is the hottest read there is."""
+        sscc = key[len(SSCC_PREFIX) :] if key.startswith(SSCC_PREFIX) else ""
+        rows = self._uow.execute_prepared(
+            "agg_owned_ancestors",
+            _UP + "SELECT EXISTS (SELECT 1 FROM codes WHERE code_key = $1::text"
+            " AND tenant_id = $2::text) OR EXISTS (SELECT 1 FROM ssccs"
+            " WHERE sscc = $3::text AND tenant_id = $2::text),"
+            " ARRAY(SELECT key FROM up ORDER BY depth)",
+            (key, tenant_id, sscc),
+        )
+        owned, chain = rows[0]
+        return list(chain) if owned else None
 
     def children(self, parent: str) -> list[str]:
         rows = self._uow.execute_prepared(

@@ -665,10 +665,10 @@ class Aggregator:
         """The parent chain of ``code`` now, nearest first (the last is the top parent)."""
         self._owned(principal, [code], "GetAncestorsRequest")
         with self._db.unit_of_work() as uow:
-            store = AggregationStore(uow)
-            if not store.units(principal.tenant_id, [code.key]):
-                raise NotFound(f"GetAncestorsRequest.code: {code} was not issued to you")
-            return [UnitRef.of_key(k) for k in store.ancestors(code.key)]
+            chain = AggregationStore(uow).owned_ancestors(principal.tenant_id, code.key)
+        if chain is None:
+            raise NotFound(f"GetAncestorsRequest.code: {code} was not issued to you")
+        return [UnitRef.of_key(k) for k in chain]
 
     def history(
         self, principal: Principal, code: UnitRef, page_size: int = 0, page_token: str = ""
