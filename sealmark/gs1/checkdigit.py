@@ -49,8 +49,15 @@ def _validate(value: str, field: str, lengths: tuple[int, ...], what: str) -> No
 
 def normalize_gtin(value: str, field: str = "gtin") -> str:
     """Validate a GTIN-8/12/13/14 and return it as 14 digits. Raises InvalidArgument."""
+    if value in _VALID_GTINS:  # a line sends one GTIN thousands of times
+        return _VALID_GTINS[value]
     _validate(value, field, _GTIN_LENGTHS, "GTIN")
+    if len(_VALID_GTINS) < 4096:
+        _VALID_GTINS[value] = value.zfill(14)
     return value.zfill(14)
+
+
+_VALID_GTINS: dict[str, str] = {}
 
 
 def validate_sscc(value: str, field: str = "sscc") -> str:

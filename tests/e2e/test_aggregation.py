@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +21,7 @@ from sealmark.tenancy import usecases
 from sealmark.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2, issuer_pb2, issuer_pb2_grpc
 from tests.e2e.conftest import _md, make_container
 from tests.storage_contract import gtin_under
+from tests.support.cli import sealmark
 
 pytestmark = pytest.mark.e2e
 Code = grpc.StatusCode
@@ -70,6 +72,8 @@ def plant(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     issuer.RotateKey(issuer_pb2.RotateKeyRequest(), metadata=_md(tokens["admin"]), timeout=10)
     world = {
         "target": f"127.0.0.1:{running.port}",
+        "dsn": pg_dsn,
+        "redis_url": redis_url,
         "issuer": issuer,
         "stub": aggregator_pb2_grpc.AggregatorStub(channel),
         "tokens": tokens,
@@ -644,20 +648,27 @@ def test_bad_replacements_and_samples_are_refused(plant: dict[str, Any]) -> None
     assert (counts.total, counts.direct) == (2, 2)
 
 
-def test_cli_packs_ships_and_prints_the_tree(
-    plant: dict[str, Any], capsys: pytest.CaptureFixture[str]
-) -> None:
-    from sealmark.cli.main import main
-
+def test_cli_packs_ships_and_prints_the_tree(plant: dict[str, Any]) -> None:
     serials = _serials(plant, 3)
     case, pallet = _ssccs(plant, 2)
-    target = ["--target", plant["target"]]
+
+    def cli(*args: str, role: str = "line") -> subprocess.CompletedProcess[str]:
+        token = plant["tokens"][role]
+        return sealmark(
+            "--json",
+            *args,
+            "--target",
+            plant["target"],
+            "--token",
+            token,
+            dsn=plant["dsn"],
+            redis_url=plant["redis_url"],
+        )
 
     def run(*args: str, role: str = "line") -> Any:
-        code = main(["--json", *args, *target, "--token", plant["tokens"][role]])
-        out, err = capsys.readouterr()
-        assert code == 0, err
-        return json.loads(out)
+        done = cli(*args, role=role)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
 
     children = [f"{plant['item']}/{s}" for s in serials]
     packed = run("pack", case, *children, "--level", "case")
@@ -672,9 +683,7 @@ def test_cli_packs_ships_and_prints_the_tree(
         (unit, "in_transit", "FR") for unit in [case, *children]
     }
     # A bad unit is refused by the CLI itself, naming the argument; a server refusal exits 1.
-    assert main(["pack", case, "not a code", *target, "--token", plant["tokens"]["line"]]) == 2
-    assert "CHILD" in capsys.readouterr().err
-    assert (
-        main(["unpack", case, children[0], *target, "--token", plant["tokens"]["logistics"]]) == 1
-    )
-    assert "PERMISSION_DENIED" in capsys.readouterr().err
+    refused = cli("pack", case, "not a code")
+    assert refused.returncode == 2 and "CHILD" in refused.stderr
+    denied = cli("unpack", case, children[0], role="logistics")
+    assert denied.returncode == 1 and "PERMISSION_DENIED" in denied.stderr

@@ -11,23 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import ROOT, sealmark
+
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def sealmark(*args: str, dsn: str, redis_url: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMARK_")}
-    env.update(
-        SEALMARK_DATABASE_URL=dsn, SEALMARK_REDIS_URL=redis_url, SEALMARK_LOG_LEVEL="WARNING"
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "sealmark.cli.main", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 @pytest.fixture(scope="module")

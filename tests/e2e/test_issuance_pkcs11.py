@@ -196,9 +196,7 @@ def test_a_server_without_the_token_refuses_to_sign_with_its_key(
 ) -> None:
     """The key set still names the HSM key; a process configured for software keys cannot
     sign with it and says which settings are missing, writing nothing."""
-    env = {
-        k: v for k, v in hsm_issuer["env"].items() if not k.startswith("SEALMARK_PKCS11_")
-    }
+    env = {k: v for k, v in hsm_issuer["env"].items() if not k.startswith("SEALMARK_PKCS11_")}
     env.update(SEALMARK_KEY_BACKEND="software", SEALMARK_KEY_PASSPHRASE="software-passphrase")
     server = IssuerProcess(env)
     try:
