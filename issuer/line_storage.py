@@ -38,6 +38,17 @@ class LineStore:
         )
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
+    def packed(self, keys: list[str]) -> dict[str, str]:
+        """code_key → the unit it is packed in, for those of ``keys`` that are packed, and
+        code_key → "" for those that hold units themselves (the Aggregator's containment)."""
+        rows = self._uow.execute(
+            "SELECT child_key, parent_key FROM containment WHERE child_key = ANY(%s)"
+            " UNION ALL SELECT DISTINCT parent_key, '' FROM containment"
+            " WHERE parent_key = ANY(%s)",
+            (keys, keys),
+        )
+        return {r[0]: r[1] for r in rows}
+
     def outstanding(self, tenant_id: str, request_id: str) -> list[str]:
         rows = self._uow.execute(
             "SELECT serial FROM codes WHERE tenant_id = %s AND request_id = %s"

@@ -68,6 +68,10 @@ class Hold:
     changed_by: str
 
 
+def _unit_name(key: str) -> str:
+    return f"SSCC {key[5:]}" if key.startswith("sscc:") else f"code {key}"
+
+
 def _check_id(value: str, name: str) -> str:
     if not _ID.match(value):
         raise InvalidArgument(name, "want 1..64 characters of A-Z a-z 0-9 . _ : -")
@@ -127,6 +131,9 @@ class LineReports:
                 if target is CodeState.COMMISSIONED
                 else set()
             )
+            # A packed code (or one that holds units) cannot be scrapped by a line report: the
+            # hierarchy would keep a dead unit. The Aggregator's Replace or Unpack comes first.
+            packed = store.packed(keys) if target is CodeState.SCRAPPED else {}
             summary, move = Summary(batch.batch_id), []
             for key in keys:
                 serial = key[14:]
@@ -141,6 +148,17 @@ class LineReports:
                 elif lot in held:
                     summary.rejected.append(
                         (serial, f"lot {lot} is on hold", "FAILED_PRECONDITION")
+                    )
+                elif key in packed:
+                    where = (
+                        f"is packed in {_unit_name(packed[key])}" if packed[key] else "holds units"
+                    )
+                    summary.rejected.append(
+                        (
+                            serial,
+                            f"code {key} {where}: replace or unpack it before scrapping it",
+                            "FAILED_PRECONDITION",
+                        )
                     )
                 else:
                     try:

@@ -687,3 +687,29 @@ def test_cli_packs_ships_and_prints_the_tree(plant: dict[str, Any]) -> None:
     assert refused.returncode == 2 and "CHILD" in refused.stderr
     denied = cli("unpack", case, children[0], role="logistics")
     assert denied.returncode == 1 and "PERMISSION_DENIED" in denied.stderr
+
+
+def test_a_packed_code_cannot_be_scrapped_by_a_line_report(plant: dict[str, Any]) -> None:
+    inside, free = _serials(plant, 2)
+    (box,) = _ssccs(plant, 1)
+    _pack(plant, _box(box), [_item(plant, inside)], parent_level=common_pb2.PACK_LEVEL_CASE)
+    acks = list(
+        plant["issuer"].ReportScrapped(
+            iter(
+                [
+                    issuer_pb2.CodeBatch(
+                        batch_id="s-" + os.urandom(6).hex(),
+                        gtin=plant["item"],
+                        serials=[inside, free],
+                        reason="smudged",
+                    )
+                ]
+            ),
+            metadata=_md(plant["tokens"]["line"]),
+            timeout=30,
+        )
+    )
+    assert acks[0].accepted == 1
+    (rejected,) = acks[0].rejected
+    assert rejected.serial == inside and rejected.error_code == "FAILED_PRECONDITION"
+    assert f"packed in SSCC {box}" in rejected.reason
