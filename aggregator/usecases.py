@@ -123,16 +123,9 @@ class Aggregator:
         line_id: str = "",
     ) -> Outcome:
         """Put ``children`` into ``parent`` (adding to what it holds)."""
-        principal.require(Role.LINE)
         name = "PackRequest"
-        check_event_id(event_id, f"{name}.event_id")
-        distinct_units(children, f"{name}.children", 1, MAX_CHILDREN)
-        where.check(name)
-        if len(line_id) > 64:
-            raise InvalidArgument(f"{name}.line_id", "at most 64 characters")
-        if any(c.key == parent.key for c in children):
-            raise InvalidArgument(f"{name}.children", f"{parent} cannot be packed into itself")
-        self._owned(principal, [parent, *children], name)
+        self._check_packing(principal, name, event_id, where, parent, children, 1)
+        _check_text(line_id, f"{name}.line_id", 64)
 
         def apply(store: AggregationStore, now: datetime) -> tuple[int, dict[str, object]]:
             when = event_time(where.event_time, now, f"{name}.event_time")
@@ -169,12 +162,8 @@ class Aggregator:
         line_id: str = "",
     ) -> Outcome:
         """Take ``children`` out of ``parent``; none given = everything it holds."""
-        principal.require(Role.LINE)
         name = "UnpackRequest"
-        check_event_id(event_id, f"{name}.event_id")
-        distinct_units(children, f"{name}.children", 0, MAX_CHILDREN)
-        where.check(name)
-        self._owned(principal, [parent, *children], name)
+        self._check_packing(principal, name, event_id, where, parent, children, 0)
 
         def apply(store: AggregationStore, now: datetime) -> tuple[int, dict[str, object]]:
             when = event_time(where.event_time, now, f"{name}.event_time")
@@ -376,15 +365,9 @@ class Aggregator:
         where: Where = Where(),
     ) -> Outcome:
         """The parent's whole content becomes ``children``, as one event (unpack all, pack)."""
-        principal.require(Role.LINE)
         name = "ReworkRequest"
-        check_event_id(event_id, f"{name}.event_id")
-        distinct_units(children, f"{name}.children", 0, MAX_CHILDREN)
-        where.check(name)
+        self._check_packing(principal, name, event_id, where, parent, children, 0)
         _check_text(reason, f"{name}.reason", 500)
-        if any(c.key == parent.key for c in children):
-            raise InvalidArgument(f"{name}.children", f"{parent} cannot be packed into itself")
-        self._owned(principal, [parent, *children], name)
 
         def apply(store: AggregationStore, now: datetime) -> tuple[int, dict[str, object]]:
             when = event_time(where.event_time, now, f"{name}.event_time")
@@ -911,6 +894,25 @@ class Aggregator:
                     f"{parent} takes one {rule.homogeneous} only: these children would mix"
                     f" {len(kinds)}"
                 )
+
+    def _check_packing(
+        self,
+        principal: Principal,
+        name: str,
+        event_id: str,
+        where: Where,
+        parent: UnitRef,
+        children: list[UnitRef],
+        fewest: int,
+    ) -> None:
+        """What every line event on a parent and its children must satisfy before any read."""
+        principal.require(Role.LINE)
+        check_event_id(event_id, f"{name}.event_id")
+        distinct_units(children, f"{name}.children", fewest, MAX_CHILDREN)
+        where.check(name)
+        if any(c.key == parent.key for c in children):
+            raise InvalidArgument(f"{name}.children", f"{parent} cannot be packed into itself")
+        self._owned(principal, [parent, *children], name)
 
     def _check_logistics(
         self,

@@ -222,16 +222,7 @@ def test_keys_rotate_list_export(pg_dsn: str, redis_url: str, tmp_path: Path) ->
 def _with_env(
     extra: dict[str, str], dsn: str, redis_url: str, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMARK_")}
-    env.update(SEALMARK_DATABASE_URL=dsn, SEALMARK_REDIS_URL=redis_url, **extra)
-    return subprocess.run(
-        [sys.executable, "-m", "sealmark.cli.main", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return sealmark(*args, dsn=dsn, redis_url=redis_url, env_extra=extra)
 
 
 @pytest.mark.parametrize(

@@ -10,11 +10,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def sealmark(*args: str, dsn: str, redis_url: str) -> subprocess.CompletedProcess[str]:
+def sealmark(
+    *args: str, dsn: str, redis_url: str, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``sealmark ARGS…`` with only the given SEALMARK_* settings (and ``env_extra``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMARK_")}
     env.update(
         SEALMARK_DATABASE_URL=dsn, SEALMARK_REDIS_URL=redis_url, SEALMARK_LOG_LEVEL="WARNING"
     )
+    env.update(env_extra or {})
     return subprocess.run(
         [sys.executable, "-m", "sealmark.cli.main", *args],
         env=env,
