@@ -103,26 +103,26 @@ class IssuerService(issuer_pb2_grpc.IssuerServicer):
         )
         for batch in self._issuer.issue(current_principal(), command):
             row = batch.request
-            yield issuer_pb2.IssueCodesResponse(
+            response = issuer_pb2.IssueCodesResponse(
                 request_id=row.request_id,
                 gtin=row.gtin,
                 lot=row.lot,
                 expiry=row.expiry.strftime("%y%m%d"),
                 total=batch.total,
-                codes=[
-                    issuer_pb2.IssuedCode(
-                        index=c.index,
-                        serial=c.serial,
-                        element_string=c.element_string,
-                        digital_link=c.digital_link,
-                        hri=c.hri,
-                        signature=c.signature,
-                        key_id=c.key_id,
-                        pin=c.pin,
-                    )
-                    for c in batch.codes
-                ],
             )
+            add = response.codes.add  # built in place: less than half the cost of copying in
+            for c in batch.codes:
+                add(
+                    index=c.index,
+                    serial=c.serial,
+                    element_string=c.element_string,
+                    digital_link=c.digital_link,
+                    hri=c.hri,
+                    signature=c.signature,
+                    key_id=c.key_id,
+                    pin=c.pin,
+                )
+            yield response
 
     def GetSerialReport(
         self, request: issuer_pb2.GetSerialReportRequest, context: grpc.ServicerContext
