@@ -110,6 +110,7 @@ class Aggregator:
         self._db = database
         self._clock = clock
         self._tenants: dict[str, tuple[float, Tenant]] = {}
+        self._rules: dict[tuple[str, str], tuple[float, Rule | None]] = {}
 
     # -- pack / unpack ------------------------------------------------------------------
     def pack(
@@ -597,6 +598,7 @@ class Aggregator:
             uow.tenants.get(tenant_id)
             AggregationStore(uow).set_rule(tenant_id, scope, rule)
             uow.commit()
+        self._rules[tenant_id, scope] = (time.monotonic(), rule)
         return rule
 
     # -- queries ------------------------------------------------------------------------
@@ -876,9 +878,11 @@ class Aggregator:
     ) -> None:
         """The parent's packing rule over what it will hold: ``staying`` (default: all it
         holds now) and ``new``."""
+        if not new:
+            return
         scope = f"sscc-{box.level.label}" if parent.is_sscc else box.gtin
-        rule = store.rule(tenant_id, scope)
-        if rule is None or not new:
+        rule = self._rule(store, tenant_id, scope)
+        if rule is None:
             return
         existing = store.children(parent.key) if staying is None else staying
         if rule.capacity is not None and len(existing) + len(new) > rule.capacity:
@@ -913,6 +917,16 @@ class Aggregator:
         if any(c.key == parent.key for c in children):
             raise InvalidArgument(f"{name}.children", f"{parent} cannot be packed into itself")
         self._owned(principal, [parent, *children], name)
+
+    def _rule(self, store: AggregationStore, tenant_id: str, scope: str) -> Rule | None:
+        """The packing rule of ``scope``, cached like the tenant (rules change rarely and are
+        read on every pack; a change applies everywhere within TENANT_TTL_S)."""
+        cached = self._rules.get((tenant_id, scope))
+        if cached is not None and time.monotonic() - cached[0] < TENANT_TTL_S:
+            return cached[1]
+        rule = store.rule(tenant_id, scope)
+        self._rules[tenant_id, scope] = (time.monotonic(), rule)
+        return rule
 
     def _check_logistics(
         self,

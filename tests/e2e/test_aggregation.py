@@ -63,6 +63,8 @@ def plant(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     tokens["logistics2"] = usecases.create_token(
         uow, clock, os.urandom, tenant_id=tenant.id, roles=["logistics"], name="3pl"
     )[1]
+    # Servers cache packing rules for a few seconds: set this one before any server reads it.
+    Aggregator(container.database, container.clock).set_rule(tenant.id, "sscc-bundle", 2, "none")
     running = create_server(
         [binding_for("issuer", container), binding_for("aggregator", container)],
         container.authenticator,
@@ -82,7 +84,6 @@ def plant(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
         "other_gtin": gtin_under(other_prefix),
         "other": other.id,
         "tenant": tenant.id,
-        "aggregator": Aggregator(container.database, container.clock),
     }
     yield world
     channel.close()
@@ -482,9 +483,8 @@ def test_bad_packs_name_the_problem_and_write_nothing(plant: dict[str, Any]) -> 
     _pack(plant, _box(outer), [_box(box)], parent_level=common_pb2.PACK_LEVEL_PALLET)
     _fails(lambda: _pack(plant, _box(box), [_box(outer)]), Code.FAILED_PRECONDITION, "cycle")
 
-    # A full bundle, by the tenant's rule for SSCC bundles.
-    plant["aggregator"].set_rule(plant["tenant"], "sscc-bundle", 1, "none")
-    more = _serials(plant, 2)
+    # A full bundle, by the tenant's rule for SSCC bundles (set before the server started).
+    more = _serials(plant, 3)
     _fails(
         lambda: _pack(
             plant,
@@ -494,7 +494,7 @@ def test_bad_packs_name_the_problem_and_write_nothing(plant: dict[str, Any]) -> 
         ),
         Code.FAILED_PRECONDITION,
         "full",
-        "capacity of 1",
+        "capacity of 2",
     )
 
 
