@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -9,9 +11,9 @@ from typing import Any
 import grpc
 
 from aggregator.domain import SSCC_PREFIX, Level, UnitRef, scanned, sgtin, sscc
-from aggregator.usecases import Aggregator, ChildRow, Outcome, Where
+from aggregator.usecases import Aggregator, BatchInterrupted, ChildRow, Outcome, Where
 from sealmark.bootstrap import Container
-from sealmark.errors import InvalidArgument, SealmarkError
+from sealmark.errors import Aborted, InvalidArgument, SealmarkError, Unavailable
 from sealmark.server.app import ServiceBinding
 from sealmark.server.errors import status_for
 from sealmark.server.interceptor import current_principal
@@ -27,6 +29,8 @@ POLICY = policy(
         READ: ["ListChildren", "GetCounts", "GetAncestors", "GetContainmentHistory"],
     },
 )
+GROUP_COMMIT_MAX = 32  # events per PackStream transaction at most
+_END = object()
 _HISTORY_TYPES = {
     "packed": common_pb2.EVENT_TYPE_PACKED,
     "unpacked": common_pb2.EVENT_TYPE_UNPACKED,
@@ -148,27 +152,79 @@ class AggregatorService(aggregator_pb2_grpc.AggregatorServicer):
     def PackStream(
         self, requests: Iterator[aggregator_pb2.PackStreamRequest], context: grpc.ServicerContext
     ) -> Iterator[aggregator_pb2.PackAck]:
+        """Group commit: the events that have arrived while the previous group was being
+        written are applied in one transaction (each under its own savepoint, so each stays
+        atomic and a failed one changes nothing), and acknowledged, in order, once that
+        transaction has committed."""
         principal = current_principal()
-        for message in requests:
-            which = message.WhichOneof("event")
-            event = getattr(message, which) if which else None
-            event_id = event.event_id if event is not None else ""
+        arrived: queue.Queue[object] = queue.Queue(maxsize=4 * GROUP_COMMIT_MAX)
+
+        def read() -> None:
             try:
-                if which is None:
-                    raise InvalidArgument("PackStreamRequest.event", "required")
-                outcome = getattr(self, f"_{which}")(principal, event)
-            except SealmarkError as exc:
-                status, text = status_for(exc, "/sealmark.v1.Aggregator/PackStream")
-                yield aggregator_pb2.PackAck(
-                    event_id=event_id, ok=False, error_code=status.name, error_message=text
-                )
-                continue
-            yield aggregator_pb2.PackAck(
-                event_id=outcome.event_id,
-                ok=True,
-                duplicate=outcome.duplicate,
-                children_affected=outcome.affected,
+                for message in requests:
+                    arrived.put(message)
+            except Exception as exc:  # the client went away: end the handler with it
+                arrived.put(exc)
+            arrived.put(_END)
+
+        threading.Thread(target=read, name="packstream-reader", daemon=True).start()
+        ended = False
+        while not ended:
+            group: list[aggregator_pb2.PackStreamRequest] = []
+            item = arrived.get()
+            while True:
+                if item is _END:
+                    ended = True
+                    break
+                if isinstance(item, Exception):
+                    raise item
+                group.append(item)  # type: ignore[arg-type]
+                if len(group) >= GROUP_COMMIT_MAX:
+                    break
+                try:
+                    item = arrived.get_nowait()
+                except queue.Empty:
+                    break
+            yield from self._group(principal, group)
+
+    def _group(
+        self, principal: Principal, group: list[aggregator_pb2.PackStreamRequest]
+    ) -> list[aggregator_pb2.PackAck]:
+        acks: list[aggregator_pb2.PackAck] = []
+        try:
+            with self._aggregator.batch():
+                for message in group:
+                    try:
+                        acks.append(self._ack(principal, message))
+                    except BatchInterrupted:
+                        break  # commit the ones before; the rest run one by one below
+        except (Aborted, Unavailable):
+            acks = []  # the commit failed or its outcome is unknown: replay them all
+        for message in group[len(acks) :]:  # idempotent by event id, so safe to replay
+            acks.append(self._ack(principal, message))
+        return acks
+
+    def _ack(
+        self, principal: Principal, message: aggregator_pb2.PackStreamRequest
+    ) -> aggregator_pb2.PackAck:
+        which = message.WhichOneof("event")
+        event = getattr(message, which) if which else None
+        event_id = event.event_id if event is not None else ""
+        try:
+            if which is None:
+                raise InvalidArgument("PackStreamRequest.event", "required")
+            outcome: Outcome = getattr(self, f"_{which}")(principal, event)
+        except SealmarkError as exc:
+            status, text = status_for(exc, "/sealmark.v1.Aggregator/PackStream")
+            return aggregator_pb2.PackAck(
+                event_id=event_id, ok=False, error_code=status.name, error_message=text
             )
+        return aggregator_pb2.PackAck(
+            event_id=outcome.event_id,
+            ok=True,
+            duplicate=outcome.duplicate,
+            children_affected=outcome.affected,
+        )
 
     def _pack(self, principal: Principal, request: aggregator_pb2.PackRequest) -> Outcome:
         return self._aggregator.pack(

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -37,15 +39,17 @@ from aggregator.domain import (
 from aggregator.storage import AggregationStore, Rule, Unit
 from sealmark.clock import Clock
 from sealmark.errors import (
+    Aborted,
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    Unavailable,
 )
 from sealmark.events import NewEvent
 from sealmark.lifecycle import CodeState, check_transition
-from sealmark.storage.postgres import PostgresDatabase, retrying
+from sealmark.storage.postgres import PostgresDatabase, PostgresUnitOfWork, retrying
 from sealmark.tenancy.model import Principal, Role, Tenant, validate_market
 
 MAX_PAGE = 1000
@@ -110,6 +114,7 @@ class Aggregator:
         self._db = database
         self._clock = clock
         self._tenants: dict[str, tuple[float, Tenant]] = {}
+        self._local = threading.local()  # the shared unit of work of a batch()
         self._rules: dict[tuple[str, str], tuple[float, Rule | None]] = {}
 
     # -- pack / unpack ------------------------------------------------------------------
@@ -688,49 +693,57 @@ class Aggregator:
         subject: str,
         apply: Callable[[AggregationStore, datetime], tuple[int, dict[str, object]]],
     ) -> Outcome:
+        def body(uow: PostgresUnitOfWork) -> Outcome:
+            store = AggregationStore(uow)
+            stored = store.stored_result(principal.tenant_id, event_id)
+            if stored is not None:
+                if (stored[0], stored[1]) != (kind, fingerprint):
+                    raise AlreadyExists(
+                        f"event_id {event_id} was used for another {stored[0]} event"
+                    )
+                result = stored[2]
+                return Outcome(
+                    event_id,
+                    True,
+                    int(result["affected"]),
+                    datetime.fromisoformat(result["recorded_at"]),
+                )
+            now = self._clock.now()
+            affected, payload = apply(store, now)
+            stored_now = store.store_result(
+                principal.tenant_id,
+                event_id,
+                kind,
+                fingerprint,
+                {"affected": affected, "recorded_at": now.isoformat()},
+                principal.token_id,
+                now,
+            )
+            if not stored_now:
+                # The same event id was being written concurrently and committed first:
+                # roll back and answer as a resend (or ALREADY_EXISTS if it differs).
+                raise _Raced
+            uow.events.append(
+                NewEvent(
+                    tenant_id=principal.tenant_id,
+                    kind=kind,
+                    subject=subject or f"event:{event_id}",
+                    occurred_at=now,
+                    payload=payload,
+                    request_id=event_id,
+                )
+            )
+            return Outcome(event_id, False, affected, now)
+
+        shared: PostgresUnitOfWork | None = getattr(self._local, "uow", None)
+        if shared is not None:
+            return _in_savepoint(shared, body)
+
         def attempt() -> Outcome:
             with self._db.unit_of_work() as uow:
-                store = AggregationStore(uow)
-                stored = store.stored_result(principal.tenant_id, event_id)
-                if stored is not None:
-                    if (stored[0], stored[1]) != (kind, fingerprint):
-                        raise AlreadyExists(
-                            f"event_id {event_id} was used for another {stored[0]} event"
-                        )
-                    result = stored[2]
-                    return Outcome(
-                        event_id,
-                        True,
-                        int(result["affected"]),
-                        datetime.fromisoformat(result["recorded_at"]),
-                    )
-                now = self._clock.now()
-                affected, payload = apply(store, now)
-                stored_now = store.store_result(
-                    principal.tenant_id,
-                    event_id,
-                    kind,
-                    fingerprint,
-                    {"affected": affected, "recorded_at": now.isoformat()},
-                    principal.token_id,
-                    now,
-                )
-                if not stored_now:
-                    # The same event id was being written concurrently and committed first:
-                    # roll back and answer as a resend (or ALREADY_EXISTS if it differs).
-                    raise _Raced
-                uow.events.append(
-                    NewEvent(
-                        tenant_id=principal.tenant_id,
-                        kind=kind,
-                        subject=subject or f"event:{event_id}",
-                        occurred_at=now,
-                        payload=payload,
-                        request_id=event_id,
-                    )
-                )
+                outcome = body(uow)
                 uow.commit()
-                return Outcome(event_id, False, affected, now)
+                return outcome
 
         def once_more_if_raced() -> Outcome:
             try:
@@ -739,6 +752,21 @@ class Aggregator:
                 return attempt()
 
         return retrying(once_more_if_raced)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group commit: the writes made in this block, on this thread, share one transaction,
+        each under its own savepoint (a failed one is rolled back alone and raises as usual).
+        It commits when the block exits; nothing of it is durable before. A retryable error
+        (deadlock, serialization) inside raises :class:`BatchInterrupted`: the caller commits
+        what came before by leaving the block and runs the rest one by one."""
+        with self._db.unit_of_work() as uow:
+            self._local.uow = uow
+            try:
+                yield
+            finally:
+                self._local.uow = None
+            uow.commit()
 
     def _owned(self, principal: Principal, refs: list[UnitRef], name: str) -> None:
         """PermissionDenied for a GTIN or SSCC outside the tenant's company prefixes."""
@@ -957,6 +985,37 @@ class Aggregator:
 
 class _Raced(Exception):
     """Another transaction stored a result under the same event id first."""
+
+
+class BatchInterrupted(Exception):
+    """A write in :meth:`Aggregator.batch` met a retryable error and was rolled back; the
+    writes before it stand. Run it (and the ones after it) outside the batch."""
+
+
+def _in_savepoint(
+    uow: PostgresUnitOfWork, body: Callable[[PostgresUnitOfWork], Outcome]
+) -> Outcome:
+    """Run ``body`` in ``uow`` under a savepoint: on failure roll back just it."""
+    for attempt in (1, 2):
+        uow.execute("SAVEPOINT aggregation_event")
+        try:
+            outcome = body(uow)
+        except _Raced:
+            uow.execute("ROLLBACK TO SAVEPOINT aggregation_event")
+            if attempt == 2:
+                raise BatchInterrupted from None
+            continue  # the other writer's result is visible now: answer from it
+        except (Aborted, Unavailable) as exc:
+            if isinstance(exc, Unavailable):
+                raise
+            uow.execute("ROLLBACK TO SAVEPOINT aggregation_event")
+            raise BatchInterrupted from exc
+        except BaseException:
+            uow.execute("ROLLBACK TO SAVEPOINT aggregation_event")
+            raise
+        uow.execute("RELEASE SAVEPOINT aggregation_event")
+        return outcome
+    raise AssertionError("unreachable")
 
 
 def _fingerprint(*parts: object) -> str:

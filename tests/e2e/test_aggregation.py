@@ -713,3 +713,62 @@ def test_a_packed_code_cannot_be_scrapped_by_a_line_report(plant: dict[str, Any]
     (rejected,) = acks[0].rejected
     assert rejected.serial == inside and rejected.error_code == "FAILED_PRECONDITION"
     assert f"packed in SSCC {box}" in rejected.reason
+
+
+def test_a_failing_event_in_a_stream_group_changes_nothing_and_the_rest_stand(
+    plant: dict[str, Any],
+) -> None:
+    """Events queued together are written in one transaction (group commit); each must still
+    be atomic on its own, acknowledged in order."""
+    serials = _serials(plant, 6)
+    boxes = _ssccs(plant, 4)
+
+    def pack(event_id: str, box: str, kids: list[str]) -> aggregator_pb2.PackStreamRequest:
+        return aggregator_pb2.PackStreamRequest(
+            pack=aggregator_pb2.PackRequest(
+                event_id=event_id,
+                parent=_box(box),
+                children=[_item(plant, k) for k in kids],
+                parent_level=common_pb2.PACK_LEVEL_CASE,
+            )
+        )
+
+    first = pack(_eid(), boxes[0], serials[0:2])
+    events = [
+        first,
+        pack(_eid(), boxes[1], [serials[2], serials[0]]),  # serials[0] is in boxes[0]: refused
+        pack(_eid(), boxes[2], serials[2:4]),  # serials[2] is free again: the refusal undid it
+        first,  # a resend inside the same group
+        pack(_eid(), boxes[3], serials[4:6]),
+    ]
+    acks = list(
+        plant["stub"].PackStream(iter(events), metadata=_md(plant["tokens"]["line"]), timeout=30)
+    )
+    assert [a.event_id for a in acks] == [e.pack.event_id for e in events]
+    assert [(a.ok, a.duplicate, a.children_affected) for a in acks] == [
+        (True, False, 2),
+        (False, False, 0),
+        (True, False, 2),
+        (True, True, 2),
+        (True, False, 2),
+    ]
+    assert acks[1].error_code == "FAILED_PRECONDITION" and serials[0] in acks[1].error_message
+    counts = {
+        box: plant["stub"]
+        .GetCounts(
+            aggregator_pb2.GetCountsRequest(parent=_box(box)),
+            metadata=_md(plant["tokens"]["line"]),
+            timeout=10,
+        )
+        .total
+        for box in (boxes[0], boxes[2], boxes[3])
+    }
+    assert counts == {boxes[0]: 2, boxes[2]: 2, boxes[3]: 2}
+    _fails(
+        lambda: plant["stub"].GetCounts(
+            aggregator_pb2.GetCountsRequest(parent=_box(boxes[1])),
+            metadata=_md(plant["tokens"]["line"]),
+            timeout=10,
+        ),
+        Code.NOT_FOUND,  # the refused event did not even register its SSCC
+    )
