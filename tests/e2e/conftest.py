@@ -20,6 +20,7 @@ from sealmark.storage.postgres import PostgresDatabase
 from sealmark.tenancy import usecases
 from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
 from tests.storage_contract import gtin_under
+from tests.support.tenants import seed_tenant
 
 
 def make_container(
@@ -52,43 +53,18 @@ def make_container(
 def world(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     container = make_container(pg_dsn, redis_url)
     clock, uow = container.clock, container.uow
-    suffix = os.urandom(3).hex()
-    prefix = "95290" + str(int(suffix, 16) % 1000).zfill(3)
-    tenant = usecases.create_tenant(
-        uow,
-        clock,
-        tenant_id=f"iss-{suffix}",
-        name="Issuer test",
-        company_prefixes=[prefix],
-        resolver_host="id.iss.example",
-    )
-    gtin = gtin_under(prefix)
-    small = gtin_under(prefix + "1")
+    brand = seed_tenant(uow, clock, "iss")
+    gtin, line, admin = brand.gtin, brand.tokens["line"], brand.tokens["admin"]
+    small = gtin_under(brand.prefix + "1")
     usecases.add_product(
         uow,
         clock,
-        tenant_id=tenant.id,
-        gtin=gtin,
-        name="Tonic",
-        serial_alphabet="alnum-safe",
-        serial_length=12,
-        pin_length=6,
-    )
-    usecases.add_product(
-        uow,
-        clock,
-        tenant_id=tenant.id,
+        tenant_id=brand.tenant_id,
         gtin=small,
         name="Tiny space",
         serial_alphabet="numeric",
         serial_length=6,
     )
-    line = usecases.create_token(
-        uow, clock, os.urandom, tenant_id=tenant.id, roles=["line"], name="line"
-    )[1]
-    admin = usecases.create_token(
-        uow, clock, os.urandom, tenant_id=tenant.id, roles=["admin"], name="admin"
-    )[1]
     running = create_server([binding_for("issuer", container)], container.authenticator)
     channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
     stub = issuer_pb2_grpc.IssuerStub(channel)
@@ -99,7 +75,7 @@ def world(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
         "admin": admin,
         "gtin": gtin,
         "small": small,
-        "tenant": tenant.id,
+        "tenant": brand.tenant_id,
         "dsn": pg_dsn,
     }
     channel.close()

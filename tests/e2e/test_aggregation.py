@@ -17,11 +17,10 @@ import pytest
 from aggregator.usecases import Aggregator
 from sealmark.server.app import create_server
 from sealmark.services import binding_for
-from sealmark.tenancy import usecases
 from sealmark.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2, issuer_pb2, issuer_pb2_grpc
 from tests.e2e.conftest import _md, make_container
-from tests.storage_contract import gtin_under
 from tests.support.cli import sealmark
+from tests.support.tenants import seed_tenant
 
 pytestmark = pytest.mark.e2e
 Code = grpc.StatusCode
@@ -31,40 +30,23 @@ Code = grpc.StatusCode
 def plant(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     container = make_container(pg_dsn, redis_url)
     clock, uow = container.clock, container.uow
-    suffix = os.urandom(3).hex()
-    prefix = "95292" + str(int(suffix, 16) % 1000).zfill(3)
-    tenant = usecases.create_tenant(
+    brand = seed_tenant(
         uow,
         clock,
-        tenant_id=f"agg-{suffix}",
-        name="Aggregation test",
-        company_prefixes=[prefix],
-        resolver_host="id.agg.example",
+        "agg",
+        tokens={
+            "line": ["line"],
+            "logistics": ["logistics"],
+            "admin": ["admin"],
+            "logistics2": ["logistics"],
+        },
     )
-    item = gtin_under(prefix)
-    usecases.add_product(
-        uow, clock, tenant_id=tenant.id, gtin=item, name="Tonic", serial_alphabet="alnum-safe"
-    )
-    other_prefix = "95293" + str(int(suffix, 16) % 1000).zfill(3)
-    other = usecases.create_tenant(
-        uow,
-        clock,
-        tenant_id=f"agg-other-{suffix}",
-        name="Someone else",
-        company_prefixes=[other_prefix],
-        resolver_host="id.other.example",
-    )
-    tokens = {
-        role: usecases.create_token(
-            uow, clock, os.urandom, tenant_id=tenant.id, roles=[role], name=role
-        )[1]
-        for role in ("line", "logistics", "admin")
-    }
-    tokens["logistics2"] = usecases.create_token(
-        uow, clock, os.urandom, tenant_id=tenant.id, roles=["logistics"], name="3pl"
-    )[1]
+    tokens, item, prefix = brand.tokens, brand.gtin, brand.prefix
+    other = seed_tenant(uow, clock, "other", tokens={})
     # Servers cache packing rules for a few seconds: set this one before any server reads it.
-    Aggregator(container.database, container.clock).set_rule(tenant.id, "sscc-bundle", 2, "none")
+    Aggregator(container.database, container.clock).set_rule(
+        brand.tenant_id, "sscc-bundle", 2, "none"
+    )
     running = create_server(
         [binding_for("issuer", container), binding_for("aggregator", container)],
         container.authenticator,
@@ -81,9 +63,8 @@ def plant(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
         "tokens": tokens,
         "item": item,
         "prefix": prefix,
-        "other_gtin": gtin_under(other_prefix),
-        "other": other.id,
-        "tenant": tenant.id,
+        "other_gtin": other.gtin,
+        "tenant": brand.tenant_id,
     }
     yield world
     channel.close()

@@ -26,6 +26,7 @@ from sealmark.v1 import (
 )
 from tests.e2e.conftest import make_container
 from tests.storage_contract import gtin_under
+from tests.support.tenants import unique_prefix
 
 pytestmark = pytest.mark.e2e
 Code = grpc.StatusCode
@@ -68,8 +69,7 @@ def world(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     container = make_container(pg_dsn, redis_url)
     clock, uow = container.clock, container.uow
     suffix = os.urandom(3).hex()
-    prefix_a, prefix_b = "95280" + str(int(suffix, 16) % 1000).zfill(3), None
-    prefix_b = "95281" + str(int(suffix, 16) % 1000).zfill(3)
+    prefix_a, prefix_b = unique_prefix(), unique_prefix()
     a = usecases.create_tenant(
         uow,
         clock,

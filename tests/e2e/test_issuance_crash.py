@@ -14,10 +14,9 @@ import pytest
 
 from sealmark.clock import SystemClock
 from sealmark.storage.postgres import PostgresDatabase
-from sealmark.tenancy import usecases
 from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
-from tests.storage_contract import gtin_under
 from tests.support.servers import IssuerProcess
+from tests.support.tenants import seed_tenant
 
 pytestmark = pytest.mark.e2e
 TOTAL = 200_000
@@ -28,34 +27,10 @@ KILLS = 6
 def setup(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     db = PostgresDatabase(pg_dsn)
     clock = SystemClock()
-    suffix = os.urandom(3).hex()
-    prefix = "95291" + str(int(suffix, 16) % 1000).zfill(3)
-    tenant = usecases.create_tenant(
-        db.unit_of_work,
-        clock,
-        tenant_id=f"crash-{suffix}",
-        name="Crash",
-        company_prefixes=[prefix],
-        resolver_host="id.crash.example",
+    brand = seed_tenant(
+        db.unit_of_work, clock, "crash", tokens={"line": ["line", "admin"]}, serial_length=14
     )
-    gtin = gtin_under(prefix)
-    usecases.add_product(
-        db.unit_of_work,
-        clock,
-        tenant_id=tenant.id,
-        gtin=gtin,
-        name="P",
-        serial_alphabet="alnum-safe",
-        serial_length=14,
-    )
-    line = usecases.create_token(
-        db.unit_of_work,
-        clock,
-        os.urandom,
-        tenant_id=tenant.id,
-        roles=["line", "admin"],
-        name="line",
-    )[1]
+    gtin, line = brand.gtin, brand.tokens["line"]
     db.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMARK_")}
     env.update(

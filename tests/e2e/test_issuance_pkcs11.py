@@ -21,10 +21,9 @@ from sealmark.clock import SystemClock
 from sealmark.crypto.pkcs11 import find_softhsm_module
 from sealmark.crypto.signature import canonical_bytes, decode_ai8030
 from sealmark.storage.postgres import PostgresDatabase
-from sealmark.tenancy import usecases
 from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
-from tests.storage_contract import gtin_under
 from tests.support.servers import IssuerProcess
+from tests.support.tenants import seed_tenant
 
 pytestmark = pytest.mark.e2e
 TOKEN_LABEL = "sealmark-e2e"
@@ -58,29 +57,8 @@ def hsm_issuer(
     module, conf = _softhsm(tmp_path_factory.mktemp("softhsm"))
     db = PostgresDatabase(pg_dsn)
     clock = SystemClock()
-    suffix = os.urandom(3).hex()
-    prefix = "95292" + str(int(suffix, 16) % 1000).zfill(3)
-    tenant = usecases.create_tenant(
-        db.unit_of_work,
-        clock,
-        tenant_id=f"hsm-{suffix}",
-        name="HSM brand",
-        company_prefixes=[prefix],
-        resolver_host="id.hsm.example",
-    )
-    gtin = gtin_under(prefix)
-    usecases.add_product(
-        db.unit_of_work,
-        clock,
-        tenant_id=tenant.id,
-        gtin=gtin,
-        name="Signed in a token",
-        serial_alphabet="alnum-safe",
-        serial_length=12,
-    )
-    token = usecases.create_token(
-        db.unit_of_work, clock, os.urandom, tenant_id=tenant.id, roles=["admin"], name="ops"
-    )[1]
+    brand = seed_tenant(db.unit_of_work, clock, "hsm", tokens={"ops": ["admin"]})
+    gtin, token = brand.gtin, brand.tokens["ops"]
     db.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMARK_")}
     env.update(
@@ -108,7 +86,7 @@ def hsm_issuer(
         "env": env,
         "token": token,
         "gtin": gtin,
-        "tenant": tenant.id,
+        "tenant": brand.tenant_id,
         "dsn": pg_dsn,
         "key_id": rotated.key_id,
     }

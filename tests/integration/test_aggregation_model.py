@@ -8,7 +8,6 @@ other's data."""
 from __future__ import annotations
 
 import itertools
-import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,10 +22,9 @@ from aggregator.domain import Level, UnitRef
 from aggregator.usecases import Aggregator
 from sealmark.errors import SealmarkError
 from sealmark.gs1 import make_sscc
-from sealmark.tenancy import usecases
 from sealmark.tenancy.model import Principal, Role
 from tests.e2e.conftest import make_container
-from tests.storage_contract import gtin_under
+from tests.support.tenants import seed_tenant
 
 ITEMS, CASES, SPARES = 6, 3, 2
 OUTCOMES: Counter[tuple[str, bool]] = Counter()
@@ -37,28 +35,18 @@ REPLACEABLE = {"commissioned", "in_transit", "received"}
 @pytest.fixture(scope="module")
 def env(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     container = make_container(pg_dsn, redis_url)
-    suffix = os.urandom(3).hex()
-    prefix = "95294" + str(int(suffix, 16) % 1000).zfill(3)
-    tenant = usecases.create_tenant(
-        container.uow,
-        container.clock,
-        tenant_id=f"model-{suffix}",
-        name="Model",
-        company_prefixes=[prefix],
-        resolver_host="id.model.example",
-    )
-    gtin = gtin_under(prefix)
-    usecases.add_product(container.uow, container.clock, tenant_id=tenant.id, gtin=gtin, name="M")
+    brand = seed_tenant(container.uow, container.clock, "model", tokens={})
+    tenant_id, prefix, gtin = brand.tenant_id, brand.prefix, brand.gtin
     conn = psycopg2.connect(pg_dsn)
     with conn, conn.cursor() as cur:
         cur.execute(
             "INSERT INTO sscc_allocations (tenant_id, request_id, company_prefix,"
             " extension_digit, first_reference, quantity) VALUES (%s, 'model', %s, 5, 0, 100000)",
-            (tenant.id, prefix),
+            (tenant_id, prefix),
         )
     yield {
         "aggregator": Aggregator(container.database, container.clock),
-        "tenant": tenant.id,
+        "tenant": tenant_id,
         "gtin": gtin,
         "prefix": prefix,
         "conn": conn,

@@ -8,7 +8,6 @@ staging path must find the collisions and redraw them without losing or doubling
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -19,10 +18,9 @@ from issuer.bootstrap import build_issuer
 from issuer.domain.commands import IssueCommand
 from issuer.usecases import Issuer
 from sealmark.storage.postgres import PostgresDatabase
-from sealmark.tenancy import usecases
 from sealmark.tenancy.model import Principal, Role
 from tests.e2e.conftest import make_container
-from tests.storage_contract import gtin_under
+from tests.support.tenants import seed_tenant
 
 
 class ReplayableRandom:
@@ -44,29 +42,16 @@ def replay(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     source = ReplayableRandom(20261123)
     # Minting in this process, so the injected source is the one used.
     container = make_container(pg_dsn, redis_url, source, SEALMARK_MINT_PROCESSES="0")
-    suffix = os.urandom(3).hex()
-    prefix = "95291" + str(int(suffix, 16) % 1000).zfill(3)
-    tenant = usecases.create_tenant(
-        container.uow,
-        container.clock,
-        tenant_id=f"col-{suffix}",
-        name="Collisions",
-        company_prefixes=[prefix],
-        resolver_host="id.col.example",
-    )
-    gtin = gtin_under(prefix)
-    usecases.add_product(
-        container.uow,
-        container.clock,
-        tenant_id=tenant.id,
-        gtin=gtin,
-        name="Replayed",
-        serial_alphabet="alnum-safe",
-        serial_length=12,
-    )
+    brand = seed_tenant(container.uow, container.clock, "col", tokens={})
     issuer = build_issuer(container)
-    issuer.rotate_key(tenant.id)
-    yield {"issuer": issuer, "source": source, "gtin": gtin, "tenant": tenant.id, "db": pg_dsn}
+    issuer.rotate_key(brand.tenant_id)
+    yield {
+        "issuer": issuer,
+        "source": source,
+        "gtin": brand.gtin,
+        "tenant": brand.tenant_id,
+        "db": pg_dsn,
+    }
     container.close()
 
 
