@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from aggregator.domain import SSCC_PREFIX, Level, UnitRef, scanned, sgtin, sscc
 from aggregator.usecases import Aggregator, BatchInterrupted, ChildRow, Outcome, Where
@@ -82,9 +83,7 @@ def _level(value: int) -> Level | None:
     return None if value == common_pb2.PACK_LEVEL_UNSPECIFIED else Level(value)
 
 
-def _stamp(at: datetime) -> Any:
-    from google.protobuf.timestamp_pb2 import Timestamp
-
+def _stamp(at: datetime) -> Timestamp:
     stamp = Timestamp()
     stamp.FromDatetime(at)
     return stamp

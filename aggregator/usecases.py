@@ -379,11 +379,10 @@ class Aggregator:
             when = event_time(where.event_time, now, f"{name}.event_time")
             if not store.units(principal.tenant_id, [parent.key]):
                 raise NotFound(f"{name}.parent: {parent} was not issued to you")
-            store.lock([parent.key])
-            before = store.children(parent.key)
+            box, new = self._admit(store, principal.tenant_id, parent, children, None, now, name)
+            before = store.children(parent.key)  # the parent is locked by now
             wanted = {c.key for c in children}
             leaving = [k for k in before if k not in wanted]
-            box, new = self._admit(store, principal.tenant_id, parent, children, None, now, name)
             staying = [k for k in before if k in wanted]
             self._check_rule(store, principal.tenant_id, parent, box, new, staying)
             store.lock(leaving)
@@ -514,8 +513,7 @@ class Aggregator:
             raise InvalidArgument(
                 f"{name}.reason", f"required: one of {', '.join(DECOMMISSION_STATES)}"
             )
-        if len(note) > 500:
-            raise InvalidArgument(f"{name}.note", "at most 500 characters")
+        _check_text(note, f"{name}.note", 500)
         target = DECOMMISSION_STATES[reason]
 
         def apply(store: AggregationStore, now: datetime) -> tuple[int, dict[str, object]]:
@@ -547,8 +545,7 @@ class Aggregator:
         principal.require(Role.LOGISTICS)
         name = "UndoDecommissionRequest"
         self._check_logistics(principal, event_id, codes, where, name)
-        if len(note) > 500:
-            raise InvalidArgument(f"{name}.note", "at most 500 characters")
+        _check_text(note, f"{name}.note", 500)
 
         def apply(store: AggregationStore, now: datetime) -> tuple[int, dict[str, object]]:
             when = event_time(where.event_time, now, f"{name}.event_time")
