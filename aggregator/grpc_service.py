@@ -11,11 +11,12 @@ from typing import Any
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from aggregator.domain import SSCC_PREFIX, Level, UnitRef, scanned, sgtin, sscc
-from aggregator.usecases import Aggregator, BatchInterrupted, ChildRow, Outcome, Where
+from aggregator.domain import Level, UnitRef, scanned, sgtin, sscc
+from aggregator.usecases import Aggregator, BatchInterrupted, Outcome, Where
+from aggregator.wire import children_page
 from sealmark.bootstrap import Container
 from sealmark.errors import Aborted, InvalidArgument, SealmarkError, Unavailable
-from sealmark.server.app import ServiceBinding
+from sealmark.server.app import ServiceBinding, add_servicer
 from sealmark.server.errors import status_for
 from sealmark.server.interceptor import current_principal
 from sealmark.server.policy import READ, policy
@@ -102,35 +103,6 @@ def _logistics_result(outcome: Outcome) -> aggregator_pb2.LogisticsResult:
     return aggregator_pb2.LogisticsResult(
         event_id=outcome.event_id, duplicate=outcome.duplicate, codes_affected=outcome.affected
     )
-
-
-_STATES = {name.removeprefix("CODE_STATE_").lower(): n for name, n in common_pb2.CodeState.items()}
-_LEVELS = {name.removeprefix("PACK_LEVEL_").lower(): n for name, n in common_pb2.PackLevel.items()}
-
-
-def _children_message(rows: list[ChildRow], token: str) -> aggregator_pb2.ListChildrenResponse:
-    """Built in place (``children.add``): a pallet is 1,500 rows, and separate messages
-    copied in cost three times as much."""
-    response = aggregator_pb2.ListChildrenResponse(next_page_token=token)
-    add = response.children.add
-    for row in rows:
-        child = add(
-            depth=row.depth,
-            state=_STATES.get(row.state, 0),
-            level=_LEVELS.get(row.level, 0),
-            market=row.market,
-        )
-        _set_ref(child.code, row.key)
-        _set_ref(child.parent, row.parent)
-    return response
-
-
-def _set_ref(ref: common_pb2.CodeRef, key: str) -> None:
-    if key.startswith(SSCC_PREFIX):
-        ref.sscc = key[len(SSCC_PREFIX) :]
-    else:
-        ref.sgtin.gtin = key[:14]
-        ref.sgtin.serial = key[14:]
 
 
 class AggregatorService(aggregator_pb2_grpc.AggregatorServicer):
@@ -352,9 +324,10 @@ class AggregatorService(aggregator_pb2_grpc.AggregatorServicer):
         )
 
     # -- queries ------------------------------------------------------------------------
-    def ListChildren(
+    def ListChildren(  # type: ignore[override]  # sent as encoded, see binding()
         self, request: aggregator_pb2.ListChildrenRequest, context: grpc.ServicerContext
-    ) -> Iterator[aggregator_pb2.ListChildrenResponse]:
+    ) -> Iterator[bytes]:
+        """Encoded ``ListChildrenResponse`` messages (registered with ``encoded``)."""
         pages = self._aggregator.children(
             current_principal(),
             unit_of(request.parent, "ListChildrenRequest.parent"),
@@ -363,7 +336,7 @@ class AggregatorService(aggregator_pb2_grpc.AggregatorServicer):
             request.page.page_token,
         )
         for rows, token in pages:
-            yield _children_message(rows, token)
+            yield children_page(rows, token)
 
     def GetCounts(
         self, request: aggregator_pb2.GetCountsRequest, context: grpc.ServicerContext
@@ -416,7 +389,11 @@ class AggregatorService(aggregator_pb2_grpc.AggregatorServicer):
 
 def binding(container: Container) -> ServiceBinding:
     def register(server: grpc.Server) -> None:
-        servicer = AggregatorService(container)
-        aggregator_pb2_grpc.add_AggregatorServicer_to_server(servicer, server)
+        add_servicer(
+            server,
+            aggregator_pb2.DESCRIPTOR.services_by_name["Aggregator"],
+            AggregatorService(container),
+            encoded={"ListChildren"},  # pages are encoded by aggregator.wire
+        )
 
     return ServiceBinding("aggregator", "sealmark.v1.Aggregator", register, POLICY)

@@ -144,31 +144,6 @@ class AggregationStore:
                 out[key] = Unit(key, state, Level.named(level), "", "", market, parent)
         return out
 
-    def states(self, tenant_id: str, keys: list[str]) -> dict[str, tuple[str, Level, str | None]]:
-        """(state, level, market) of the tenant's units among ``keys``: the light lookup of
-        an explosion (no locks, no parent or hold)."""
-        codes = [k for k in keys if not k.startswith(SSCC_PREFIX)]
-        ssccs = [k[len(SSCC_PREFIX) :] for k in keys if k.startswith(SSCC_PREFIX)]
-        out: dict[str, tuple[str, Level, str | None]] = {}
-        if codes:
-            for key, state, level, market in self._uow.execute_prepared(
-                "agg_code_states",
-                "SELECT c.code_key, c.state, p.pack_level, c.market"
-                " FROM unnest($1::text[]) k JOIN codes c ON c.code_key = k"
-                " JOIN products p ON p.gtin = c.gtin WHERE c.tenant_id = $2::text",
-                (codes, tenant_id),
-            ):
-                out[key] = (state, Level.named(level), market)
-        if ssccs:
-            for sscc, state, level, market in self._uow.execute_prepared(
-                "agg_sscc_states",
-                "SELECT c.sscc, c.state, c.level, c.market FROM unnest($1::text[]) k"
-                " JOIN ssccs c ON c.sscc = k WHERE c.tenant_id = $2::text",
-                (ssccs, tenant_id),
-            ):
-                out[SSCC_PREFIX + sscc] = (state, Level.named(level), market)
-        return out
-
     def create_sscc(self, tenant_id: str, sscc: str, level: Level, at: datetime) -> Unit | None:
         """Register ``sscc`` as a unit, if it falls in a range allocated to the tenant
         (AllocateSsccs); None when it does not."""
@@ -248,32 +223,51 @@ class AggregationStore:
         return [(r[0], r[1], int(r[2])) for r in rows]
 
     def descendant_page(
-        self, root: str, all_levels: bool, after: tuple[int, str] | None, limit: int
-    ) -> list[tuple[str, str, int]]:
-        """One page of (key, parent, depth) below ``root``, ordered by (depth, key), strictly
-        after ``after``; direct children only unless ``all_levels``.
+        self,
+        tenant_id: str,
+        root: str,
+        all_levels: bool,
+        after: tuple[int, str] | None,
+        limit: int,
+    ) -> list[tuple[str, str, int, int, str, str | None]]:
+        """Up to ``limit`` of (key, parent, depth, level, state, market) below ``root``,
+        ordered by (depth, key), strictly after ``after``; direct children only unless
+        ``all_levels``. Nothing unless ``root`` is one of the tenant's units.
 
-        Walked one level at a time (one indexed lookup of all the level's children per level,
-        ending at a level of items), which stays on the parent index however large the table."""
-        out: list[tuple[str, str, int]] = []
-        frontier, depth = [root], 0
-        while frontier and len(out) < limit:
-            depth += 1
-            rows = self._uow.execute_prepared(
-                "agg_level_below",
-                "SELECT c.child_key, c.parent_key, c.child_level FROM unnest($1::text[]) k"
-                " JOIN containment c ON c.parent_key = k",
-                (frontier,),
-            )
-            rows.sort()
-            if after is None or depth > after[0]:
-                out.extend((key, up, depth) for key, up, _ in rows)
-            elif depth == after[0]:
-                out.extend((key, up, depth) for key, up, _ in rows if key > after[1])
-            if not all_levels:
-                break
-            frontier = [key for key, _, level in rows if level > Level.ITEM]
-        return out[:limit]
+        One statement on the parent index and nothing else (containment carries each unit's
+        state and market). Levels strictly decrease downwards (pallet, case, bundle, item), so
+        nothing lies more than three levels below a unit: three fixed joins, which plan and
+        run faster than a recursive walk, and items are never looked into."""
+        sscc = root[len(SSCC_PREFIX) :] if root.startswith(SSCC_PREFIX) else ""
+        rows = self._uow.execute_prepared(
+            "agg_descendant_page",
+            "SELECT key, parent, depth, level, state, market FROM ("
+            " SELECT c1.child_key AS key, c1.parent_key AS parent, 1 AS depth,"
+            "  c1.child_level AS level, c1.state, c1.market"
+            "  FROM containment c1 WHERE c1.parent_key = $1::text"
+            " UNION ALL SELECT c2.child_key, c2.parent_key, 2, c2.child_level, c2.state,"
+            "  c2.market FROM containment c1 JOIN containment c2 ON c2.parent_key = c1.child_key"
+            "  WHERE $2::bool AND c1.parent_key = $1::text AND c1.child_level > 1"
+            " UNION ALL SELECT c3.child_key, c3.parent_key, 3, c3.child_level, c3.state,"
+            "  c3.market FROM containment c1 JOIN containment c2 ON c2.parent_key = c1.child_key"
+            "  JOIN containment c3 ON c3.parent_key = c2.child_key"
+            "  WHERE $2::bool AND c1.parent_key = $1::text AND c2.child_level > 1) t"
+            " WHERE (depth, key) > ($3::int, $4::text)"
+            " AND (EXISTS (SELECT 1 FROM codes WHERE code_key = $1::text"
+            "  AND tenant_id = $6::text) OR EXISTS (SELECT 1 FROM ssccs"
+            "  WHERE sscc = $7::text AND tenant_id = $6::text))"
+            " ORDER BY depth, key LIMIT $5::int",
+            (
+                root,
+                all_levels,
+                after[0] if after else 0,
+                after[1] if after else "",
+                limit,
+                tenant_id,
+                sscc,
+            ),
+        )
+        return rows  # the row shape is the statement's
 
     def level_counts(self, root: str) -> tuple[dict[Level, int], int]:
         """Descendants per level, and how many are direct children."""
@@ -292,17 +286,19 @@ class AggregationStore:
         self,
         tenant_id: str,
         parent: str,
-        children: list[tuple[str, Level]],
+        children: list[Unit],
         event_id: str,
         at: datetime,
         action: str = "packed",
     ) -> None:
-        """Put ``children`` into ``parent`` and record it in their history, one statement."""
+        """Put ``children`` into ``parent`` and record it in their history, one statement.
+        Their state and market are copied in (the triggers of migration 0008 keep them)."""
         self._uow.execute_prepared(
             "agg_add_links",
             "WITH linked AS (INSERT INTO containment (child_key, tenant_id, parent_key,"
-            " child_level, event_id, packed_at) SELECT k, $1::text, $2::text, l, $3::text,"
-            " $4::timestamptz FROM unnest($5::text[], $6::smallint[]) AS t(k, l)"
+            " child_level, event_id, packed_at, state, market) SELECT k, $1::text, $2::text, l,"
+            " $3::text, $4::timestamptz, s, m"
+            " FROM unnest($5::text[], $6::smallint[], $8::text[], $9::text[]) AS t(k, l, s, m)"
             " RETURNING child_key)"
             " INSERT INTO containment_history (tenant_id, unit_key, parent_key, action,"
             " event_id, event_time) SELECT $1::text, child_key, $2::text, $7::text, $3::text,"
@@ -312,9 +308,11 @@ class AggregationStore:
                 parent,
                 event_id,
                 at,
-                [k for k, _ in children],
-                [int(level) for _, level in children],
+                [u.key for u in children],
+                [int(u.level) for u in children],
                 action,
+                [u.state for u in children],
+                [u.market for u in children],
             ),
         )
 

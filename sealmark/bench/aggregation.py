@@ -8,7 +8,6 @@ when the process exits.
 
 from __future__ import annotations
 
-import atexit
 import functools
 import os
 import random
@@ -16,14 +15,20 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 
 import grpc
 import psycopg2
 
 from sealmark.bench.registry import Measurement, benchmark
-from sealmark.bench.suite import GTIN, PREFIX, TENANT, BenchSuite, server_rss_mb, suite_server
+from sealmark.bench.suite import (
+    GTIN,
+    PREFIX,
+    BenchSuite,
+    server_rss_mb,
+    store_commissioned_codes,
+    suite_for_process,
+)
 from sealmark.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2, issuer_pb2, issuer_pb2_grpc
 
 STORED = 1_000_000
@@ -47,26 +52,6 @@ class Prepared:
 
 def _serial(i: int) -> str:
     return f"B{i:013d}"
-
-
-def _seed_codes(dsn: str) -> None:
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "INSERT INTO codes (code_key, tenant_id, gtin, serial, lot, expiry, state,"
-                " issued_at, updated_at)"
-                " SELECT %s || s, %s, %s, s, 'BENCH1', '2030-12-31', 'commissioned', now(), now()"
-                " FROM (SELECT 'B' || lpad(i::text, 13, '0') AS s"
-                "       FROM generate_series(0, %s - 1) i) t",
-                (GTIN, TENANT, GTIN, STORED),
-            )
-        conn.commit()
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("VACUUM ANALYZE codes")
-    finally:
-        conn.close()
 
 
 def _item(serial: str) -> common_pb2.CodeRef:
@@ -117,11 +102,8 @@ def _run_stream(prepared: Prepared, events: list[aggregator_pb2.PackStreamReques
 
 @functools.cache
 def _prepared() -> Prepared:
-    stack = ExitStack()
-    atexit.register(stack.close)
-    suite = stack.enter_context(suite_server(["issuer", "aggregator"]))
-    _seed_codes(suite.dsn)
-    channel = stack.enter_context(grpc.insecure_channel(suite.target))
+    suite, channel = suite_for_process(["issuer", "aggregator"])
+    store_commissioned_codes(suite.dsn, 0, STORED, serial_prefix="B", lot="BENCH1")
     prepared = Prepared(
         suite,
         channel,

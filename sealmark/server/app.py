@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import Any
 
 import grpc
 import structlog
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -29,6 +32,46 @@ class ServiceBinding:
     full_name: str
     register: Callable[[grpc.Server], None]
     policy: Mapping[str, frozenset[Role]] = field(default_factory=dict)
+
+
+def add_servicer(
+    server: grpc.Server,
+    service: ServiceDescriptor,
+    servicer: object,
+    *,
+    encoded: Collection[str] = (),
+) -> None:
+    """Register ``servicer`` for ``service`` as the generated ``add_*_to_server`` does, except
+    that the methods named in ``encoded`` hand back their responses already serialized (bytes
+    in the response's wire format), which go out as they are."""
+    unknown = set(encoded) - {m.name for m in service.methods}
+    if unknown:
+        raise ValueError(f"{service.full_name} has no method {sorted(unknown)}")
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    for method in service.methods:
+        request = GetMessageClass(method.input_type)
+        response = GetMessageClass(method.output_type)
+        serialize: Callable[[Any], bytes] = (
+            bytes if method.name in encoded else response.SerializeToString
+        )
+        kind = _HANDLER_KINDS[method.client_streaming, method.server_streaming]
+        handlers[method.name] = kind(
+            getattr(servicer, method.name),
+            request_deserializer=request.FromString,
+            response_serializer=serialize,
+        )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+    )
+    server.add_registered_method_handlers(service.full_name, handlers)
+
+
+_HANDLER_KINDS: dict[tuple[bool, bool], Any] = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
 
 
 @dataclass

@@ -271,9 +271,46 @@ def _check(agg: Aggregator, who: Principal, model: Model, units: list[UnitRef]) 
             assert direct == len(model.children(unit.key))
             assert sum(per_level.values()) == len(model.below(unit.key))
             rows = [r for page, _ in agg.children(who, unit, True) for r in page]
-            assert {r.unit.key: r.state for r in rows} == {
+            # States and markets here are containment's copies (migration 0008's triggers).
+            assert {key: state for key, _, _, _, state, _ in rows} == {
                 k: model.state[k] for k in model.below(unit.key)
             }
-            assert {r.unit.key: r.market for r in rows} == {
+            assert {key: market or "" for key, _, _, _, _, market in rows} == {
                 k: model.market.get(k, "") for k in model.below(unit.key)
             }
+
+
+def test_state_changes_by_other_writers_reach_the_explosion(env: dict[str, Any]) -> None:
+    """Containment keeps copies of state and market; a writer outside the Aggregator (a line
+    report, a recall) changes codes or ssccs only, and the explosion must still show it."""
+    agg: Aggregator = env["aggregator"]
+    line = Principal(env["tenant"], frozenset({Role.LINE}), "line-token")
+    gtin, first = env["gtin"], next(env["serials"]) * 100
+    items = [UnitRef(gtin=gtin, serial=f"W{first + i:09d}") for i in range(3)]
+    box0 = next(env["boxes"]) * 10
+    case = UnitRef(sscc=make_sscc(5, env["prefix"], box0))
+    pallet = UnitRef(sscc=make_sscc(5, env["prefix"], box0 + 1))
+    with env["conn"], env["conn"].cursor() as cur:
+        cur.execute(
+            "INSERT INTO codes (code_key, tenant_id, gtin, serial, lot, state)"
+            " SELECT %s || s, %s, %s, s, 'L1', 'commissioned' FROM unnest(%s::text[]) s",
+            (gtin, env["tenant"], gtin, [u.serial for u in items]),
+        )
+    agg.pack(line, f"w-{first}-1", case, items, level=Level.CASE)
+    agg.pack(line, f"w-{first}-2", pallet, [case], level=Level.PALLET)
+
+    def seen() -> dict[str, tuple[str, str | None]]:
+        pages = agg.children(line, pallet, True)
+        return {key: (state, market) for page, _ in pages for key, _, _, _, state, market in page}
+
+    assert set(seen().values()) == {("commissioned", None)}
+    with env["conn"], env["conn"].cursor() as cur:
+        cur.execute(
+            "UPDATE codes SET state = 'recalled', market = 'FR' WHERE code_key = %s",
+            (items[1].key,),
+        )
+        cur.execute("UPDATE ssccs SET state = 'locked' WHERE sscc = %s", (case.sscc,))
+    after = seen()
+    assert after[items[1].key] == ("recalled", "FR")
+    assert after[case.key] == ("locked", None)
+    assert after[items[0].key] == after[items[2].key] == ("commissioned", None)
