@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard proto/sealmark/v1/*.proto)
 
-.PHONY: run test unit integration bench proto proto-check lint clean venv softhsm
+.PHONY: run test unit integration bench proto proto-check lint clean venv softhsm chromium
 
 venv: $(STAMP)
 
@@ -24,13 +24,33 @@ run: $(STAMP)
 softhsm:
 	@bash scripts/ensure-softhsm.sh
 
-test: $(STAMP) softhsm
+# Debian's Chromium and ChromeDriver drive the consumer page tests (tests/e2e/test_verify_page.py);
+# apt-get installs them when /usr/bin/chromium or /usr/bin/chromedriver is missing, with a CJK
+# font so that screenshots of the Chinese page are readable (root, or sudo; no prompt).
+CHROMIUM_PACKAGES := chromium chromium-driver fonts-wqy-zenhei
+CHROMIUM_BIN ?= /usr/bin/chromium
+CHROMEDRIVER_BIN ?= /usr/bin/chromedriver
+chromium:
+	@if [ -x $(CHROMIUM_BIN) ] && [ -x $(CHROMEDRIVER_BIN) ]; then \
+	  echo "chromium: $$($(CHROMEDRIVER_BIN) --version | cut -d' ' -f1-2) present"; \
+	else \
+	  command -v apt-get >/dev/null || { echo "chromium: missing and no apt-get; install chromium and chromium-driver by hand" >&2; exit 1; }; \
+	  SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  echo "chromium: missing; running: $$SUDO apt-get update && $$SUDO apt-get install -y $(CHROMIUM_PACKAGES)"; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null \
+	    && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(CHROMIUM_PACKAGES) </dev/null \
+	    || { echo "chromium: apt-get failed; install $(CHROMIUM_PACKAGES) by hand" >&2; exit 1; }; \
+	  [ -x $(CHROMIUM_BIN) ] && [ -x $(CHROMEDRIVER_BIN) ] \
+	    || { echo "chromium: installed, but $(CHROMIUM_BIN) or $(CHROMEDRIVER_BIN) is still missing" >&2; exit 1; }; \
+	fi
+
+test: $(STAMP) softhsm chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: $(STAMP) softhsm
+integration: $(STAMP) softhsm chromium
 	$(PY) -m pytest tests/integration tests/e2e $(PYTEST_ARGS)
 
 bench: $(STAMP)

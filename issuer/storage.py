@@ -13,7 +13,7 @@ import psycopg2.errors
 
 from sealmark.crypto.keys import SealedKey
 from sealmark.errors import NotFound
-from sealmark.storage.postgres import PostgresUnitOfWork, translate_db_error
+from sealmark.storage.postgres import PostgresUnitOfWork, copy_value, translate_db_error
 
 # The per-code columns first, then those every code of one issuance chunk shares.
 CODE_COLUMNS = (
@@ -35,12 +35,11 @@ CODE_COLUMNS = (
     "issued_at",
     "updated_at",
 )
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def copy_line_tail(values: tuple[Any, ...]) -> str:
     """The shared columns of a chunk (``CODE_COLUMNS[5:]``) in COPY text, once per chunk."""
-    return "\t".join(map(_copy_value, values))
+    return "\t".join(map(copy_value, values))
 
 
 def copy_line(code_key: str, serial: str, signature: str, pin_hash: bytes, seq: int) -> str:
@@ -49,21 +48,10 @@ def copy_line(code_key: str, serial: str, signature: str, pin_hash: bytes, seq: 
     if _NEEDS_ESCAPE.isdisjoint(serial):
         return f"{code_key}\t{serial}\t{signature}\t\\\\x{pin_hash.hex()}\t{seq}"
     fields = (code_key, serial, signature, pin_hash, seq)
-    return "\t".join(map(_copy_value, fields))
+    return "\t".join(map(copy_value, fields))
 
 
 _NEEDS_ESCAPE = frozenset("\\\t\n\r")
-
-
-def _copy_value(value: Any) -> str:
-    """One field in PostgreSQL COPY text format."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, bytes):
-        return "\\\\x" + value.hex()
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    return str(value).translate(_COPY_ESCAPES)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ class Container:
     authenticator: CachingAuthenticator = field(init=False)
     # What services started and must stop with the process (worker pools), newest first.
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # Objects the services of one process share, by name (one Verifier for gRPC and HTTP).
+    shared: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.authenticator = CachingAuthenticator(self.uow, ttl_s=5.0)

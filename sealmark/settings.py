@@ -40,6 +40,17 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         default=9464, ge=0, le=65535, description="Prometheus metrics port; 0 = any free"
     )
+    verify_http_host: str = Field(
+        default="127.0.0.1", description="consumer page (Verifier HTTP) listen address"
+    )
+    verify_http_port: int = Field(
+        default=8080, ge=0, le=65535, description="consumer page port; 0 = any free"
+    )
+    verify_http_trust_proxy: bool = Field(
+        default=False,
+        description="behind a reverse proxy: take the client from X-Forwarded-For (last hop),"
+        " the scheme from X-Forwarded-Proto and the region from X-Client-Region",
+    )
     db_pool_size: int = Field(default=8, ge=1, le=256, description="PostgreSQL connections")
     db_connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
     db_statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)

@@ -1,29 +1,119 @@
-"""The Verifier's gRPC face. Its RPCs are public (no token). They answer UNIMPLEMENTED (from
-the generated base class) until the Verifier issue lands."""
+"""The Verifier's gRPC face. Public: no token; rate limited per client address."""
 
 from __future__ import annotations
 
 import grpc
 
 from sealmark.bootstrap import Container
+from sealmark.errors import InvalidArgument
 from sealmark.server.app import ServiceBinding
 from sealmark.server.interceptor import PUBLIC
 from sealmark.server.policy import policy
-from sealmark.v1 import verifier_pb2_grpc
+from sealmark.v1 import common_pb2, verifier_pb2, verifier_pb2_grpc
+from verifier.domain import ClientContext, Verdict, Verification
+from verifier.messages import reason_message
+from verifier.usecases import Verifier
 
 POLICY = policy("Verifier", {PUBLIC: ["Verify", "GetPublicKeySet"]})
+_VERDICTS = {v: verifier_pb2.Verdict.Value(f"VERDICT_{v.name}") for v in Verdict}
+
+
+def client_address(peer: str) -> str:
+    """The caller's address from a gRPC peer string (``ipv4:1.2.3.4:5678``, ``ipv6:[::1]:5``):
+    what public calls are rate limited by. Ports are dropped: one host, one client."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rsplit(":", 1)[0]
+    if kind == "ipv6":
+        return rest.rsplit("]", 1)[0].lstrip("[")
+    return peer or "unknown"
+
+
+def context_of(request: verifier_pb2.VerifyRequest, client: str) -> ClientContext:
+    given = request.context
+    return ClientContext(
+        session_id=given.session_id,
+        device_id=given.device_id,
+        latitude=given.latitude if given.HasField("latitude") else None,
+        longitude=given.longitude if given.HasField("longitude") else None,
+        region=given.region,
+        locale=given.locale or "en",
+        client=client,  # client_ip is for the HTTP face; a public gRPC caller cannot set it
+    )
+
+
+def response_of(result: Verification, locale: str) -> verifier_pb2.VerifyResponse:
+    response = verifier_pb2.VerifyResponse(
+        verdict=_VERDICTS[result.verdict],
+        risk_score=result.risk_score,
+        session_count=result.session_count,
+        pin_confirmed=result.pin_confirmed,
+        pin_available=result.pin_available,
+        degraded=result.degraded,
+        serial=result.serial,
+        verification_id=result.verification_id,
+        first_verified_region=result.first_verified_region,
+    )
+    for reason in result.reasons:
+        response.reasons.add(
+            code=reason.code, rule=reason.rule, message=reason_message(reason, locale)
+        )
+    if result.product is not None:
+        p = result.product
+        response.product.CopyFrom(
+            verifier_pb2.ProductFacts(
+                gtin=p.gtin,
+                name=p.name,
+                lot=p.lot,
+                expiry=p.expiry.isoformat() if p.expiry else "",
+                production_date=p.production_date.isoformat() if p.production_date else "",
+                brand=p.brand,
+            )
+        )
+    if result.first_verified_at is not None:
+        response.first_verified_at.FromDatetime(result.first_verified_at)
+    response.verified_at.FromDatetime(result.verified_at)
+    return response
 
 
 class VerifierService(verifier_pb2_grpc.VerifierServicer):
-    def __init__(self, container: Container) -> None:
-        self._container = container
+    def __init__(self, verifier: Verifier) -> None:
+        self._verifier = verifier
+
+    def Verify(
+        self, request: verifier_pb2.VerifyRequest, context: grpc.ServicerContext
+    ) -> verifier_pb2.VerifyResponse:
+        pin = request.pin if request.HasField("pin") else None
+        given = context_of(request, client_address(context.peer()))
+        result = self._verifier.verify(request.payload, pin, given)
+        return response_of(result, given.locale)
+
+    def GetPublicKeySet(
+        self, request: verifier_pb2.GetPublicKeySetRequest, context: grpc.ServicerContext
+    ) -> common_pb2.KeySet:
+        which = request.WhichOneof("owner")
+        if which is None:
+            raise InvalidArgument("GetPublicKeySetRequest.owner", "give tenant_id or gtin")
+        owner, keys = self._verifier.public_keys(
+            request.tenant_id if which == "tenant_id" else None,
+            request.gtin if which == "gtin" else None,
+        )
+        out = common_pb2.KeySet(tenant_id=owner)
+        for key in keys:
+            message = out.keys.add(
+                key_id=key.key_id, algorithm="Ed25519", public_key=key.public_key
+            )
+            message.not_before.FromDatetime(key.created_at)
+            if key.retired_at is not None:
+                message.retired_at.FromDatetime(key.retired_at)
+            if key.revoked_at is not None:
+                message.revoked_at.FromDatetime(key.revoked_at)
+        return out
 
 
 def binding(container: Container) -> ServiceBinding:
     def register(server: grpc.Server) -> None:
-        # The .pyi marks every RPC abstract; the generated runtime base class answers
-        # UNIMPLEMENTED for the ones not built yet, which is the contract we want.
-        servicer = VerifierService(container)  # type: ignore[abstract]
-        verifier_pb2_grpc.add_VerifierServicer_to_server(servicer, server)
+        service = VerifierService(Verifier.of(container))
+        verifier_pb2_grpc.add_VerifierServicer_to_server(service, server)
 
     return ServiceBinding("verifier", "sealmark.v1.Verifier", register, POLICY)

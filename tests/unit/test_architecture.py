@@ -18,6 +18,9 @@ DOMAIN_MODULES = [
     ROOT / "sealmark" / "events.py",
     ROOT / "sealmark" / "errors.py",
     ROOT / "sealmark" / "clock.py",
+    ROOT / "aggregator" / "domain.py",
+    ROOT / "verifier" / "domain.py",
+    ROOT / "verifier" / "messages.py",
 ]
 FORBIDDEN = (
     "grpc",

@@ -1,0 +1,572 @@
+"""``sealmark verify PAYLOAD``: ask the Verifier whether a code is genuine, as a consumer's
+phone would (public gRPC, no token); or, with ``--offline --keys FILE``, check only the code's
+signature against the brand's published key set, with no network at all.
+
+Exit codes are for scripts: 0 the code passed (online AUTHENTIC or AUTHENTIC_SEEN_BEFORE;
+offline a valid signature under a key that is not revoked), 1 the code was judged and did not
+pass (any other verdict; offline a bad, missing or unknown-key signature, a revoked key, a
+payload that is no code), 2 the question could not be asked (usage, an unreadable key file, a
+failed call). A failed call is 2 whatever its status, unlike the other client commands: 1 must
+never mean "the server was down".
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+import sys
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+from sealmark.cli.output import rpc_failed
+from sealmark.clock import SystemClock
+from sealmark.crypto.signature import KEY_ID, canonical_bytes, decode_ai8030
+from sealmark.crypto.signature import verify as signature_holds
+from sealmark.errors import InvalidArgument
+from sealmark.gs1 import GS1Code
+from sealmark.settings import Settings
+from sealmark.v1 import verifier_pb2, verifier_pb2_grpc
+
+Verify = Callable[[verifier_pb2.VerifyRequest, str], verifier_pb2.VerifyResponse]
+TIMEOUT_S = 10.0
+STDIN_LIMIT = 65536  # far above any code (the Verifier takes 4096 bytes); bounds a stray pipe
+PASSING = frozenset({verifier_pb2.VERDICT_AUTHENTIC, verifier_pb2.VERDICT_AUTHENTIC_SEEN_BEFORE})
+KEYS_HELP = """\
+key file (--keys), either of:
+  - what `sealmark keys export --tenant T --out FILE` writes:
+      {"tenant_id": ..., "keys": [{"key_id", "algorithm", "public_key" (hex),
+       "created_at", "retired_at", "revoked_at", "revoke_reason"}, ...]}
+  - the brand's HTTP key set:
+      {"tenant": ..., "keys": [{"key_id", "algorithm", "public_key" (base64url),
+       "created_at", "retired_at", "revoked_at"}, ...]}
+Only Ed25519 keys. An offline check proves who signed the code, nothing more: the code's
+state, recalls and clone signals (sessions, PIN reuse, travel) need the online check.
+
+exit codes: 0 passed, 1 judged and did not pass, 2 usage error, bad key file or failed call
+"""
+
+HEADLINES: dict[str, dict[int, str]] = {
+    "en": {
+        verifier_pb2.VERDICT_AUTHENTIC: "genuine, first verification",
+        verifier_pb2.VERDICT_AUTHENTIC_SEEN_BEFORE: "genuine, verified before",
+        verifier_pb2.VERDICT_SUSPECT_CLONE: "suspect copy: this code may have been cloned",
+        verifier_pb2.VERDICT_COUNTERFEIT: "counterfeit: not a genuine code",
+        verifier_pb2.VERDICT_RECALLED: "recalled: do not use",
+        verifier_pb2.VERDICT_EXPIRED: "expired",
+        verifier_pb2.VERDICT_INACTIVE: "inactive: this item was taken out of circulation",
+        verifier_pb2.VERDICT_DIVERTED: "genuine, but outside its destination market",
+        verifier_pb2.VERDICT_INVALID: "not a code this verifier knows",
+    },
+    "zh-CN": {
+        verifier_pb2.VERDICT_AUTHENTIC: "正品，首次验证",
+        verifier_pb2.VERDICT_AUTHENTIC_SEEN_BEFORE: "正品，此前已验证过",
+        verifier_pb2.VERDICT_SUSPECT_CLONE: "疑似复制码：此码可能被仿冒",
+        verifier_pb2.VERDICT_COUNTERFEIT: "假冒：不是正品码",
+        verifier_pb2.VERDICT_RECALLED: "已召回：请勿使用",
+        verifier_pb2.VERDICT_EXPIRED: "已过期",
+        verifier_pb2.VERDICT_INACTIVE: "已停用：此商品已退出流通",
+        verifier_pb2.VERDICT_DIVERTED: "正品，但不在其目标销售市场（窜货）",
+        verifier_pb2.VERDICT_INVALID: "无法识别的码",
+    },
+}
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    verify = sub.add_parser(
+        "verify",
+        help="is this code genuine? (Verifier, gRPC; --offline: signature only)",
+        description="Ask the Verifier for the verdict on a scanned code (public, no token),\n"
+        "or with --offline --keys FILE check only its signature, without any network.",
+        epilog=KEYS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verify.add_argument(
+        "payload",
+        metavar="PAYLOAD",
+        help="as scanned: Digital Link URL, element string (with or without ]d2 / ]Q3, GS or ^ "
+        "separators) or HRI text; - reads it from stdin",
+    )
+    verify.add_argument("--pin", default=None, help="the hidden PIN under the scratch-off")
+    verify.add_argument("--session", default="", help="session id: sessions are counted, not scans")
+    verify.add_argument("--region", default="", help="where the scan happens, ISO 3166 (DE, CN-31)")
+    verify.add_argument("--lat", type=float, default=None, help="latitude, WGS 84 (with --lon)")
+    verify.add_argument("--lon", type=float, default=None, help="longitude, WGS 84 (with --lat)")
+    verify.add_argument(
+        "--locale",
+        default=None,
+        help="language of the answer: zh-CN or en (default from LC_ALL, LC_MESSAGES or LANG)",
+    )
+    verify.add_argument(
+        "--target",
+        default=None,
+        help="host:port of the Verifier (default SEALMARK_GRPC_HOST:SEALMARK_GRPC_PORT)",
+    )
+    offline = verify.add_argument_group("offline check (signature only, no network)")
+    offline.add_argument(
+        "--offline", action="store_true", help="check the signature only, against --keys"
+    )
+    offline.add_argument(
+        "--keys", type=Path, default=None, metavar="FILE", help="the brand's public keys (below)"
+    )
+    # SUPPRESS: when absent here, a `sealmark --json verify …` still counts.
+    verify.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
+
+
+def default_locale(environ: Mapping[str, str]) -> str:
+    """``zh-CN`` when the first of LC_ALL, LC_MESSAGES, LANG that is set names Chinese, else
+    ``en`` (the two languages the Verifier answers in)."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = environ.get(name, "")
+        if value:
+            return "zh-CN" if value.lower().startswith("zh") else "en"
+    return "en"
+
+
+def read_payload(text: str, stdin: IO[str]) -> str:
+    """PAYLOAD, or for ``-`` stdin's content without the line end a scanner or ``echo`` adds
+    (a GS inside an element string is kept). Raises InvalidArgument naming PAYLOAD when it is
+    empty, or over STDIN_LIMIT characters on stdin."""
+    where = ""
+    if text == "-":
+        where = " (read from stdin)"
+        text = stdin.read(STDIN_LIMIT + 1)
+        if len(text) > STDIN_LIMIT:
+            raise InvalidArgument("PAYLOAD", f"over {STDIN_LIMIT} characters{where}")
+        text = text.rstrip("\r\n")
+    if not text.strip():
+        raise InvalidArgument("PAYLOAD", f"empty{where}")
+    return text
+
+
+def run(
+    args: argparse.Namespace,
+    settings: Settings,
+    environ: Mapping[str, str],
+    *,
+    verify: Verify | None = None,
+    stdin: IO[str] | None = None,
+) -> int:
+    """Run ``sealmark verify``; see the module docstring for the exit codes. ``verify`` sends
+    the request to a target (default: gRPC). Raises InvalidArgument for a usage error or a
+    key file it cannot use (``--keys``, naming the file)."""
+    if args.offline:
+        _check_offline_options(args)  # before waiting on stdin
+    elif args.keys is not None:
+        raise InvalidArgument("--keys", "only with --offline (online, the Verifier holds the keys)")
+    payload = read_payload(args.payload, sys.stdin if stdin is None else stdin)
+    if args.offline:
+        return _offline(args, payload)
+    request = verify_request(args, payload, args.locale or default_locale(environ))
+    target = args.target or f"{settings.grpc_host}:{settings.grpc_port}"
+    try:
+        response = (verify or _verify_grpc)(request, target)
+    except grpc.RpcError as exc:
+        rpc_failed(exc)
+        return 2
+    if args.json:
+        print(json.dumps(response_document(response), ensure_ascii=False, sort_keys=True))
+    else:
+        sys.stdout.write(
+            render_response(response, request.context.locale, pin_entered=request.HasField("pin"))
+        )
+    return 0 if response.verdict in PASSING else 1
+
+
+def verify_request(
+    args: argparse.Namespace, payload: str, locale: str
+) -> verifier_pb2.VerifyRequest:
+    """The VerifyRequest of the parsed options. Raises InvalidArgument naming whichever of
+    ``--lat`` / ``--lon`` is missing when only one is given; the rest is the server's to
+    check."""
+    if (args.lat is None) != (args.lon is None):
+        missing = "--lon" if args.lon is None else "--lat"
+        raise InvalidArgument(missing, "missing: give --lat and --lon together")
+    context = verifier_pb2.ClientContext(session_id=args.session, region=args.region, locale=locale)
+    if args.lat is not None:
+        context.latitude, context.longitude = args.lat, args.lon
+    request = verifier_pb2.VerifyRequest(payload=payload, context=context)
+    if args.pin is not None:
+        request.pin = args.pin
+    return request
+
+
+def _verify_grpc(request: verifier_pb2.VerifyRequest, target: str) -> verifier_pb2.VerifyResponse:
+    with grpc.insecure_channel(target) as channel:
+        stub = verifier_pb2_grpc.VerifierStub(channel)
+        response: verifier_pb2.VerifyResponse = stub.Verify(request, timeout=TIMEOUT_S)
+        return response
+
+
+def response_document(response: verifier_pb2.VerifyResponse) -> dict[str, Any]:
+    """What ``--json`` prints online: the response as proto JSON with its own field names,
+    scalar fields always present (``session_count: 0`` rather than nothing)."""
+    return MessageToDict(
+        response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+def render_response(
+    response: verifier_pb2.VerifyResponse, locale: str, *, pin_entered: bool = False
+) -> str:
+    """The verdict for people: a headline (underlined) first, then why, the product, the
+    serial's history and the verification id to quote to support. ``pin_entered``: the
+    request carried a PIN (so an unconfirmed one is not prompted for again)."""
+    name = _verdict_name(response.verdict)
+    headlines = HEADLINES["zh-CN" if locale.lower().startswith("zh") else "en"]
+    headline = f"{name}: {headlines.get(response.verdict, 'no verdict')}"
+    lines = [headline, "=" * _display_width(headline)]
+    if response.reasons:
+        lines.append("reasons:")
+        lines += [f"  - {r.message or r.code}  [{r.rule or r.code}]" for r in response.reasons]
+    rows: list[tuple[str, str]] = []
+    if response.HasField("product"):
+        p = response.product
+        facts = [
+            ("product", p.name),
+            ("brand", p.brand),
+            ("gtin", p.gtin),
+            ("lot", p.lot),
+            ("expiry", p.expiry),
+            ("produced", p.production_date),
+        ]
+        rows += [(label, value) for label, value in facts if value]
+    if response.serial:
+        rows.append(("serial", response.serial))
+    if response.HasField("first_verified_at"):
+        first = response.first_verified_at.ToDatetime(tzinfo=UTC).isoformat(timespec="seconds")
+        where = f" in {response.first_verified_region}" if response.first_verified_region else ""
+        rows.append(("first verified", first + where))
+    elif response.verdict == verifier_pb2.VERDICT_AUTHENTIC:
+        rows.append(("first verified", "now: this is the first verification"))
+    if response.session_count:
+        rows.append(("sessions", str(response.session_count)))
+    if response.pin_confirmed:
+        rows.append(("pin", "confirmed: first opening"))
+    elif pin_entered:
+        rows.append(("pin", "entered, not confirmed (see the reasons)"))
+    elif response.pin_available:
+        rows.append(("pin", "this item has a hidden PIN: verify again with --pin"))
+    rows.append(("risk score", f"{response.risk_score:.2f}"))
+    rows.append(("verification id", response.verification_id or "-"))
+    width = max(len(label) for label, _ in rows)
+    lines += [f"{label:<{width}}  {value}" for label, value in rows]
+    if response.degraded:
+        lines.append("note: answered in degraded mode (without its cache); the verdict stands")
+    return "\n".join(lines) + "\n"
+
+
+def _verdict_name(value: int) -> str:
+    try:
+        name: str = verifier_pb2.Verdict.Name(verifier_pb2.Verdict.ValueType(value))
+    except ValueError:
+        return f"VERDICT {value}"
+    return name.removeprefix("VERDICT_")
+
+
+def _display_width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+# -- offline: the key file and the signature check -------------------------------------------
+
+ONLY_SIGNATURE = "offline check: the code's state, recalls and clone signals were not checked"
+
+
+@dataclass(frozen=True)
+class PublishedKey:
+    """One key of a brand's key set; times as ISO 8601 text, None when unset."""
+
+    key_id: str
+    public_key: bytes
+    created_at: str | None = None
+    retired_at: str | None = None
+    revoked_at: str | None = None  # declared compromised: its signatures prove nothing
+    revoke_reason: str = ""
+
+
+@dataclass(frozen=True)
+class KeySet:
+    source: str  # the file it was read from
+    tenant: str
+    keys: dict[str, PublishedKey]
+
+
+def load_key_set(path: Path) -> KeySet:
+    """Read a key file in either format of :data:`KEYS_HELP`. Raises InvalidArgument naming
+    ``--keys`` and the file when it is missing, unreadable, not JSON or not a key set."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise InvalidArgument("--keys", f"{path}: no such file") from exc
+    except OSError as exc:
+        raise InvalidArgument("--keys", f"{path}: cannot read it: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidArgument("--keys", f"{path}: not a UTF-8 text file") from exc
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(
+            "--keys", f"{path}: not JSON ({exc.msg}, line {exc.lineno} column {exc.colno})"
+        ) from exc
+    return parse_key_set(document, str(path))
+
+
+def parse_key_set(document: Any, source: str) -> KeySet:
+    """The key set in a parsed key file. Fails closed: one bad entry, a repeated key id or no
+    keys at all raise InvalidArgument naming ``--keys``, the file and the entry."""
+
+    def bad(where: str, why: str) -> InvalidArgument:
+        return InvalidArgument("--keys", f"{source}: {where}: {why}")
+
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise bad("keys", "no list of keys (want `sealmark keys export` output or a key set)")
+    tenant = document.get("tenant_id", document.get("tenant", ""))
+    if not isinstance(tenant, str):
+        raise bad("tenant", "not a string")
+    keys: dict[str, PublishedKey] = {}
+    for index, entry in enumerate(document["keys"]):
+        where = f"keys[{index}]"
+        if not isinstance(entry, dict):
+            raise bad(where, "not an object")
+        key_id = entry.get("key_id")
+        if not isinstance(key_id, str) or not KEY_ID.match(key_id):
+            raise bad(f"{where}.key_id", f"{key_id!r}, want 2 base64url characters")
+        if key_id in keys:
+            raise bad(f"{where}.key_id", f"key {key_id} appears twice")
+        algorithm = entry.get("algorithm", "Ed25519")
+        if algorithm != "Ed25519":
+            raise bad(f"{where}.algorithm", f"{algorithm!r}; only Ed25519 keys can be checked")
+        public_key = _public_key(entry.get("public_key"))
+        if public_key is None:
+            raise bad(f"{where}.public_key", "want 32 bytes as 64 hex digits or base64url")
+        times: dict[str, str | None] = {}
+        for name in ("created_at", "retired_at", "revoked_at"):
+            value = entry.get(name)
+            times[name] = None if value is None else _timestamp(value)
+            if value is not None and times[name] is None:
+                raise bad(f"{where}.{name}", f"{value!r} is not an ISO 8601 time")
+        reason = entry.get("revoke_reason") or ""
+        if not isinstance(reason, str):
+            raise bad(f"{where}.revoke_reason", "not a string")
+        keys[key_id] = PublishedKey(key_id, public_key, revoke_reason=reason, **times)
+    if not keys:
+        raise bad("keys", "empty: no key to check a signature with")
+    return KeySet(source, tenant, keys)
+
+
+def _public_key(value: Any) -> bytes | None:
+    """32 bytes from hex (``keys export``) or base64url / base64, padded or not; else None."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text):
+            raw = bytes.fromhex(text)
+        else:
+            body = text.rstrip("=")
+            raw = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == 32 else None
+
+
+def _timestamp(value: Any) -> str | None:
+    """A time as ISO 8601 text (UTC when it names no zone), or None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
+
+
+class Outcome(StrEnum):
+    VALID = "valid"
+    REVOKED_KEY = "revoked_key"
+    UNKNOWN_KEY = "unknown_key"
+    BAD_SIGNATURE = "bad_signature"
+    NO_SIGNATURE = "no_signature"
+    UNPARSEABLE = "unparseable"
+
+
+@dataclass(frozen=True)
+class OfflineCheck:
+    outcome: Outcome
+    message: str
+    code: GS1Code | None = None
+    key_id: str | None = None  # the key the code names
+    key: PublishedKey | None = None  # that key, when the key set has it
+
+    @property
+    def trusted(self) -> bool:
+        return self.outcome is Outcome.VALID
+
+    @property
+    def signature_valid(self) -> bool:
+        return self.outcome in (Outcome.VALID, Outcome.REVOKED_KEY)
+
+
+def check_offline(payload: str, keys: KeySet, *, today: date) -> OfflineCheck:
+    """Check the signature of a scanned code against ``keys``, rebuilding the bytes the
+    issuer signed (``issuer.minting``: lot as printed, expiry as the resolved date's YYMMDD).
+    Never raises: every way a code can fail is an outcome with a message. ``today`` picks the
+    century of the code's dates (GS1 §7.12)."""
+    try:
+        code = GS1Code.from_scan(payload, today=today, field="PAYLOAD")
+    except InvalidArgument as exc:
+        return OfflineCheck(Outcome.UNPARSEABLE, f"not a code that can be checked: {exc}")
+    if code.signature is None:
+        return OfflineCheck(
+            Outcome.NO_SIGNATURE,
+            "no signature: the code carries no (8030), so there is nothing to check offline; "
+            "printed HRI never carries it: verify the Digital Link or element string, or online",
+            code,
+        )
+    try:
+        key_id, signature = decode_ai8030(code.signature, "(8030)")
+    except InvalidArgument as exc:
+        return OfflineCheck(Outcome.BAD_SIGNATURE, f"signature INVALID: {exc}", code)
+    key = keys.keys.get(key_id)
+    if key is None:
+        return OfflineCheck(
+            Outcome.UNKNOWN_KEY,
+            f"unknown key: the code names key {key_id}, which {keys.source} does not hold "
+            f"(it has {', '.join(sorted(keys.keys))}); export the brand's current key set, "
+            "or the code is not this brand's",
+            code,
+            key_id,
+        )
+    expiry = code.expiry.strftime("%y%m%d") if code.expiry is not None else ""
+    signed = canonical_bytes(code.gtin, code.serial, code.lot or "", expiry, key_id)
+    if not signature_holds(key.public_key, signed, signature):
+        return OfflineCheck(
+            Outcome.BAD_SIGNATURE,
+            f"signature INVALID: key {key_id} did not sign this code; it was altered or forged",
+            code,
+            key_id,
+            key,
+        )
+    if key.revoked_at:
+        why = f" ({key.revoke_reason})" if key.revoke_reason else ""
+        return OfflineCheck(
+            Outcome.REVOKED_KEY,
+            f"NOT TRUSTED: valid signature, but under key {key_id}, revoked at "
+            f"{key.revoked_at}{why}: the key was declared compromised, so whoever holds it "
+            "could have signed this code",
+            code,
+            key_id,
+            key,
+        )
+    return OfflineCheck(Outcome.VALID, f"signature valid — {ONLY_SIGNATURE}", code, key_id, key)
+
+
+def _check_offline_options(args: argparse.Namespace) -> None:
+    for option, value in (
+        ("--pin", args.pin),
+        ("--session", args.session),
+        ("--region", args.region),
+        ("--lat", args.lat),
+        ("--lon", args.lon),
+        ("--locale", args.locale),
+        ("--target", args.target),
+    ):
+        if value is not None and value != "":
+            raise InvalidArgument(option, "not used by --offline: only the signature is checked")
+    if args.keys is None:
+        raise InvalidArgument("--keys", "--offline needs the brand's public keys: --keys FILE")
+
+
+def _offline(args: argparse.Namespace, payload: str) -> int:
+    keys = load_key_set(args.keys)
+    check = check_offline(payload, keys, today=SystemClock().now().date())
+    if args.json:
+        print(json.dumps(offline_document(check, keys), ensure_ascii=False, sort_keys=True))
+    else:
+        sys.stdout.write(render_offline(check, keys))
+    return 0 if check.trusted else 1
+
+
+def offline_document(check: OfflineCheck, keys: KeySet) -> dict[str, Any]:
+    """What ``--offline --json`` prints."""
+    code = check.code
+    key = check.key
+    return {
+        "mode": "offline",
+        "result": check.outcome.value,
+        "trusted": check.trusted,
+        "signature_valid": check.signature_valid,
+        "message": check.message,
+        "checked": "signature only; the code's state, recalls and clone signals were not checked",
+        "keys_file": keys.source,
+        "tenant": keys.tenant,
+        "code": None
+        if code is None
+        else {
+            "gtin": code.gtin,
+            "serial": code.serial,
+            "lot": code.lot,
+            "expiry": _iso(code.expiry),
+            "production_date": _iso(code.production_date),
+            "key_id": check.key_id,
+        },
+        "key": None
+        if key is None
+        else {
+            "key_id": key.key_id,
+            "algorithm": "Ed25519",
+            "created_at": key.created_at,
+            "retired_at": key.retired_at,
+            "revoked_at": key.revoked_at,
+            "revoke_reason": key.revoke_reason,
+        },
+    }
+
+
+def render_offline(check: OfflineCheck, keys: KeySet) -> str:
+    """The offline result for people: what was found, then the code's facts and the key."""
+    lines = [check.message]
+    if check.signature_valid and not check.trusted:
+        lines.append(ONLY_SIGNATURE)
+    rows: list[tuple[str, str]] = [("brand", keys.tenant)] if keys.tenant else []
+    if check.code is not None:
+        code = check.code
+        rows += [("gtin", code.gtin), ("serial", code.serial)]
+        if code.lot is not None:
+            rows.append(("lot", code.lot))
+        if code.expiry is not None:
+            rows.append(("expiry", code.expiry.isoformat()))
+        if code.production_date is not None:
+            rows.append(("produced", code.production_date.isoformat()))
+    if check.key is not None:
+        key = check.key
+        facts = [f"created {key.created_at}"] if key.created_at else []
+        if key.revoked_at:
+            facts.append(f"REVOKED {key.revoked_at}")
+        elif key.retired_at:
+            facts.append(f"retired {key.retired_at}, its codes stay valid")
+        rows.append(("key", f"{key.key_id} (Ed25519{''.join(', ' + f for f in facts)})"))
+    elif check.key_id:
+        rows.append(("key", f"{check.key_id} (not in {keys.source})"))
+    rows.append(("keys file", keys.source))
+    width = max(len(label) for label, _ in rows)
+    lines += [f"{label:<{width}}  {value}" for label, value in rows]
+    if check.trusted:
+        lines.append("for the verdict (state, recalls, clones) run `sealmark verify` online")
+    return "\n".join(lines) + "\n"
+
+
+def _iso(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()

@@ -1,0 +1,244 @@
+"""The Verifier's SQL: the code behind a scan, tenants by prefix, public keys, scan history,
+first PIN uses, alerts and rules. Tables: migrations 0001 (codes), 0002 (keys), 0009."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import psycopg2
+
+from sealmark.storage.postgres import PostgresUnitOfWork, copy_value, translate_db_error
+from verifier.domain import History, Rules
+
+
+@dataclass(frozen=True)
+class StoredCode:
+    tenant_id: str
+    state: str
+    lot: str
+    expiry: date | None
+    production_date: date | None
+    key_id: str | None
+    pin_hash: bytes | None
+    market: str | None
+    product_name: str
+    brand: str
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    key_id: str
+    public_key: bytes  # raw Ed25519, 32 bytes
+    created_at: datetime
+    retired_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ScanRow:
+    verification_id: str
+    tenant_id: str | None
+    code_key: str | None
+    verdict: str
+    reasons: list[str]
+    risk_score: float
+    session_key: str
+    region: str
+    latitude: float | None
+    longitude: float | None
+    active: bool
+    verified_at: datetime
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    tenant_id: str | None
+    kind: str
+    code_key: str | None
+    verification_id: str | None
+    details: dict[str, Any]
+    raised_at: datetime
+
+
+class VerificationStore:
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self._uow = uow
+
+    def code(self, code_key: str) -> StoredCode | None:
+        """The stored code with its product and brand: one primary-key probe."""
+        rows = self._uow.execute_prepared(
+            "ver_code",
+            "SELECT c.tenant_id, c.state, coalesce(c.lot, ''), c.expiry, c.production_date,"
+            " c.key_id, c.pin_hash, c.market, p.name, t.name"
+            " FROM codes c JOIN products p ON p.gtin = c.gtin JOIN tenants t ON t.id = c.tenant_id"
+            " WHERE c.code_key = $1::text",
+            (code_key,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        pin_hash = bytes(r[6]) if r[6] is not None else None
+        return StoredCode(r[0], r[1], r[2], r[3], r[4], r[5], pin_hash, r[7], r[8], r[9])
+
+    def prefixes(self) -> dict[str, str]:
+        """company prefix → tenant id, for every tenant."""
+        rows = self._uow.execute("SELECT prefix, tenant_id FROM tenant_prefixes")
+        return {r[0]: r[1] for r in rows}
+
+    def public_keys(self, tenant_id: str) -> list[PublicKey]:
+        """The tenant's signing keys (public halves), oldest first."""
+        rows = self._uow.execute(
+            "SELECT key_id, public_key, created_at, retired_at, revoked_at"
+            " FROM signing_keys WHERE tenant_id = %s ORDER BY created_at, key_id",
+            (tenant_id,),
+        )
+        return [PublicKey(r[0], bytes(r[1]), r[2], r[3], r[4]) for r in rows]
+
+    def rules(self, tenant_id: str) -> Rules:
+        rows = self._uow.execute(
+            "SELECT max_sessions, travel_kmh, travel_min_km, guess_limit, guess_window_s,"
+            " rate_per_minute FROM verify_rules WHERE tenant_id = %s",
+            (tenant_id,),
+        )
+        if not rows:
+            return Rules()
+        r = rows[0]
+        return Rules(int(r[0]), float(r[1]), float(r[2]), int(r[3]), int(r[4]), int(r[5]))
+
+    def set_rules(self, tenant_id: str, rules: Rules, at: datetime) -> None:
+        self._uow.execute(
+            "INSERT INTO verify_rules (tenant_id, max_sessions, travel_kmh, travel_min_km,"
+            " guess_limit, guess_window_s, rate_per_minute, changed_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (tenant_id) DO UPDATE SET"
+            " max_sessions = EXCLUDED.max_sessions, travel_kmh = EXCLUDED.travel_kmh,"
+            " travel_min_km = EXCLUDED.travel_min_km, guess_limit = EXCLUDED.guess_limit,"
+            " guess_window_s = EXCLUDED.guess_window_s,"
+            " rate_per_minute = EXCLUDED.rate_per_minute, changed_at = EXCLUDED.changed_at",
+            (
+                tenant_id,
+                rules.max_sessions,
+                rules.travel_kmh,
+                rules.travel_min_km,
+                rules.guess_limit,
+                rules.guess_window_s,
+                rules.rate_per_minute,
+                at,
+            ),
+        )
+
+    def history(self, code_key: str) -> tuple[History, set[str]]:
+        """A serial's scan history rebuilt from the scan log (when Redis has none): the first
+        verification, the last located scan and the distinct sessions."""
+        rows = self._uow.execute_prepared(
+            "ver_history",
+            "SELECT (SELECT verified_at FROM scans WHERE code_key = $1::text AND active"
+            "        ORDER BY verified_at LIMIT 1),"
+            " (SELECT region FROM scans WHERE code_key = $1::text AND active"
+            "        ORDER BY verified_at LIMIT 1),"
+            " l.verified_at, l.latitude, l.longitude,"
+            " ARRAY(SELECT DISTINCT session_key FROM scans WHERE code_key = $1::text)"
+            " FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT verified_at, latitude, longitude"
+            "  FROM scans WHERE code_key = $1::text AND latitude IS NOT NULL"
+            "  ORDER BY verified_at DESC LIMIT 1) l ON true",
+            (code_key,),
+        )
+        first_at, first_region, last_at, lat, lon, sessions = rows[0]
+        history = History(
+            first_at=first_at,
+            first_region=first_region or "",
+            last_at=last_at,
+            last_latitude=lat,
+            last_longitude=lon,
+            sessions=len(sessions),
+        )
+        return history, set(sessions)
+
+    def pin_use(self, code_key: str) -> tuple[datetime, str] | None:
+        rows = self._uow.execute_prepared(
+            "ver_pin_use",
+            "SELECT used_at, session_key FROM pin_uses WHERE code_key = $1::text",
+            (code_key,),
+        )
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def claim_pin(
+        self,
+        code_key: str,
+        tenant_id: str,
+        verification_id: str,
+        session_key: str,
+        region: str,
+        at: datetime,
+    ) -> tuple[datetime, str] | None:
+        """Record the first correct PIN entry. None when this is it; otherwise the earlier
+        use (time, session), which makes this entry a reuse."""
+        rows = self._uow.execute_prepared(
+            "ver_claim_pin",
+            "INSERT INTO pin_uses (code_key, tenant_id, verification_id, session_key, region,"
+            " used_at) VALUES ($1::text, $2::text, $3::text, $4::text, $5::text,"
+            " $6::timestamptz) ON CONFLICT (code_key) DO NOTHING RETURNING used_at",
+            (code_key, tenant_id, verification_id, session_key, region, at),
+        )
+        return None if rows else self.pin_use(code_key)
+
+    def append_scans(self, scans: Sequence[ScanRow]) -> None:
+        """Append a batch with one COPY into a staging table; a verification id already stored
+        is not stored twice (a batch retried after an unknown commit outcome)."""
+        text = "".join(
+            "\t".join(
+                map(
+                    copy_value,
+                    (
+                        s.verification_id,
+                        s.tenant_id,
+                        s.code_key,
+                        s.verdict,
+                        "{" + ",".join(_array_item(r) for r in s.reasons) + "}",
+                        s.risk_score,
+                        s.session_key,
+                        s.region,
+                        s.latitude,
+                        s.longitude,
+                        "t" if s.active else "f",
+                        s.verified_at,
+                    ),
+                )
+            )
+            + "\n"
+            for s in scans
+        )
+        self._uow.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS scans_in (LIKE scans) ON COMMIT DELETE ROWS"
+        )
+        try:
+            with self._uow.connection.cursor() as cur:
+                cur.copy_expert("COPY scans_in FROM STDIN", io.StringIO(text))
+        except psycopg2.Error as exc:
+            raise translate_db_error(exc) from exc
+        self._uow.execute(
+            "INSERT INTO scans SELECT * FROM scans_in ON CONFLICT (verification_id) DO NOTHING"
+        )
+
+    def add_alert(self, alert: AlertRow) -> int:
+        rows = self._uow.execute(
+            "INSERT INTO alerts (tenant_id, kind, code_key, verification_id, details, raised_at)"
+            " VALUES (%s, %s, %s, %s, %s::jsonb, %s) RETURNING id",
+            (
+                alert.tenant_id,
+                alert.kind,
+                alert.code_key,
+                alert.verification_id,
+                json.dumps(alert.details),
+                alert.raised_at,
+            ),
+        )
+        return int(rows[0][0])
+
+
+def _array_item(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,498 @@
+"""Verification: one scanned payload in, one verdict with its reasons out.
+
+Order of work, cheapest and most decisive first: parse (no I/O), rate limit, signature (a
+forgery never reaches the database), the stored code (one primary-key probe), the hidden PIN,
+the serial's scan history (Redis, or the scan log), then the verdict. The scan is queued for the
+scan log and alerts go to PostgreSQL and the tenant's Redis stream.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from nacl.signing import VerifyKey
+
+from sealmark.bootstrap import Container
+from sealmark.crypto.pins import PinScheme
+from sealmark.crypto.signature import canonical_bytes, decode_ai8030, load_key, verify
+from sealmark.errors import InvalidArgument, NotFound, ResourceExhausted
+from sealmark.gs1.code import GS1Code
+from sealmark.lifecycle import CodeState
+from verifier.domain import (
+    MAX_PAYLOAD_BYTES,
+    MAX_PIN_CHARS,
+    ClientContext,
+    History,
+    Product,
+    Reason,
+    Rules,
+    Verdict,
+    Verification,
+    checked_context,
+    clone_reasons,
+    decide,
+)
+from verifier.scanlog import ScanLog
+from verifier.scanstate import Limits, RedisGate, ScanState
+from verifier.storage import AlertRow, PublicKey, ScanRow, StoredCode, VerificationStore
+
+CACHE_TTL_S = 5.0  # tenants' prefixes, keys and rules: a change applies within this
+ALERT_REPEAT_S = 3600  # one alert per kind and serial (or client) per hour
+ACTIVE = {CodeState.COMMISSIONED, CodeState.IN_TRANSIT, CodeState.RECEIVED}
+INACTIVE = {
+    CodeState.DISPENSED,
+    CodeState.DESTROYED,
+    CodeState.SAMPLED,
+    CodeState.STOLEN,
+    CodeState.LOCKED,
+    CodeState.EXPORTED,
+}
+# Reasons that a client producing many of is guessing serials or PINs.
+GUESSES = {"never_issued", "bad_signature", "unknown_key", "pin_wrong"}
+# Reasons that raise an alert, by alert kind.
+ALERTS = {
+    "bad_signature": "counterfeit",
+    "unknown_key": "counterfeit",
+    "never_issued": "counterfeit",
+    "never_commissioned": "counterfeit",
+    "returned": "counterfeit",
+    "scrapped": "counterfeit",
+    "pin_reused": "pin_reused",
+    "too_many_sessions": "suspect_clone",
+    "impossible_travel": "suspect_clone",
+    "diverted": "diversion",
+}
+
+
+_SHARED_LOCK = threading.Lock()
+DEFAULT_RULES = Rules()
+
+
+class _Cached:
+    """A value per key, reloaded after ``CACHE_TTL_S``."""
+
+    def __init__(self, load: Callable[[str], Any]) -> None:
+        self._load = load
+        self._values: dict[str, tuple[float, Any]] = {}
+
+    def get(self, key: str, *, fresh: bool = False) -> Any:
+        hit = self._values.get(key)
+        if hit is None or fresh or time.monotonic() - hit[0] > CACHE_TTL_S:
+            hit = (time.monotonic(), self._load(key))
+            self._values[key] = hit
+        return hit[1]
+
+
+class Verifier:
+    def __init__(self, container: Container, scan_log: ScanLog | None = None) -> None:
+        self._db = container.database
+        self._clock = container.clock
+        self._pins = PinScheme(container.secrets.pepper)
+        self._state = ScanState(RedisGate(container.redis))
+        self._log = scan_log or ScanLog(container.database)
+        self._prefixes = _Cached(lambda _: self._read(lambda s: s.prefixes()))
+        self._keys = _Cached(self._load_keys)
+        self._rules = _Cached(lambda t: self._read(lambda s: s.rules(t)))
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, container: Container) -> Verifier:
+        """The process's one Verifier (its gRPC and HTTP faces share the scan log and the
+        caches); closed with the container."""
+        with _SHARED_LOCK:
+            verifier = container.shared.get("verifier")
+            if verifier is None:
+                verifier = container.shared["verifier"] = cls(container)
+                container.closers.append(verifier.close)
+        assert isinstance(verifier, Verifier)
+        return verifier
+
+    def close(self) -> None:
+        self._log.close()
+
+    # -- the question --------------------------------------------------------------------
+    def verify(self, payload: str, pin: str | None, context: ClientContext) -> Verification:
+        """The verdict on one scan. InvalidArgument (naming the field) for a malformed
+        request, ResourceExhausted for a client over its limits; anything else is a verdict."""
+        if not payload:
+            raise InvalidArgument("payload", "required: the scanned code")
+        if len(payload.encode("utf-8", "surrogatepass")) > MAX_PAYLOAD_BYTES:
+            raise InvalidArgument("payload", f"over {MAX_PAYLOAD_BYTES} bytes")
+        if pin is not None and len(pin) > MAX_PIN_CHARS:
+            raise InvalidArgument("pin", f"over {MAX_PIN_CHARS} characters")
+        context = checked_context(context, "context")
+        now = self._clock.now()
+        scan = _Scan(secrets.token_hex(8), now, context)
+        try:
+            code = GS1Code.from_scan(payload, today=now.date())
+        except InvalidArgument as exc:
+            return self._answer(scan, [_reason("unparseable", {"detail": exc.message})])
+        scan.code = code
+        tenant_id = self._tenant_of(code.gtin)
+        rules: Rules = self._rules.get(tenant_id) if tenant_id else DEFAULT_RULES
+        if tenant_id is None:
+            return self._answer(scan, [_reason("not_our_code", {"gtin": code.gtin})], rules)
+        scan.tenant_id = tenant_id
+        signature = self._check_signature(tenant_id, code)
+        if signature is not None and signature.verdict is Verdict.COUNTERFEIT:
+            return self._answer(scan, [signature], rules)  # a forgery never reaches the database
+        with self._db.reads() as uow:
+            stored = VerificationStore(uow).code(code.gtin + code.serial)
+        if stored is None or stored.tenant_id != tenant_id:
+            return self._answer(scan, [_reason("never_issued", {})], rules)
+        scan.stored = stored
+        reasons = _state_reasons(stored, now)
+        if signature is not None:
+            reasons.append(signature)  # typed-in HRI: checked against the issued serials only
+        limits = _limits(tenant_id, context, rules)
+        if pin is not None and stored.pin_hash is not None:
+            # PIN guessing must meet the limits before any PIN is looked at.
+            self._admit(context, rules, tenant_id)
+            limits = Limits(limits.client, -1, limits.guesses)
+            reasons.append(self._check_pin(scan, code, stored, pin))
+        active = CodeState(stored.state) in ACTIVE and not any(r.code == "expired" for r in reasons)
+        # Admission and the scan state in one Redis round trip: on this path a refused client
+        # has cost a parse, a signature check and one primary-key read, never a write.
+        history, from_redis, refused = self._state.record(
+            code.gtin + code.serial,
+            context,
+            scan.session,
+            active,
+            now,
+            self._rebuild,
+            limits,
+        )
+        if refused:
+            raise ResourceExhausted(f"slow down: {refused}")
+        scan.history, scan.active, scan.degraded = history, active, not from_redis
+        reasons += clone_reasons(rules, history, context, now)
+        if stored.market and context.country and context.country != stored.market[:2]:
+            reasons.append(_reason("diverted", {"market": stored.market, "region": context.region}))
+        if active and history.first_at is not None:
+            reasons.append(
+                _reason(
+                    "seen_before",
+                    {
+                        "first_at": history.first_at.isoformat(),
+                        "first_region": history.first_region,
+                    },
+                )
+            )
+        return self._answer(scan, reasons, rules, admitted=True)
+
+    # -- public keys and health -------------------------------------------------------------
+    def public_keys(self, tenant_id: str | None, gtin: str | None) -> tuple[str, list[PublicKey]]:
+        """(owner, keys): the public keys of a tenant, or of the tenant owning ``gtin``."""
+        owner = tenant_id or (self._tenant_of(gtin) if gtin else None)
+        if owner is None:
+            raise NotFound(f"no brand owns GTIN {gtin}" if gtin else "tenant_id or gtin required")
+        with self._db.reads() as uow:
+            uow.tenants.get(owner)  # NotFound for an unknown tenant
+            return owner, VerificationStore(uow).public_keys(owner)
+
+    def key_set(self, tenant_id: str | None, gtin: str | None) -> dict[str, Any]:
+        """:meth:`public_keys`, JSON-ready (the HTTP face; offline checks)."""
+        owner, keys = self.public_keys(tenant_id, gtin)
+        return {
+            "tenant": owner,
+            "keys": [
+                {
+                    "key_id": k.key_id,
+                    "algorithm": "Ed25519",
+                    "public_key": base64.urlsafe_b64encode(k.public_key).decode().rstrip("="),
+                    "created_at": _iso(k.created_at),
+                    "retired_at": _iso(k.retired_at),
+                    "revoked_at": _iso(k.revoked_at),
+                }
+                for k in keys
+            ],
+        }
+
+    def health(self) -> dict[str, str]:
+        degraded = self._state.degraded
+        return {"status": "degraded" if degraded else "ok", "redis": "down" if degraded else "up"}
+
+    def set_rules(self, tenant_id: str, rules: Rules) -> None:
+        with self._db.unit_of_work() as uow:
+            uow.tenants.get(tenant_id)
+            VerificationStore(uow).set_rules(tenant_id, rules, self._clock.now())
+            uow.commit()
+        self._rules.get(tenant_id, fresh=True)
+
+    def flush(self) -> int:
+        """Write the queued scans now (tests, shutdown)."""
+        return self._log.flush()
+
+    # -- steps ------------------------------------------------------------------------------
+    def _read(self, query: Callable[[VerificationStore], Any]) -> Any:
+        with self._db.reads() as uow:
+            return query(VerificationStore(uow))
+
+    def _load_keys(self, tenant_id: str) -> dict[str, VerifyKey]:
+        stored: list[PublicKey] = self._read(lambda s: s.public_keys(tenant_id))
+        return {k.key_id: load_key(k.public_key) for k in stored}
+
+    def _tenant_of(self, gtin: str) -> str | None:
+        prefixes: dict[str, str] = self._prefixes.get("")
+        body = gtin[1:]
+        for length in range(min(12, len(body)), 3, -1):
+            owner = prefixes.get(body[:length])
+            if owner is not None:
+                return owner
+        return None
+
+    def _admit(self, context: ClientContext, rules: Rules, tenant_id: str | None) -> None:
+        refused = self._state.admit(_limits(tenant_id, context, rules))
+        if refused:
+            raise ResourceExhausted(f"slow down: {refused}")
+
+    def _check_signature(self, tenant_id: str, code: GS1Code) -> Reason | None:
+        """None when the code carries a valid signature under one of the tenant's keys; a
+        COUNTERFEIT reason when it carries a bad one; ``no_signature`` when it carries none."""
+        if code.signature is None:
+            return _reason("no_signature", {})
+        try:
+            key_id, signature = decode_ai8030(code.signature)
+        except InvalidArgument:
+            return _reason("bad_signature", {})
+        keys = self._keys.get(tenant_id)
+        if key_id not in keys:
+            keys = self._keys.get(tenant_id, fresh=True)  # a key made in the last seconds
+            if key_id not in keys:
+                return _reason("unknown_key", {"key_id": key_id})
+        message = canonical_bytes(
+            code.gtin,
+            code.serial,
+            code.lot or "",
+            code.expiry.strftime("%y%m%d") if code.expiry else "",
+            key_id,
+        )
+        if not verify(keys[key_id], message, signature):
+            return _reason("bad_signature", {})
+        return None
+
+    def _check_pin(self, scan: _Scan, code: GS1Code, stored: StoredCode, pin: str) -> Reason:
+        key = code.gtin + code.serial
+        if not pin.isascii() or not pin.isdigit() or stored.pin_hash is None:
+            return _reason("pin_wrong", {})
+        if not self._pins.matches(key, pin, stored.pin_hash):
+            return _reason("pin_wrong", {})
+        with self._db.unit_of_work() as uow:
+            earlier = VerificationStore(uow).claim_pin(
+                key,
+                stored.tenant_id,
+                scan.verification_id,
+                scan.session,
+                scan.context.region,
+                scan.now,
+            )
+            uow.commit()
+        if earlier is None or earlier[1] == scan.session:
+            # The first entry, or the same session entering it again (a reload, a double tap).
+            scan.pin_confirmed = True
+            return _reason("pin_confirmed", {})
+        return _reason("pin_reused", {"first_used_at": earlier[0].isoformat()})
+
+    def _rebuild(self, code_key: str) -> tuple[History, set[str]]:
+        """A serial's history from the scan log, plus its scans still queued here."""
+        with self._db.reads() as uow:
+            history, sessions = VerificationStore(uow).history(code_key)
+        for row in self._log.pending(code_key):
+            sessions.add(row.session_key)
+            if row.active and (history.first_at is None or row.verified_at < history.first_at):
+                history = replace(history, first_at=row.verified_at, first_region=row.region)
+            if row.latitude is not None and (
+                history.last_at is None or row.verified_at > history.last_at
+            ):
+                history = replace(
+                    history,
+                    last_at=row.verified_at,
+                    last_latitude=row.latitude,
+                    last_longitude=row.longitude,
+                )
+        return replace(history, sessions=len(sessions)), sessions
+
+    def _answer(
+        self,
+        scan: _Scan,
+        reasons: list[Reason],
+        rules: Rules = DEFAULT_RULES,
+        *,
+        admitted: bool = False,
+    ) -> Verification:
+        """The verification for ``reasons``: alerts raised, scan queued for the log. A scan
+        answered before its state was recorded (``admitted`` False) meets the limits here."""
+        if not admitted:
+            self._admit(scan.context, rules, scan.tenant_id)
+        verdict, risk = decide(reasons)
+        code, stored, history = scan.code, scan.stored, scan.history
+        key = code.gtin + code.serial if code else None
+        alerts = self._raise_alerts(scan, reasons, key)
+        if any(r.code in GUESSES for r in reasons):
+            client = _client_key(scan.tenant_id, scan.context)
+            count = self._state.guessed(client, rules.guess_window_s)
+            if count > rules.guess_limit and self._state.first_time(
+                f"guess:{client}", rules.guess_window_s
+            ):
+                alerts.append(
+                    self._alert(
+                        scan,
+                        "serial_guessing",
+                        key,
+                        {"client": scan.context.client, "signals": count},
+                    )
+                )
+        self._log.append(
+            ScanRow(
+                scan.verification_id,
+                scan.tenant_id,
+                key,
+                verdict.value,
+                [r.code for r in reasons],
+                risk,
+                scan.session,
+                scan.context.region,
+                scan.context.latitude,
+                scan.context.longitude,
+                scan.active,
+                scan.now,
+            )
+        )
+        product = None
+        if stored is not None and code is not None:
+            product = Product(
+                code.gtin,
+                stored.product_name,
+                stored.lot,
+                stored.expiry,
+                stored.production_date,
+                stored.brand,
+            )
+        return Verification(
+            verification_id=scan.verification_id,
+            verdict=verdict,
+            reasons=reasons,
+            risk_score=risk,
+            verified_at=scan.now,
+            serial=code.serial if code else "",
+            product=product,
+            first_verified_at=history.first_at if history else None,
+            first_verified_region=history.first_region if history else "",
+            session_count=history.sessions if history else 0,
+            pin_available=stored is not None and stored.pin_hash is not None,
+            pin_confirmed=scan.pin_confirmed,
+            degraded=scan.degraded or self._state.degraded,
+            tenant_id=scan.tenant_id or "",
+            alerts=alerts,
+        )
+
+    def _raise_alerts(self, scan: _Scan, reasons: list[Reason], key: str | None) -> list[str]:
+        raised = []
+        for reason in reasons:
+            kind = ALERTS.get(reason.code)
+            if kind is None:
+                continue
+            subject = key or scan.context.client
+            # A PIN reuse is alerted every time: each one is a separate copy being opened.
+            if kind != "pin_reused" and not self._state.first_time(
+                f"{kind}:{subject}", ALERT_REPEAT_S
+            ):
+                continue
+            raised.append(self._alert(scan, kind, key, {"reason": reason.code, **reason.params}))
+        return raised
+
+    def _alert(self, scan: _Scan, kind: str, key: str | None, details: dict[str, Any]) -> str:
+        details = {**details, "region": scan.context.region}
+        with self._db.unit_of_work() as uow:
+            alert_id = VerificationStore(uow).add_alert(
+                AlertRow(scan.tenant_id, kind, key, scan.verification_id, details, scan.now)
+            )
+            uow.commit()
+        if scan.tenant_id:
+            self._state.publish_alert(scan.tenant_id, alert_id, kind)
+        return kind
+
+
+class _Scan:
+    """What one verification has learnt so far."""
+
+    def __init__(self, verification_id: str, now: datetime, context: ClientContext) -> None:
+        self.verification_id = verification_id
+        self.now = now
+        self.context = context
+        self.session = context.session_key or "anonymous"
+        self.code: GS1Code | None = None
+        self.tenant_id: str | None = None
+        self.stored: StoredCode | None = None
+        self.history: History | None = None
+        self.active = False
+        self.degraded = False
+        self.pin_confirmed = False
+
+
+# Reason code → (rule, verdict, weight).
+_REASONS: dict[str, tuple[str, Verdict, float]] = {
+    "unparseable": ("payload is a GS1 Digital Link, element string or HRI", Verdict.INVALID, 0.0),
+    "not_our_code": ("GTIN under a company prefix of a Sealmark brand", Verdict.INVALID, 0.0),
+    # HRI text as printed under the symbol leaves the signature out: the serial is still
+    # checked against those issued (a guessed one is never_issued), the signature is not.
+    "no_signature": ("signature checked when the scan carries it", Verdict.AUTHENTIC, 0.1),
+    "bad_signature": ("Ed25519 signature over the code", Verdict.COUNTERFEIT, 1.0),
+    "unknown_key": ("signed by one of the brand's keys", Verdict.COUNTERFEIT, 1.0),
+    "never_issued": ("serial issued by the brand", Verdict.COUNTERFEIT, 1.0),
+    "never_commissioned": ("code printed and commissioned", Verdict.COUNTERFEIT, 1.0),
+    "returned": ("code printed and commissioned", Verdict.COUNTERFEIT, 1.0),
+    "scrapped": ("label not scrapped", Verdict.COUNTERFEIT, 1.0),
+    "recalled": ("product not recalled", Verdict.RECALLED, 0.3),
+    "inactive": ("code still active", Verdict.INACTIVE, 0.5),
+    "expired": ("expiry date not passed", Verdict.EXPIRED, 0.2),
+    "pin_reused": ("hidden PIN used once", Verdict.SUSPECT_CLONE, 0.95),
+    "pin_wrong": ("hidden PIN as printed", Verdict.AUTHENTIC, 0.2),
+    "pin_confirmed": ("hidden PIN used once", Verdict.AUTHENTIC, 0.0),
+    "diverted": ("scanned in the market it was shipped to", Verdict.DIVERTED, 0.5),
+    "seen_before": ("first verification", Verdict.AUTHENTIC_SEEN_BEFORE, 0.05),
+}
+
+
+def _reason(code: str, params: dict[str, str]) -> Reason:
+    rule, verdict, weight = _REASONS[code]
+    return Reason(code, rule, verdict, weight, params)
+
+
+def _state_reasons(stored: StoredCode, now: datetime) -> list[Reason]:
+    state = CodeState(stored.state)
+    out = []
+    if state is CodeState.ALLOCATED:
+        out.append(_reason("never_commissioned", {}))
+    elif state is CodeState.RETURNED:
+        out.append(_reason("returned", {}))
+    elif state is CodeState.SCRAPPED:
+        out.append(_reason("scrapped", {}))
+    elif state is CodeState.RECALLED:
+        out.append(_reason("recalled", {}))
+    elif state in INACTIVE:
+        out.append(_reason("inactive", {"state": state.value}))
+    if state is CodeState.EXPIRED or (stored.expiry is not None and stored.expiry < now.date()):
+        expiry = stored.expiry.isoformat() if stored.expiry else ""
+        out.append(_reason("expired", {"expiry": expiry}))
+    return out
+
+
+def _limits(tenant_id: str | None, context: ClientContext, rules: Rules) -> Limits:
+    return Limits(_client_key(tenant_id, context), rules.rate_per_minute, rules.guess_limit)
+
+
+def _client_key(tenant_id: str | None, context: ClientContext) -> str:
+    """Whom limits count: a client address per brand (scans of no brand's codes share one)."""
+    return f"{tenant_id or '-'}:{context.client or 'unknown'}"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
