@@ -1,0 +1,1 @@
+"""Transparency log core: RFC 9162 Merkle tree math and C2SP signed-note checkpoints."""
