@@ -1,0 +1,223 @@
+"""The events Sealmark exports as EPCIS 2.0, as plain frozen values: the exporter's input.
+
+Identifiers are our internal keys, never URIs: an item is the pair ``(gtin14, serial)``, a
+logistic unit an 18-digit SSCC string. The exporter decides how to write them (Digital Link
+or EPC URN, :mod:`sealmark.epcis.document`).
+
+How each kind is expressed in EPCIS / CBV 2.0:
+
+=============  ========================================================================
+Commission     ObjectEvent ADD, ``commissioning``, ``active``; ilmd ``cbvmda:lotNumber``
+               and ``cbvmda:itemExpirationDate`` when known
+Pack           AggregationEvent ADD, ``packing``
+Unpack         AggregationEvent DELETE, ``unpacking``; no children = everything unpacked
+Ship           ObjectEvent OBSERVE, ``shipping``, ``in_transit``; a known destination
+               location (SGLN / GLN URI) as a ``destinationList`` entry of type
+               ``location``; the destination *market* (ISO 3166, e.g. ``DE``, ``CN-31``) as
+               the extension ``sealmark:market``, because CBV has no source/destination type
+               for a market and a country code is not a location identifier
+Receive        ObjectEvent OBSERVE, ``receiving``, ``in_progress``
+Decommission   ObjectEvent with the bizStep, disposition and action of its
+               :class:`Retirement`: only destruction is a DELETE (the object ceased to
+               exist); a decommissioned, dispensed, stolen or expired pack still exists
+Recall         ObjectEvent OBSERVE, disposition ``recalled`` (no bizStep: a recall is a
+               status the brand declares, not a step anyone performs on the pack)
+=============  ========================================================================
+
+Errors: ``EpcisError`` (an :class:`~sealmark.errors.InvalidArgument` and a ``ValueError``)
+names the offending field; invalid GTINs, serials, SSCCs and lots raise the InvalidArgument
+of :mod:`sealmark.gs1`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import Enum
+
+from sealmark.errors import InvalidArgument
+from sealmark.gs1.ai import validate_value
+from sealmark.gs1.checkdigit import validate_sscc
+from sealmark.tenancy.model import validate_market
+
+ItemKey = tuple[str, str]
+"""An item: (GTIN-14, serial)."""
+Key = ItemKey | str
+"""An item key, or an SSCC-18 for a logistic unit."""
+
+TZ_OFFSET = re.compile(r"[+-]((0\d|1[0-3]):[0-5]\d|14:00)")
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
+
+
+class EpcisError(InvalidArgument, ValueError):
+    """An event that breaks an EPCIS / CBV rule. ``field`` names the field."""
+
+
+class Retirement(Enum):
+    """Why a code left the supply chain: (action, bizStep, disposition) in CBV 2.0 terms."""
+
+    DECOMMISSIONED = ("OBSERVE", "decommissioning", "inactive")
+    DESTROYED = ("DELETE", "destroying", "destroyed")
+    DISPENSED = ("OBSERVE", "dispensing", "dispensed")
+    STOLEN = ("OBSERVE", "decommissioning", "stolen")
+    EXPIRED = ("OBSERVE", "decommissioning", "expired")
+
+    @property
+    def action(self) -> str:
+        return self.value[0]
+
+    @property
+    def biz_step(self) -> str:
+        return self.value[1]
+
+    @property
+    def disposition(self) -> str:
+        return self.value[2]
+
+
+def validate_key(key: object, field: str) -> Key:
+    """Return ``key`` if it is an (GTIN-14, serial) pair or an SSCC-18; raise
+    InvalidArgument naming ``field`` (``field.gtin``, ``field.serial``) otherwise."""
+    if isinstance(key, str):
+        return validate_sscc(key, field)
+    if isinstance(key, tuple) and len(key) == 2 and all(isinstance(k, str) for k in key):
+        gtin, serial = key
+        if len(gtin) != 14:
+            raise InvalidArgument(f"{field}.gtin", f"{gtin[:20]!r}: want a GTIN-14")
+        validate_value("01", gtin, f"{field}.gtin")
+        validate_value("21", serial, f"{field}.serial")
+        return (gtin, serial)
+    raise InvalidArgument(field, "want a (gtin14, serial) pair or an SSCC-18 string")
+
+
+def _keys(keys: tuple[Key, ...], field: str, *, required: bool = True) -> None:
+    if required and not keys:
+        raise EpcisError(field, "at least one identifier is required")
+    for i, key in enumerate(keys):
+        validate_key(key, f"{field}[{i}]")
+    if len(set(keys)) != len(keys):
+        raise EpcisError(field, "an identifier appears twice")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Event:
+    """What every exported event has: when, in which local offset, and optionally where.
+
+    ``event_time`` must be timezone-aware; ``tz_offset`` is ``±hh:mm`` (−14:00..+14:00);
+    ``read_point`` and ``biz_location`` are location URIs (SGLN URN or GLN Digital Link)
+    written as given. Raises EpcisError naming the field.
+    """
+
+    event_time: datetime
+    tz_offset: str
+    read_point: str | None = None
+    biz_location: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.event_time.tzinfo is None or self.event_time.utcoffset() is None:
+            raise EpcisError("event_time", "must be timezone-aware")
+        if not TZ_OFFSET.fullmatch(self.tz_offset):
+            raise EpcisError("tz_offset", f"{self.tz_offset[:20]!r}: want ±hh:mm, -14:00..+14:00")
+        for name in ("read_point", "biz_location"):
+            value = getattr(self, name)
+            if value is not None and not _URI.fullmatch(value):
+                raise EpcisError(name, f"{value[:60]!r} is not a URI")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Commission(_Event):
+    """Codes printed, verified and made active; ``lot`` and ``expiry`` go in the ilmd."""
+
+    epcs: tuple[Key, ...]
+    lot: str | None = None
+    expiry: date | None = None
+
+    def __post_init__(self) -> None:
+        _Event.__post_init__(self)
+        _keys(self.epcs, "epcs")
+        if self.lot is not None:
+            validate_value("10", self.lot, "lot")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pack(_Event):
+    """``children`` (at least one) put into ``parent``."""
+
+    parent: Key
+    children: tuple[Key, ...]
+
+    def __post_init__(self) -> None:
+        _Event.__post_init__(self)
+        validate_key(self.parent, "parent")
+        _keys(self.children, "children")
+        if self.parent in self.children:
+            raise EpcisError("children", "a parent cannot contain itself")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unpack(_Event):
+    """``children`` taken out of ``parent``; no children means everything was taken out."""
+
+    parent: Key
+    children: tuple[Key, ...] = ()
+
+    def __post_init__(self) -> None:
+        _Event.__post_init__(self)
+        validate_key(self.parent, "parent")
+        _keys(self.children, "children", required=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ship(_Event):
+    """``epcs`` shipped, optionally to a ``destination`` location URI and a ``market``."""
+
+    epcs: tuple[Key, ...]
+    destination: str | None = None
+    market: str | None = None
+
+    def __post_init__(self) -> None:
+        _Event.__post_init__(self)
+        _keys(self.epcs, "epcs")
+        if self.destination is not None and not _URI.fullmatch(self.destination):
+            raise EpcisError("destination", f"{self.destination[:60]!r} is not a URI")
+        if self.market is not None:
+            validate_market(self.market, "market")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Receive(_Event):
+    """``epcs`` received."""
+
+    epcs: tuple[Key, ...]
+
+    def __post_init__(self) -> None:
+        _Event.__post_init__(self)
+        _keys(self.epcs, "epcs")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decommission(_Event):
+    """``epcs`` taken out of the supply chain for ``reason``."""
+
+    epcs: tuple[Key, ...]
+    reason: Retirement = Retirement.DECOMMISSIONED
+
+    def __post_init__(self) -> None:
+        _Event.__post_init__(self)
+        _keys(self.epcs, "epcs")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recall(_Event):
+    """``epcs`` recalled by the brand."""
+
+    epcs: tuple[Key, ...]
+
+    def __post_init__(self) -> None:
+        _Event.__post_init__(self)
+        _keys(self.epcs, "epcs")
+
+
+ExportEvent = Commission | Pack | Unpack | Ship | Receive | Decommission | Recall
+"""Every event kind the exporter writes."""
