@@ -51,6 +51,13 @@ class Settings(BaseSettings):
         description="behind a reverse proxy: take the client from X-Forwarded-For (last hop),"
         " the scheme from X-Forwarded-Proto and the region from X-Client-Region",
     )
+    tlog_origin: str = Field(
+        default="sealmark.local/log",
+        pattern=r"^[A-Za-z0-9.-]+(/[A-Za-z0-9._-]+)*$",
+        max_length=200,
+        description="transparency log identity: checkpoints name '<tlog_origin>/<tenant>';"
+        " use a host name you control",
+    )
     db_pool_size: int = Field(default=8, ge=1, le=256, description="PostgreSQL connections")
     db_connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
     db_statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)

@@ -214,9 +214,12 @@ _REASONS: dict[str, dict[str, Texts]] = {
         "This label was scrapped at the factory and should not be on any product.",
         "此标签已在工厂作废，不应出现在任何产品上。",
     ),
-    "recalled": _fixed(
-        "The brand has recalled this product.",
-        "品牌方已召回本产品。",
+    "recalled": _filled(
+        (
+            "The brand has recalled this product: {reason}. Do not use it.",
+            "The brand has recalled this product. Do not use it.",
+        ),
+        ("品牌方已召回本产品：{reason}。请勿使用。", "品牌方已召回本产品。请勿使用。"),
     ),
     "inactive": _filled(
         ("This code is no longer active: {state}.", "This code is no longer active."),

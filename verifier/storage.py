@@ -85,6 +85,15 @@ class VerificationStore:
         pin_hash = bytes(r[6]) if r[6] is not None else None
         return StoredCode(r[0], r[1], r[2], r[3], r[4], r[5], pin_hash, r[7], r[8], r[9])
 
+    def recall_reason(self, code_key: str) -> str | None:
+        """What the brand told consumers when it recalled the code (Audit's Recall)."""
+        rows = self._uow.execute(
+            "SELECT r.reason FROM recalled_units u JOIN recalls r USING (recall_id)"
+            " WHERE u.unit_key = %s",
+            (code_key,),
+        )
+        return str(rows[0][0]) if rows else None
+
     def prefixes(self) -> dict[str, str]:
         """company prefix → tenant id, for every tenant."""
         rows = self._uow.execute("SELECT prefix, tenant_id FROM tenant_prefixes")

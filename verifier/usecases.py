@@ -68,6 +68,7 @@ ALERTS = {
     "too_many_sessions": "suspect_clone",
     "impossible_travel": "suspect_clone",
     "diverted": "diversion",
+    "recalled": "recalled_scan",  # the brand wants to know where recalled units still are
 }
 
 
@@ -149,6 +150,14 @@ class Verifier:
             return self._answer(scan, [_reason("never_issued", {})], rules)
         scan.stored = stored
         reasons = _state_reasons(stored, now)
+        if stored.state == CodeState.RECALLED.value:  # rare: one more read for the why
+            with self._db.reads() as uow:
+                why = VerificationStore(uow).recall_reason(code.gtin + code.serial)
+            if why:
+                reasons = [
+                    _reason("recalled", {"reason": why}) if r.code == "recalled" else r
+                    for r in reasons
+                ]
         if signature is not None:
             reasons.append(signature)  # typed-in HRI: checked against the issued serials only
         limits = _limits(tenant_id, context, rules)

@@ -11,7 +11,7 @@ from sealmark.errors import InvalidArgument, SealmarkError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sealmark.cli import admin, aggregation, issuing, serve, verifying
+    from sealmark.cli import admin, aggregation, auditing, issuing, serve, verifying
 
     parser = argparse.ArgumentParser(
         prog="sealmark", description="Sealmark: signed one-item-one-code serialization suite"
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     issuing.add_parsers(sub)
     aggregation.add_parsers(sub)
     verifying.add_parser(sub)
+    auditing.add_parser(sub)
     bench = sub.add_parser("bench", help="run benchmarks, one JSON line each")
     bench.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     bench.add_argument("--list", action="store_true", help="list the benchmarks")
@@ -78,6 +79,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from sealmark.cli import verifying
 
         return verifying.run(args, settings, os.environ)
+    if args.command == "audit":
+        from sealmark.cli import auditing
+
+        return auditing.run(args, settings)
     from sealmark.cli import aggregation
 
     if args.command in aggregation.COMMANDS:

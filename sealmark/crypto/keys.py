@@ -67,6 +67,12 @@ def generate_sealed_key(key_id: str, passphrase: bytes) -> SealedKey:
 
 def unseal(key: SealedKey, passphrase: bytes) -> SoftwareSigner:
     """Decrypt a stored key. Raises FailedPrecondition when the passphrase is wrong."""
+    return SoftwareSigner(key.key_id, unseal_private(key, passphrase))
+
+
+def unseal_private(key: SealedKey, passphrase: bytes) -> Ed25519PrivateKey:
+    """The private key of a stored software key (for signers other than the issuer's, such as
+    the transparency log's note signer). Raises FailedPrecondition as :func:`unseal`."""
     if key.private_key_pem is None:
         raise FailedPrecondition(f"signing key {key.key_id} has no encrypted private key")
     try:
@@ -77,7 +83,7 @@ def unseal(key: SealedKey, passphrase: bytes) -> SoftwareSigner:
         ) from exc
     if not isinstance(private, Ed25519PrivateKey):
         raise FailedPrecondition(f"signing key {key.key_id} is not an Ed25519 key")
-    return SoftwareSigner(key.key_id, private)
+    return private
 
 
 class KeyVault:

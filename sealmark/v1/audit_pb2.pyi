@@ -900,6 +900,7 @@ class Checkpoint(_message.Message):
     TREE_SIZE_FIELD_NUMBER: _builtins.int
     ROOT_HASH_FIELD_NUMBER: _builtins.int
     SIGNED_NOTE_FIELD_NUMBER: _builtins.int
+    VERIFIER_KEY_FIELD_NUMBER: _builtins.int
     origin: _builtins.str
     """log identity, first line of the note"""
     tree_size: _builtins.int
@@ -907,6 +908,10 @@ class Checkpoint(_message.Message):
     """SHA-256, 32 bytes"""
     signed_note: _builtins.str
     """The checkpoint as a C2SP signed note (body + signature lines), ready to save and verify."""
+    verifier_key: _builtins.str
+    """The log's C2SP verifier key ("name+keyid+base64(0x01 ‖ public key)"). Pin it once, out of
+    band: a checkpoint is only as trustworthy as the key it is checked with.
+    """
     def __init__(
         self,
         *,
@@ -914,10 +919,11 @@ class Checkpoint(_message.Message):
         tree_size: _builtins.int = ...,
         root_hash: _builtins.bytes = ...,
         signed_note: _builtins.str = ...,
+        verifier_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["origin", b"origin", "root_hash", b"root_hash", "signed_note", b"signed_note", "tree_size", b"tree_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["origin", b"origin", "root_hash", b"root_hash", "signed_note", b"signed_note", "tree_size", b"tree_size", "verifier_key", b"verifier_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -88,13 +88,15 @@ def shop(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     _stop(world)
 
 
-def _issue(world: dict[str, Any], count: int, *, expiry: str = "301231") -> list[Any]:
+def _issue(
+    world: dict[str, Any], count: int, *, expiry: str = "301231", lot: str = "LOT-V1"
+) -> list[Any]:
     brand = world["brand"]
     responses = world["issuer"].IssueCodes(
         issuer_pb2.IssueCodesRequest(
             request_id="r-" + os.urandom(6).hex(),
             gtin=brand.gtin,
-            lot="LOT-V1",
+            lot=lot,
             expiry=expiry,
             quantity=count,
             line_id="line-1",

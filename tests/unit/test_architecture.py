@@ -21,6 +21,9 @@ DOMAIN_MODULES = [
     ROOT / "aggregator" / "domain.py",
     ROOT / "verifier" / "domain.py",
     ROOT / "verifier" / "messages.py",
+    ROOT / "audit" / "domain.py",
+    *sorted((ROOT / "sealmark" / "tlog").glob("*.py")),
+    *sorted((ROOT / "sealmark" / "epcis").glob("*.py")),
 ]
 FORBIDDEN = (
     "grpc",

@@ -1,0 +1,142 @@
+"""SQL of the transparency log (tables of migration 0010)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sealmark.storage.postgres import PostgresUnitOfWork
+
+
+@dataclass(frozen=True)
+class Head:
+    """A tenant's log: identity, key, and the latest signed checkpoint."""
+
+    tenant_id: str
+    origin: str
+    key_name: str
+    public_key: bytes
+    private_key_pem: bytes
+    size: int
+    root_hash: bytes
+    signed_note: str
+    updated_at: datetime
+
+
+class TlogStore:
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self._uow = uow
+
+    def head(self, tenant_id: str, lock: bool = False) -> Head | None:
+        rows = self._uow.execute(
+            "SELECT tenant_id, origin, key_name, public_key, private_key_pem, size, root_hash,"
+            " signed_note, updated_at FROM tlog_heads WHERE tenant_id = %s"
+            + (" FOR UPDATE" if lock else ""),
+            (tenant_id,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return Head(r[0], r[1], r[2], bytes(r[3]), bytes(r[4]), int(r[5]), bytes(r[6]), r[7], r[8])
+
+    def create_head(self, head: Head) -> None:
+        # Two first integrations race on the insert: the loser waits on the winner's row
+        # lock, then finds nothing to do (ON CONFLICT) and locks the stored row instead.
+        self._uow.execute(
+            "INSERT INTO tlog_heads (tenant_id, origin, key_name, public_key, private_key_pem,"
+            " size, root_hash, signed_note, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (tenant_id) DO NOTHING",
+            (
+                head.tenant_id,
+                head.origin,
+                head.key_name,
+                head.public_key,
+                head.private_key_pem,
+                head.size,
+                head.root_hash,
+                head.signed_note,
+                head.updated_at,
+            ),
+        )
+
+    def update_head(self, head: Head) -> None:
+        self._uow.execute(
+            "UPDATE tlog_heads SET size = %s, root_hash = %s, signed_note = %s, updated_at = %s"
+            " WHERE tenant_id = %s",
+            (head.size, head.root_hash, head.signed_note, head.updated_at, head.tenant_id),
+        )
+
+    def take_queue(self, tenant_id: str) -> list[tuple[int, str, str, datetime, dict[str, Any]]]:
+        """Consume the tenant's queued events: (event id, kind, request id, occurred at,
+        payload), oldest first. Committed with the entries they become."""
+        rows = self._uow.execute(
+            "WITH taken AS (DELETE FROM tlog_queue WHERE tenant_id = %s RETURNING event_id)"
+            " SELECT e.id, e.kind, coalesce(e.request_id, ''), e.occurred_at, e.payload"
+            " FROM domain_events e JOIN taken t ON e.id = t.event_id ORDER BY e.id",
+            (tenant_id,),
+        )
+        return [(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+
+    def leaf_hashes(self, tenant_id: str, size: int) -> list[bytes]:
+        rows = self._uow.execute(
+            "SELECT leaf_hash FROM tlog_entries WHERE tenant_id = %s AND idx < %s ORDER BY idx",
+            (tenant_id, size),
+        )
+        return [bytes(r[0]) for r in rows]
+
+    def append(
+        self,
+        tenant_id: str,
+        start: int,
+        entries: list[tuple[str, bytes, bytes, int]],
+        at: datetime,
+    ) -> None:
+        """Entries (kind, data, leaf hash, source event) at indices ``start``, ``start`` + 1…"""
+        for offset, (kind, data, leaf, source) in enumerate(entries):
+            self._uow.execute(
+                "INSERT INTO tlog_entries (tenant_id, idx, kind, data, leaf_hash, source_event,"
+                " integrated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (tenant_id, start + offset, kind, data, leaf, source, at),
+            )
+
+    def index_of(self, tenant_id: str, leaf: bytes) -> int | None:
+        rows = self._uow.execute(
+            "SELECT min(idx) FROM tlog_entries WHERE tenant_id = %s AND leaf_hash = %s",
+            (tenant_id, leaf),
+        )
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def entries(self, tenant_id: str, start: int, count: int) -> list[tuple[Any, ...]]:
+        rows = self._uow.execute(
+            "SELECT idx, kind, data, integrated_at FROM tlog_entries"
+            " WHERE tenant_id = %s AND idx >= %s ORDER BY idx LIMIT %s",
+            (tenant_id, start, count),
+        )
+        return [(int(r[0]), r[1], bytes(r[2]), r[3]) for r in rows]
+
+    def batch_units(
+        self, tenant_id: str, request_id: str, first: int, count: int
+    ) -> list[tuple[str, str]]:
+        """(code key, signature) of one issuance chunk, in serial order."""
+        rows = self._uow.execute(
+            "SELECT code_key, coalesce(signature, '') FROM codes WHERE tenant_id = %s"
+            " AND request_id = %s AND seq >= %s AND seq < %s ORDER BY seq",
+            (tenant_id, request_id, first, first + count),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def signatures(self, tenant_id: str, keys: list[str]) -> dict[str, str]:
+        rows = self._uow.execute(
+            "SELECT code_key, coalesce(signature, '') FROM codes"
+            " WHERE tenant_id = %s AND code_key = ANY(%s)",
+            (tenant_id, keys),
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def public_key(self, tenant_id: str, key_id: str) -> bytes | None:
+        rows = self._uow.execute(
+            "SELECT public_key FROM signing_keys WHERE tenant_id = %s AND key_id = %s",
+            (tenant_id, key_id),
+        )
+        return bytes(rows[0][0]) if rows else None

@@ -1,0 +1,347 @@
+"""Audit's use cases: the alert workflow and its live feed, Trace and Recall. Reports, the
+EPCIS export and the transparency log have their own modules."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import redis
+import structlog
+
+from aggregator.domain import UnitRef
+from audit.domain import (
+    REASON_MAX,
+    RECALL_CODES_MAX,
+    Alert,
+    AlertKind,
+    AlertStatus,
+    RecallReport,
+    RecallScope,
+    Resolution,
+    Severity,
+    TraceItem,
+    acknowledge,
+    check_note,
+    check_resolvable,
+    stored_kinds,
+)
+from audit.storage import AuditStore
+from audit.trace import trace
+from sealmark.clock import Clock
+from sealmark.errors import AlreadyExists, InvalidArgument, NotFound
+from sealmark.events import NewEvent
+from sealmark.storage.postgres import PostgresDatabase
+from sealmark.tenancy.model import Principal, Role
+
+log = structlog.get_logger("audit")
+
+PAGE_DEFAULT = 100
+PAGE_MAX = 1000
+WATCH_BATCH = 500
+# An alert id can commit after a higher one (two verifier processes): a gap is looked for
+# again for this long before the feed moves on without it.
+GAP_WAIT_S = 5.0
+WAKE_BLOCK_MS = 500  # below the Redis client's 1 s socket timeout
+
+
+def page_size(value: int, field: str) -> int:
+    if value < 0 or value > PAGE_MAX:
+        raise InvalidArgument(field, f"{value}, want 0..{PAGE_MAX}")
+    return value or PAGE_DEFAULT
+
+
+class Auditor:
+    def __init__(self, database: PostgresDatabase, client: redis.Redis, clock: Clock) -> None:
+        self._db = database
+        self._redis = client
+        self._clock = clock
+
+    # -- alerts -------------------------------------------------------------------------
+    def list_alerts(
+        self,
+        principal: Principal,
+        *,
+        status: AlertStatus | None = None,
+        kind: AlertKind | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        code: UnitRef | None = None,
+        size: int = 0,
+        token: str = "",
+    ) -> tuple[list[Alert], str]:
+        principal.require(Role.AUDITOR)
+        limit = page_size(size, "ListAlertsRequest.page.page_size")
+        before = _int_token(token, "ListAlertsRequest.page.page_token")
+        _check_range(since, until, "ListAlertsRequest")
+        with self._db.reads() as uow:
+            rows = AuditStore(uow).alerts(
+                principal.tenant_id,
+                status=status.value if status else None,
+                kinds=stored_kinds(kind) if kind else None,
+                since=since,
+                until=until,
+                code_key=code.key if code else None,
+                before_id=before,
+                limit=limit + 1 if kind is None else PAGE_MAX * 4,
+            )
+        if kind is not None:  # counterfeit and bad_signature share a stored kind
+            rows = [a for a in rows if a.kind is kind][: limit + 1]
+        page = rows[:limit]
+        return page, str(page[-1].id) if len(rows) > limit else ""
+
+    def acknowledge(self, principal: Principal, alert_id: int, note: str) -> Alert:
+        principal.require(Role.AUDITOR)
+        text = check_note(note, "AlertActionRequest.note", required=False)
+        with self._db.unit_of_work() as uow:
+            store = AuditStore(uow)
+            alert = self._alert(store, principal, alert_id)
+            if acknowledge(alert):
+                store.set_alert_status(
+                    alert_id,
+                    AlertStatus.ACKNOWLEDGED,
+                    text or None,
+                    None,
+                    principal.token_id,
+                    self._clock.now(),
+                )
+                alert = self._alert(store, principal, alert_id)
+            uow.commit()
+        return alert
+
+    def resolve(
+        self, principal: Principal, alert_id: int, note: str, resolution: Resolution | None
+    ) -> Alert:
+        principal.require(Role.ADMIN)
+        text = check_note(note, "AlertActionRequest.note", required=True)
+        if resolution is None:
+            raise InvalidArgument(
+                "AlertActionRequest.resolution", "required: confirmed, false_positive or duplicate"
+            )
+        with self._db.unit_of_work() as uow:
+            store = AuditStore(uow)
+            check_resolvable(self._alert(store, principal, alert_id))
+            store.set_alert_status(
+                alert_id,
+                AlertStatus.RESOLVED,
+                text,
+                resolution,
+                principal.token_id,
+                self._clock.now(),
+            )
+            alert = self._alert(store, principal, alert_id)
+            uow.commit()
+        return alert
+
+    def _alert(self, store: AuditStore, principal: Principal, alert_id: int) -> Alert:
+        if alert_id <= 0:
+            raise InvalidArgument("AlertActionRequest.alert_id", "required")
+        alert = store.alert(principal.tenant_id, alert_id, lock=True)
+        if alert is None:
+            raise NotFound(f"AlertActionRequest.alert_id: no alert {alert_id}")
+        return alert
+
+    def watch(
+        self,
+        principal: Principal,
+        after_id: int,
+        kinds: set[AlertKind],
+        min_severity: Severity | None,
+        alive: Callable[[], bool],
+    ) -> Iterator[Alert]:
+        """Alerts of the caller's tenant after ``after_id`` (0: from now on), oldest first,
+        until ``alive()`` turns False. PostgreSQL is the source; the verifier's Redis stream
+        only wakes the feed early (without Redis it polls every half second)."""
+        principal.require(Role.AUDITOR)
+        tenant = principal.tenant_id
+        if after_id == 0:
+            with self._db.reads() as uow:
+                after_id = AuditStore(uow).last_alert_id(tenant)
+        gaps: dict[int, float] = {}
+        stream_id = "$"
+        while alive():
+            with self._db.reads() as uow:
+                store = AuditStore(uow)
+                found = store.alerts_by_id(tenant, sorted(gaps)) if gaps else []
+                fresh = store.alerts_after(tenant, after_id, WATCH_BATCH)
+            now = time.monotonic()
+            for alert in fresh:
+                for missing in range(after_id + 1, alert.id):
+                    gaps[missing] = now + GAP_WAIT_S
+                after_id = alert.id
+            for alert in found:
+                gaps.pop(alert.id, None)
+            gaps = {i: t for i, t in gaps.items() if t > now}
+            for alert in [*found, *fresh]:
+                if (not kinds or alert.kind in kinds) and (
+                    min_severity is None or alert.severity.value >= min_severity.value
+                ):
+                    yield alert
+            if len(fresh) == WATCH_BATCH:
+                continue
+            stream_id = self._wait(f"alerts:{tenant}", stream_id, gaps)
+
+    def _wait(self, stream: str, stream_id: str, gaps: dict[int, float]) -> str:
+        block = 200 if gaps else WAKE_BLOCK_MS
+        try:
+            got = self._redis.xread({stream: stream_id}, count=100, block=block)
+        except redis.RedisError:
+            time.sleep(block / 1000)
+            return "$"
+        if not got:
+            return stream_id
+        entries: Any = got
+        last = entries[0][1][-1][0]  # the id of the newest entry read
+        return last.decode() if isinstance(last, bytes) else str(last)
+
+    # -- trace --------------------------------------------------------------------------
+    def trace(self, principal: Principal, unit: UnitRef) -> list[TraceItem]:
+        principal.require(Role.AUDITOR)
+        with self._db.reads() as uow:
+            store = AuditStore(uow)
+            code = None if unit.is_sscc else store.code(principal.tenant_id, unit.key)
+            if code is None and not (
+                unit.is_sscc and store.sscc_exists(principal.tenant_id, unit.sscc)
+            ):
+                raise NotFound(f"TraceRequest.code: {unit} was not issued to you")
+            alerts = store.alerts(principal.tenant_id, code_key=unit.key, limit=10_000)
+            return trace(store, principal.tenant_id, unit.key, code, alerts)
+
+    # -- recall -------------------------------------------------------------------------
+    def recall(
+        self, principal: Principal, request_id: str, scope: RecallScope, reason: str
+    ) -> RecallReport:
+        """Recall every recallable unit in ``scope``. Idempotent by ``request_id``: a retry
+        returns the report of the first call; the same id with another scope or reason is
+        AlreadyExists."""
+        principal.require(Role.ADMIN)
+        _check_request_id(request_id)
+        reason = reason.strip()
+        if not reason or len(reason) > REASON_MAX:
+            raise InvalidArgument("RecallRequest.reason", f"required, at most {REASON_MAX} chars")
+        if scope.kind == "codes" and not 1 <= len(scope.keys) <= RECALL_CODES_MAX:
+            raise InvalidArgument(
+                "RecallRequest.codes", f"{len(scope.keys)} codes, want 1..{RECALL_CODES_MAX}"
+            )
+        fingerprint = hashlib.sha256(
+            json.dumps([scope.as_json(), reason], sort_keys=True).encode()
+        ).hexdigest()
+        recall_id = (
+            "rc-" + hashlib.sha256(f"{principal.tenant_id}\n{request_id}".encode()).hexdigest()[:20]
+        )
+        with self._db.unit_of_work() as uow:
+            store = AuditStore(uow)
+            # One recall at a time per tenant: two recalls of overlapping scopes must not
+            # deadlock on the units they both lock.
+            uow.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"recall:{principal.tenant_id}",)
+            )
+            earlier = store.recall_by_request(principal.tenant_id, request_id)
+            if earlier is not None:
+                if earlier[1] != fingerprint:
+                    raise AlreadyExists(
+                        f"RecallRequest.request_id: {request_id} was used for another recall"
+                    )
+                duplicate = True
+                recall_id = earlier[0]
+            else:
+                duplicate = False
+                now = self._clock.now()
+                self._check_scope(store, principal, scope)
+                store.add_recall(
+                    recall_id,
+                    principal.tenant_id,
+                    request_id,
+                    scope,
+                    reason,
+                    now,
+                    principal.token_id,
+                    fingerprint,
+                )
+                affected = store.recall_units(principal.tenant_id, scope, recall_id, now)
+                uow.events.append(
+                    NewEvent(
+                        tenant_id=principal.tenant_id,
+                        kind="audit.recalled",
+                        subject=f"recall:{recall_id}",
+                        occurred_at=now,
+                        payload={
+                            "recall_id": recall_id,
+                            "scope": scope.kind,
+                            "gtin": scope.gtin,
+                            "lot": scope.lot,
+                            "roots": len(scope.keys),
+                            "affected": affected,
+                            "reason": reason,
+                        },
+                        request_id=request_id,
+                    )
+                )
+                uow.commit()
+        report = self.recall_report(principal, recall_id)
+        if duplicate:
+            return RecallReport(**{**report.__dict__, "duplicate": True})
+        log.warning(
+            "recall", tenant=principal.tenant_id, recall_id=recall_id, units=report.units_affected
+        )
+        return report
+
+    def _check_scope(self, store: AuditStore, principal: Principal, scope: RecallScope) -> None:
+        for key in scope.keys:
+            unit = UnitRef.of_key(key)
+            owned = (
+                store.sscc_exists(principal.tenant_id, unit.sscc)
+                if unit.is_sscc
+                else store.code(principal.tenant_id, key) is not None
+            )
+            if not owned:
+                field = "RecallRequest.parent" if scope.kind == "parent" else "RecallRequest.codes"
+                raise NotFound(f"{field}: {unit} was not issued to you")
+
+    def recall_report(self, principal: Principal, recall_id: str) -> RecallReport:
+        principal.require(Role.AUDITOR)
+        with self._db.reads() as uow:
+            store = AuditStore(uow)
+            found = store.recall(principal.tenant_id, recall_id)
+            if found is None:
+                raise NotFound(f"ReportRequest.recall_id: no recall {recall_id}")
+            reason, effective_at = found
+            units, markets, regions, since, not_shipped, dispensed = store.recall_report(
+                recall_id, effective_at
+            )
+        return RecallReport(
+            recall_id,
+            effective_at,
+            units,
+            markets,
+            regions,
+            since,
+            not_shipped,
+            dispensed,
+            reason=reason,
+        )
+
+
+def _check_request_id(value: str) -> None:
+    if not value or len(value) > 64 or not all(c.isalnum() or c in "._:-" for c in value):
+        raise InvalidArgument(
+            "RecallRequest.request_id", "required: 1..64 of letters, digits and . _ : -"
+        )
+
+
+def _check_range(since: datetime | None, until: datetime | None, name: str) -> None:
+    if since is not None and until is not None and since > until:
+        raise InvalidArgument(f"{name}.from_time", "after to_time")
+
+
+def _int_token(token: str, field: str) -> int | None:
+    if not token:
+        return None
+    try:
+        return int(token)
+    except ValueError:
+        raise InvalidArgument(field, "not a token this server gave") from None

@@ -1,0 +1,375 @@
+"""``sealmark audit …``: the Audit service from a shell (auditor or admin token), and
+``audit tlog verify``, which checks saved transparency-log files offline, trusting nothing
+but the log's public key.
+
+    audit alerts [--status S] [--kind K] [--watch [--after ID]]
+    audit ack ID [--note N]            audit resolve ID --note N --resolution R
+    audit trace CODE                   audit recall (--lot GTIN/LOT | --gtin G | --codes C… |
+                                                      --parent P) --reason R
+    audit report KIND [--format F] [--out FILE] [filters]
+    audit export-epcis --out FILE [--from T] [--to T] [--lot GTIN/LOT] [--code C] [--urn]
+    audit tlog checkpoint|entries|prove|consistency --out FILE
+    audit tlog verify --key VKEY --checkpoint FILE [--newer FILE --consistency FILE]
+                      [--inclusion FILE] [--entries FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from audit.offline import VerificationFailed, verify_files
+from sealmark.cli.aggregation import code_ref
+from sealmark.cli.output import emit, endpoint, rpc_failed
+from sealmark.errors import InvalidArgument
+from sealmark.settings import Settings
+from sealmark.v1 import audit_pb2, audit_pb2_grpc, common_pb2
+
+KINDS = (
+    "clone",
+    "counterfeit",
+    "diversion",
+    "pin_reuse",
+    "serial_guessing",
+    "bad_signature",
+    "pin_guessing",
+    "recalled_scan",
+)
+STATUSES = ("open", "acknowledged", "resolved")
+RESOLUTIONS = ("confirmed", "false_positive", "duplicate")
+REPORTS = ("reconciliation", "scans_by_region_day", "hotspots", "nearing_expiry", "recall")
+FORMATS = ("json", "csv", "svg", "png")
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    audit = sub.add_parser("audit", help="alerts, trace, recall, reports, EPCIS, transparency log")
+    cmds = audit.add_subparsers(dest="audit_command", required=True)
+
+    alerts = cmds.add_parser("alerts", help="list alerts, or --watch them as they happen")
+    alerts.add_argument("--status", choices=STATUSES)
+    alerts.add_argument("--kind", choices=KINDS)
+    alerts.add_argument("--limit", type=int, default=100)
+    alerts.add_argument("--watch", action="store_true", help="stream new alerts until Ctrl-C")
+    alerts.add_argument("--after", type=int, default=0, help="--watch: resume after this id")
+    ack = cmds.add_parser("ack", help="acknowledge an alert")
+    ack.add_argument("alert_id", type=int)
+    ack.add_argument("--note", default="")
+    resolve = cmds.add_parser("resolve", help="resolve an alert (admin)")
+    resolve.add_argument("alert_id", type=int)
+    resolve.add_argument("--note", required=True)
+    resolve.add_argument("--resolution", required=True, choices=RESOLUTIONS)
+
+    trace = cmds.add_parser("trace", help="the whole life of a code")
+    trace.add_argument("code", metavar="CODE")
+
+    recall = cmds.add_parser("recall", help="recall units: final, takes effect at once (admin)")
+    scope = recall.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--lot", metavar="GTIN/LOT")
+    scope.add_argument("--gtin")
+    scope.add_argument("--codes", nargs="+", metavar="CODE")
+    scope.add_argument("--parent", metavar="CODE", help="a parent and all it contains")
+    recall.add_argument("--reason", required=True, help="shown to consumers who scan a unit")
+    recall.add_argument("--request-id", default=None, help="idempotency key (default: new)")
+
+    report = cmds.add_parser("report", help="a report as JSON, CSV or a chart")
+    report.add_argument("kind", choices=REPORTS)
+    report.add_argument("--format", choices=FORMATS, default="json")
+    report.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    report.add_argument("--from", dest="since", help="ISO time, inclusive")
+    report.add_argument("--to", dest="until", help="ISO time, exclusive")
+    for name in ("gtin", "lot", "work-order", "recall-id", "region"):
+        report.add_argument(f"--{name}", default="")
+    report.add_argument("--days-ahead", type=int, default=0)
+
+    export = cmds.add_parser("export-epcis", help="EPCIS 2.0 JSON-LD document of events")
+    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--from", dest="since")
+    export.add_argument("--to", dest="until")
+    export.add_argument("--lot", metavar="GTIN/LOT")
+    export.add_argument("--code", metavar="CODE")
+    export.add_argument("--descendants", action="store_true", help="--code: and its contents")
+    export.add_argument("--urn", action="store_true", help="EPC URNs instead of Digital Links")
+
+    tlog = cmds.add_parser("tlog", help="the transparency log")
+    tcmds = tlog.add_subparsers(dest="tlog_command", required=True)
+    checkpoint = tcmds.add_parser("checkpoint", help="save the latest signed checkpoint")
+    checkpoint.add_argument("--out", type=Path, required=True)
+    entries = tcmds.add_parser("entries", help="save entries [start, start+count) as JSON lines")
+    entries.add_argument("--start", type=int, default=0)
+    entries.add_argument("--count", type=int, default=1000)
+    entries.add_argument("--out", type=Path, required=True)
+    prove = tcmds.add_parser("prove", help="save an inclusion proof of one entry")
+    prove.add_argument("--index", type=int, required=True)
+    prove.add_argument("--tree-size", type=int, default=0)
+    prove.add_argument("--out", type=Path, required=True)
+    consistency = tcmds.add_parser("consistency", help="save a consistency proof")
+    consistency.add_argument("--first", type=int, required=True)
+    consistency.add_argument("--second", type=int, default=0)
+    consistency.add_argument("--out", type=Path, required=True)
+    verify = tcmds.add_parser("verify", help="check saved files offline")
+    verify.add_argument("--key", required=True, help="the log's verifier key (name+id+key)")
+    verify.add_argument("--checkpoint", type=Path, required=True)
+    verify.add_argument("--newer", type=Path, help="a later checkpoint to check against")
+    verify.add_argument("--consistency", type=Path, help="proof from --checkpoint to --newer")
+    verify.add_argument("--inclusion", type=Path, help="an inclusion proof file")
+    verify.add_argument("--entries", type=Path, help="entries file covering the whole tree")
+
+    for parser in (
+        alerts,
+        ack,
+        resolve,
+        trace,
+        recall,
+        report,
+        export,
+        checkpoint,
+        entries,
+        prove,
+        consistency,
+        verify,
+    ):
+        parser.add_argument("--target", default=None, help="host:port of the Audit service")
+        parser.add_argument("--token", default=None, help="API token (or SEALMARK_TOKEN)")
+        parser.add_argument(
+            "--json", action="store_true", default=argparse.SUPPRESS, help="machine output"
+        )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.audit_command == "tlog" and args.tlog_command == "verify":
+        return _verify(args)
+    where = endpoint(args, settings)
+    try:
+        with grpc.insecure_channel(where.target) as channel:
+            stub = audit_pb2_grpc.AuditStub(channel)
+            return _call(args, stub, list(where.metadata))
+    except grpc.RpcError as exc:
+        return rpc_failed(exc)
+
+
+def _call(args: argparse.Namespace, stub: audit_pb2_grpc.AuditStub, md: list[Any]) -> int:
+    command = args.audit_command
+    request: Any
+    if command == "alerts":
+        if args.watch:
+            request = audit_pb2.WatchAlertsRequest(after_id=args.after)
+            if args.kind:
+                request.kinds.append(audit_pb2.AlertKind.Value(f"ALERT_KIND_{args.kind.upper()}"))
+            try:
+                for alert in stub.WatchAlerts(request, metadata=md):
+                    emit(_plain(alert), True)
+                    sys.stdout.flush()
+            except KeyboardInterrupt:
+                return 0
+            return 0
+        listed = stub.ListAlerts(
+            audit_pb2.ListAlertsRequest(
+                status=_enum(audit_pb2.AlertStatus, "ALERT_STATUS", args.status),
+                kind=_enum(audit_pb2.AlertKind, "ALERT_KIND", args.kind),
+                page=common_pb2.PageRequest(page_size=args.limit),
+            ),
+            metadata=md,
+        )
+        emit([_plain(a) for a in listed.alerts], args.json)
+        return 0
+    if command in ("ack", "resolve"):
+        request = audit_pb2.AlertActionRequest(alert_id=args.alert_id, note=args.note)
+        if command == "resolve":
+            request.resolution = audit_pb2.AlertResolution.Value(
+                f"ALERT_RESOLUTION_{args.resolution.upper()}"
+            )
+            emit(_plain(stub.ResolveAlert(request, metadata=md)), args.json)
+        else:
+            emit(_plain(stub.AcknowledgeAlert(request, metadata=md)), args.json)
+        return 0
+    if command == "trace":
+        request = audit_pb2.TraceRequest(code=code_ref(args.code, "CODE"))
+        emit([_plain(e) for e in stub.Trace(request, metadata=md)], args.json)
+        return 0
+    if command == "recall":
+        emit(_plain(stub.Recall(_recall_request(args), metadata=md)), args.json)
+        return 0
+    if command == "report":
+        request = audit_pb2.ReportRequest(
+            kind=REPORTS.index(args.kind) + 1,  # type: ignore[arg-type]
+            format=audit_pb2.ReportFormat.Value(f"REPORT_FORMAT_{args.format.upper()}"),
+            gtin=args.gtin,
+            lot=args.lot,
+            work_order=args.work_order,
+            recall_id=args.recall_id,
+            region=args.region,
+            days_ahead=args.days_ahead,
+        )
+        _times(request, args)
+        data = b"".join(c.data for c in stub.GetReport(request, metadata=md))
+        return _write(args.out, data)
+    if command == "export-epcis":
+        request = audit_pb2.ExportEpcisRequest(
+            include_descendants=args.descendants,
+            identifiers=audit_pb2.IDENTIFIER_FORMAT_EPC_URN
+            if args.urn
+            else audit_pb2.IDENTIFIER_FORMAT_DIGITAL_LINK,
+        )
+        _times(request, args)
+        if args.lot:
+            gtin, _, lot = args.lot.partition("/")
+            request.lot.gtin, request.lot.lot = gtin, lot
+        if args.code:
+            request.code.CopyFrom(code_ref(args.code, "--code"))
+        events = 0
+        with args.out.open("wb") as out:
+            for chunk in stub.ExportEpcis(request, metadata=md):
+                out.write(chunk.data)
+                events = chunk.events_so_far
+        emit({"file": str(args.out), "events": events}, args.json)
+        return 0
+    return _tlog(args, stub, md)
+
+
+def _tlog(args: argparse.Namespace, stub: audit_pb2_grpc.AuditStub, md: list[Any]) -> int:
+    which = args.tlog_command
+    if which == "checkpoint":
+        checkpoint = stub.GetCheckpoint(audit_pb2.GetCheckpointRequest(), metadata=md)
+        args.out.write_text(checkpoint.signed_note, encoding="utf-8")
+        emit(
+            {
+                "origin": checkpoint.origin,
+                "tree_size": checkpoint.tree_size,
+                "root_hash": checkpoint.root_hash.hex(),
+                "verifier_key": checkpoint.verifier_key,
+                "file": str(args.out),
+            },
+            args.json,
+        )
+        return 0
+    if which == "entries":
+        lines, start = [], args.start
+        remaining = args.count
+        while remaining > 0:
+            got = stub.GetLogEntries(
+                audit_pb2.GetLogEntriesRequest(start=start, count=min(remaining, 1000)),
+                metadata=md,
+            ).entries
+            if not got:
+                break
+            for e in got:
+                lines.append(json.dumps({"index": e.index, "data": _b64(e.data)}))
+            start, remaining = start + len(got), remaining - len(got)
+        args.out.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        emit({"entries": len(lines), "file": str(args.out)}, args.json)
+        return 0
+    if which == "prove":
+        proof = stub.GetInclusionProof(
+            audit_pb2.GetInclusionProofRequest(leaf_index=args.index, tree_size=args.tree_size),
+            metadata=md,
+        )
+        entry = stub.GetLogEntries(
+            audit_pb2.GetLogEntriesRequest(start=args.index, count=1), metadata=md
+        ).entries[0]
+        saved = {
+            "leaf_index": proof.leaf_index,
+            "tree_size": proof.tree_size,
+            "entry": _b64(entry.data),
+            "hashes": [_b64(h) for h in proof.hashes],
+        }
+    else:
+        proof = stub.GetConsistencyProof(
+            audit_pb2.GetConsistencyProofRequest(first_size=args.first, second_size=args.second),
+            metadata=md,
+        )
+        saved = {
+            "first_size": proof.first_size,
+            "second_size": proof.second_size,
+            "hashes": [_b64(h) for h in proof.hashes],
+        }
+    args.out.write_text(json.dumps(saved, indent=1) + "\n", encoding="utf-8")
+    emit(
+        {k: v for k, v in saved.items() if k not in ("hashes", "entry")} | {"file": str(args.out)},
+        args.json,
+    )
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    if bool(args.newer) != bool(args.consistency):
+        raise InvalidArgument("--consistency", "give --newer and --consistency together")
+    try:
+        checked = verify_files(
+            args.key,
+            args.checkpoint,
+            newer=args.newer,
+            consistency=args.consistency,
+            inclusion=args.inclusion,
+            entries=args.entries,
+        )
+    except VerificationFailed as exc:
+        print(f"sealmark: VERIFICATION FAILED: {exc}", file=sys.stderr)
+        return 1
+    emit({"verified": checked}, getattr(args, "json", False))
+    return 0
+
+
+def _recall_request(args: argparse.Namespace) -> audit_pb2.RecallRequest:
+    request = audit_pb2.RecallRequest(
+        request_id=args.request_id or f"cli-{uuid.uuid4().hex[:16]}", reason=args.reason
+    )
+    if args.lot:
+        gtin, slash, lot = args.lot.partition("/")
+        if not slash:
+            raise InvalidArgument("--lot", "want GTIN/LOT")
+        request.lot.gtin, request.lot.lot = gtin, lot
+    elif args.gtin:
+        request.gtin = args.gtin
+    elif args.codes:
+        request.codes.codes.extend(code_ref(c, "--codes") for c in args.codes)
+    else:
+        request.parent.CopyFrom(code_ref(args.parent, "--parent"))
+    return request
+
+
+def _times(request: Any, args: argparse.Namespace) -> None:
+    for flag, field, value in (
+        ("--from", "from_time", args.since),
+        ("--to", "to_time", args.until),
+    ):
+        if value:
+            try:
+                at = datetime.fromisoformat(value)
+            except ValueError:
+                raise InvalidArgument(flag, f"{value!r} is not an ISO 8601 time") from None
+            if at.tzinfo is None:
+                raise InvalidArgument(flag, "give a time zone, e.g. 2026-11-23T00:00:00Z")
+            stamp = Timestamp()
+            stamp.FromDatetime(at)
+            getattr(request, field).CopyFrom(stamp)
+
+
+def _enum(enum: Any, prefix: str, value: str | None) -> Any:
+    return enum.Value(f"{prefix}_{value.upper()}") if value else 0
+
+
+def _plain(message: Any) -> dict[str, Any]:
+    return MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _write(out: Path | None, data: bytes) -> int:
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        out.write_bytes(data)
+    return 0
