@@ -320,6 +320,23 @@ class AuditService(audit_pb2_grpc.AuditServicer):
         principal = current_principal()
         principal.require(Role.AUDITOR)
         which = request.WhichOneof("leaf")
+        if which == "code":
+            unit = unit_of(request.code, "GetInclusionProofRequest.code")
+            index, size, hashes, entry, inner = self._log.code_proof(
+                principal.tenant_id, unit.key, request.tree_size
+            )
+            return audit_pb2.InclusionProof(
+                leaf_index=index,
+                tree_size=size,
+                hashes=hashes,
+                entry=entry,
+                code_proof=audit_pb2.CodeInclusion(
+                    commitment=inner.commitment,
+                    position=inner.position,
+                    batch_size=inner.batch_size,
+                    hashes=inner.hashes,
+                ),
+            )
         index, size, hashes = self._log.inclusion_proof(
             principal.tenant_id,
             request.leaf_index if which == "leaf_index" else None,

@@ -10,9 +10,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from audit.domain import unit_commitment
+from sealmark.errors import InvalidArgument
+from sealmark.gs1.code import GS1Code
 from sealmark.tlog import merkle
 from sealmark.tlog.note import (
     Checkpoint,
@@ -61,6 +65,8 @@ def verify_files(
     consistency: Path | None = None,
     inclusion: Path | None = None,
     entries: Path | None = None,
+    code: str | None = None,
+    today: date | None = None,
 ) -> list[str]:
     """What was verified, one line each. Raises VerificationFailed on the first failure."""
     old = _checkpoint(checkpoint, key)
@@ -95,6 +101,8 @@ def verify_files(
         except merkle.ProofError as exc:
             raise VerificationFailed(f"entry {index} is not in the checkpoint: {exc}") from exc
         done.append(f"entry {index} is in the tree of size {size}")
+        if "code" in proof or code is not None:
+            done.append(_code_in_batch(proof, entry, inclusion, code, today))
     if entries is not None:
         leaves = _entry_leaves(entries)
         if len(leaves) < old.size:
@@ -106,6 +114,41 @@ def verify_files(
             )
         done.append(f"entries 0..{old.size - 1} rebuild the checkpoint's root")
     return done
+
+
+def _code_in_batch(
+    proof: dict[str, Any], entry: bytes, path: Path, payload: str | None, today: date | None
+) -> str:
+    """The code's commitment is in the batch root the entry commits to; with ``payload`` (the
+    code as scanned), the commitment is that code's."""
+    inner = proof.get("code")
+    if not isinstance(inner, dict):
+        raise VerificationFailed(f"{path}: not the proof of a code (save it with prove --code)")
+    try:
+        batch = json.loads(entry)
+        root = bytes.fromhex(batch["root"])
+        commitment = base64.b64decode(inner["commitment"], validate=True)
+        position, size = int(inner["position"]), int(inner["batch_size"])
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        raise VerificationFailed(f"{path}: not the proof of a code ({exc})") from exc
+    if batch.get("type") != "batch_commitment":
+        raise VerificationFailed(f"{path}: the entry is not an issuance batch")
+    try:
+        merkle.verify_inclusion(commitment, position, size, _hashes(inner, path), root)
+    except merkle.ProofError as exc:
+        raise VerificationFailed(f"the code is not in the batch: {exc}") from exc
+    if payload is None:
+        return f"commitment {commitment.hex()[:16]}… is unit {position} of the batch"
+    try:
+        scanned = GS1Code.from_scan(payload, today=today or date.today(), field="--code")
+    except InvalidArgument as exc:
+        raise VerificationFailed(f"--code: {exc}") from exc
+    if scanned.signature is None:
+        raise VerificationFailed("--code: the payload carries no signature (AI 8030)")
+    mine = unit_commitment(scanned.gtin + scanned.serial, scanned.signature)
+    if mine != commitment:
+        raise VerificationFailed("the proof is for another code than the one scanned")
+    return f"the scanned code was issued in the logged batch (unit {position} of {size})"
 
 
 def _entry_leaves(path: Path) -> list[bytes]:

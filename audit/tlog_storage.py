@@ -140,3 +140,24 @@ class TlogStore:
             (tenant_id, key_id),
         )
         return bytes(rows[0][0]) if rows else None
+
+    def batch_entry_of(
+        self, tenant_id: str, code_key: str
+    ) -> tuple[int, bytes, str, int, int] | None:
+        """(entry index, entry bytes, request id, first seq, count) of the logged issuance
+        chunk that holds the code; None when the code or its entry is not there."""
+        rows = self._uow.execute(
+            "SELECT t.idx, t.data, e.request_id, (e.payload ->> 'first')::bigint,"
+            " (e.payload ->> 'count')::bigint"
+            " FROM codes c JOIN domain_events e ON e.tenant_id = c.tenant_id"
+            "  AND e.kind = 'codes.issued' AND e.request_id = c.request_id"
+            "  AND (e.payload ->> 'first')::bigint <= c.seq"
+            "  AND c.seq < (e.payload ->> 'first')::bigint + (e.payload ->> 'count')::bigint"
+            " JOIN tlog_entries t ON t.tenant_id = c.tenant_id AND t.source_event = e.id"
+            " WHERE c.code_key = %s AND c.tenant_id = %s",
+            (code_key, tenant_id),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return int(r[0]), bytes(r[1]), str(r[2]), int(r[3]), int(r[4])

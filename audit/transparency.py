@@ -38,6 +38,16 @@ LOG_ENTRIES_MAX = 1000
 
 
 @dataclass(frozen=True)
+class CodeInclusion:
+    """A code's commitment is leaf ``position`` of its batch tree (``batch_size`` leaves)."""
+
+    commitment: bytes
+    position: int
+    batch_size: int
+    hashes: list[bytes]
+
+
+@dataclass(frozen=True)
 class LogEntry:
     index: int
     kind: str
@@ -233,6 +243,38 @@ class TransparencyLog:
                 raise InvalidArgument(f"{name}.leaf_index", f"{index} >= tree size {size}")
             leaves = store.leaf_hashes(tenant_id, size)
         return index, size, merkle.inclusion_proof(index, leaves)
+
+    def code_proof(
+        self, tenant_id: str, code_key: str, tree_size: int
+    ) -> tuple[int, int, list[bytes], bytes, CodeInclusion]:
+        """The proof of the issuance entry that holds ``code_key`` (index, size, path, entry
+        bytes) and the code's place in that batch's tree."""
+        head = self.integrate(tenant_id)
+        size = tree_size or head.size
+        name = "GetInclusionProofRequest"
+        if size > head.size:
+            raise InvalidArgument(
+                f"{name}.tree_size", f"{size} exceeds the latest size {head.size}"
+            )
+        with self._db.reads() as uow:
+            store = TlogStore(uow)
+            found = store.batch_entry_of(tenant_id, code_key)
+            if found is None:
+                raise NotFound(f"{name}.code: no logged issuance of this code of yours")
+            index, entry, request_id, first, count = found
+            if index >= size:
+                raise InvalidArgument(f"{name}.tree_size", f"{size}: the code's entry is {index}")
+            units = store.batch_units(tenant_id, request_id, first, count)
+            leaves = store.leaf_hashes(tenant_id, size)
+        commitments = [unit_commitment(k, s) for k, s in units]
+        position = next(i for i, (k, _) in enumerate(units) if k == code_key)
+        inner = CodeInclusion(
+            commitments[position],
+            position,
+            len(commitments),
+            merkle.inclusion_proof(position, commitments),
+        )
+        return index, size, merkle.inclusion_proof(index, leaves), entry, inner
 
     def consistency_proof(
         self, tenant_id: str, first: int, second: int

@@ -108,8 +108,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     entries.add_argument("--start", type=int, default=0)
     entries.add_argument("--count", type=int, default=1000)
     entries.add_argument("--out", type=Path, required=True)
-    prove = tcmds.add_parser("prove", help="save an inclusion proof of one entry")
-    prove.add_argument("--index", type=int, required=True)
+    prove = tcmds.add_parser("prove", help="save an inclusion proof of one entry or code")
+    which = prove.add_mutually_exclusive_group(required=True)
+    which.add_argument("--index", type=int, help="an entry")
+    which.add_argument("--code", metavar="CODE", help="a code: its batch entry and its place")
     prove.add_argument("--tree-size", type=int, default=0)
     prove.add_argument("--out", type=Path, required=True)
     consistency = tcmds.add_parser("consistency", help="save a consistency proof")
@@ -123,6 +125,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     verify.add_argument("--consistency", type=Path, help="proof from --checkpoint to --newer")
     verify.add_argument("--inclusion", type=Path, help="an inclusion proof file")
     verify.add_argument("--entries", type=Path, help="entries file covering the whole tree")
+    verify.add_argument(
+        "--code", metavar="PAYLOAD", help="with --inclusion of a code: the code as scanned"
+    )
 
     for parser in (
         alerts,
@@ -269,19 +274,33 @@ def _tlog(args: argparse.Namespace, stub: audit_pb2_grpc.AuditStub, md: list[Any
         emit({"entries": len(lines), "file": str(args.out)}, args.json)
         return 0
     if which == "prove":
-        proof = stub.GetInclusionProof(
-            audit_pb2.GetInclusionProofRequest(leaf_index=args.index, tree_size=args.tree_size),
-            metadata=md,
+        asked = audit_pb2.GetInclusionProofRequest(tree_size=args.tree_size)
+        if args.code:
+            asked.code.CopyFrom(code_ref(args.code, "--code"))
+        else:
+            asked.leaf_index = args.index
+        proof = stub.GetInclusionProof(asked, metadata=md)
+        entry = proof.entry or (
+            stub.GetLogEntries(
+                audit_pb2.GetLogEntriesRequest(start=proof.leaf_index, count=1), metadata=md
+            )
+            .entries[0]
+            .data
         )
-        entry = stub.GetLogEntries(
-            audit_pb2.GetLogEntriesRequest(start=args.index, count=1), metadata=md
-        ).entries[0]
-        saved = {
+        saved: dict[str, Any] = {
             "leaf_index": proof.leaf_index,
             "tree_size": proof.tree_size,
-            "entry": _b64(entry.data),
+            "entry": _b64(entry),
             "hashes": [_b64(h) for h in proof.hashes],
         }
+        if proof.HasField("code_proof"):
+            inner = proof.code_proof
+            saved["code"] = {
+                "commitment": _b64(inner.commitment),
+                "position": inner.position,
+                "batch_size": inner.batch_size,
+                "hashes": [_b64(h) for h in inner.hashes],
+            }
     else:
         proof = stub.GetConsistencyProof(
             audit_pb2.GetConsistencyProofRequest(first_size=args.first, second_size=args.second),
@@ -294,7 +313,8 @@ def _tlog(args: argparse.Namespace, stub: audit_pb2_grpc.AuditStub, md: list[Any
         }
     args.out.write_text(json.dumps(saved, indent=1) + "\n", encoding="utf-8")
     emit(
-        {k: v for k, v in saved.items() if k not in ("hashes", "entry")} | {"file": str(args.out)},
+        {k: v for k, v in saved.items() if k not in ("hashes", "entry", "code")}
+        | {"file": str(args.out)},
         args.json,
     )
     return 0
@@ -311,6 +331,7 @@ def _verify(args: argparse.Namespace) -> int:
             consistency=args.consistency,
             inclusion=args.inclusion,
             entries=args.entries,
+            code=args.code,
         )
     except VerificationFailed as exc:
         print(f"sealmark: VERIFICATION FAILED: {exc}", file=sys.stderr)

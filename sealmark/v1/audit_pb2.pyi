@@ -935,24 +935,33 @@ class GetInclusionProofRequest(_message.Message):
 
     LEAF_INDEX_FIELD_NUMBER: _builtins.int
     LEAF_HASH_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
     TREE_SIZE_FIELD_NUMBER: _builtins.int
     leaf_index: _builtins.int
     leaf_hash: _builtins.bytes
     """SHA-256(0x00 ‖ entry)"""
     tree_size: _builtins.int
     """0 = the latest checkpoint's size"""
+    @_builtins.property
+    def code(self) -> _common_pb2.CodeRef:
+        """A code: the proof of its issuance batch's entry, and in code_proof the proof that the
+        code's commitment is in that batch's Merkle root. NOT_FOUND for a code never issued by
+        the caller's tenant or whose batch is not logged yet.
+        """
+
     def __init__(
         self,
         *,
         leaf_index: _builtins.int = ...,
         leaf_hash: _builtins.bytes = ...,
+        code: _common_pb2.CodeRef | None = ...,
         tree_size: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["leaf", b"leaf", "leaf_hash", b"leaf_hash", "leaf_index", b"leaf_index"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "leaf", b"leaf", "leaf_hash", b"leaf_hash", "leaf_index", b"leaf_index"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["leaf", b"leaf", "leaf_hash", b"leaf_hash", "leaf_index", b"leaf_index", "tree_size", b"tree_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "leaf", b"leaf", "leaf_hash", b"leaf_hash", "leaf_index", b"leaf_index", "tree_size", b"tree_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_leaf: _TypeAlias = _typing.Literal["leaf_index", "leaf_hash"]  # noqa: Y015
+    _WhichOneofReturnType_leaf: _TypeAlias = _typing.Literal["leaf_index", "leaf_hash", "code"]  # noqa: Y015
     _WhichOneofArgType_leaf: _TypeAlias = _typing.Literal["leaf", b"leaf"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_leaf) -> _WhichOneofReturnType_leaf | None: ...
 
@@ -965,11 +974,19 @@ class InclusionProof(_message.Message):
     LEAF_INDEX_FIELD_NUMBER: _builtins.int
     TREE_SIZE_FIELD_NUMBER: _builtins.int
     HASHES_FIELD_NUMBER: _builtins.int
+    ENTRY_FIELD_NUMBER: _builtins.int
+    CODE_PROOF_FIELD_NUMBER: _builtins.int
     leaf_index: _builtins.int
     tree_size: _builtins.int
+    entry: _builtins.bytes
+    """the entry's bytes (its leaf hash is SHA-256(0x00 ‖ entry))"""
     @_builtins.property
     def hashes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
         """audit path, leaf level first"""
+
+    @_builtins.property
+    def code_proof(self) -> Global___CodeInclusion:
+        """set when the request named a code"""
 
     def __init__(
         self,
@@ -977,14 +994,52 @@ class InclusionProof(_message.Message):
         leaf_index: _builtins.int = ...,
         tree_size: _builtins.int = ...,
         hashes: _abc.Iterable[_builtins.bytes] | None = ...,
+        entry: _builtins.bytes = ...,
+        code_proof: Global___CodeInclusion | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["code_proof", b"code_proof"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hashes", b"hashes", "leaf_index", b"leaf_index", "tree_size", b"tree_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code_proof", b"code_proof", "entry", b"entry", "hashes", b"hashes", "leaf_index", b"leaf_index", "tree_size", b"tree_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___InclusionProof: _TypeAlias = InclusionProof  # noqa: Y015
+
+@_typing.final
+class CodeInclusion(_message.Message):
+    """A code's commitment SHA-256("sealmark/unit/v1\\n" ‖ GTIN-14 ‖ serial ‖ "\\n" ‖ AI 8030 value)
+    is leaf `position` of the batch tree (commitments used as the leaf hashes, in serial order)
+    whose root is the "root" field of the batch_commitment entry.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMITMENT_FIELD_NUMBER: _builtins.int
+    POSITION_FIELD_NUMBER: _builtins.int
+    BATCH_SIZE_FIELD_NUMBER: _builtins.int
+    HASHES_FIELD_NUMBER: _builtins.int
+    commitment: _builtins.bytes
+    position: _builtins.int
+    batch_size: _builtins.int
+    @_builtins.property
+    def hashes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """audit path in the batch tree, leaf level first"""
+
+    def __init__(
+        self,
+        *,
+        commitment: _builtins.bytes = ...,
+        position: _builtins.int = ...,
+        batch_size: _builtins.int = ...,
+        hashes: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "commitment", b"commitment", "hashes", b"hashes", "position", b"position"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CodeInclusion: _TypeAlias = CodeInclusion  # noqa: Y015
 
 @_typing.final
 class GetConsistencyProofRequest(_message.Message):

@@ -472,8 +472,9 @@ def test_transparency_log_proves_inclusion_and_growth_and_catches_a_rewrite(
     world: dict[str, Any], tmp_path: Path
 ) -> None:
     w = world
+    codes = _issue(w, 2)
     first = w["audit"].GetCheckpoint(A.GetCheckpointRequest(), metadata=_as(w, "auditor"))
-    assert first.tree_size > 0  # key rotation, issuances, status changes, recalls so far
+    assert first.tree_size >= 3  # the key rotation, the issuance, the commissioning, …
     assert first.origin.endswith("/" + w["brand"].tenant_id)
     body = first.signed_note.split("\n\n", 1)[0] + "\n"
     assert body.splitlines()[:2] == [first.origin, str(first.tree_size)]
@@ -487,7 +488,7 @@ def test_transparency_log_proves_inclusion_and_growth_and_catches_a_rewrite(
     kinds = {e.kind for e in entries}
     assert {A.LOG_ENTRY_KIND_BATCH_COMMITMENT, A.LOG_ENTRY_KIND_STATUS_CHANGE} <= kinds
     assert A.LOG_ENTRY_KIND_KEY_SET_CHANGE in kinds
-    codes = _issue(w, 2)
+    _issue(w, 1)  # the log grows
     blob = b"".join(e.data for e in entries)
     assert codes[0].serial.encode() not in blob
     # The log grows; the CLI saves and checks everything offline with the verifier key.
@@ -535,6 +536,24 @@ def test_transparency_log_proves_inclusion_and_growth_and_catches_a_rewrite(
     ]
     ok = _cli(w, *full)
     assert ok.returncode == 0, ok.stderr
+    # A consumer's code: its commitment is in its issuance batch, which is in the log.
+    gtin = w["brand"].gtin
+    code_proof = tmp_path / "code.json"
+    done = _cli(w, "tlog", "prove", "--code", f"{gtin}/{codes[0].serial}", "--out", str(code_proof))
+    assert done.returncode == 0, done.stderr
+    assert codes[0].serial not in code_proof.read_text()
+    for payload, expected in ((codes[0].digital_link, 0), (codes[1].digital_link, 1)):
+        checked = _cli(
+            w, "tlog", "verify", "--key", first.verifier_key,
+            "--checkpoint", str(tmp_path / "cp2.note"),
+            "--inclusion", str(code_proof), "--code", payload,
+        )  # fmt: skip
+        assert checked.returncode == expected, checked.stderr
+    assert "issued in the logged batch" in _cli(
+        w, "tlog", "verify", "--key", first.verifier_key,
+        "--checkpoint", str(tmp_path / "cp2.note"),
+        "--inclusion", str(code_proof), "--code", codes[0].digital_link,
+    ).stdout  # fmt: skip
     # Someone with database access rewrites entry 1 (the trigger stops a plain UPDATE).
     import psycopg2
 
@@ -695,3 +714,41 @@ def test_epcis_export_of_everything_includes_recalls_and_validates(world: dict[s
     assert "recalled" in dispositions and "active" in dispositions
     ids = [e["eventID"] for e in events]
     assert all(i.startswith("ni:///sha-256;") and i.endswith("?ver=CBV2.0") for i in ids)
+
+
+def test_cli_traces_recalls_reports_and_exports(world: dict[str, Any], tmp_path: Path) -> None:
+    w = world
+    codes = _issue(w, 2, lot="LOT-CLI")
+    gtin = w["brand"].gtin
+    trace = _cli(w, "trace", f"{gtin}/{codes[0].serial}", "--json")
+    assert trace.returncode == 0, trace.stderr
+    steps = json.loads(trace.stdout)
+    assert [s["event"]["type"] for s in steps] == ["EVENT_TYPE_ISSUED", "EVENT_TYPE_COMMISSIONED"]
+    denied = _cli(w, "recall", "--lot", f"{gtin}/LOT-CLI", "--reason", "r")
+    assert denied.returncode == 1 and "PERMISSION_DENIED" in denied.stderr
+    recalled = _cli(
+        w,
+        "recall",
+        "--lot",
+        f"{gtin}/LOT-CLI",
+        "--reason",
+        "label misprint",
+        "--json",
+        role="admin",
+    )
+    assert recalled.returncode == 0, recalled.stderr
+    assert json.loads(recalled.stdout)["units_affected"] == "2"  # uint64 in proto JSON
+    bad = _cli(w, "recall", "--lot", "no-slash", "--reason", "r", role="admin")
+    assert bad.returncode == 2 and "--lot" in bad.stderr
+    chart = tmp_path / "hot.svg"
+    report = _cli(w, "report", "hotspots", "--format", "svg", "--out", str(chart))
+    assert report.returncode == 0, report.stderr
+    assert b"<svg" in chart.read_bytes()
+    out = tmp_path / "lot.jsonld"
+    export = _cli(w, "export-epcis", "--lot", f"{gtin}/LOT-CLI", "--urn", "--out", str(out))
+    assert export.returncode == 0, export.stderr
+    events = _check_document(json.loads(out.read_bytes()))
+    assert [e.get("disposition") for e in events] == ["active", "recalled"]
+    alerts = _cli(w, "alerts", "--status", "open", "--json")
+    assert alerts.returncode == 0, alerts.stderr
+    assert isinstance(json.loads(alerts.stdout), list)
