@@ -160,7 +160,11 @@ class Reporter:
                 " count(*) FILTER (WHERE state = 'returned'),"
                 " count(*) FILTER (WHERE state IN ('in_transit', 'received')),"
                 " count(*) FILTER (WHERE state = 'allocated')"
-                f" FROM codes WHERE {codes_where} AND work_order = %(work_order)s"
+                # Through the work order's issue requests: codes are indexed by request.
+                " FROM codes WHERE (tenant_id, request_id) IN (SELECT tenant_id, request_id"
+                "  FROM issue_requests WHERE tenant_id = %(tenant)s"
+                "  AND work_order = %(work_order)s)"
+                f" AND {codes_where}"
                 " GROUP BY 1 ORDER BY 1",
                 params,
                 Table(

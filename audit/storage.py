@@ -162,6 +162,12 @@ class AuditStore:
         )
         return CodeFacts(*rows[0]) if rows else None
 
+    def owns_product(self, tenant_id: str, gtin: str) -> bool:
+        rows = self._uow.execute(
+            "SELECT 1 FROM products WHERE gtin = %s AND tenant_id = %s", (gtin, tenant_id)
+        )
+        return bool(rows)
+
     def sscc_exists(self, tenant_id: str, sscc: str) -> bool:
         rows = self._uow.execute(
             "SELECT 1 FROM ssccs WHERE sscc = %s AND tenant_id = %s", (sscc, tenant_id)

@@ -32,6 +32,7 @@ from audit.domain import (
 )
 from audit.storage import AuditStore
 from audit.trace import trace
+from issuer.line_storage import LineStore
 from sealmark.clock import Clock
 from sealmark.errors import AlreadyExists, InvalidArgument, NotFound
 from sealmark.events import NewEvent
@@ -263,6 +264,18 @@ class Auditor:
                     fingerprint,
                 )
                 affected = store.recall_units(principal.tenant_id, scope, recall_id, now)
+                if scope.kind == "lot":
+                    # Codes of the lot not yet on the market stay off it: lines cannot
+                    # commission, pack or ship a held lot, and this hold cannot be released.
+                    LineStore(uow).set_hold(
+                        principal.tenant_id,
+                        scope.gtin,
+                        scope.lot,
+                        True,
+                        f"recalled ({recall_id}): {reason}"[:200],
+                        now,
+                        principal.token_id,
+                    )
                 uow.events.append(
                     NewEvent(
                         tenant_id=principal.tenant_id,
@@ -291,6 +304,9 @@ class Auditor:
         return report
 
     def _check_scope(self, store: AuditStore, principal: Principal, scope: RecallScope) -> None:
+        if scope.gtin and not store.owns_product(principal.tenant_id, scope.gtin):
+            field = "RecallRequest.lot.gtin" if scope.kind == "lot" else "RecallRequest.gtin"
+            raise NotFound(f"{field}: {scope.gtin} is not a product of yours")
         for key in scope.keys:
             unit = UnitRef.of_key(key)
             owned = (

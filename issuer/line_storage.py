@@ -82,6 +82,15 @@ class LineStore:
             (gtin, lot, tenant_id, held, reason, at, by),
         )
 
+    def recalled_lot(self, tenant_id: str, gtin: str, lot: str) -> bool:
+        """Whether Audit recalled the lot (its hold is then final)."""
+        rows = self._uow.execute(
+            "SELECT 1 FROM recalls WHERE tenant_id = %s AND scope ->> 'kind' = 'lot'"
+            " AND scope ->> 'gtin' = %s AND scope ->> 'lot' = %s LIMIT 1",
+            (tenant_id, gtin, lot),
+        )
+        return bool(rows)
+
     def reconcile(self, tenant_id: str, work_order: str) -> tuple[int, dict[str, int]]:
         """(number of pools, codes per state) for a work order."""
         pools = self._uow.execute(

@@ -222,9 +222,12 @@ class LineReports:
         now = self._clock.now()
         with self._db.unit_of_work() as uow:
             uow.products.get(gtin14)
-            LineStore(uow).set_hold(
-                principal.tenant_id, gtin14, lot, held, reason, now, principal.token_id
-            )
+            store = LineStore(uow)
+            if not held and store.recalled_lot(principal.tenant_id, gtin14, lot):
+                raise FailedPrecondition(
+                    f"lot {lot} of GTIN {gtin14} was recalled: its hold cannot be released"
+                )
+            store.set_hold(principal.tenant_id, gtin14, lot, held, reason, now, principal.token_id)
             uow.events.append(
                 NewEvent(
                     tenant_id=principal.tenant_id,

@@ -356,6 +356,23 @@ def test_recall_flips_verification_at_once_and_reports_the_units(world: dict[str
     assert chunks[0].content_type == "text/csv"
     text = b"".join(c.data for c in chunks).decode()
     assert "units_affected,,6" in text and "shipment_market,FR,4" in text
+    # The lot stays held for good: it cannot be released, so no code of it reaches the market.
+    with pytest.raises(grpc.RpcError) as caught:
+        w["issuer"].ReleaseLot(
+            issuer_pb2.LotHoldRequest(gtin=w["brand"].gtin, lot="LOT-RC"),
+            metadata=_as(w, "line"),
+        )
+    assert caught.value.code() == Code.FAILED_PRECONDITION
+    assert "recalled" in (caught.value.details() or "")
+    # Another brand's product cannot be recalled by us (nor its existence learnt).
+    with pytest.raises(grpc.RpcError) as caught:
+        w["audit"].Recall(
+            A.RecallRequest(
+                request_id="x2-" + os.urandom(3).hex(), gtin=w["other"].gtin, reason="r"
+            ),
+            metadata=_as(w, "admin"),
+        )
+    assert caught.value.code() == Code.NOT_FOUND
     # Auditors cannot recall.
     with pytest.raises(grpc.RpcError) as caught:
         w["audit"].Recall(
