@@ -219,16 +219,21 @@ class TransparencyLog:
         """The latest signed checkpoint, after integrating what is queued."""
         return self.integrate(tenant_id)
 
+    def _proof_size(self, tenant_id: str, tree_size: int) -> int:
+        """The tree size a proof is for (0: the latest), after integrating what is queued."""
+        head = self.integrate(tenant_id)
+        size = tree_size or head.size
+        if size > head.size:
+            raise InvalidArgument(
+                "GetInclusionProofRequest.tree_size", f"{size} exceeds the latest size {head.size}"
+            )
+        return size
+
     def inclusion_proof(
         self, tenant_id: str, index: int | None, leaf: bytes | None, tree_size: int
     ) -> tuple[int, int, list[bytes]]:
-        head = self.integrate(tenant_id)
-        size = tree_size or head.size
+        size = self._proof_size(tenant_id, tree_size)
         name = "GetInclusionProofRequest"
-        if size > head.size:
-            raise InvalidArgument(
-                f"{name}.tree_size", f"{size} exceeds the latest size {head.size}"
-            )
         with self._db.reads() as uow:
             store = TlogStore(uow)
             if leaf is not None:
@@ -249,13 +254,8 @@ class TransparencyLog:
     ) -> tuple[int, int, list[bytes], bytes, CodeInclusion]:
         """The proof of the issuance entry that holds ``code_key`` (index, size, path, entry
         bytes) and the code's place in that batch's tree."""
-        head = self.integrate(tenant_id)
-        size = tree_size or head.size
+        size = self._proof_size(tenant_id, tree_size)
         name = "GetInclusionProofRequest"
-        if size > head.size:
-            raise InvalidArgument(
-                f"{name}.tree_size", f"{size} exceeds the latest size {head.size}"
-            )
         with self._db.reads() as uow:
             store = TlogStore(uow)
             found = store.batch_entry_of(tenant_id, code_key)
