@@ -14,12 +14,12 @@ from issuer.bootstrap import build_issuer
 from issuer.domain.commands import IssueCommand
 from issuer.domain.serials import guess_probability
 from issuer.lines import LineReports, ReportBatch
-from issuer.storage import StoredKey
 from sealmark.bootstrap import Container
 from sealmark.errors import InvalidArgument
 from sealmark.lifecycle import CodeState
 from sealmark.server.app import ServiceBinding
 from sealmark.server.interceptor import current_principal
+from sealmark.server.keys import key_set_message, public_key_message
 from sealmark.server.policy import READ, policy
 from sealmark.tenancy import usecases
 from sealmark.tenancy.model import PackLevel, Product, Role
@@ -349,22 +349,6 @@ class IssuerService(issuer_pb2_grpc.IssuerServicer):
             )
         products = usecases.products_of(self._uow, current_principal())
         return issuer_pb2.ListProductsResponse(products=[self._product(p) for p in products])
-
-
-def public_key_message(key: StoredKey) -> common_pb2.PublicKey:
-    message = common_pb2.PublicKey(
-        key_id=key.key_id, algorithm="Ed25519", public_key=key.public_key
-    )
-    message.not_before.FromDatetime(key.created_at)
-    if key.retired_at is not None:
-        message.retired_at.FromDatetime(key.retired_at)
-    if key.revoked_at is not None:
-        message.revoked_at.FromDatetime(key.revoked_at)
-    return message
-
-
-def key_set_message(tenant_id: str, keys: list[StoredKey]) -> common_pb2.KeySet:
-    return common_pb2.KeySet(tenant_id=tenant_id, keys=[public_key_message(k) for k in keys])
 
 
 def binding(container: Container) -> ServiceBinding:

@@ -8,6 +8,7 @@ from sealmark.bootstrap import Container
 from sealmark.errors import InvalidArgument
 from sealmark.server.app import ServiceBinding
 from sealmark.server.interceptor import PUBLIC
+from sealmark.server.keys import key_set_message
 from sealmark.server.policy import policy
 from sealmark.v1 import common_pb2, verifier_pb2, verifier_pb2_grpc
 from verifier.domain import ClientContext, Verdict, Verification
@@ -98,17 +99,7 @@ class VerifierService(verifier_pb2_grpc.VerifierServicer):
             request.tenant_id if which == "tenant_id" else None,
             request.gtin if which == "gtin" else None,
         )
-        out = common_pb2.KeySet(tenant_id=owner)
-        for key in keys:
-            message = out.keys.add(
-                key_id=key.key_id, algorithm="Ed25519", public_key=key.public_key
-            )
-            message.not_before.FromDatetime(key.created_at)
-            if key.retired_at is not None:
-                message.retired_at.FromDatetime(key.retired_at)
-            if key.revoked_at is not None:
-                message.revoked_at.FromDatetime(key.revoked_at)
-        return out
+        return key_set_message(owner, keys)
 
 
 def binding(container: Container) -> ServiceBinding:
