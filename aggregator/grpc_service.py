@@ -64,15 +64,15 @@ def code_ref(unit: UnitRef) -> common_pb2.CodeRef:
     return common_pb2.CodeRef(sgtin=common_pb2.Sgtin(gtin=unit.gtin, serial=unit.serial))
 
 
+def time_of(message: Any, field: str) -> datetime | None:
+    """A Timestamp field as an aware UTC datetime; None when unset."""
+    return getattr(message, field).ToDatetime(tzinfo=UTC) if message.HasField(field) else None
+
+
 def where_of(request: Any, time_field: str = "event_time") -> Where:
-    when = (
-        getattr(request, time_field).ToDatetime(tzinfo=UTC)
-        if request.HasField(time_field)
-        else None
-    )
     place = request.place
     return Where(
-        event_time=when,
+        event_time=time_of(request, time_field),
         time_zone_offset=request.event_time_zone_offset,
         location=place.location,
         market=place.market,
@@ -84,10 +84,10 @@ def _level(value: int) -> Level | None:
     return None if value == common_pb2.PACK_LEVEL_UNSPECIFIED else Level(value)
 
 
-def _stamp(at: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(at)
-    return stamp
+def stamp(at: datetime) -> Timestamp:
+    value = Timestamp()
+    value.FromDatetime(at)
+    return value
 
 
 def _aggregation_result(outcome: Outcome) -> aggregator_pb2.AggregationResult:
@@ -95,7 +95,7 @@ def _aggregation_result(outcome: Outcome) -> aggregator_pb2.AggregationResult:
         event_id=outcome.event_id,
         duplicate=outcome.duplicate,
         children_affected=outcome.affected,
-        recorded_at=_stamp(outcome.recorded_at),
+        recorded_at=stamp(outcome.recorded_at),
     )
 
 
@@ -377,7 +377,7 @@ class AggregatorService(aggregator_pb2_grpc.AggregatorServicer):
         for row in rows:
             event = common_pb2.CodeEvent(
                 event_id=row.event_id,
-                event_time=_stamp(row.event_time),
+                event_time=stamp(row.event_time),
                 type=_HISTORY_TYPES.get(row.action, common_pb2.EVENT_TYPE_UNSPECIFIED),
                 attributes={k: str(v) for k, v in row.attributes.items()},
             )

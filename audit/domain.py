@@ -64,7 +64,7 @@ _STORED = {
     "serial_guessing": AlertKind.SERIAL_GUESSING,
     "recalled_scan": AlertKind.RECALLED_SCAN,
 }
-_SIGNATURE_REASONS = {"bad_signature", "unknown_key"}
+SIGNATURE_REASONS = ("bad_signature", "unknown_key")
 _SUMMARY = {
     AlertKind.CLONE: "copies of one code scanned in too many sessions or places",
     AlertKind.COUNTERFEIT: "a code that was never issued or never put on the market was scanned",
@@ -84,9 +84,19 @@ def alert_kind(stored_kind: str, details: Mapping[str, Any]) -> AlertKind:
     kind = _STORED.get(stored_kind)
     if kind is None:
         return AlertKind(stored_kind)  # raises ValueError for a kind nobody writes
-    if kind is AlertKind.COUNTERFEIT and details.get("reason") in _SIGNATURE_REASONS:
+    if kind is AlertKind.COUNTERFEIT and details.get("reason") in SIGNATURE_REASONS:
         return AlertKind.BAD_SIGNATURE
     return kind
+
+
+def signature_alerts(kind: AlertKind | None) -> bool | None:
+    """For the two kinds stored as ``counterfeit``: whether the stored reason must be a
+    signature one (bad_signature) or must not be (counterfeit); None for any other kind."""
+    if kind is AlertKind.BAD_SIGNATURE:
+        return True
+    if kind is AlertKind.COUNTERFEIT:
+        return False
+    return None
 
 
 def stored_kinds(kind: AlertKind) -> list[str]:
@@ -133,6 +143,12 @@ def check_note(note: str, field_name: str, required: bool) -> str:
     if any(ord(c) < 32 and c not in "\n\t" for c in note):
         raise InvalidArgument(field_name, "control characters are not allowed")
     return note
+
+
+def check_range(since: datetime | None, until: datetime | None, name: str) -> None:
+    """Time ranges are half-open [from_time, to_time); from_time after to_time is invalid."""
+    if since is not None and until is not None and since > until:
+        raise InvalidArgument(f"{name}.from_time", "after to_time")
 
 
 def acknowledge(alert: Alert) -> bool:

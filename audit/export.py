@@ -8,10 +8,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from audit.domain import check_range
 from audit.epcis_mapping import Mapper
 from audit.export_storage import ExportStore, Recorded
 from audit.storage import AuditStore
-from audit.trace import holders, naive
+from audit.trace import holders
 from sealmark.epcis.document import IdentifierFormat, Identifiers
 from sealmark.epcis.events import ExportEvent
 from sealmark.errors import InvalidArgument, NotFound
@@ -42,9 +43,6 @@ class Exporter:
         self._db = database
         self._now = now
 
-    def counter(self) -> Counter:
-        return Counter()
-
     def export(
         self, principal: Principal, query: ExportFilter, counter: Counter
     ) -> Iterator[bytes]:
@@ -52,8 +50,7 @@ class Exporter:
         consistent snapshot, read through a server-side cursor)."""
         principal.require(Role.AUDITOR)
         name = "ExportEpcisRequest"
-        if query.since and query.until and query.since > query.until:
-            raise InvalidArgument(f"{name}.from_time", "after to_time")
+        check_range(query.since, query.until, name)
         if query.lot and (len(query.lot) > 20 or not query.gtin):
             raise InvalidArgument(f"{name}.lot.lot", "GTIN and lot (at most 20 characters)")
         if query.descendants and not query.code:
@@ -85,12 +82,7 @@ class Exporter:
         export = ExportStore(uow)
         if query.code:
             key = query.code
-            exists = (
-                store.sscc_exists(tenant, key.removeprefix("sscc:"))
-                if key.startswith("sscc:")
-                else store.code(tenant, key) is not None
-            )
-            if not exists:
+            if not store.owns_unit(tenant, key):
                 raise NotFound(f"ExportEpcisRequest.code: {key} was not issued to you")
             held, _ = holders(store, key)
             windows: dict[str, list[tuple[datetime, datetime | None]]] = {}
@@ -115,7 +107,7 @@ def _selected(
     if direct:
         return True
     when = recorded.payload.get("event_time")
-    at = naive(datetime.fromisoformat(when) if when else recorded.occurred_at)
+    at = datetime.fromisoformat(when) if when else recorded.occurred_at
     return any(
         since <= at and (until is None or at < until)
         for unit in units & set(windows)

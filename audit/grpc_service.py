@@ -4,13 +4,11 @@ only: every use case is scoped by the caller's principal."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from aggregator.domain import UnitRef
-from aggregator.grpc_service import code_ref, unit_of, units_of
+from aggregator.grpc_service import code_ref, stamp, time_of, unit_of, units_of
 from audit.domain import (
     Alert,
     AlertKind,
@@ -22,7 +20,7 @@ from audit.domain import (
     TraceEvent,
     TraceScan,
 )
-from audit.export import Exporter, ExportFilter
+from audit.export import Counter, Exporter, ExportFilter
 from audit.reports import Reporter, ReportQuery
 from audit.transparency import TransparencyLog
 from audit.usecases import Auditor
@@ -66,20 +64,6 @@ _LOG_KINDS = {
     "recall": audit_pb2.LOG_ENTRY_KIND_RECALL,
     "key_set_change": audit_pb2.LOG_ENTRY_KIND_KEY_SET_CHANGE,
 }
-
-
-def stamp(at: datetime) -> Timestamp:
-    value = Timestamp()
-    value.FromDatetime(at)
-    return value
-
-
-def when(message: object, name: str) -> datetime | None:
-    """A Timestamp field as an aware datetime, None when unset."""
-    if not message.HasField(name):  # type: ignore[attr-defined]
-        return None
-    value: Timestamp = getattr(message, name)
-    return value.ToDatetime(tzinfo=UTC)
 
 
 def alert_message(alert: Alert) -> audit_pb2.Alert:
@@ -223,8 +207,8 @@ class AuditService(audit_pb2_grpc.AuditServicer):
             current_principal(),
             status=_STATUS_OF.get(request.status),
             kind=_KIND_OF.get(request.kind),
-            since=when(request, "from_time"),
-            until=when(request, "to_time"),
+            since=time_of(request, "from_time"),
+            until=time_of(request, "to_time"),
             code=unit_of(request.code, "ListAlertsRequest.code")
             if request.HasField("code")
             else None,
@@ -271,7 +255,7 @@ class AuditService(audit_pb2_grpc.AuditServicer):
     def GetReport(
         self, request: audit_pb2.ReportRequest, context: grpc.ServicerContext
     ) -> Iterator[audit_pb2.ReportChunk]:
-        query = ReportQuery.of(request, when(request, "from_time"), when(request, "to_time"))
+        query = ReportQuery.of(request, time_of(request, "from_time"), time_of(request, "to_time"))
         content_type, blocks = self._reporter.render(current_principal(), query)
         first = True
         for data in chunks(blocks):
@@ -285,8 +269,8 @@ class AuditService(audit_pb2_grpc.AuditServicer):
     ) -> Iterator[audit_pb2.ExportChunk]:
         name = "ExportEpcisRequest"
         export = ExportFilter(
-            since=when(request, "from_time"),
-            until=when(request, "to_time"),
+            since=time_of(request, "from_time"),
+            until=time_of(request, "to_time"),
             gtin=normalize_gtin(request.lot.gtin, f"{name}.lot.gtin")
             if request.HasField("lot")
             else "",
@@ -295,7 +279,7 @@ class AuditService(audit_pb2_grpc.AuditServicer):
             descendants=request.include_descendants,
             urn=request.identifiers == audit_pb2.IDENTIFIER_FORMAT_EPC_URN,
         )
-        counter = self._exporter.counter()
+        counter = Counter()
         for data in chunks(self._exporter.export(current_principal(), export, counter)):
             yield audit_pb2.ExportChunk(data=data, events_so_far=counter.events)
 

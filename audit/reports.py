@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from audit.domain import check_range
 from audit.usecases import Auditor
 from sealmark.clock import Clock
 from sealmark.errors import InvalidArgument
@@ -73,8 +74,7 @@ class ReportQuery:
             raise InvalidArgument(f"{name}.kind", f"one of {', '.join(KINDS)}")
         if self.format not in FORMATS:
             raise InvalidArgument(f"{name}.format", f"one of {', '.join(FORMATS)}")
-        if self.since and self.until and self.since > self.until:
-            raise InvalidArgument(f"{name}.from_time", "after to_time")
+        check_range(self.since, self.until, name)
         if self.kind == "reconciliation" and not self.work_order:
             raise InvalidArgument(f"{name}.work_order", "required for a reconciliation report")
         if self.kind == "recall" and not self.recall_id:

@@ -10,6 +10,7 @@ from typing import Any
 
 from audit.domain import (
     RECALLABLE,
+    SIGNATURE_REASONS,
     Alert,
     AlertStatus,
     RecallScope,
@@ -78,15 +79,21 @@ class AuditStore:
         *,
         status: str | None = None,
         kinds: list[str] | None = None,
+        signature: bool | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         code_key: str | None = None,
         before_id: int | None = None,
         limit: int = 100,
     ) -> list[Alert]:
-        """Newest first."""
+        """Newest first. ``signature`` (see :func:`audit.domain.signature_alerts`) tells
+        forged-signature alerts from other counterfeit ones, which share a stored kind."""
         where: list[str] = ["tenant_id = %s"]
         params: list[Any] = [tenant_id]
+        if signature is not None:
+            negate = "" if signature else "NOT "
+            where.append(f"{negate}coalesce(details ->> 'reason', '') = ANY(%s)")
+            params.append(list(SIGNATURE_REASONS))
         for clause, value in (
             ("status = %s", status),
             ("kind = ANY(%s)", kinds),
@@ -168,11 +175,14 @@ class AuditStore:
         )
         return bool(rows)
 
-    def sscc_exists(self, tenant_id: str, sscc: str) -> bool:
-        rows = self._uow.execute(
-            "SELECT 1 FROM ssccs WHERE sscc = %s AND tenant_id = %s", (sscc, tenant_id)
-        )
-        return bool(rows)
+    def owns_unit(self, tenant_id: str, key: str) -> bool:
+        """Whether a code key or ``sscc:…`` key is one of the tenant's units."""
+        if key.startswith("sscc:"):
+            sql = "SELECT 1 FROM ssccs WHERE sscc = %s AND tenant_id = %s"
+            key = key.removeprefix("sscc:")
+        else:
+            sql = "SELECT 1 FROM codes WHERE code_key = %s AND tenant_id = %s"
+        return bool(self._uow.execute(sql, (key, tenant_id)))
 
     def status_events(
         self, tenant_id: str, gtin: str, serial: str

@@ -7,7 +7,7 @@ held it; a logistics event on an ancestor is inherited when its time falls insid
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from audit.domain import Alert, TraceEvent, TraceItem, TraceScan, in_order
@@ -46,7 +46,7 @@ def holders(store: AuditStore, key: str) -> tuple[list[Held], list[tuple[Any, ..
     """Every ancestor that ever held ``key`` with when, and ``key``'s own history rows."""
     own: list[tuple[Any, ...]] = []
     held: list[Held] = []
-    frontier = {key: [Held(key, datetime.min.replace(tzinfo=None), None)]}
+    frontier = {key: [Held(key, datetime.min.replace(tzinfo=UTC), None)]}
     for depth in range(_MAX_DEPTH):
         rows = store.containment_history(list(frontier))
         if depth == 0:
@@ -55,9 +55,9 @@ def holders(store: AuditStore, key: str) -> tuple[list[Held], list[tuple[Any, ..
         for unit, spans in frontier.items():
             for parent, since, until in _parent_spans([r for r in rows if r[0] == unit]):
                 for span in spans:  # the parent holds `key` while both holds overlap
-                    start = max(naive(since), naive(span.since))
+                    start = max(since, span.since)
                     ends = [t for t in (until, span.until) if t is not None]
-                    end = min((naive(t) for t in ends), default=None)
+                    end = min(ends, default=None)
                     if end is None or start < end:
                         found.setdefault(parent, []).append(Held(parent, start, end))
         held.extend(h for spans in found.values() for h in spans)
@@ -96,14 +96,6 @@ def _parent_spans(rows: list[tuple[Any, ...]]) -> list[tuple[str, datetime, date
     if current is not None:
         spans.append((current[0], current[1], None))
     return spans
-
-
-def naive(at: datetime) -> datetime:
-    """Comparable instants: aware times in UTC without tzinfo."""
-    if at.tzinfo is None:
-        return at
-    offset = at.utcoffset()
-    return (at - offset).replace(tzinfo=None) if offset is not None else at.replace(tzinfo=None)
 
 
 def _attrs(payload: dict[str, Any], *names: str) -> dict[str, str]:
@@ -173,9 +165,7 @@ def trace(
         roots = set(payload.get("codes", []))
         via: str | None = None
         if key not in roots:
-            via = next(
-                (h.ancestor for h in held if h.ancestor in roots and h.covers(naive(when))), None
-            )
+            via = next((h.ancestor for h in held if h.ancestor in roots and h.covers(when)), None)
             if via is None:
                 continue  # the ancestor was shipped before or after it held this unit
         name, state = _LOGISTICS[kind]

@@ -7,13 +7,14 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import redis
 import structlog
 
-from aggregator.domain import UnitRef
+from aggregator.domain import UnitRef, check_event_id
 from audit.domain import (
     REASON_MAX,
     RECALL_CODES_MAX,
@@ -27,7 +28,9 @@ from audit.domain import (
     TraceItem,
     acknowledge,
     check_note,
+    check_range,
     check_resolvable,
+    signature_alerts,
     stored_kinds,
 )
 from audit.storage import AuditStore
@@ -78,20 +81,19 @@ class Auditor:
         principal.require(Role.AUDITOR)
         limit = page_size(size, "ListAlertsRequest.page.page_size")
         before = _int_token(token, "ListAlertsRequest.page.page_token")
-        _check_range(since, until, "ListAlertsRequest")
+        check_range(since, until, "ListAlertsRequest")
         with self._db.reads() as uow:
             rows = AuditStore(uow).alerts(
                 principal.tenant_id,
                 status=status.value if status else None,
                 kinds=stored_kinds(kind) if kind else None,
+                signature=signature_alerts(kind),
                 since=since,
                 until=until,
                 code_key=code.key if code else None,
                 before_id=before,
-                limit=limit + 1 if kind is None else PAGE_MAX * 4,
+                limit=limit + 1,
             )
-        if kind is not None:  # counterfeit and bad_signature share a stored kind
-            rows = [a for a in rows if a.kind is kind][: limit + 1]
         page = rows[:limit]
         return page, str(page[-1].id) if len(rows) > limit else ""
 
@@ -206,7 +208,7 @@ class Auditor:
             store = AuditStore(uow)
             code = None if unit.is_sscc else store.code(principal.tenant_id, unit.key)
             if code is None and not (
-                unit.is_sscc and store.sscc_exists(principal.tenant_id, unit.sscc)
+                unit.is_sscc and store.owns_unit(principal.tenant_id, unit.key)
             ):
                 raise NotFound(f"TraceRequest.code: {unit} was not issued to you")
             alerts = store.alerts(principal.tenant_id, code_key=unit.key, limit=10_000)
@@ -220,7 +222,7 @@ class Auditor:
         returns the report of the first call; the same id with another scope or reason is
         AlreadyExists."""
         principal.require(Role.ADMIN)
-        _check_request_id(request_id)
+        check_event_id(request_id, "RecallRequest.request_id")
         reason = reason.strip()
         if not reason or len(reason) > REASON_MAX:
             raise InvalidArgument("RecallRequest.reason", f"required, at most {REASON_MAX} chars")
@@ -297,7 +299,7 @@ class Auditor:
                 uow.commit()
         report = self.recall_report(principal, recall_id)
         if duplicate:
-            return RecallReport(**{**report.__dict__, "duplicate": True})
+            return replace(report, duplicate=True)
         log.warning(
             "recall", tenant=principal.tenant_id, recall_id=recall_id, units=report.units_affected
         )
@@ -308,15 +310,9 @@ class Auditor:
             field = "RecallRequest.lot.gtin" if scope.kind == "lot" else "RecallRequest.gtin"
             raise NotFound(f"{field}: {scope.gtin} is not a product of yours")
         for key in scope.keys:
-            unit = UnitRef.of_key(key)
-            owned = (
-                store.sscc_exists(principal.tenant_id, unit.sscc)
-                if unit.is_sscc
-                else store.code(principal.tenant_id, key) is not None
-            )
-            if not owned:
+            if not store.owns_unit(principal.tenant_id, key):
                 field = "RecallRequest.parent" if scope.kind == "parent" else "RecallRequest.codes"
-                raise NotFound(f"{field}: {unit} was not issued to you")
+                raise NotFound(f"{field}: {UnitRef.of_key(key)} was not issued to you")
 
     def recall_report(self, principal: Principal, recall_id: str) -> RecallReport:
         principal.require(Role.AUDITOR)
@@ -340,18 +336,6 @@ class Auditor:
             dispensed,
             reason=reason,
         )
-
-
-def _check_request_id(value: str) -> None:
-    if not value or len(value) > 64 or not all(c.isalnum() or c in "._:-" for c in value):
-        raise InvalidArgument(
-            "RecallRequest.request_id", "required: 1..64 of letters, digits and . _ : -"
-        )
-
-
-def _check_range(since: datetime | None, until: datetime | None, name: str) -> None:
-    if since is not None and until is not None and since > until:
-        raise InvalidArgument(f"{name}.from_time", "after to_time")
 
 
 def _int_token(token: str, field: str) -> int | None:

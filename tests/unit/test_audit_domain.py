@@ -125,8 +125,8 @@ def test_holders_follow_repacking_through_every_level() -> None:
     }
     assert [r[2] for r in own] == ["packed", "unpacked", "packed"]
     pallet1 = next(h for h in held if h.ancestor == "pallet1")
-    assert pallet1.covers(_h(1.5).replace(tzinfo=None))
-    assert not pallet1.covers(_h(2.5).replace(tzinfo=None))
+    assert pallet1.covers(_h(1.5))
+    assert not pallet1.covers(_h(2.5))
 
 
 def test_holders_follow_rework_and_a_replaced_parent_label() -> None:
