@@ -31,6 +31,9 @@ class ScanLog:
         self._db = database
         self._every_s = every_s
         self._queue: list[ScanRow] = []
+        # Batches taken from the queue and not yet committed: still pending for readers,
+        # or a rebuild in that moment would see a scan in neither place.
+        self._writing: list[list[ScanRow]] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
@@ -48,14 +51,16 @@ class ScanLog:
     def pending(self, code_key: str) -> list[ScanRow]:
         """Scans of ``code_key`` not yet written (for rebuilding its history)."""
         with self._lock:
-            return [s for s in self._queue if s.code_key == code_key]
+            rows = [s for batch in (*self._writing, self._queue) for s in batch]
+        return [s for s in rows if s.code_key == code_key]
 
     def flush(self) -> int:
         """Write what is queued now; return how many were written."""
         with self._lock:
             batch, self._queue = self._queue, []
-        if not batch:
-            return 0
+            if not batch:
+                return 0
+            self._writing.append(batch)
         try:
             with self._db.unit_of_work() as uow:
                 VerificationStore(uow).append_scans(batch)
@@ -64,6 +69,9 @@ class ScanLog:
             with self._lock:
                 self._queue[:0] = batch  # keep the order; retried on the next round
             raise
+        finally:
+            with self._lock:
+                self._writing = [b for b in self._writing if b is not batch]
         return len(batch)
 
     def close(self, timeout_s: float = 10.0) -> None:
