@@ -609,7 +609,7 @@ class Aggregator:
         per_fetch = size * max(1, EXPLODE_BATCH_ROWS // size)
         first = True
         while True:
-            with self._db.unit_of_work() as uow:
+            with self._db.reads() as uow:
                 store = AggregationStore(uow)
                 rows = store.descendant_page(
                     principal.tenant_id, parent.key, all_levels, after, per_fetch + 1
@@ -629,7 +629,7 @@ class Aggregator:
 
     def counts(self, principal: Principal, parent: UnitRef) -> tuple[dict[Level, int], int]:
         self._owned(principal, [parent], "GetCountsRequest")
-        with self._db.unit_of_work() as uow:
+        with self._db.reads() as uow:
             store = AggregationStore(uow)
             if not store.units(principal.tenant_id, [parent.key]):
                 raise NotFound(f"GetCountsRequest.parent: {parent} was not issued to you")
@@ -638,7 +638,7 @@ class Aggregator:
     def ancestors(self, principal: Principal, code: UnitRef) -> list[UnitRef]:
         """The parent chain of ``code`` now, nearest first (the last is the top parent)."""
         self._owned(principal, [code], "GetAncestorsRequest")
-        with self._db.unit_of_work() as uow:
+        with self._db.reads() as uow:
             chain = AggregationStore(uow).owned_ancestors(principal.tenant_id, code.key)
         if chain is None:
             raise NotFound(f"GetAncestorsRequest.code: {code} was not issued to you")
@@ -655,7 +655,7 @@ class Aggregator:
             raise InvalidArgument(
                 "GetContainmentHistoryRequest.page.page_token", "not a token this server gave"
             ) from None
-        with self._db.unit_of_work() as uow:
+        with self._db.reads() as uow:
             store = AggregationStore(uow)
             if not store.units(principal.tenant_id, [code.key]):
                 raise NotFound(f"GetContainmentHistoryRequest.code: {code} was not issued to you")
@@ -766,7 +766,7 @@ class Aggregator:
         cached = self._tenants.get(tenant_id)
         if cached is not None and time.monotonic() - cached[0] < TENANT_TTL_S:
             return cached[1]
-        with self._db.unit_of_work() as uow:
+        with self._db.reads() as uow:
             tenant = uow.tenants.get(tenant_id)
         self._tenants[tenant_id] = (time.monotonic(), tenant)
         return tenant
