@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     db_connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
     db_statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
     grpc_workers: int = Field(default=16, ge=1, le=1024, description="gRPC handler threads")
+    processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="serving processes sharing the gRPC and consumer-page ports (SO_REUSEPORT,"
+        " Linux): more than one uses more cores; each extra one has its own metrics port",
+    )
     shutdown_grace_s: float = Field(
         default=10.0, ge=0, le=300, description="seconds to drain streams on shutdown"
     )

@@ -734,9 +734,15 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], app_factory: Callable[[int], VerifyApp]) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        app_factory: Callable[[int], VerifyApp],
+        reuse_port: bool = False,
+    ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
+        self.allow_reuse_port = reuse_port  # other serving processes share the port
         super().__init__(address, _Handler)
         self.app = app_factory(self.server_address[1])
 
@@ -772,9 +778,11 @@ def start_http(
     *,
     clock: Clock | None = None,
     trust_proxy: bool = False,
+    reuse_port: bool = False,
 ) -> tuple[VerifyHttp, int]:
-    """Start the HTTP face on ``host:port`` (0 = any free port) in a thread of its own.
-    Returns the running face and the port it bound."""
+    """Start the HTTP face on ``host:port`` (0 = any free port) in a thread of its own;
+    ``reuse_port`` lets other serving processes bind the same port. Returns the running face
+    and the port it bound."""
 
     def app_factory(bound: int) -> VerifyApp:
         shown = "localhost" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
@@ -783,6 +791,6 @@ def start_http(
         )
         return VerifyApp(verifier, fallback_host=fallback, clock=clock, trust_proxy=trust_proxy)
 
-    running = VerifyHttp(_Server((host, port), app_factory), host)
+    running = VerifyHttp(_Server((host, port), app_factory, reuse_port), host)
     log.info("verify_http.started", url=running.url)
     return running, running.port

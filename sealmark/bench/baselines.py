@@ -10,7 +10,7 @@ import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealmark.bench.echo_server import METHOD
-from sealmark.bench.load import closed_loop
+from sealmark.bench.load import client_channels, closed_loop
 from sealmark.bench.registry import Measurement, benchmark, self_peak_rss_mb
 
 # A message the size of the issuer's canonical code bytes (GTIN, serial, lot, expiry, key id).
@@ -35,7 +35,11 @@ def ed25519_sign_per_s(seconds: float = 2.0) -> Measurement:
     return Measurement(count / elapsed, "signs/s", self_peak_rss_mb())
 
 
-@benchmark("grpc_echo_rps", description="bare unary echo server, same gRPC flavour, this box")
+@benchmark(
+    "grpc_echo_rps",
+    description="bare unary echo server (one process), same gRPC flavour, this box;"
+    " 8 clients, a connection each",
+)
 def grpc_echo_rps(seconds: float = 5.0, concurrency: int = 8) -> Measurement:
     proc = subprocess.Popen(
         [sys.executable, "-m", "sealmark.bench.echo_server"],
@@ -46,14 +50,21 @@ def grpc_echo_rps(seconds: float = 5.0, concurrency: int = 8) -> Measurement:
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            echo = channel.unary_unary(METHOD)
-            grpc.channel_ready_future(channel).result(timeout=10)
+        channels = client_channels(f"127.0.0.1:{port}", concurrency)
+        try:
+            echoes = [channel.unary_unary(METHOD) for channel in channels]
+            for channel in channels:
+                grpc.channel_ready_future(channel).result(timeout=10)
             payload = b"x" * 120
-            closed_loop(lambda _i: echo(payload, timeout=5), seconds=0.5, concurrency=concurrency)
-            result = closed_loop(
-                lambda _i: echo(payload, timeout=5), seconds=seconds, concurrency=concurrency
-            )
+
+            def echo(i: int) -> object:
+                return echoes[i % concurrency](payload, timeout=5)
+
+            closed_loop(echo, seconds=0.5, concurrency=concurrency)
+            result = closed_loop(echo, seconds=seconds, concurrency=concurrency)
+        finally:
+            for channel in channels:
+                channel.close()
     finally:
         if proc.stdin:
             proc.stdin.close()

@@ -3,10 +3,24 @@ numbers and the echo baseline's are produced by the same client code."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import grpc
+
+
+def client_channels(target: str, count: int) -> list[grpc.Channel]:
+    """``count`` channels to ``target``, each on a connection of its own (gRPC Python shares
+    one connection between equal channels unless told not to): the load of ``count`` separate
+    clients, which a server of several processes can spread (one connection, one process).
+    Load thread ``n`` of :func:`closed_loop` uses channel ``i % count`` for its call ``i``."""
+    return [
+        grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(count)
+    ]
 
 
 @dataclass(frozen=True)
@@ -35,7 +49,9 @@ def closed_loop(
     rate_per_s: float | None = None,
 ) -> LoadResult:
     """Run ``call(i)`` from ``concurrency`` threads for ``seconds``; with ``rate_per_s`` each
-    thread paces itself so the total offered rate is about that (for latency at a set load)."""
+    thread paces itself so the total offered rate is about that (for latency at a set load).
+    Thread ``n`` makes the calls ``i`` with ``i % concurrency == n``. The load generator's own
+    garbage collector is off meanwhile, as in ``timeit``: its pauses are not the server's."""
     deadline = time.perf_counter() + seconds
     lock = threading.Lock()
     latencies: list[float] = []
@@ -67,10 +83,15 @@ def closed_loop(
             counts["calls"] += len(mine) - errors
             counts["errors"] += errors
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(concurrency)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    gc.collect()
+    gc.disable()
+    try:
+        started = time.perf_counter()
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(concurrency)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        gc.enable()
     return LoadResult(counts["calls"], counts["errors"], time.perf_counter() - started, latencies)

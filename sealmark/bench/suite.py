@@ -41,10 +41,12 @@ class BenchSuite:
 
 
 @contextmanager
-def suite_server(services: list[str]) -> Iterator[BenchSuite]:
+def suite_server(
+    services: list[str], settings: dict[str, str] | None = None
+) -> Iterator[BenchSuite]:
     """The suite's ``services`` in a subprocess on a fresh embedded database, with tenant
     ``bench`` (prefix 9520123), product 09520123456788 and a token per role; a signing key
-    when the Issuer is among them."""
+    when the Issuer is among them. ``settings``: more ``SEALMARK_*`` variables."""
     with tempfile.TemporaryDirectory(prefix="sealmark-bench-") as tmp:
         servers = start_embedded(Path(tmp) / "data")
         server = None
@@ -60,6 +62,7 @@ def suite_server(services: list[str]) -> Iterator[BenchSuite]:
                 "SEALMARK_METRICS_PORT": "0",
                 "SEALMARK_LOG_LEVEL": "WARNING",
                 **_SECRETS,
+                **(settings or {}),
             }
             server = subprocess.Popen(
                 [sys.executable, "-m", "sealmark.cli.main", "serve", *services],
@@ -90,13 +93,15 @@ def suite_server(services: list[str]) -> Iterator[BenchSuite]:
             servers.stop()
 
 
-def suite_for_process(services: list[str]) -> tuple[BenchSuite, grpc.Channel]:
+def suite_for_process(
+    services: list[str], settings: dict[str, str] | None = None
+) -> tuple[BenchSuite, grpc.Channel]:
     """:func:`suite_server` and a channel to it, kept for the rest of the process (several
     benchmarks share one prepared server) and stopped at exit. Registered after the embedded
     servers' own atexit hook, so it runs first: the service stops, and flushes what it holds,
     while PostgreSQL is still there."""
     stack = ExitStack()
-    suite = stack.enter_context(suite_server(services))
+    suite = stack.enter_context(suite_server(services, settings))
     atexit.register(stack.close)
     return suite, stack.enter_context(grpc.insecure_channel(suite.target))
 

@@ -1,6 +1,7 @@
-"""Verification benchmarks on a real server process (`sealmark serve issuer verifier`):
-throughput against the bare echo baseline, p99 at half of that peak, and how p99 grows from
-100,000 to 10,000,000 stored codes.
+"""Verification benchmarks on a real server (`sealmark serve issuer verifier` with one serving
+process per core, SEALMARK_PROCESSES): throughput against the bare echo baseline, p99 at half
+of that peak, and how p99 grows from 100,000 to 10,000,000 stored codes. The load is eight
+clients on a connection each, as for the baseline.
 
 The scanned codes are real: issued (signed) and commissioned through the Issuer, each scanned
 from a session of its own (so they stay AUTHENTIC_SEEN_BEFORE, the common case). The filler
@@ -10,6 +11,7 @@ per-client rate limit is lifted (one load generator is one client address).
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import random
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 import grpc
 import psycopg2
 
-from sealmark.bench.load import LoadResult, closed_loop
+from sealmark.bench.load import LoadResult, client_channels, closed_loop
 from sealmark.bench.registry import Measurement, benchmark
 from sealmark.bench.suite import (
     GTIN,
@@ -32,14 +34,17 @@ from sealmark.v1 import issuer_pb2, issuer_pb2_grpc, verifier_pb2, verifier_pb2_
 
 SCANNED = 2_000  # real codes the load cycles through
 SMALL, LARGE = 100_000, 10_000_000  # stored codes for the growth ratio
-CONCURRENCY = 8  # as the echo baseline
+CONCURRENCY = 8  # clients, a connection each, as the echo baseline
 SECONDS = 8.0
+# Serving processes (SEALMARK_PROCESSES): one per core, as a deployment of the public
+# verifier on this box would run; the kernel spreads the clients' connections over them.
+PROCESSES = os.cpu_count() or 1
 
 
 @dataclass
 class Prepared:
     suite: BenchSuite
-    stub: verifier_pb2_grpc.VerifierStub
+    stubs: list[verifier_pb2_grpc.VerifierStub]  # one per load thread, a connection each
     payloads: list[str]
     stored: int = 0
     peak: LoadResult | None = None
@@ -107,7 +112,7 @@ def _call(prepared: Prepared) -> functools.partial[object]:
             payload=prepared.payloads[n],
             context=verifier_pb2.ClientContext(session_id=f"bench-{n}", region="DE"),
         )
-        response = prepared.stub.Verify(request, timeout=5)
+        response = prepared.stubs[i % CONCURRENCY].Verify(request, timeout=5)
         if response.verdict not in (
             verifier_pb2.VERDICT_AUTHENTIC,
             verifier_pb2.VERDICT_AUTHENTIC_SEEN_BEFORE,
@@ -120,11 +125,16 @@ def _call(prepared: Prepared) -> functools.partial[object]:
 
 @functools.cache
 def _prepared() -> Prepared:
-    suite, channel = suite_for_process(["issuer", "verifier"])
+    suite, channel = suite_for_process(
+        ["issuer", "verifier"], {"SEALMARK_PROCESSES": str(PROCESSES)}
+    )
     _lift_rate_limit(suite.dsn)
     payloads = _issue_and_commission(suite, channel)
     random.Random(5).shuffle(payloads)  # noqa: S311 - a reproducible order, not a secret
-    prepared = Prepared(suite, verifier_pb2_grpc.VerifierStub(channel), payloads)
+    channels = client_channels(suite.target, CONCURRENCY)
+    atexit.register(lambda: [c.close() for c in channels])
+    stubs = [verifier_pb2_grpc.VerifierStub(c) for c in channels]
+    prepared = Prepared(suite, stubs, payloads)
     prepared.stored = _fill_to(suite.dsn, SMALL, SCANNED)
     call = _call(prepared)
     closed_loop(call, seconds=2.0, concurrency=CONCURRENCY)  # warm: connections, plans, Redis
@@ -161,6 +171,7 @@ def verify_rps() -> Measurement:
             "p99_ms": round(peak.percentile(0.99), 3),
             "errors": peak.errors,
             "stored": prepared.stored,
+            "processes": PROCESSES,
         },
     )
 

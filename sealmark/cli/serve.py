@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
+import threading
 from typing import TYPE_CHECKING
 
 import structlog
@@ -12,6 +14,7 @@ from prometheus_client import start_http_server
 from sealmark.bootstrap import Container, bootstrap
 from sealmark.demo import seed_demo
 from sealmark.server.app import ShutdownSignal, create_server
+from sealmark.server.processes import ServingProcesses, exit_with_parent
 from sealmark.services import binding_for
 from sealmark.settings import SERVICES, Settings
 
@@ -29,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         choices=[[], *SERVICES],
         metavar="SERVICE",
         help=f"any of: {', '.join(SERVICES)}",
+    )
+    serve.add_argument(  # how the first process starts its copies (SEALMARK_PROCESSES)
+        "--worker", action="store_true", help=argparse.SUPPRESS
     )
     serve.add_argument(
         "--seed-demo",
@@ -49,41 +55,56 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def _serve(
     args: argparse.Namespace, settings: Settings, names: list[str], shutdown: ShutdownSignal
 ) -> int:
-    container = bootstrap(settings)
+    worker = bool(getattr(args, "worker", False))
+    container = bootstrap(settings, migrate=not worker)
+    shared_ports = worker or settings.processes > 1
     metrics_server = None
     consumer_page: VerifyHttp | None = None
+    copies: ServingProcesses | None = None
     try:
         running = create_server(
             [binding_for(n, container) for n in names],
             container.authenticator,
             address=f"{settings.grpc_host}:{settings.grpc_port}",
             workers=settings.grpc_workers,
+            reuse_port=shared_ports,
         )
         if "verifier" in names:
-            consumer_page = start_consumer_page(container)
+            consumer_page = start_consumer_page(container, reuse_port=shared_ports)
+        if worker:
+            exit_with_parent(shutdown.trigger)
+        elif settings.processes > 1:
+            copies = _start_copies(settings, container, names, running.port, consumer_page)
         demo = None
-        if args.seed_demo:
+        if args.seed_demo and not worker:
             log.warning("demo.enabled", note="demo brand and clear tokens in data dir; dev only")
             # The demo's codes point at this machine's consumer page (plain http locally).
             port = consumer_page.port if consumer_page else settings.verify_http_port
             demo = seed_demo(container, resolver_host=f"localhost:{port}")
         metrics_server, _ = start_http_server(settings.metrics_port, settings.http_host)
-        _print_next_steps(
-            settings,
-            running.port,
-            metrics_server.server_port,
-            names,
-            demo,
-            consumer_page.url if consumer_page else None,
-        )
+        if worker:
+            log.info("serve.copy_up", grpc_port=running.port, metrics=metrics_server.server_port)
+        else:
+            _print_next_steps(
+                settings,
+                running.port,
+                metrics_server.server_port,
+                names,
+                demo,
+                consumer_page.url if consumer_page else None,
+            )
         settle_garbage_collector()
         signum = shutdown.wait()
         log.info("shutdown.begin", signal=signum, grace_s=settings.shutdown_grace_s)
         if consumer_page is not None:  # no new scans first, then drain the gRPC streams
             consumer_page.stop()
             consumer_page = None
+        if copies is not None:  # they drain theirs meanwhile
+            threading.Thread(target=copies.stop, args=(settings.shutdown_grace_s,)).start()
         running.stop(settings.shutdown_grace_s)
     finally:
+        if copies is not None:
+            copies.stop(settings.shutdown_grace_s)  # waits for the copies (again: idempotent)
         if consumer_page is not None:
             consumer_page.stop()
         if metrics_server is not None:
@@ -93,7 +114,39 @@ def _serve(
     return 0
 
 
-def start_consumer_page(container: Container) -> VerifyHttp:
+def _start_copies(
+    settings: Settings,
+    container: Container,
+    names: list[str],
+    grpc_port: int,
+    consumer_page: VerifyHttp | None,
+) -> ServingProcesses:
+    """``processes - 1`` copies of this server on the ports it bound, its database and Redis
+    (embedded ones included), its secrets; metrics on the next ports (any free one when the
+    metrics port is 0)."""
+    redis_url = settings.redis_url or (container.embedded.redis_url if container.embedded else "")
+    environ = {
+        **os.environ,
+        "SEALMARK_DATABASE_URL": container.database.dsn,
+        "SEALMARK_REDIS_URL": redis_url,
+        # A copy finds its secrets where the first process had them: with the URLs set it is
+        # not "embedded" and would not read the embedded default's generated secrets file.
+        "SEALMARK_SECRET_PEPPER": container.secrets.pepper.decode(),
+        "SEALMARK_GRPC_PORT": str(grpc_port),
+        "SEALMARK_VERIFY_HTTP_PORT": str(consumer_page.port if consumer_page else 0),
+        "SEALMARK_PROCESSES": "1",
+    }
+    if container.secrets.key_passphrase is not None:
+        environ["SEALMARK_KEY_PASSPHRASE"] = container.secrets.key_passphrase.decode()
+    count = settings.processes - 1
+    per_copy = {
+        n: {"SEALMARK_METRICS_PORT": str(settings.metrics_port + n if settings.metrics_port else 0)}
+        for n in range(1, count + 1)
+    }
+    return ServingProcesses(count, names, environ, per_copy)
+
+
+def start_consumer_page(container: Container, *, reuse_port: bool = False) -> VerifyHttp:
     """The Verifier's HTTP face (consumer page, key set, resolver description) on
     ``verify_http_host:verify_http_port``, sharing the process's one Verifier with gRPC."""
     from verifier.http import start_http
@@ -106,6 +159,7 @@ def start_consumer_page(container: Container) -> VerifyHttp:
         settings.verify_http_port,
         clock=container.clock,
         trust_proxy=settings.verify_http_trust_proxy,
+        reuse_port=reuse_port,
     )
     return page
 

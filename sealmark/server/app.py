@@ -103,8 +103,12 @@ def create_server(
     *,
     address: str = "127.0.0.1:0",
     workers: int = 16,
+    reuse_port: bool = False,
 ) -> RunningServer:
     """Create and start a server for ``bindings`` on ``address`` (port 0 = any free port).
+    With ``reuse_port`` other processes may bind the same port and the kernel spreads new
+    connections over them (``sealmark serve`` with ``processes`` > 1); without it, binding a
+    port that another process holds fails.
 
     Health (one status per service, plus "" for the whole server) and reflection are on.
     """
@@ -117,7 +121,7 @@ def create_server(
         interceptors=[ServiceInterceptor(authenticate, policy)],
         options=[
             ("grpc.max_receive_message_length", 8 * 1024 * 1024),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(reuse_port)),
         ],
     )
     for binding in services:
@@ -156,6 +160,10 @@ class ShutdownSignal:
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         self.signum = signum
+        self._received.set()
+
+    def trigger(self) -> None:
+        """Shut down as on a signal (number 0): a serving process whose parent went away."""
         self._received.set()
 
     def wait(self) -> int:

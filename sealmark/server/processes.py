@@ -1,0 +1,124 @@
+"""The extra serving processes of ``sealmark serve`` when ``SEALMARK_PROCESSES`` > 1.
+
+One Python process runs Python on one core at a time. To use more, the first process binds the
+gRPC port and the consumer page's port with SO_REUSEPORT, then starts ``processes - 1`` copies
+of itself (``sealmark serve --worker``) that bind the same ports: the kernel spreads incoming
+connections over all of them. A gRPC client keeps one connection, so one client's calls stay
+in one process; many clients (phones, lines, gateways) spread.
+
+Each copy has its own connection pools, caches and scan log, as separate machines would; every
+state they share lives in PostgreSQL and Redis, which is where the services already keep it.
+A copy reads the first process's database and Redis URLs (embedded or not) from its
+environment, applies no migrations and seeds nothing.
+
+Lifetimes: the first process stops its copies when it stops (SIGTERM, then SIGKILL after the
+grace period); a copy stops by itself when its standard input closes, which is how it sees its
+first process die, even by SIGKILL; a copy that dies is started again after
+``RESTART_AFTER_S``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import structlog
+
+log = structlog.get_logger("sealmark.serve")
+
+RESTART_AFTER_S = 1.0
+POLL_S = 0.5
+
+
+class ServingProcesses:
+    """``count`` copies of ``sealmark serve --worker SERVICES`` with ``environ``, each with
+    the extra variables ``per_copy(n)`` gives it (n = 1..count)."""
+
+    def __init__(
+        self,
+        count: int,
+        services: Sequence[str],
+        environ: Mapping[str, str],
+        per_copy: Mapping[int, Mapping[str, str]] | None = None,
+    ) -> None:
+        self._argv = [sys.executable, "-m", "sealmark.cli.main", "serve", "--worker", *services]
+        self._environ = dict(environ)
+        self._per_copy = per_copy or {}
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self.restarts = 0
+        for n in range(1, count + 1):
+            self._procs[n] = self._spawn(n)
+        self._watcher = threading.Thread(target=self._watch, name="serving-processes", daemon=True)
+        self._watcher.start()
+
+    @property
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [p.pid for p in self._procs.values()]
+
+    def stop(self, grace_s: float) -> None:
+        """SIGTERM every copy (each drains its streams for ``grace_s``), SIGKILL what is left
+        after that."""
+        self._stopping.set()
+        self._watcher.join(POLL_S * 4)
+        with self._lock:
+            procs = list(self._procs.values())
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s + 10
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.error("serve.copy_killed", pid=proc.pid, after_s=grace_s + 10)
+                proc.kill()
+                proc.wait()
+            if proc.stdin is not None:
+                proc.stdin.close()
+
+    def _spawn(self, n: int) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            self._argv,
+            env={**self._environ, **self._per_copy.get(n, {})},
+            stdin=subprocess.PIPE,  # never written: its end tells the copy this process died
+        )
+        log.info("serve.copy_started", copy=n, pid=proc.pid)
+        return proc
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(POLL_S):
+            with self._lock:
+                gone = [(n, p) for n, p in self._procs.items() if p.poll() is not None]
+            for n, proc in gone:
+                log.error("serve.copy_exited", copy=n, pid=proc.pid, code=proc.returncode)
+                if proc.stdin is not None:
+                    proc.stdin.close()
+                if self._stopping.wait(RESTART_AFTER_S):
+                    return
+                with self._lock:
+                    self._procs[n] = self._spawn(n)
+                    self.restarts += 1
+
+
+def exit_with_parent(on_parent_gone: Callable[[], None]) -> None:
+    """In a copy: call ``on_parent_gone()`` once standard input reaches its end (the first
+    process closed it, or died)."""
+
+    def watch() -> None:
+        try:  # the raw descriptor: a buffered reader's lock would stop the interpreter's exit
+            while os.read(0, 4096):
+                pass
+        except OSError:
+            pass
+        log.warning("serve.parent_gone")
+        on_parent_gone()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
