@@ -26,6 +26,7 @@ from issuer.storage import CodeRow, copy_line, copy_line_tail
 from sealmark.crypto.keys import SealedKey, SoftwareSigner, unseal
 from sealmark.crypto.pins import PinScheme
 from sealmark.crypto.signature import ai8030_encoder, canonical_parts
+from sealmark.server.processes import on_parent_exit
 
 RandomBytes = Callable[[int], bytes]
 SignMany = Callable[[list[bytes]], list[bytes]]
@@ -159,37 +160,29 @@ class MintWorkers:
                     self.processes,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_start_worker,
-                    initargs=(self._pepper, self._passphrase),
+                    initargs=(self._pepper, self._passphrase, os.getpid()),
                 )
             return self._pool
 
 
 # --- inside a worker process ------------------------------------------------------------------
 
-_PARENT_POLL_S = 0.5
 _worker_pins: PinScheme | None = None
 _worker_passphrase = b""
 _worker_signers: dict[tuple[str, bytes], SoftwareSigner] = {}
 
 
-def _start_worker(pepper: bytes, passphrase: bytes) -> None:
+def _start_worker(pepper: bytes, passphrase: bytes, server: int) -> None:
     global _worker_pins, _worker_passphrase
     _worker_pins = PinScheme(pepper)
     _worker_passphrase = passphrase
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    # A worker blocked on the task queue holds that pipe's write end itself: it would never
+    # notice a SIGKILLed server.
+    on_parent_exit(server, lambda: os._exit(0))
 
 
 def _ready() -> None:
     time.sleep(0.05)  # keep this worker busy briefly, so the next submit spawns another
-
-
-def _exit_with_parent(parent: int) -> None:
-    """A server killed with SIGKILL cannot stop its workers, and a worker blocked on the task
-    queue never notices (it holds that pipe's write end itself): poll, and leave when orphaned
-    rather than hold keys, memory and the server's inherited stdout forever."""
-    while os.getppid() == parent:
-        time.sleep(_PARENT_POLL_S)
-    os._exit(0)
 
 
 def _mint_in_worker(spec: MintSpec, seqs: list[int], key: SealedKey, now: datetime) -> Minted:

@@ -9,7 +9,6 @@ when the process exits.
 from __future__ import annotations
 
 import functools
-import gc
 import os
 import random
 import statistics
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 import grpc
 import psycopg2
 
+from sealmark.bench.load import gc_paused
 from sealmark.bench.registry import Measurement, benchmark
 from sealmark.bench.suite import (
     GTIN,
@@ -185,20 +185,15 @@ def pack_links_per_s() -> Measurement:
 
 
 def _latency(prepared: Prepared, calls: int, warm: int, call: Callable[[int], None]) -> Measurement:
-    """p99 of ``calls`` timed calls after ``warm`` untimed ones (plans, connections). The load
-    generator's own garbage collector is off while it times, as ``timeit`` does: its pauses
-    are not the server's latency."""
+    """p99 of ``calls`` timed calls after ``warm`` untimed ones (plans, connections), timed
+    with :func:`gc_paused`."""
     samples = []
-    gc.collect()
-    gc.disable()
-    try:
+    with gc_paused():
         for n in range(warm + calls):
             started = time.perf_counter()
             call(n)
             if n >= warm:
                 samples.append(time.perf_counter() - started)
-    finally:
-        gc.enable()
     return Measurement(
         _p99_ms(samples),
         "ms",

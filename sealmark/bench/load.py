@@ -6,10 +6,23 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import grpc
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The load generator's garbage collector off while it times, as ``timeit`` does: its
+    pauses are not the server's latency."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def client_channels(target: str, count: int) -> list[grpc.Channel]:
@@ -50,8 +63,8 @@ def closed_loop(
 ) -> LoadResult:
     """Run ``call(i)`` from ``concurrency`` threads for ``seconds``; with ``rate_per_s`` each
     thread paces itself so the total offered rate is about that (for latency at a set load).
-    Thread ``n`` makes the calls ``i`` with ``i % concurrency == n``. The load generator's own
-    garbage collector is off meanwhile, as in ``timeit``: its pauses are not the server's."""
+    Thread ``n`` makes the calls ``i`` with ``i % concurrency == n``. Timed with
+    :func:`gc_paused`."""
     deadline = time.perf_counter() + seconds
     lock = threading.Lock()
     latencies: list[float] = []
@@ -83,15 +96,11 @@ def closed_loop(
             counts["calls"] += len(mine) - errors
             counts["errors"] += errors
 
-    gc.collect()
-    gc.disable()
-    try:
+    with gc_paused():
         started = time.perf_counter()
         threads = [threading.Thread(target=worker, args=(n,)) for n in range(concurrency)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-    finally:
-        gc.enable()
     return LoadResult(counts["calls"], counts["errors"], time.perf_counter() - started, latencies)

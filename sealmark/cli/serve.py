@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import threading
 from typing import TYPE_CHECKING
 
 import structlog
@@ -14,7 +13,7 @@ from prometheus_client import start_http_server
 from sealmark.bootstrap import Container, bootstrap
 from sealmark.demo import seed_demo
 from sealmark.server.app import ShutdownSignal, create_server
-from sealmark.server.processes import ServingProcesses, exit_with_parent
+from sealmark.server.processes import ServingProcesses, on_parent_exit
 from sealmark.services import binding_for
 from sealmark.settings import SERVICES, Settings
 
@@ -34,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help=f"any of: {', '.join(SERVICES)}",
     )
     serve.add_argument(  # how the first process starts its copies (SEALMARK_PROCESSES)
-        "--worker", action="store_true", help=argparse.SUPPRESS
+        "--worker-of", type=int, metavar="PID", help=argparse.SUPPRESS
     )
     serve.add_argument(
         "--seed-demo",
@@ -55,7 +54,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def _serve(
     args: argparse.Namespace, settings: Settings, names: list[str], shutdown: ShutdownSignal
 ) -> int:
-    worker = bool(getattr(args, "worker", False))
+    worker = args.worker_of is not None
     container = bootstrap(settings, migrate=not worker)
     shared_ports = worker or settings.processes > 1
     metrics_server = None
@@ -72,7 +71,12 @@ def _serve(
         if "verifier" in names:
             consumer_page = start_consumer_page(container, reuse_port=shared_ports)
         if worker:
-            exit_with_parent(shutdown.trigger)
+
+            def parent_gone() -> None:
+                log.warning("serve.parent_gone")
+                shutdown.trigger()
+
+            on_parent_exit(args.worker_of, parent_gone)
         elif settings.processes > 1:
             copies = _start_copies(settings, container, names, running.port, consumer_page)
         demo = None
@@ -100,11 +104,11 @@ def _serve(
             consumer_page.stop()
             consumer_page = None
         if copies is not None:  # they drain theirs meanwhile
-            threading.Thread(target=copies.stop, args=(settings.shutdown_grace_s,)).start()
+            copies.terminate()
         running.stop(settings.shutdown_grace_s)
     finally:
         if copies is not None:
-            copies.stop(settings.shutdown_grace_s)  # waits for the copies (again: idempotent)
+            copies.stop(settings.shutdown_grace_s)
         if consumer_page is not None:
             consumer_page.stop()
         if metrics_server is not None:

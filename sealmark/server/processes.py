@@ -2,7 +2,7 @@
 
 One Python process runs Python on one core at a time. To use more, the first process binds the
 gRPC port and the consumer page's port with SO_REUSEPORT, then starts ``processes - 1`` copies
-of itself (``sealmark serve --worker``) that bind the same ports: the kernel spreads incoming
+of itself (``sealmark serve --worker-of PID``) that bind the same ports: the kernel spreads incoming
 connections over all of them. A gRPC client keeps one connection, so one client's calls stay
 in one process; many clients (phones, lines, gateways) spread.
 
@@ -12,8 +12,8 @@ A copy reads the first process's database and Redis URLs (embedded or not) from 
 environment, applies no migrations and seeds nothing.
 
 Lifetimes: the first process stops its copies when it stops (SIGTERM, then SIGKILL after the
-grace period); a copy stops by itself when its standard input closes, which is how it sees its
-first process die, even by SIGKILL; a copy that dies is started again after
+grace period); a copy stops by itself once it is orphaned (:func:`on_parent_exit`), which is how
+it sees its first process die, even by SIGKILL; a copy that dies is started again after
 ``RESTART_AFTER_S``.
 """
 
@@ -36,8 +36,8 @@ POLL_S = 0.5
 
 
 class ServingProcesses:
-    """``count`` copies of ``sealmark serve --worker SERVICES`` with ``environ``, each with
-    the extra variables ``per_copy(n)`` gives it (n = 1..count)."""
+    """``count`` copies of ``sealmark serve --worker-of <this pid> SERVICES`` with ``environ``,
+    each with the extra variables ``per_copy[n]`` gives it (n = 1..count)."""
 
     def __init__(
         self,
@@ -46,26 +46,27 @@ class ServingProcesses:
         environ: Mapping[str, str],
         per_copy: Mapping[int, Mapping[str, str]] | None = None,
     ) -> None:
-        self._argv = [sys.executable, "-m", "sealmark.cli.main", "serve", "--worker", *services]
+        self._argv = [
+            sys.executable,
+            "-m",
+            "sealmark.cli.main",
+            "serve",
+            "--worker-of",
+            str(os.getpid()),
+            *services,
+        ]
         self._environ = dict(environ)
         self._per_copy = per_copy or {}
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self.restarts = 0
         for n in range(1, count + 1):
             self._procs[n] = self._spawn(n)
         self._watcher = threading.Thread(target=self._watch, name="serving-processes", daemon=True)
         self._watcher.start()
 
-    @property
-    def pids(self) -> list[int]:
-        with self._lock:
-            return [p.pid for p in self._procs.values()]
-
-    def stop(self, grace_s: float) -> None:
-        """SIGTERM every copy (each drains its streams for ``grace_s``), SIGKILL what is left
-        after that."""
+    def terminate(self) -> None:
+        """Stop restarting copies and SIGTERM those alive: each drains its streams meanwhile."""
         self._stopping.set()
         self._watcher.join(POLL_S * 4)
         with self._lock:
@@ -73,22 +74,23 @@ class ServingProcesses:
         for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
+
+    def stop(self, grace_s: float) -> None:
+        """:meth:`terminate`, then wait for the copies; SIGKILL what is left after ``grace_s``
+        and ten seconds more."""
+        self.terminate()
         deadline = time.monotonic() + grace_s + 10
-        for proc in procs:
+        for proc in self._procs.values():
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log.error("serve.copy_killed", pid=proc.pid, after_s=grace_s + 10)
                 proc.kill()
                 proc.wait()
-            if proc.stdin is not None:
-                proc.stdin.close()
 
     def _spawn(self, n: int) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
-            self._argv,
-            env={**self._environ, **self._per_copy.get(n, {})},
-            stdin=subprocess.PIPE,  # never written: its end tells the copy this process died
+            self._argv, env={**self._environ, **self._per_copy.get(n, {})}, stdin=subprocess.DEVNULL
         )
         log.info("serve.copy_started", copy=n, pid=proc.pid)
         return proc
@@ -99,26 +101,22 @@ class ServingProcesses:
                 gone = [(n, p) for n, p in self._procs.items() if p.poll() is not None]
             for n, proc in gone:
                 log.error("serve.copy_exited", copy=n, pid=proc.pid, code=proc.returncode)
-                if proc.stdin is not None:
-                    proc.stdin.close()
                 if self._stopping.wait(RESTART_AFTER_S):
                     return
                 with self._lock:
                     self._procs[n] = self._spawn(n)
-                    self.restarts += 1
 
 
-def exit_with_parent(on_parent_gone: Callable[[], None]) -> None:
-    """In a copy: call ``on_parent_gone()`` once standard input reaches its end (the first
-    process closed it, or died)."""
+def on_parent_exit(parent: int, act: Callable[[], None], poll_s: float = POLL_S) -> None:
+    """Call ``act()`` on a thread of its own once this process is no longer ``parent``'s child.
+    A parent killed with SIGKILL cannot stop its children, and a child blocked elsewhere never
+    notices: poll, and leave when orphaned rather than hold ports, keys and memory forever.
+    ``parent`` is given, not read here: a parent that died before this call would otherwise be
+    taken for the orphan's new parent."""
 
     def watch() -> None:
-        try:  # the raw descriptor: a buffered reader's lock would stop the interpreter's exit
-            while os.read(0, 4096):
-                pass
-        except OSError:
-            pass
-        log.warning("serve.parent_gone")
-        on_parent_gone()
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        act()
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
