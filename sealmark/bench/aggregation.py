@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import grpc
-import psycopg2
 
 from sealmark.bench.load import gc_paused
 from sealmark.bench.registry import Measurement, benchmark
@@ -27,6 +26,7 @@ from sealmark.bench.suite import (
     PREFIX,
     BenchSuite,
     server_rss_mb,
+    settle,
     store_commissioned_codes,
     suite_for_process,
 )
@@ -151,18 +151,8 @@ def _prepared() -> Prepared:
     )
     prepared.pallets = pallets
     prepared.packed_items = [_serial(i) for i in range(prepared.links)]
-    _analyze(suite.dsn)  # as autovacuum would have by now on a database that holds 1M codes
+    settle(suite.dsn, "containment", "ssccs", "codes")
     return prepared
-
-
-def _analyze(dsn: str) -> None:
-    conn = psycopg2.connect(dsn)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("VACUUM ANALYZE containment, ssccs, codes")
-    finally:
-        conn.close()
 
 
 def _p99_ms(samples: list[float]) -> float:

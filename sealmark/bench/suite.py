@@ -111,8 +111,7 @@ def store_commissioned_codes(
 ) -> None:
     """Store commissioned codes of the bench product straight in PostgreSQL (serials
     ``serial_prefix`` + 13 digits, numbers ``first`` .. ``stop - 1``; unsigned: filler that
-    makes up a stored count), a million per transaction; then VACUUM ANALYZE, as autovacuum
-    would have by the time a real database held them."""
+    makes up a stored count), a million per transaction; then :func:`settle`."""
     conn = psycopg2.connect(dsn)
     try:
         for start in range(first, stop, 1_000_000):
@@ -125,9 +124,22 @@ def store_commissioned_codes(
                     "       FROM generate_series(%s, %s - 1) i) t",
                     (GTIN, TENANT, GTIN, lot, serial_prefix, start, min(stop, start + 1_000_000)),
                 )
+    finally:
+        conn.close()
+    settle(dsn, "codes")
+
+
+def settle(dsn: str, *tables: str) -> None:
+    """Bring a database just bulk-loaded to the steady state of one that grew to the same
+    size over time, before anything is timed: VACUUM ANALYZE ``tables`` (as autovacuum would
+    have by then), then CHECKPOINT, so that writing out the load's dirty pages is not done by
+    the background writer and checkpointer while a benchmark runs."""
+    conn = psycopg2.connect(dsn)
+    try:
         conn.autocommit = True
         with conn.cursor() as cur:
-            cur.execute("VACUUM ANALYZE codes")
+            cur.execute(f"VACUUM ANALYZE {', '.join(tables)}")
+            cur.execute("CHECKPOINT")
     finally:
         conn.close()
 
