@@ -10,6 +10,7 @@ from aggregator.wire import STATES, Row, children_page, code_ref
 from sealmark.v1 import aggregator_pb2, common_pb2
 
 GTIN = "09520123456788"
+OTHER_GTIN = "04012345000009"
 CSET82 = "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
 
 
@@ -37,9 +38,11 @@ def _expected(rows: list[Row], token: str) -> aggregator_pb2.ListChildrenRespons
     )
 
 
-serials = st.text(CSET82, min_size=1, max_size=20)
+# Serials as issued (CSET 82), and any text: the encoder takes a fast path for ASCII keys only
+# and must encode anything else as UTF-8 all the same. Two GTINs, so runs of items switch.
+serials = st.one_of(st.text(CSET82, min_size=1, max_size=20), st.text(min_size=1, max_size=20))
 ssccs = st.from_regex(r"\A[0-9]{18}\Z").map(lambda s: "sscc:" + s)
-items = serials.map(lambda s: GTIN + s)
+items = st.tuples(st.sampled_from([GTIN, OTHER_GTIN]), serials).map("".join)
 keys = st.one_of(items, ssccs)
 rows = st.lists(
     st.tuples(
@@ -48,10 +51,29 @@ rows = st.lists(
         st.integers(1, 3),
         st.integers(1, 4),
         st.sampled_from([*STATES, "not-a-state"]),
-        st.one_of(st.none(), st.just(""), st.from_regex(r"\A[A-Z]{2}(-[A-Z0-9]{1,3})?\Z")),
+        st.one_of(
+            st.none(),
+            st.just(""),
+            st.from_regex(r"\A[A-Z]{2}(-[A-Z0-9]{1,3})?\Z"),
+            st.text(max_size=5),
+        ),
     ),
     max_size=40,
 )
+
+
+# Pages as they come from the database: runs of children under one parent, sharing the tail.
+runs = st.lists(
+    st.tuples(rows.filter(bool).map(lambda r: r[0][1:]), st.lists(keys, min_size=1, max_size=30)),
+    max_size=6,
+).map(lambda groups: [(key, *tail) for tail, members in groups for key in members])
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(rows=runs)
+def test_runs_under_one_parent_read_back_as_the_runtime_builds_them(rows: list[Row]) -> None:
+    encoded = children_page(rows, "")
+    assert aggregator_pb2.ListChildrenResponse.FromString(encoded) == _expected(rows, "")
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
