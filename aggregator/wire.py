@@ -107,18 +107,19 @@ def children_page(rows: Sequence[Row], token: str) -> bytes:
     parts: list[str] = []
     append, prefix = parts.append, SSCC_PREFIX
     tail, head, head_of, serial_length = "", "", "", -1
-    shared: tuple[str, int, int, str, str | None] = ("", 0, 0, "", None)
-    p, d, lv, st, m = shared  # the run's tail's fields, compared one by one (no tuple a row)
+    # The run's tail's fields, compared one by one (no tuple a row); no parent before the first.
+    p: str | None = None
+    d, lv, st, m = 0, 0, "", None
     for key, parent, depth, level, state, market in rows:
-        if parent != p or depth != d or level != lv or state != st or market != m or not tail:
-            shared = p, d, lv, st, m = parent, depth, level, state, market
+        if parent != p or depth != d or level != lv or state != st or market != m:
+            p, d, lv, st, m = shared = parent, depth, level, state, market
             tail = tails.get(shared, "")
             if not tail:
                 tail = tails[shared] = _tail(*shared).decode("latin-1")
             head_of = ""  # the head's length byte covers the tail
         n = len(key) - 14  # the serial's length, if this is an item
         if 0 < n < 100 - len(tail) and key.isascii() and not key.startswith(prefix):
-            if n != serial_length or not key.startswith(head_of) or not head_of:
+            if not head_of or n != serial_length or not key.startswith(head_of):
                 head_of, serial_length = key[:14], n
                 head = _item_head(head_of, n, len(tail))
             append(head + key[14:] + tail)

@@ -51,8 +51,12 @@ class ScanLog:
     def pending(self, code_key: str) -> list[ScanRow]:
         """Scans of ``code_key`` not yet written (for rebuilding its history)."""
         with self._lock:
-            rows = [s for batch in (*self._writing, self._queue) for s in batch]
-        return [s for s in rows if s.code_key == code_key]
+            return [
+                s
+                for batch in (*self._writing, self._queue)
+                for s in batch
+                if s.code_key == code_key
+            ]
 
     def flush(self) -> int:
         """Write what is queued now; return how many were written."""

@@ -176,8 +176,8 @@ def pack_links_per_s() -> Measurement:
 
 def _latency(prepared: Prepared, calls: int, warm: int, call: Callable[[int], None]) -> Measurement:
     """p99 of ``calls`` timed calls after ``warm`` untimed ones (plans, connections), timed
-    with :func:`gc_paused`. Enough calls that the p99 is not decided by two or three of them
-    (1,000 explosions, 5,000 top-parent lookups)."""
+    with :func:`gc_paused`. Callers take enough calls that the p99 is not decided by two or
+    three of them."""
     samples = []
     with gc_paused():
         for n in range(warm + calls):

@@ -44,29 +44,24 @@ serials = st.one_of(st.text(CSET82, min_size=1, max_size=20), st.text(min_size=1
 ssccs = st.from_regex(r"\A[0-9]{18}\Z").map(lambda s: "sscc:" + s)
 items = st.tuples(st.sampled_from([GTIN, OTHER_GTIN]), serials).map("".join)
 keys = st.one_of(items, ssccs)
-rows = st.lists(
-    st.tuples(
-        keys,
-        keys,
-        st.integers(1, 3),
-        st.integers(1, 4),
-        st.sampled_from([*STATES, "not-a-state"]),
-        st.one_of(
-            st.none(),
-            st.just(""),
-            st.from_regex(r"\A[A-Z]{2}(-[A-Z0-9]{1,3})?\Z"),
-            st.text(max_size=5),
-        ),
+# Everything of a row after its key: what children under one parent share.
+tails = st.tuples(
+    keys,
+    st.integers(1, 3),
+    st.integers(1, 4),
+    st.sampled_from([*STATES, "not-a-state"]),
+    st.one_of(
+        st.none(),
+        st.just(""),
+        st.from_regex(r"\A[A-Z]{2}(-[A-Z0-9]{1,3})?\Z"),
+        st.text(max_size=5),
     ),
-    max_size=40,
 )
-
-
+rows = st.lists(st.tuples(keys, tails).map(lambda kt: (kt[0], *kt[1])), max_size=40)
 # Pages as they come from the database: runs of children under one parent, sharing the tail.
-runs = st.lists(
-    st.tuples(rows.filter(bool).map(lambda r: r[0][1:]), st.lists(keys, min_size=1, max_size=30)),
-    max_size=6,
-).map(lambda groups: [(key, *tail) for tail, members in groups for key in members])
+runs = st.lists(st.tuples(tails, st.lists(keys, min_size=1, max_size=30)), max_size=6).map(
+    lambda groups: [(key, *tail) for tail, members in groups for key in members]
+)
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)
