@@ -135,7 +135,7 @@ class AggregationStore:
             for sscc, state, level, market, parent in self._uow.execute_prepared(
                 "agg_ssccs_locked" if lock else "agg_ssccs",
                 "SELECT c.sscc, c.state, c.level, c.market, l.parent_key"
-                " FROM unnest($1::text[]) k JOIN ssccs c ON c.sscc = k"
+                " FROM unnest($1::bpchar[]) k JOIN ssccs c ON c.sscc = k"
                 " LEFT JOIN containment l ON l.child_key = 'sscc:' || c.sscc"
                 " WHERE c.tenant_id = $2::text" + suffix,
                 (ssccs, tenant_id),
@@ -181,7 +181,7 @@ class AggregationStore:
                 "agg_sscc_state",
                 "UPDATE ssccs c SET state = $1::text, updated_at = $2::timestamptz,"
                 " market = CASE WHEN $3::bool THEN $4::text ELSE c.market END"
-                " FROM unnest($5::text[]) k WHERE c.sscc = k",
+                " FROM unnest($5::bpchar[]) k WHERE c.sscc = k",
                 (state, at, market is not None, market, ssccs),
             )
 
@@ -198,7 +198,7 @@ class AggregationStore:
             "agg_owned_ancestors",
             _UP + "SELECT EXISTS (SELECT 1 FROM codes WHERE code_key = $1::text"
             " AND tenant_id = $2::text) OR EXISTS (SELECT 1 FROM ssccs"
-            " WHERE sscc = $3::text AND tenant_id = $2::text),"
+            " WHERE sscc = $3::bpchar AND tenant_id = $2::text),"
             " ARRAY(SELECT key FROM up ORDER BY depth)",
             (key, tenant_id, sscc),
         )
@@ -255,7 +255,7 @@ class AggregationStore:
             " WHERE (depth, key) > ($3::int, $4::text)"
             " AND (EXISTS (SELECT 1 FROM codes WHERE code_key = $1::text"
             "  AND tenant_id = $6::text) OR EXISTS (SELECT 1 FROM ssccs"
-            "  WHERE sscc = $7::text AND tenant_id = $6::text))"
+            "  WHERE sscc = $7::bpchar AND tenant_id = $6::text))"
             " ORDER BY depth, key LIMIT $5::int",
             (
                 root,

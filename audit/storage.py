@@ -322,13 +322,14 @@ class AuditStore:
         if scope.kind == "parent":
             self._uow.execute(
                 f"{units}, hit AS (SELECT sscc, state, market FROM ssccs"
-                " WHERE tenant_id = %(tenant)s AND 'sscc:' || sscc IN (SELECT k FROM tree)"
+                " WHERE tenant_id = %(tenant)s AND sscc IN (SELECT substr(k, 6)::bpchar FROM tree"
+                "  WHERE k LIKE 'sscc:%%')"
                 "  AND state = ANY(%(states)s) FOR UPDATE),"
                 " marked AS (INSERT INTO recalled_units (unit_key, recall_id, is_code,"
                 "  previous_state, market) SELECT 'sscc:' || sscc, %(recall)s, false, state,"
                 "  market FROM hit ON CONFLICT DO NOTHING RETURNING unit_key)"
                 " UPDATE ssccs SET state = 'recalled', updated_at = %(at)s"
-                " WHERE 'sscc:' || sscc IN (SELECT unit_key FROM marked)",
+                " WHERE sscc IN (SELECT substr(unit_key, 6)::bpchar FROM marked)",
                 params,
             )
         return len(rows)

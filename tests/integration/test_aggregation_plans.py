@@ -1,0 +1,141 @@
+"""The aggregation statements reach SSCCs through the primary key, never by reading the table.
+
+``ssccs.sscc`` is ``character(18)``. Compared with a ``text`` value, PostgreSQL casts the
+column to text and can no longer use the key: every pallet explosion, SSCC lookup and shipment
+of a case then read the whole table (one SSCC among a tenant's millions). Each check runs with
+sequential scans disabled, so the planner takes the index whenever one can serve, and counts the
+transaction's sequential scans of ``ssccs`` (``pg_stat_xact_user_tables``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg2
+import pytest
+
+from aggregator.domain import Level, UnitRef
+from aggregator.storage import AggregationStore
+from aggregator.usecases import Aggregator
+from audit.domain import RecallScope
+from audit.storage import AuditStore
+from sealmark.gs1 import make_sscc
+from sealmark.storage.postgres import PostgresDatabase
+from sealmark.tenancy.model import Principal, Role
+from tests.e2e.conftest import make_container
+from tests.support.tenants import seed_tenant
+
+AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+OTHERS = 200  # SSCCs of the tenant besides the two used: what a full read would also read
+MOST_ROWS = 10  # what a check may read of ssccs (its 1 - 2 SSCCs, a few times)
+
+
+@pytest.fixture(scope="module")
+def packed(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
+    """A pallet holding a case holding three items, among other SSCCs of the tenant."""
+    container = make_container(pg_dsn, redis_url)
+    brand = seed_tenant(container.uow, container.clock, "plans", tokens={})
+    with psycopg2.connect(pg_dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO sscc_allocations (tenant_id, request_id, company_prefix,"
+            " extension_digit, first_reference, quantity) VALUES (%s, 'plans', %s, 3, 0, 100)",
+            (brand.tenant_id, brand.prefix),
+        )
+        cur.execute(
+            "INSERT INTO codes (code_key, tenant_id, gtin, serial, lot, state)"
+            " SELECT %s || s, %s, %s, s, 'L1', 'commissioned' FROM unnest(%s::text[]) s",
+            (brand.gtin, brand.tenant_id, brand.gtin, ["P1", "P2", "P3"]),
+        )
+        cur.execute(
+            "INSERT INTO ssccs (sscc, tenant_id, level, state, created_at, updated_at)"
+            " SELECT s, %s, 'case', 'commissioned', now(), now() FROM unnest(%s::text[]) s",
+            (brand.tenant_id, [make_sscc(3, brand.prefix, 10 + n) for n in range(OTHERS)]),
+        )
+    conn.close()
+    case, pallet = (UnitRef(sscc=make_sscc(3, brand.prefix, n)) for n in (1, 2))
+    items = [UnitRef(gtin=brand.gtin, serial=s) for s in ("P1", "P2", "P3")]
+    line = Principal(brand.tenant_id, frozenset({Role.LINE}), "plans-line")
+    aggregator = Aggregator(container.database, container.clock)
+    aggregator.pack(line, "plans-case", case, items, level=Level.CASE)
+    aggregator.pack(line, "plans-pallet", pallet, [case], level=Level.PALLET)
+    yield {
+        "tenant": brand.tenant_id,
+        "case": case,
+        "pallet": pallet,
+        "item": items[0],
+        "database": PostgresDatabase(pg_dsn, pool_size=1),
+    }
+    container.close()
+
+
+def _ssccs_read_whole(packed: dict[str, Any], run: Callable[[Any], object]) -> bool:
+    """Whether ``run(uow)`` read ``ssccs`` whole (a sequential scan, or more rows than the few
+    it asks for), with sequential scans disabled, in a transaction rolled back afterwards."""
+    database: PostgresDatabase = packed["database"]
+    stats = (
+        "SELECT coalesce(sum(seq_scan), 0), coalesce(sum(seq_tup_read + idx_tup_fetch), 0)"
+        " FROM pg_stat_xact_user_tables WHERE relname = 'ssccs'"
+    )
+    with database.unit_of_work() as uow:
+        uow.execute("SET LOCAL enable_seqscan = off")
+        scans, rows = uow.execute(stats)[0]
+        run(uow)
+        scans_after, rows_after = uow.execute(stats)[0]
+        uow.rollback()
+    assert rows_after - rows > 0, "the check saw no read of ssccs at all"
+    return bool(scans_after > scans or rows_after - rows > MOST_ROWS)
+
+
+@pytest.mark.parametrize("lock", [False, True])
+def test_units_of_ssccs_use_the_key(packed: dict[str, Any], lock: bool) -> None:
+    keys = [packed["case"].key, packed["pallet"].key]
+
+    def run(uow: Any) -> None:
+        assert set(AggregationStore(uow).units(packed["tenant"], keys, lock=lock)) == set(keys)
+
+    assert not _ssccs_read_whole(packed, run)
+
+
+def test_state_of_ssccs_uses_the_key(packed: dict[str, Any]) -> None:
+    def run(uow: Any) -> None:
+        AggregationStore(uow).set_state([packed["case"].key], "in_transit", AT, "CN")
+        assert uow.execute(
+            "SELECT state, market FROM ssccs WHERE sscc = %s", (packed["case"].sscc,)
+        ) == [("in_transit", "CN")]
+
+    assert not _ssccs_read_whole(packed, run)
+
+
+def test_ancestors_of_an_sscc_use_the_key(packed: dict[str, Any]) -> None:
+    def run(uow: Any) -> None:
+        chain = AggregationStore(uow).owned_ancestors(packed["tenant"], packed["case"].key)
+        assert chain == [packed["pallet"].key]
+
+    assert not _ssccs_read_whole(packed, run)
+
+
+def test_pallet_explosion_uses_the_key(packed: dict[str, Any]) -> None:
+    def run(uow: Any) -> None:
+        page = AggregationStore(uow).descendant_page(
+            packed["tenant"], packed["pallet"].key, True, None, 100
+        )
+        assert [row[0] for row in page][:1] == [packed["case"].key]
+        assert len(page) == 4
+
+    assert not _ssccs_read_whole(packed, run)
+
+
+def test_recall_of_a_parent_uses_the_key(packed: dict[str, Any]) -> None:
+    scope = RecallScope("parent", keys=(packed["pallet"].key,))
+
+    def run(uow: Any) -> None:
+        audit = AuditStore(uow)
+        audit.add_recall("plans-recall", packed["tenant"], "plans", scope, "test", AT, "t", "f")
+        assert audit.recall_units(packed["tenant"], scope, "plans-recall", AT) == 3
+        assert uow.execute(
+            "SELECT count(*) FROM ssccs WHERE state = 'recalled' AND sscc IN (%s, %s)",
+            (packed["case"].sscc, packed["pallet"].sscc),
+        ) == [(2,)]
+
+    assert not _ssccs_read_whole(packed, run)
