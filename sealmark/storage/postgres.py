@@ -246,6 +246,7 @@ class PostgresUnitOfWork:
         self._database = database
         self._reads_only = reads_only
         self._conn: Connection | None = None
+        self._deferred: list[bytes] = []  # statements to send in front of the next one
         self.tenants = PgTenants(self)
         self.products = PgProducts(self)
         self.tokens = PgTokens(self)
@@ -266,6 +267,7 @@ class PostgresUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         conn, self._conn = self._conn, None
+        self._deferred.clear()
         if conn is None:
             return
         broken = bool(conn.closed)
@@ -281,20 +283,41 @@ class PostgresUnitOfWork:
 
     @property
     def connection(self) -> Connection:
-        """The transaction's raw connection, for bulk work (execute_values, COPY). Driver errors
-        raised through it must be passed to :func:`translate_db_error`."""
+        """The transaction's raw connection, for bulk work (execute_values, COPY), with the
+        deferred statements sent first. Driver errors raised through it must be passed to
+        :func:`translate_db_error`."""
+        conn = self._connection()
+        if self._deferred:
+            self.execute("SELECT 1")
+        return conn
+
+    def _connection(self) -> Connection:
         if self._conn is None:
             raise RuntimeError("unit of work used outside its 'with' block")
         return self._conn
 
     def execute(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
-        """Run one statement; return its rows (empty for statements without a result)."""
+        """Run one statement, after the deferred ones (same round trip); return its rows
+        (empty for statements without a result)."""
         try:
-            with self.connection.cursor() as cur:
-                cur.execute(sql, params)
+            with self._connection().cursor() as cur:
+                if self._deferred:
+                    query = b"; ".join([*self._deferred, cur.mogrify(sql, params)])
+                    self._deferred.clear()  # sent, whatever the outcome
+                    cur.execute(query)
+                else:
+                    cur.execute(sql, params)
                 return cur.fetchall() if cur.description is not None else []
         except psycopg2.Error as exc:
             raise translate_db_error(exc) from exc
+
+    def defer(self, sql: str, params: Any = None) -> None:
+        """Send ``sql`` later, in front of this unit's next statement (or its commit) and in
+        the same round trip: for statements whose result no one reads (SAVEPOINT, an insert
+        without RETURNING). Statements keep their order. An error of a deferred statement is
+        raised by that next statement; a rollback drops what is still unsent."""
+        with self._connection().cursor() as cur:
+            self._deferred.append(cur.mogrify(sql, params))
 
     def execute_prepared(
         self, name: str, sql: str, params: tuple[Any, ...]
@@ -302,33 +325,43 @@ class PostgresUnitOfWork:
         """Run ``sql`` (with ``$1``… placeholders, typed by casts) as the server-side prepared
         statement ``name``, prepared once per connection. For hot statements on the
         partitioned tables, where planning costs more than running (16 partitions)."""
-        conn = self.connection
+        return self.execute(self._prepared(name, sql, params), params)
+
+    def defer_prepared(self, name: str, sql: str, params: tuple[Any, ...]) -> None:
+        """:meth:`execute_prepared`, sent later like :meth:`defer`."""
+        self.defer(self._prepared(name, sql, params), params)
+
+    def _prepared(self, name: str, sql: str, params: tuple[Any, ...]) -> str:
+        """The EXECUTE of ``name`` for ``params``, preparing ``sql`` as ``name`` first if this
+        connection has not yet (PREPARE is not transactional: it is sent at once)."""
+        conn = self._connection()
         prepared = _PREPARED.setdefault(conn, set())
-        try:
-            with conn.cursor() as cur:
-                if name not in prepared:
+        if name not in prepared:
+            try:
+                with conn.cursor() as cur:
                     cur.execute(f"PREPARE {name} AS {sql}")
-                    prepared.add(name)
-                marks = ", ".join(["%s"] * len(params))
-                cur.execute(f"EXECUTE {name} ({marks})" if params else f"EXECUTE {name}", params)
-                return cur.fetchall() if cur.description is not None else []
-        except psycopg2.Error as exc:
-            raise translate_db_error(exc) from exc
+            except psycopg2.Error as exc:
+                raise translate_db_error(exc) from exc
+            prepared.add(name)
+        marks = ", ".join(["%s"] * len(params))
+        return f"EXECUTE {name} ({marks})" if params else f"EXECUTE {name}"
 
     def commit(self) -> None:
         """Make this unit's writes durable. Raises Aborted on a serialization failure found at
         commit, Unavailable if the connection is lost (the outcome is then unknown)."""
         if self._reads_only:
             raise RuntimeError("a reads() unit of work writes nothing: use unit_of_work()")
+        conn = self.connection  # sends what is deferred
         try:
-            self.connection.commit()
+            conn.commit()
         except psycopg2.Error as exc:
             raise translate_db_error(exc) from exc
 
     def rollback(self) -> None:
         """Discard this unit's writes; the unit stays usable for a new transaction."""
+        self._deferred.clear()
         try:
-            self.connection.rollback()
+            self._connection().rollback()
         except psycopg2.Error as exc:
             raise translate_db_error(exc) from exc
 

@@ -18,6 +18,8 @@ from sealmark.tenancy.model import ApiToken, PackLevel, Product, Role, Tenant
 class _Executor(Protocol):
     def execute(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]: ...
 
+    def defer(self, sql: str, params: Any = None) -> None: ...
+
 
 # An arbitrary constant naming the lock that serialises tenant creation (see PgTenants.add).
 _TENANT_PREFIX_LOCK = 0x5EA1_0002
@@ -204,24 +206,35 @@ def _token(row: tuple[Any, ...]) -> ApiToken:
     )
 
 
+_APPEND = (
+    "INSERT INTO domain_events (tenant_id, kind, subject, occurred_at, payload, request_id)"
+    " VALUES (%s, %s, %s, %s, %s, %s)"
+)
+
+
+def _event_row(event: NewEvent) -> tuple[Any, ...]:
+    return (
+        event.tenant_id,
+        event.kind,
+        event.subject,
+        event.occurred_at,
+        json.dumps(event.payload, sort_keys=True),
+        event.request_id,
+    )
+
+
 class PgEvents:
     def __init__(self, db: _Executor) -> None:
         self._db = db
 
     def append(self, event: NewEvent) -> int:
-        rows = self._db.execute(
-            "INSERT INTO domain_events (tenant_id, kind, subject, occurred_at, payload, request_id)"
-            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-            (
-                event.tenant_id,
-                event.kind,
-                event.subject,
-                event.occurred_at,
-                json.dumps(event.payload, sort_keys=True),
-                event.request_id,
-            ),
-        )
+        rows = self._db.execute(_APPEND + " RETURNING id", _event_row(event))
         return int(rows[0][0])
+
+    def append_later(self, event: NewEvent) -> None:
+        """:meth:`append` sent with the transaction's next statement (see
+        :meth:`PostgresUnitOfWork.defer`), for writers that do not need the event's id."""
+        self._db.defer(_APPEND, _event_row(event))
 
     def read(self, tenant_id: str, after_id: int = 0, limit: int = 1000) -> Sequence[DomainEvent]:
         rows = self._db.execute(

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import pytest
@@ -372,3 +373,92 @@ def test_unit_of_work_outside_block_is_an_error(database: PostgresDatabase) -> N
     uow = PostgresUnitOfWork(database)
     with pytest.raises(RuntimeError):
         uow.execute("SELECT 1")
+
+
+class _Recording:
+    """A connection (or cursor) that records each query it sends: one per round trip."""
+
+    def __init__(self, inner: Any, sent: list[bytes]) -> None:
+        self._inner = inner
+        self._sent = sent
+
+    def cursor(self) -> _Recording:
+        return _Recording(self._inner.cursor(), self._sent)
+
+    def __enter__(self) -> _Recording:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._inner.close()
+
+    def execute(self, query: str | bytes, params: object = None) -> None:
+        self._sent.append(self._inner.mogrify(query, params))
+        self._inner.execute(query, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _round_trips(uow: PostgresUnitOfWork, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The queries ``uow`` sends from now on."""
+    sent: list[bytes] = []
+    recording = _Recording(uow.connection, sent)
+    monkeypatch.setattr(uow, "_connection", lambda: recording)
+    return sent
+
+
+def test_deferred_statements_travel_with_the_next_one_in_order(
+    database: PostgresDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with database.unit_of_work() as uow:
+        uow.execute("CREATE TEMP TABLE later (n int, note text)")
+        sent = _round_trips(uow, monkeypatch)
+        uow.defer("INSERT INTO later VALUES (1, %s)", ("100%; it's 'quoted'",))
+        uow.defer("INSERT INTO later VALUES (2, 'two')")
+        assert sent == []  # nothing has left yet
+        rows = uow.execute("SELECT n, note FROM later WHERE n >= %s ORDER BY n", (1,))
+        assert rows == [(1, "100%; it's 'quoted'"), (2, "two")]
+        assert len(sent) == 1  # one round trip carried all three
+        uow.defer("INSERT INTO later VALUES (3, 'three')")
+        uow.commit()  # what is deferred is sent before the commit
+        assert len(sent) == 2 and sent[1].startswith(b"INSERT INTO later VALUES (3")
+        assert uow.execute("SELECT count(*) FROM later") == [(3,)]
+
+
+def test_a_deferred_error_is_raised_by_the_next_statement(database: PostgresDatabase) -> None:
+    with database.unit_of_work() as uow:
+        uow.execute("CREATE TEMP TABLE later_pk (k int PRIMARY KEY)")
+        uow.execute("INSERT INTO later_pk VALUES (1)")
+        uow.execute("SAVEPOINT s")
+        uow.defer("INSERT INTO later_pk VALUES (1)")  # a duplicate, not seen yet
+        with pytest.raises(AlreadyExists):
+            uow.execute("SELECT 1")
+        uow.execute("ROLLBACK TO SAVEPOINT s")  # the failed statement was sent: not again
+        assert uow.execute("SELECT count(*) FROM later_pk") == [(1,)]
+
+
+def test_rollback_drops_what_is_deferred(database: PostgresDatabase) -> None:
+    with database.unit_of_work() as uow:
+        uow.execute("CREATE TABLE IF NOT EXISTS later_kept (n int)")
+        uow.execute("TRUNCATE later_kept")
+        uow.commit()
+        uow.defer("INSERT INTO later_kept VALUES (1)")
+        uow.rollback()
+        uow.execute("INSERT INTO later_kept VALUES (2)")
+        uow.commit()
+        assert uow.execute("SELECT n FROM later_kept") == [(2,)]
+    with database.unit_of_work() as uow:
+        uow.defer("INSERT INTO later_kept VALUES (3)")  # left unsent at the block's end
+    with database.unit_of_work() as uow:
+        assert uow.execute("SELECT n FROM later_kept") == [(2,)]
+        uow.execute("DROP TABLE later_kept")
+        uow.commit()
+
+
+def test_deferred_prepared_statement_and_raw_connection(database: PostgresDatabase) -> None:
+    with database.unit_of_work() as uow:
+        uow.execute("CREATE TEMP TABLE later_prep (n int)")
+        uow.defer_prepared("later_prep_add", "INSERT INTO later_prep VALUES ($1::int)", (7,))
+        with uow.connection.cursor() as cur:  # the raw connection sends what is deferred first
+            cur.execute("SELECT n FROM later_prep")
+            assert cur.fetchall() == [(7,)]
