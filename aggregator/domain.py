@@ -4,7 +4,7 @@ decommission reasons and the undo window. Pure: standard library and sealmark's 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum
 
@@ -39,11 +39,14 @@ class Level(IntEnum):
 
     @classmethod
     def named(cls, name: str) -> Level:
-        return cls[name.upper()]
+        return _LEVELS[name]
 
     @property
     def label(self) -> str:
         return self.name.lower()
+
+
+_LEVELS = {level.name.lower(): level for level in Level}
 
 
 @dataclass(frozen=True)
@@ -53,10 +56,13 @@ class UnitRef:
     gtin: str = ""
     serial: str = ""
     sscc: str = ""
+    # The unit's storage key ("sscc:" + SSCC, or GTIN + serial), made once: it is read many
+    # times per unit on the packing path.
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        return SSCC_PREFIX + self.sscc if self.sscc else self.gtin + self.serial
+    def __post_init__(self) -> None:
+        key = SSCC_PREFIX + self.sscc if self.sscc else self.gtin + self.serial
+        object.__setattr__(self, "key", key)
 
     @property
     def is_sscc(self) -> bool:
@@ -159,7 +165,7 @@ NEVER_UNDONE = frozenset(
 
 
 def check_packable(unit: UnitRef, state: str, role: str) -> None:
-    if CodeState(state) not in PACKABLE:
+    if state not in PACKABLE:  # CodeState members are their names as str
         raise FailedPrecondition(
             f"{role} {unit} is {state}: only commissioned or received units can be packed"
         )

@@ -48,7 +48,6 @@ WITH RECURSIVE up(key, depth) AS (
     WHERE up.depth < 16
 )
 """
-_ANCESTORS = _UP + "SELECT key FROM up ORDER BY depth"
 
 _DESCENDANTS = """
 WITH RECURSIVE down(key, parent, depth) AS (
@@ -102,47 +101,51 @@ class AggregationStore:
     def lock(self, keys: list[str]) -> None:
         """Transaction-scoped advisory locks on unit keys, taken in one order by every writer
         (so two writers never wait on each other in a cycle). Held until commit/rollback."""
-        self._uow.execute_prepared(
-            "agg_lock",
-            "SELECT pg_advisory_xact_lock(h) FROM"
-            " (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) k"
-            " ORDER BY 1) s",
-            (sorted(set(keys)),),
+        self._uow.execute_prepared("agg_lock", "SELECT aggregation_lock($1::text[])", (keys,))
+
+    def lock_chain(self, head: str, others: list[str]) -> list[str] | None:
+        """Lock ``head``, ``others`` and the chain of units above ``head``, in one round trip
+        (migration 0013); return the chain, nearest first, or None if it kept changing."""
+        rows = self._uow.execute_prepared(
+            "agg_lock_chain",
+            "SELECT aggregation_lock_chain($1::text, $2::text[])",
+            (head, others),
         )
+        chain = rows[0][0]
+        return None if chain is None else list(chain)
 
     # -- units --------------------------------------------------------------------------
     def units(self, tenant_id: str, keys: list[str], *, lock: bool = False) -> dict[str, Unit]:
-        """The tenant's units among ``keys`` (codes with their product's level; SSCCs)."""
+        """The tenant's units among ``keys`` (codes with their product's level; SSCCs), with
+        their parent and whether their lot is on hold, in one statement. ``lock``: FOR UPDATE,
+        codes then SSCCs, each in key order."""
         codes = [k for k in keys if not k.startswith(SSCC_PREFIX)]
         ssccs = [k[len(SSCC_PREFIX) :] for k in keys if k.startswith(SSCC_PREFIX)]
-        out: dict[str, Unit] = {}
-        suffix = " ORDER BY 1 FOR UPDATE OF c" if lock else ""
-        if codes:
-            for key, state, level, gtin, lot, market, parent, held in self._uow.execute_prepared(
-                "agg_codes_locked" if lock else "agg_codes",
-                "SELECT c.code_key, c.state, p.pack_level, c.gtin, coalesce(c.lot, ''),"
-                " c.market, l.parent_key, coalesce(h.held, false)"
-                " FROM unnest($1::text[]) k JOIN codes c ON c.code_key = k"
-                " JOIN products p ON p.gtin = c.gtin"
-                " LEFT JOIN containment l ON l.child_key = c.code_key"
-                " LEFT JOIN lot_holds h ON h.gtin = c.gtin AND h.lot = c.lot"
-                " WHERE c.tenant_id = $2::text" + suffix,
-                (codes, tenant_id),
-            ):
-                out[key] = Unit(key, state, Level.named(level), gtin, lot, market, parent, held)
-        if ssccs:
-            suffix = " ORDER BY 1 FOR UPDATE OF c" if lock else ""
-            for sscc, state, level, market, parent in self._uow.execute_prepared(
-                "agg_ssccs_locked" if lock else "agg_ssccs",
-                "SELECT c.sscc, c.state, c.level, c.market, l.parent_key"
-                " FROM unnest($1::bpchar[]) k JOIN ssccs c ON c.sscc = k"
-                " LEFT JOIN containment l ON l.child_key = 'sscc:' || c.sscc"
-                " WHERE c.tenant_id = $2::text" + suffix,
-                (ssccs, tenant_id),
-            ):
-                key = SSCC_PREFIX + sscc
-                out[key] = Unit(key, state, Level.named(level), "", "", market, parent)
-        return out
+        if not codes and not ssccs:
+            return {}
+        locking = " ORDER BY 1 FOR UPDATE OF c" if lock else ""
+        rows = self._uow.execute_prepared(
+            "agg_units_locked" if lock else "agg_units",
+            "WITH code_units AS (SELECT c.code_key AS key, c.state, p.pack_level AS level,"
+            " c.gtin::text AS gtin, coalesce(c.lot, '') AS lot, c.market, l.parent_key,"
+            " coalesce(h.held, false) AS held"
+            " FROM unnest($1::text[]) k JOIN codes c ON c.code_key = k"
+            " JOIN products p ON p.gtin = c.gtin"
+            " LEFT JOIN containment l ON l.child_key = c.code_key"
+            " LEFT JOIN lot_holds h ON h.gtin = c.gtin AND h.lot = c.lot"
+            " WHERE c.tenant_id = $3::text" + locking + "),"
+            " sscc_units AS (SELECT 'sscc:' || c.sscc AS key, c.state, c.level, '' AS gtin,"
+            " '' AS lot, c.market, l.parent_key, false AS held"
+            " FROM unnest($2::bpchar[]) k JOIN ssccs c ON c.sscc = k"
+            " LEFT JOIN containment l ON l.child_key = 'sscc:' || c.sscc"
+            " WHERE c.tenant_id = $3::text" + locking + ")"
+            " SELECT * FROM code_units UNION ALL SELECT * FROM sscc_units",
+            (codes, ssccs, tenant_id),
+        )
+        return {
+            key: Unit(key, state, Level.named(level), gtin, lot, market, parent, held)
+            for key, state, level, gtin, lot, market, parent, held in rows
+        }
 
     def create_sscc(self, tenant_id: str, sscc: str, level: Level, at: datetime) -> Unit | None:
         """Register ``sscc`` as a unit, if it falls in a range allocated to the tenant
@@ -186,10 +189,6 @@ class AggregationStore:
             )
 
     # -- hierarchy ----------------------------------------------------------------------
-    def ancestors(self, key: str) -> list[str]:
-        """Parent chain of ``key``, nearest first."""
-        return [r[0] for r in self._uow.execute_prepared("agg_ancestors", _ANCESTORS, (key,))]
-
     def owned_ancestors(self, tenant_id: str, key: str) -> list[str] | None:
         """Parent chain of ``key``, nearest first; None unless it is one of the tenant's units.
         One statement: the top-parent lookup is the hottest read there is."""
@@ -291,9 +290,10 @@ class AggregationStore:
         at: datetime,
         action: str = "packed",
     ) -> None:
-        """Put ``children`` into ``parent`` and record it in their history, one statement.
-        Their state and market are copied in (the triggers of migration 0008 keep them)."""
-        self._uow.execute_prepared(
+        """Put ``children`` into ``parent`` and record it in their history, one statement sent
+        with the next one (:meth:`PostgresUnitOfWork.defer`). Their state and market are copied
+        in (the triggers of migration 0008 keep them)."""
+        self._uow.defer_prepared(
             "agg_add_links",
             "WITH linked AS (INSERT INTO containment (child_key, tenant_id, parent_key,"
             " child_level, event_id, packed_at, state, market) SELECT k, $1::text, $2::text, l,"

@@ -1,4 +1,5 @@
-"""The aggregation statements reach SSCCs through the primary key, never by reading the table.
+"""How the aggregation statements reach the database: SSCCs through the primary key, never by
+reading the table, and a packing write's locks in one call.
 
 ``ssccs.sscc`` is ``character(18)``. Compared with a ``text`` value, PostgreSQL casts the
 column to text and can no longer use the key: every pallet explosion, SSCC lookup and shipment
@@ -139,3 +140,31 @@ def test_recall_of_a_parent_uses_the_key(packed: dict[str, Any]) -> None:
         ) == [(2,)]
 
     assert not _ssccs_read_whole(packed, run)
+
+
+def test_lock_chain_locks_the_units_and_everything_above(
+    packed: dict[str, Any], pg_dsn: str
+) -> None:
+    """One call locks the head, the others and the chain above the head, and returns the
+    chain nearest first; another transaction can then take none of those locks."""
+    item, case, pallet = packed["item"].key, packed["case"].key, packed["pallet"].key
+    other = packed["item"].gtin + "P3"
+    database: PostgresDatabase = packed["database"]
+    with database.unit_of_work() as uow:
+        assert AggregationStore(uow).lock_chain(item, [other]) == [case, pallet]
+        with psycopg2.connect(pg_dsn) as conn, conn.cursor() as cur:
+            free = {}
+            for key in (item, other, case, pallet, "sscc:000000000000000000"):
+                cur.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+                free[key] = cur.fetchone()[0]
+        conn.close()
+        uow.rollback()
+    assert free == {
+        item: False,
+        other: False,
+        case: False,
+        pallet: False,
+        "sscc:000000000000000000": True,
+    }
+    with database.unit_of_work() as uow:
+        assert AggregationStore(uow).lock_chain(pallet, []) == []
