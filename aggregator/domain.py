@@ -78,6 +78,26 @@ class UnitRef:
         return cls(gtin=key[:14], serial=key[14:])
 
 
+@dataclass(frozen=True)
+class SsccRange:
+    """SSCCs allocated to a tenant by one AllocateSsccs: extension digit, company prefix and
+    serial references ``first`` .. ``first + quantity - 1``."""
+
+    extension_digit: int
+    company_prefix: str
+    first: int
+    quantity: int
+
+    def holds(self, sscc: str) -> bool:
+        """Whether the 18-digit ``sscc`` is one of this range's."""
+        cut = 1 + len(self.company_prefix)
+        return (
+            sscc[:1] == str(self.extension_digit)
+            and sscc[1:cut] == self.company_prefix
+            and self.first <= int(sscc[cut:17]) < self.first + self.quantity
+        )
+
+
 def sgtin(gtin: str, serial: str, field: str) -> UnitRef:
     return UnitRef(
         gtin=normalize_gtin(gtin, f"{field}.sgtin.gtin"),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aggregator.domain import SSCC_PREFIX, Level
+from aggregator.domain import SSCC_PREFIX, Level, SsccRange
 from sealmark.storage.postgres import PostgresUnitOfWork
 
 
@@ -147,23 +147,33 @@ class AggregationStore:
             for key, state, level, gtin, lot, market, parent, held in rows
         }
 
-    def create_sscc(self, tenant_id: str, sscc: str, level: Level, at: datetime) -> Unit | None:
-        """Register ``sscc`` as a unit, if it falls in a range allocated to the tenant
-        (AllocateSsccs); None when it does not."""
+    def sscc_range(self, tenant_id: str, sscc: str) -> SsccRange | None:
+        """The range allocated to the tenant (AllocateSsccs) that holds ``sscc``, if any."""
         rows = self._uow.execute_prepared(
-            "agg_create_sscc",
-            "INSERT INTO ssccs (sscc, tenant_id, level, state, created_at, updated_at)"
-            " SELECT $2::text, $1::text, $3::text, 'commissioned', $4::timestamptz,"
-            " $4::timestamptz WHERE EXISTS (SELECT 1 FROM sscc_allocations a"
+            "agg_sscc_range",
+            "SELECT a.extension_digit, a.company_prefix, a.first_reference, a.quantity"
+            " FROM sscc_allocations a"
             " WHERE a.tenant_id = $1::text AND a.extension_digit = substr($2::text, 1, 1)::int"
             " AND substr($2::text, 2, length(a.company_prefix)) = a.company_prefix"
             " AND substr($2::text, 2 + length(a.company_prefix),"
             "     16 - length(a.company_prefix))::bigint"
-            "     BETWEEN a.first_reference AND a.first_reference + a.quantity - 1)"
-            " RETURNING sscc",
+            "     BETWEEN a.first_reference AND a.first_reference + a.quantity - 1"
+            " LIMIT 1",
+            (tenant_id, sscc),
+        )
+        return SsccRange(*rows[0]) if rows else None
+
+    def create_sscc(self, tenant_id: str, sscc: str, level: Level, at: datetime) -> Unit:
+        """Register ``sscc`` as a unit (the caller has found it in one of the tenant's ranges,
+        and holds its lock), sent with the next statement."""
+        self._uow.defer_prepared(
+            "agg_create_sscc",
+            "INSERT INTO ssccs (sscc, tenant_id, level, state, created_at, updated_at)"
+            " VALUES ($2::text, $1::text, $3::text, 'commissioned', $4::timestamptz,"
+            " $4::timestamptz)",
             (tenant_id, sscc, level.label, at),
         )
-        return Unit(SSCC_PREFIX + sscc, "commissioned", level, "", "", None) if rows else None
+        return Unit(SSCC_PREFIX + sscc, "commissioned", level, "", "", None)
 
     def set_state(
         self, keys: list[str], state: str, at: datetime, market: str | None = None

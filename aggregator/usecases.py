@@ -27,6 +27,7 @@ from aggregator.domain import (
     REPLACEABLE,
     SHIPPABLE,
     Level,
+    SsccRange,
     UnitRef,
     check_event_id,
     check_offset,
@@ -54,6 +55,7 @@ from sealmark.tenancy.model import Principal, Role, Tenant, validate_market
 
 MAX_PAGE = 1000
 TENANT_TTL_S = 5.0
+RANGES_KEPT = 64
 DEFAULT_PAGE = 500
 
 
@@ -107,6 +109,9 @@ class Aggregator:
         self._tenants: dict[str, tuple[float, Tenant]] = {}
         self._local = threading.local()  # the shared unit of work of a batch()
         self._rules: dict[tuple[str, str], tuple[float, Rule | None]] = {}
+        # Per tenant, the SSCC ranges that registered a pack lately, newest first: a line
+        # packs into its allocation's SSCCs one after another.
+        self._ranges: dict[str, list[SsccRange]] = {}
 
     # -- pack / unpack ------------------------------------------------------------------
     def pack(
@@ -230,7 +235,7 @@ class Aggregator:
                 raise FailedPrecondition(f"{old} is {gone.state}: it cannot be replaced")
             fresh = units.get(new.key)
             if fresh is None and new.is_sscc:
-                fresh = store.create_sscc(principal.tenant_id, new.sscc, gone.level, now)
+                fresh = self._register_sscc(store, principal.tenant_id, new.sscc, gone.level, now)
             if fresh is None:
                 raise NotFound(f"{name}.new_code: {new} was not issued to you")
             if fresh.state not in (CodeState.ALLOCATED.value, CodeState.COMMISSIONED.value):
@@ -854,12 +859,27 @@ class Aggregator:
         if not parent.is_sscc:
             raise NotFound(f"PackRequest.parent: {parent} was not issued to you")
         level = parent_level(parent, requested, None, None, levels)
-        created = store.create_sscc(tenant_id, parent.sscc, level, now)
+        created = self._register_sscc(store, tenant_id, parent.sscc, level, now)
         if created is None:
             raise NotFound(
                 f"PackRequest.parent: SSCC {parent.sscc} was not allocated to you (AllocateSsccs)"
             )
         return created
+
+    def _register_sscc(
+        self, store: AggregationStore, tenant_id: str, sscc: str, level: Level, now: datetime
+    ) -> Unit | None:
+        """Register ``sscc`` as a unit if it falls in a range allocated to the tenant; None
+        when it does not. Allocations are never withdrawn, so a range found once is kept (the
+        last RANGES_KEPT per tenant) and the next SSCCs of a line's allocation need no read."""
+        ranges = self._ranges.get(tenant_id, [])
+        found = next((r for r in ranges if r.holds(sscc)), None)
+        if found is None:
+            found = store.sscc_range(tenant_id, sscc)
+            if found is None:
+                return None
+            self._ranges[tenant_id] = [found, *ranges][:RANGES_KEPT]
+        return store.create_sscc(tenant_id, sscc, level, now)
 
     def _check_holds(
         self,

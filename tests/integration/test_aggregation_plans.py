@@ -15,8 +15,10 @@ from typing import Any
 
 import psycopg2
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from aggregator.domain import Level, UnitRef
+from aggregator.domain import Level, SsccRange, UnitRef
 from aggregator.storage import AggregationStore
 from aggregator.usecases import Aggregator
 from audit.domain import RecallScope
@@ -168,3 +170,54 @@ def test_lock_chain_locks_the_units_and_everything_above(
     }
     with database.unit_of_work() as uow:
         assert AggregationStore(uow).lock_chain(pallet, []) == []
+
+
+ranges = st.builds(
+    SsccRange,
+    st.integers(0, 9),
+    st.sampled_from(["9526000", "95260001", "952600"]),
+    st.integers(0, 10**8),
+    st.integers(1, 1000),
+)
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    allocated=ranges,
+    ext=st.none() | st.integers(0, 9),  # None: the range's own
+    prefix=st.none() | st.sampled_from(["9526000", "95260001"]),
+    offset=st.integers(-3, 1003),
+)
+def test_a_range_holds_what_the_database_finds_in_it(
+    packed: dict[str, Any],
+    allocated: SsccRange,
+    ext: int | None,
+    prefix: str | None,
+    offset: int,
+) -> None:
+    """The Aggregator keeps the ranges it found and checks later SSCCs against them in memory:
+    that check must agree with the database's."""
+    ext = allocated.extension_digit if ext is None else ext
+    prefix = allocated.company_prefix if prefix is None else prefix
+    reference = max(0, allocated.first + offset) % 10 ** (16 - len(prefix))
+    sscc = make_sscc(ext, prefix, reference)
+    database: PostgresDatabase = packed["database"]
+    with database.unit_of_work() as uow:
+        uow.execute("DELETE FROM sscc_allocations WHERE tenant_id = %s", (packed["tenant"],))
+        uow.execute(
+            "INSERT INTO sscc_allocations (tenant_id, request_id, company_prefix,"
+            " extension_digit, first_reference, quantity) VALUES (%s, 'r', %s, %s, %s, %s)",
+            (
+                packed["tenant"],
+                allocated.company_prefix,
+                allocated.extension_digit,
+                allocated.first,
+                allocated.quantity,
+            ),
+        )
+        found = AggregationStore(uow).sscc_range(packed["tenant"], sscc)
+        uow.rollback()
+    assert (found is not None) == allocated.holds(sscc)
+    assert found in (None, allocated)
