@@ -4,7 +4,7 @@ decommission reasons and the undo window. Pure: standard library and sealmark's 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import IntEnum
 
@@ -76,6 +76,52 @@ class UnitRef:
         if key.startswith(SSCC_PREFIX):
             return cls(sscc=key[len(SSCC_PREFIX) :])
         return cls(gtin=key[:14], serial=key[14:])
+
+
+# A unit under a parent, as ListChildren streams it: (key, parent key, depth, level, state,
+# market or None), keys as :attr:`UnitRef.key`.
+ChildRow = tuple[str, str, int, int, str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ChildGroup:
+    """The units under one parent at one depth, as ListChildren streams them, in key order.
+
+    ``keys`` are joined by newlines (no key holds one: serials are CSET 82, SSCCs digits), so
+    that a pallet's 1,440 items come from the database as 60 values, not 1,440 rows. Their
+    level, state and market are ``level``, ``state`` and ``market`` when all share them (the
+    usual case), else ``varying`` holds them per key."""
+
+    depth: int
+    parent: str
+    keys: str
+    count: int
+    level: int
+    state: str
+    market: str | None
+    varying: tuple[tuple[int, str, str | None], ...] | None = None
+
+    def rows(self) -> list[ChildRow]:
+        keys = self.keys.split("\n")
+        if self.varying is None:
+            return [(k, self.parent, self.depth, self.level, self.state, self.market) for k in keys]
+        return [
+            (k, self.parent, self.depth, level, state, market)
+            for k, (level, state, market) in zip(keys, self.varying, strict=True)
+        ]
+
+    def split(self, n: int) -> tuple[ChildGroup, ChildGroup]:
+        """The first ``n`` units (0 < n < count) and the rest."""
+        keys = self.keys.split("\n")
+        v = self.varying
+        return (
+            replace(self, keys="\n".join(keys[:n]), count=n, varying=v and v[:n]),
+            replace(self, keys="\n".join(keys[n:]), count=self.count - n, varying=v and v[n:]),
+        )
+
+    @property
+    def last_key(self) -> str:
+        return self.keys.rpartition("\n")[2]
 
 
 @dataclass(frozen=True)

@@ -335,8 +335,8 @@ class AggregatorService(aggregator_pb2_grpc.AggregatorServicer):
             request.page.page_size,
             request.page.page_token,
         )
-        for rows, token in pages:
-            yield children_page(rows, token)
+        for groups, token in pages:
+            yield children_page(groups, token)
 
     def GetCounts(
         self, request: aggregator_pb2.GetCountsRequest, context: grpc.ServicerContext

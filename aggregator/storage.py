@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aggregator.domain import SSCC_PREFIX, Level, SsccRange
+from aggregator.domain import SSCC_PREFIX, ChildGroup, Level, SsccRange
 from sealmark.storage.postgres import PostgresUnitOfWork
 
 
@@ -231,26 +231,37 @@ class AggregationStore:
         )
         return [(r[0], r[1], int(r[2])) for r in rows]
 
-    def descendant_page(
+    def descendant_groups(
         self,
         tenant_id: str,
         root: str,
         all_levels: bool,
-        after: tuple[int, str] | None,
-        limit: int,
-    ) -> list[tuple[str, str, int, int, str, str | None]]:
-        """Up to ``limit`` of (key, parent, depth, level, state, market) below ``root``,
-        ordered by (depth, key), strictly after ``after``; direct children only unless
-        ``all_levels``. Nothing unless ``root`` is one of the tenant's units.
+        after: tuple[int, str, str] | None,
+        rows: int,
+    ) -> list[ChildGroup]:
+        """The units below ``root``, strictly after ``after`` in (depth, parent, key) order, as
+        groups of one parent at one depth: groups until they hold at least ``rows`` units (or
+        all there are); direct children only unless ``all_levels``. Nothing unless ``root`` is
+        one of the tenant's units.
 
         One statement on the parent index and nothing else (containment carries each unit's
         state and market). Levels strictly decrease downwards (pallet, case, bundle, item), so
         nothing lies more than three levels below a unit: three fixed joins, which plan and
-        run faster than a recursive walk, and items are never looked into."""
+        run faster than a recursive walk, and items are never looked into. Each group comes
+        back as one row, its keys joined by newlines: the driver builds 60 values for a
+        pallet of 60 cases instead of 1,500 rows."""
         sscc = root[len(SSCC_PREFIX) :] if root.startswith(SSCC_PREFIX) else ""
-        rows = self._uow.execute_prepared(
-            "agg_descendant_page",
-            "SELECT key, parent, depth, level, state, market FROM ("
+        found = self._uow.execute_prepared(
+            "agg_descendant_groups",
+            "SELECT depth, parent, n, keys, level, state, market, varying FROM ("
+            " SELECT depth, parent, count(*)::int AS n,"
+            "  string_agg(key, E'\\n' ORDER BY key) AS keys,"
+            "  min(level)::int AS level, min(state) AS state, min(market) AS market,"
+            "  CASE WHEN min(level) = max(level) AND min(state) = max(state)"
+            "   AND (count(market) = 0 OR count(market) = count(*) AND min(market) = max(market))"
+            "   THEN NULL ELSE string_agg(level || E'\\t' || state || E'\\t'"
+            "   || coalesce(market, ''), E'\\n' ORDER BY key) END AS varying,"
+            "  sum(count(*)) OVER (ORDER BY depth, parent) AS upto FROM ("
             " SELECT c1.child_key AS key, c1.parent_key AS parent, 1 AS depth,"
             "  c1.child_level AS level, c1.state, c1.market"
             "  FROM containment c1 WHERE c1.parent_key = $1::text"
@@ -261,22 +272,25 @@ class AggregationStore:
             "  c3.market FROM containment c1 JOIN containment c2 ON c2.parent_key = c1.child_key"
             "  JOIN containment c3 ON c3.parent_key = c2.child_key"
             "  WHERE $2::bool AND c1.parent_key = $1::text AND c2.child_level > 1) t"
-            " WHERE (depth, key) > ($3::int, $4::text)"
+            " WHERE (depth, parent, key) > ($3::int, $4::text, $5::text)"
             " AND (EXISTS (SELECT 1 FROM codes WHERE code_key = $1::text"
-            "  AND tenant_id = $6::text) OR EXISTS (SELECT 1 FROM ssccs"
-            "  WHERE sscc = $7::bpchar AND tenant_id = $6::text))"
-            " ORDER BY depth, key LIMIT $5::int",
+            "  AND tenant_id = $7::text) OR EXISTS (SELECT 1 FROM ssccs"
+            "  WHERE sscc = $8::bpchar AND tenant_id = $7::text))"
+            " GROUP BY depth, parent) g"
+            " WHERE upto - n < $6::int ORDER BY depth, parent",
             (
                 root,
                 all_levels,
-                after[0] if after else 0,
-                after[1] if after else "",
-                limit,
+                *(after or (0, "", "")),
+                rows,
                 tenant_id,
                 sscc,
             ),
         )
-        return rows  # the row shape is the statement's
+        return [
+            ChildGroup(depth, parent, keys, n, level, state, market, _varying(varying))
+            for depth, parent, n, keys, level, state, market, varying in found
+        ]
 
     def level_counts(self, root: str) -> tuple[dict[Level, int], int]:
         """Descendants per level, and how many are direct children."""
@@ -442,3 +456,14 @@ class AggregationStore:
             "UPDATE decommissions SET undone_at = %s WHERE event_id = %s AND unit_key = ANY(%s)",
             (at, event_id, keys),
         )
+
+
+def _varying(text: str | None) -> tuple[tuple[int, str, str | None], ...] | None:
+    """Level, state and market per key, from ``level\\tstate\\tmarket`` lines."""
+    if text is None:
+        return None
+    out = []
+    for line in text.split("\n"):
+        level, state, market = line.split("\t")
+        out.append((int(level), state, market or None))
+    return tuple(out)

@@ -15,6 +15,7 @@ import hashlib
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -26,6 +27,7 @@ from aggregator.domain import (
     MAX_LOGISTICS,
     REPLACEABLE,
     SHIPPABLE,
+    ChildGroup,
     Level,
     SsccRange,
     UnitRef,
@@ -86,10 +88,6 @@ class Outcome:
     recorded_at: datetime
 
 
-# A unit under a parent, as ListChildren streams it: (key, parent key, depth, level, state,
-# market or None), keys as :attr:`UnitRef.key`. Plain tuples, straight from the database: a
-# pallet is 1,500 of them and every object per row shows in the explode latency.
-ChildRow = tuple[str, str, int, int, str, str | None]
 EXPLODE_BATCH_ROWS = 10_000  # rows fetched per statement while streaming children
 
 
@@ -605,30 +603,47 @@ class Aggregator:
         all_levels: bool,
         page_size: int = 0,
         page_token: str = "",
-    ) -> Iterator[tuple[list[ChildRow], str]]:
-        """Pages of the units under ``parent`` now, breadth first, each with the token that
-        resumes after it (empty on the last page)."""
+    ) -> Iterator[tuple[list[ChildGroup], str]]:
+        """Pages of the units under ``parent`` now, breadth first (by depth, then parent, then
+        key), each with the token that resumes after it (empty on the last page). A page is
+        ``page_size`` units in groups of one parent (a group cut at a page's end goes on in
+        the next)."""
         self._owned(principal, [parent], "ListChildrenRequest")
         size = _page_size(page_size, "ListChildrenRequest.page.page_size")
         after = _child_token(page_token)
         per_fetch = size * max(1, EXPLODE_BATCH_ROWS // size)
-        first = True
+        first, sent = True, False
         while True:
             with self._db.reads() as uow:
                 store = AggregationStore(uow)
-                rows = store.descendant_page(
+                groups = store.descendant_groups(
                     principal.tenant_id, parent.key, all_levels, after, per_fetch + 1
                 )
                 # Nothing back: an empty parent, or not one of the tenant's units at all.
-                if first and not rows and not store.units(principal.tenant_id, [parent.key]):
+                if first and not groups and not store.units(principal.tenant_id, [parent.key]):
                     raise NotFound(f"ListChildrenRequest.parent: {parent} was not issued to you")
             first = False
-            more = len(rows) > per_fetch
-            for start in range(0, min(len(rows), per_fetch) or 1, size):
-                page = rows[start : start + size]
-                after = (page[-1][2], page[-1][0]) if page else after
-                last = not more and start + size >= len(rows)
-                yield page, "" if last or after is None else f"{after[0]}:{after[1]}"
+            fetched = sum(g.count for g in groups)
+            more = fetched > per_fetch
+            left = min(fetched, per_fetch)  # units of this fetch still to send
+            pending = deque(groups)
+            page: list[ChildGroup] = []
+            room = size
+            while left:
+                group = pending.popleft()
+                if group.count > min(room, left):
+                    group, rest = group.split(min(room, left))
+                    pending.appendleft(rest)
+                page.append(group)
+                room -= group.count
+                left -= group.count
+                if not room or not left:
+                    after = (group.depth, group.parent, group.last_key)
+                    last = not more and not left
+                    yield page, "" if last else " ".join((str(after[0]), after[1], after[2]))
+                    page, room, sent = [], size, True
+            if not sent:  # nothing at all (or nothing after the token): one empty page
+                yield [], ""
             if not more:
                 return
 
@@ -1091,10 +1106,12 @@ def _page_size(value: int, name: str) -> int:
     return value or DEFAULT_PAGE
 
 
-def _child_token(token: str) -> tuple[int, str] | None:
+def _child_token(token: str) -> tuple[int, str, str] | None:
+    """(depth, parent, key) of the last unit sent, from ``depth parent key`` (no key holds a
+    space)."""
     if not token:
         return None
-    depth, _, key = token.partition(":")
-    if not depth.isdigit() or not key:
+    parts = token.split(" ")
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1] or not parts[2]:
         raise InvalidArgument("ListChildrenRequest.page.page_token", "not a token this server gave")
-    return int(depth), key
+    return int(parts[0]), parts[1], parts[2]

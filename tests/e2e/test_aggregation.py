@@ -214,6 +214,30 @@ def test_line_packs_a_pallet_over_the_stream_and_ships_it(plant: dict[str, Any])
     assert [p.next_page_token != "" for p in pages] == [True, True, True, False]
     assert {_ref_key(c.code) for c in children if c.depth == 1} == set(cases)
     assert {_ref_key(c.code) for c in children if c.depth == 2} == set(serials)
+    # Breadth first, each parent's children together (pages are cut inside a case's 24).
+    runs = [(c.depth, _ref_key(c.parent)) for c in children]
+    starts = [run for n, run in enumerate(runs) if n == 0 or runs[n - 1] != run]
+    assert [d for d, _ in starts] == [1] + [2] * 20 and len(set(starts)) == len(starts)
+
+    # Each token resumes right after its page, wherever in a case the page ended.
+    def listed(token: str) -> list[aggregator_pb2.Child]:
+        request = aggregator_pb2.ListChildrenRequest(
+            parent=_box(pallet),
+            all_levels=True,
+            page=common_pb2.PageRequest(page_size=128, page_token=token),
+        )
+        return [
+            c
+            for p in plant["stub"].ListChildren(
+                request, metadata=_md(plant["tokens"]["line"]), timeout=10
+            )
+            for c in p.children
+        ]
+
+    for n, page in enumerate(pages[:-1]):
+        assert listed(page.next_page_token) == children[(n + 1) * 128 :]
+    for forged in ("2:" + pallet, "x y z", "1 sscc:1", pages[0].next_page_token + " more"):
+        _fails(lambda t=forged: listed(t), grpc.StatusCode.INVALID_ARGUMENT, "page_token")
     ancestors = plant["stub"].GetAncestors(
         aggregator_pb2.GetAncestorsRequest(code=_item(plant, serials[30])),
         metadata=_md(plant["tokens"]["line"]),

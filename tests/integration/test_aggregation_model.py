@@ -270,7 +270,8 @@ def _check(agg: Aggregator, who: Principal, model: Model, units: list[UnitRef]) 
             per_level, direct = agg.counts(who, unit)
             assert direct == len(model.children(unit.key))
             assert sum(per_level.values()) == len(model.below(unit.key))
-            rows = [r for page, _ in agg.children(who, unit, True) for r in page]
+            pages = agg.children(who, unit, True)
+            rows = [r for page, _ in pages for group in page for r in group.rows()]
             # States and markets here are containment's copies (migration 0008's triggers).
             assert {key: state for key, _, _, _, state, _ in rows} == {
                 k: model.state[k] for k in model.below(unit.key)
@@ -301,7 +302,8 @@ def test_state_changes_by_other_writers_reach_the_explosion(env: dict[str, Any])
 
     def seen() -> dict[str, tuple[str, str | None]]:
         pages = agg.children(line, pallet, True)
-        return {key: (state, market) for page, _ in pages for key, _, _, _, state, market in page}
+        rows = [r for page, _ in pages for group in page for r in group.rows()]
+        return {key: (state, market) for key, _, _, _, state, market in rows}
 
     assert set(seen().values()) == {("commissioned", None)}
     with env["conn"], env["conn"].cursor() as cur:

@@ -1,12 +1,13 @@
 """aggregator.wire encodes ListChildren pages by hand; the protobuf runtime must read back
-exactly the message it would have built itself, for every shape of row."""
+exactly the message it would have built itself, for every shape of row and of group."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.wire import STATES, Row, children_page, code_ref
+from aggregator.domain import ChildGroup
+from aggregator.wire import STATES, Row, children_page, code_ref, rows_page
 from sealmark.v1 import aggregator_pb2, common_pb2
 
 GTIN = "09520123456788"
@@ -67,14 +68,14 @@ runs = st.lists(st.tuples(tails, st.lists(keys, min_size=1, max_size=30)), max_s
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(rows=runs)
 def test_runs_under_one_parent_read_back_as_the_runtime_builds_them(rows: list[Row]) -> None:
-    encoded = children_page(rows, "")
+    encoded = rows_page(rows, "")
     assert aggregator_pb2.ListChildrenResponse.FromString(encoded) == _expected(rows, "")
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(rows=rows, token=st.one_of(st.just(""), st.text(min_size=1, max_size=200)))
 def test_pages_read_back_as_the_runtime_builds_them(rows: list[Row], token: str) -> None:
-    encoded = children_page(rows, token)
+    encoded = rows_page(rows, token)
     assert aggregator_pb2.ListChildrenResponse.FromString(encoded) == _expected(rows, token)
 
 
@@ -82,7 +83,7 @@ def test_long_fields_take_multi_byte_lengths() -> None:
     # A market of 200 characters pushes the child past 127 bytes: the inlined one-byte path
     # must step aside for the general encoder.
     row: Row = (GTIN + "ABC", "sscc:" + "1" * 18, 2, 1, "in_transit", "X" * 200)
-    decoded = aggregator_pb2.ListChildrenResponse.FromString(children_page([row], "9" * 300))
+    decoded = aggregator_pb2.ListChildrenResponse.FromString(rows_page([row], "9" * 300))
     assert decoded == _expected([row], "9" * 300)
     assert decoded.children[0].market == "X" * 200
 
@@ -94,7 +95,7 @@ def test_a_page_of_items_under_cases_matches_field_for_field() -> None:
     page += [
         (f"{GTIN}B{i:013d}", "sscc:195201230000000017", 2, 1, "in_transit", "DE") for i in range(24)
     ]
-    decoded = aggregator_pb2.ListChildrenResponse.FromString(children_page(page, "2:x"))
+    decoded = aggregator_pb2.ListChildrenResponse.FromString(rows_page(page, "2:x"))
     assert decoded == _expected(page, "2:x")
     assert decoded.children[5].code.sgtin.serial == "B0000000000004"
     assert decoded.children[5].state == common_pb2.CODE_STATE_IN_TRANSIT
@@ -103,3 +104,79 @@ def test_a_page_of_items_under_cases_matches_field_for_field() -> None:
 def test_code_refs_match() -> None:
     for key in (GTIN + "1", GTIN + "x" * 20, "sscc:106141411234567896"):
         assert common_pb2.CodeRef.FromString(code_ref(key)) == _ref(key)
+
+
+# Groups as the database hands them over: keys joined by newlines (no key holds one), with one
+# tail or a level, state and market per key. Cases of one GTIN and serial length (the fast
+# path) are drawn on purpose, and so is everything that must leave it: a second GTIN or serial
+# length inside a group, SSCCs, non-ASCII serials, varying states.
+line_keys = keys.filter(lambda k: "\n" not in k)
+uniform_members = st.tuples(
+    st.sampled_from([GTIN, OTHER_GTIN]), st.integers(1, 20), st.integers(1, 30)
+).flatmap(
+    lambda g: st.lists(
+        st.text(CSET82, min_size=g[1], max_size=g[1]), min_size=g[2], max_size=g[2]
+    ).map(lambda serials: [g[0] + s for s in serials])
+)
+members = st.one_of(uniform_members, st.lists(line_keys, min_size=1, max_size=30))
+
+
+@st.composite
+def groups(draw: st.DrawFn) -> ChildGroup:
+    parent, depth, level, state, market = draw(tails)
+    member_keys = draw(members)
+    varying = None
+    if draw(st.integers(0, 3)) == 0:  # now and then: a level, state and market per key
+        varying = tuple(draw(tails)[2:] for _ in member_keys)
+    return ChildGroup(
+        depth, parent, "\n".join(member_keys), len(member_keys), level, state, market, varying
+    )
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(page=st.lists(groups(), max_size=5), token=st.one_of(st.just(""), st.text(max_size=50)))
+def test_groups_read_back_as_the_runtime_builds_their_rows(
+    page: list[ChildGroup], token: str
+) -> None:
+    rows = [row for group in page for row in group.rows()]
+    encoded = children_page(page, token)
+    assert aggregator_pb2.ListChildrenResponse.FromString(encoded) == _expected(rows, token)
+
+
+def test_a_case_of_one_gtin_takes_the_group_path() -> None:
+    serials = [f"B{i:013d}" for i in range(24)]
+    case = ChildGroup(
+        2,
+        "sscc:195201230000000017",
+        "\n".join(GTIN + s for s in serials),
+        24,
+        1,
+        "in_transit",
+        "DE",
+    )
+    decoded = aggregator_pb2.ListChildrenResponse.FromString(children_page([case], "t"))
+    assert decoded == _expected(case.rows(), "t")
+    assert [c.code.sgtin.serial for c in decoded.children] == serials
+    # One key longer than the rest, or of another GTIN: same bytes as row by row.
+    for odd in (GTIN + "B00000000000000", OTHER_GTIN + "B0000000000001"):
+        mixed = ChildGroup(
+            2, case.parent, case.keys.replace(GTIN + serials[3], odd), 24, 1, "in_transit", "DE"
+        )
+        assert children_page([mixed], "") == rows_page(mixed.rows(), "")
+
+
+def test_a_group_splits_where_a_page_ends() -> None:
+    group = ChildGroup(
+        2,
+        "sscc:1",
+        "a\nb\nc",
+        3,
+        1,
+        "sampled",
+        None,
+        ((1, "sampled", None),) * 2 + ((1, "x", "DE"),),
+    )
+    first, rest = group.split(2)
+    assert (first.keys, first.count, first.last_key) == ("a\nb", 2, "b")
+    assert (rest.keys, rest.count, rest.varying) == ("c", 1, ((1, "x", "DE"),))
+    assert first.rows() + rest.rows() == group.rows()
