@@ -640,7 +640,7 @@ class Aggregator:
                 if not room or not left:
                     after = (group.depth, group.parent, group.last_key)
                     last = not more and not left
-                    yield page, "" if last else " ".join((str(after[0]), after[1], after[2]))
+                    yield page, "" if last else _child_token_of(after)
                     page, room, sent = [], size, True
             if not sent:  # nothing at all (or nothing after the token): one empty page
                 yield [], ""
@@ -1104,6 +1104,11 @@ def _page_size(value: int, name: str) -> int:
     if value < 0 or value > MAX_PAGE:
         raise InvalidArgument(name, f"{value}, want 0..{MAX_PAGE}")
     return value or DEFAULT_PAGE
+
+
+def _child_token_of(after: tuple[int, str, str]) -> str:
+    """The page token resuming after (depth, parent, key): ``depth parent key``."""
+    return f"{after[0]} {after[1]} {after[2]}"
 
 
 def _child_token(token: str) -> tuple[int, str, str] | None:

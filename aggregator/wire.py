@@ -100,19 +100,11 @@ def children_page(groups: Sequence[ChildGroup], token: str) -> bytes:
     The page is assembled as text in which each character stands for one byte (Latin-1) and
     encoded once at the end. A group of items of one GTIN and one serial length, with ASCII
     keys and one tail, is encoded whole with two string operations on its newline-joined keys
-    (a case of 24 bottles, say); any other group row by row (:func:`rows_page`)."""
+    (a case of 24 bottles, say); any other group row by row."""
     parts = [_group_text(g) for g in groups]
     if token:
         parts.append(_delimited(_TOKEN, token.encode()).decode("latin-1"))
     return "".join(parts).encode("latin-1")
-
-
-def rows_page(rows: Sequence[Row], token: str) -> bytes:
-    """One ``ListChildrenResponse`` of ``rows``, encoded row by row."""
-    text = _rows_text(rows)
-    if token:
-        text += _delimited(_TOKEN, token.encode()).decode("latin-1")
-    return text.encode("latin-1")
 
 
 def _group_text(group: ChildGroup) -> str:

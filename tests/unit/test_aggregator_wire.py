@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.domain import ChildGroup
-from aggregator.wire import STATES, Row, children_page, code_ref, rows_page
+from aggregator.wire import STATES, Row, children_page, code_ref
 from sealmark.v1 import aggregator_pb2, common_pb2
 
 GTIN = "09520123456788"
@@ -44,7 +44,8 @@ def _expected(rows: list[Row], token: str) -> aggregator_pb2.ListChildrenRespons
 serials = st.one_of(st.text(CSET82, min_size=1, max_size=20), st.text(min_size=1, max_size=20))
 ssccs = st.from_regex(r"\A[0-9]{18}\Z").map(lambda s: "sscc:" + s)
 items = st.tuples(st.sampled_from([GTIN, OTHER_GTIN]), serials).map("".join)
-keys = st.one_of(items, ssccs)
+# No key holds a newline (serials are CSET 82): groups join their keys with one.
+keys = st.one_of(items, ssccs).filter(lambda k: "\n" not in k)
 # Everything of a row after its key: what children under one parent share.
 tails = st.tuples(
     keys,
@@ -59,23 +60,40 @@ tails = st.tuples(
     ),
 )
 rows = st.lists(st.tuples(keys, tails).map(lambda kt: (kt[0], *kt[1])), max_size=40)
+
+
+def _alone(row: Row) -> ChildGroup:
+    """``row`` as a group of its own."""
+    key, parent, depth, level, state, market = row
+    return ChildGroup(depth, parent, key, 1, level, state, market)
+
+
+def _run(tail: tuple[str, int, int, str, str | None], members: list[str]) -> ChildGroup:
+    parent, depth, level, state, market = tail
+    return ChildGroup(depth, parent, "\n".join(members), len(members), level, state, market)
+
+
 # Pages as they come from the database: runs of children under one parent, sharing the tail.
-runs = st.lists(st.tuples(tails, st.lists(keys, min_size=1, max_size=30)), max_size=6).map(
-    lambda groups: [(key, *tail) for tail, members in groups for key in members]
+runs = st.lists(
+    st.tuples(tails, st.lists(keys, min_size=1, max_size=30)).map(lambda r: _run(*r)),
+    max_size=6,
 )
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)
-@given(rows=runs)
-def test_runs_under_one_parent_read_back_as_the_runtime_builds_them(rows: list[Row]) -> None:
-    encoded = rows_page(rows, "")
+@given(page=runs)
+def test_runs_under_one_parent_read_back_as_the_runtime_builds_them(
+    page: list[ChildGroup],
+) -> None:
+    rows = [row for group in page for row in group.rows()]
+    encoded = children_page(page, "")
     assert aggregator_pb2.ListChildrenResponse.FromString(encoded) == _expected(rows, "")
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(rows=rows, token=st.one_of(st.just(""), st.text(min_size=1, max_size=200)))
 def test_pages_read_back_as_the_runtime_builds_them(rows: list[Row], token: str) -> None:
-    encoded = rows_page(rows, token)
+    encoded = children_page([_alone(row) for row in rows], token)
     assert aggregator_pb2.ListChildrenResponse.FromString(encoded) == _expected(rows, token)
 
 
@@ -83,7 +101,9 @@ def test_long_fields_take_multi_byte_lengths() -> None:
     # A market of 200 characters pushes the child past 127 bytes: the inlined one-byte path
     # must step aside for the general encoder.
     row: Row = (GTIN + "ABC", "sscc:" + "1" * 18, 2, 1, "in_transit", "X" * 200)
-    decoded = aggregator_pb2.ListChildrenResponse.FromString(rows_page([row], "9" * 300))
+    decoded = aggregator_pb2.ListChildrenResponse.FromString(
+        children_page([_alone(row)], "9" * 300)
+    )
     assert decoded == _expected([row], "9" * 300)
     assert decoded.children[0].market == "X" * 200
 
@@ -95,7 +115,9 @@ def test_a_page_of_items_under_cases_matches_field_for_field() -> None:
     page += [
         (f"{GTIN}B{i:013d}", "sscc:195201230000000017", 2, 1, "in_transit", "DE") for i in range(24)
     ]
-    decoded = aggregator_pb2.ListChildrenResponse.FromString(rows_page(page, "2:x"))
+    decoded = aggregator_pb2.ListChildrenResponse.FromString(
+        children_page([_alone(page[0]), _run(page[1][1:], [r[0] for r in page[1:]])], "2:x")
+    )
     assert decoded == _expected(page, "2:x")
     assert decoded.children[5].code.sgtin.serial == "B0000000000004"
     assert decoded.children[5].state == common_pb2.CODE_STATE_IN_TRANSIT
@@ -110,7 +132,6 @@ def test_code_refs_match() -> None:
 # tail or a level, state and market per key. Cases of one GTIN and serial length (the fast
 # path) are drawn on purpose, and so is everything that must leave it: a second GTIN or serial
 # length inside a group, SSCCs, non-ASCII serials, varying states.
-line_keys = keys.filter(lambda k: "\n" not in k)
 uniform_members = st.tuples(
     st.sampled_from([GTIN, OTHER_GTIN]), st.integers(1, 20), st.integers(1, 30)
 ).flatmap(
@@ -118,7 +139,7 @@ uniform_members = st.tuples(
         st.text(CSET82, min_size=g[1], max_size=g[1]), min_size=g[2], max_size=g[2]
     ).map(lambda serials: [g[0] + s for s in serials])
 )
-members = st.one_of(uniform_members, st.lists(line_keys, min_size=1, max_size=30))
+members = st.one_of(uniform_members, st.lists(keys, min_size=1, max_size=30))
 
 
 @st.composite
@@ -157,12 +178,16 @@ def test_a_case_of_one_gtin_takes_the_group_path() -> None:
     decoded = aggregator_pb2.ListChildrenResponse.FromString(children_page([case], "t"))
     assert decoded == _expected(case.rows(), "t")
     assert [c.code.sgtin.serial for c in decoded.children] == serials
-    # One key longer than the rest, or of another GTIN: same bytes as row by row.
+    # One key longer than the rest, or of another GTIN: the same bytes as one group per unit.
     for odd in (GTIN + "B00000000000000", OTHER_GTIN + "B0000000000001"):
         mixed = ChildGroup(
             2, case.parent, case.keys.replace(GTIN + serials[3], odd), 24, 1, "in_transit", "DE"
         )
-        assert children_page([mixed], "") == rows_page(mixed.rows(), "")
+        encoded = children_page([mixed], "")
+        assert encoded == children_page([_alone(row) for row in mixed.rows()], "")
+        assert aggregator_pb2.ListChildrenResponse.FromString(encoded) == _expected(
+            mixed.rows(), ""
+        )
 
 
 def test_a_group_splits_where_a_page_ends() -> None:
