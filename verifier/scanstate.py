@@ -15,10 +15,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 import structlog
 
+from verifier.coalesce import Coalescer
 from verifier.domain import ClientContext, History
 
 log = structlog.get_logger("sealmark.verifier")
@@ -79,6 +81,7 @@ return g
 """
 
 Rebuild = Callable[[str], tuple[History, set[str]]]
+Call = tuple[list[str], list[str | int]]  # a script's keys and arguments
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,10 @@ class ScanState:
     def __init__(self, gate: RedisGate) -> None:
         self._gate = gate
         self._record = gate.client.register_script(_RECORD)
+        # The scans recorded together by this process's threads share a pipeline.
+        pool = gate.client.connection_pool
+        self._lane = pool.connection_class(**pool.connection_kwargs)
+        self._records: Coalescer[Call, Any] = Coalescer(self.record_batch)
         self._admit = gate.client.register_script(_ADMIT)
         self._guess = gate.client.register_script(_GUESS)
         # Stand-ins while Redis is away: per-process, so limits are per process then.
@@ -198,28 +205,10 @@ class ScanState:
         rebuild: Rebuild,
         limits: Limits,
     ) -> tuple[History, str]:
-        epoch = self._gate.epoch()
-        minute = int(time.time() // 60)
-        keys = [
-            f"vs:{epoch}:{code_key}",
-            f"vss:{epoch}:{code_key}",
-            f"rl:{limits.client}:{minute}",
-            f"gs:{limits.client}",
-        ]
-        args: list[str | int] = [
-            int(now.timestamp() * 1000),
-            session,
-            context.region,
-            "" if context.latitude is None else repr(context.latitude),
-            "" if context.longitude is None else repr(context.longitude),
-            "1" if active else "0",
-            STATE_TTL_S,
-            MAX_SESSIONS_KEPT,
-            limits.per_minute,
-            limits.guesses,
-            "0",
-        ]
-        reply = self._record(keys=keys, args=args)
+        keys, args = self.record_call(code_key, context, session, active, now, limits)
+        reply = self._records.submit((keys, args))
+        if isinstance(reply, Exception):
+            raise reply  # this scan's own error (the connection's would fail the batch)
         if reply[0] == b"limited":
             return History(), _why(int(reply[1]), int(reply[2]), limits)
         if reply[0] == b"miss":
@@ -243,6 +232,72 @@ class ScanState:
             last_longitude=float(lon) if lon else None,
             sessions=int(sessions_now),
         ), ""
+
+    def record_call(
+        self,
+        code_key: str,
+        context: ClientContext,
+        session: str,
+        active: bool,
+        now: datetime,
+        limits: Limits,
+    ) -> Call:
+        """The record script's keys and arguments for one scan (not seeding)."""
+        epoch = self._gate.epoch()
+        minute = int(time.time() // 60)
+        keys = [
+            f"vs:{epoch}:{code_key}",
+            f"vss:{epoch}:{code_key}",
+            f"rl:{limits.client}:{minute}",
+            f"gs:{limits.client}",
+        ]
+        args: list[str | int] = [
+            int(now.timestamp() * 1000),
+            session,
+            context.region,
+            "" if context.latitude is None else repr(context.latitude),
+            "" if context.longitude is None else repr(context.longitude),
+            "1" if active else "0",
+            STATE_TTL_S,
+            MAX_SESSIONS_KEPT,
+            limits.per_minute,
+            limits.guesses,
+            "0",
+        ]
+        return keys, args
+
+    def record_batch(self, calls: list[Call]) -> list[Any]:
+        """Run the record script once per call, all in one pipeline (each run is atomic on
+        its own, as when sent alone): the replies, in order, a call's error as its reply. A
+        Redis that lost its scripts gets them again."""
+        replies = self._pipeline(calls)
+        lost = [i for i, r in enumerate(replies) if isinstance(r, redis.exceptions.NoScriptError)]
+        if lost:
+            self._record.sha = self._gate.client.script_load(_RECORD)
+            for i, reply in zip(lost, self._pipeline([calls[i] for i in lost]), strict=True):
+                replies[i] = reply
+        return replies
+
+    def _pipeline(self, calls: list[Call]) -> list[Any]:
+        """Send every call, then read every reply, on this process's own connection for
+        batches (the Coalescer runs one batch at a time): the pool, retry and pipeline
+        machinery of redis-py cost more CPU than the round trip on a busy box."""
+        conn = self._lane
+        sha = self._record.sha
+        conn.send_packed_command(
+            conn.pack_commands([("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls])
+        )
+        replies: list[Any] = []
+        try:
+            for _ in calls:
+                try:
+                    replies.append(conn.read_response())
+                except redis.ResponseError as exc:  # this call's error; the next reply follows
+                    replies.append(exc)
+        except BaseException:
+            conn.disconnect()  # replies left unread: never reuse the stream
+            raise
+        return replies
 
     def admit(self, limits: Limits) -> str:
         """Count one request of the client; why it is refused, or "" when admitted."""

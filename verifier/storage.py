@@ -69,21 +69,32 @@ class VerificationStore:
     def __init__(self, uow: PostgresUnitOfWork) -> None:
         self._uow = uow
 
-    def code(self, code_key: str) -> StoredCode | None:
-        """The stored code with its product and brand: one primary-key probe."""
+    def codes(self, code_keys: Sequence[str]) -> dict[str, StoredCode]:
+        """The stored codes among ``code_keys``, with their products and brands, by key: one
+        statement of primary-key probes (the scans that arrive together, see coalesce.py)."""
         rows = self._uow.execute_prepared(
-            "ver_code",
-            "SELECT c.tenant_id, c.state, coalesce(c.lot, ''), c.expiry, c.production_date,"
-            " c.key_id, c.pin_hash, c.market, p.name, t.name"
+            "ver_codes",
+            "SELECT c.code_key, c.tenant_id, c.state, coalesce(c.lot, ''), c.expiry,"
+            " c.production_date, c.key_id, c.pin_hash, c.market, p.name, t.name"
             " FROM codes c JOIN products p ON p.gtin = c.gtin JOIN tenants t ON t.id = c.tenant_id"
-            " WHERE c.code_key = $1::text",
-            (code_key,),
+            " WHERE c.code_key = ANY($1::text[])",
+            (list(code_keys),),
         )
-        if not rows:
-            return None
-        r = rows[0]
-        pin_hash = bytes(r[6]) if r[6] is not None else None
-        return StoredCode(r[0], r[1], r[2], r[3], r[4], r[5], pin_hash, r[7], r[8], r[9])
+        return {
+            r[0]: StoredCode(
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                bytes(r[7]) if r[7] is not None else None,
+                r[8],
+                r[9],
+                r[10],
+            )
+            for r in rows
+        }
 
     def recall_reason(self, code_key: str) -> str | None:
         """What the brand told consumers when it recalled the code (Audit's Recall)."""

@@ -25,6 +25,7 @@ from sealmark.crypto.signature import canonical_bytes, decode_ai8030, load_key, 
 from sealmark.errors import InvalidArgument, NotFound, ResourceExhausted
 from sealmark.gs1.code import GS1Code
 from sealmark.lifecycle import CodeState
+from verifier.coalesce import Coalescer
 from verifier.domain import (
     MAX_PAYLOAD_BYTES,
     MAX_PIN_CHARS,
@@ -101,7 +102,8 @@ class Verifier:
         self._prefixes = _Cached(lambda _: self._read(lambda s: s.prefixes()))
         self._keys = _Cached(self._load_keys)
         self._rules = _Cached(lambda t: self._read(lambda s: s.rules(t)))
-        self._lock = threading.Lock()
+        # The codes scanned together by this process's threads are read in one statement.
+        self._codes: Coalescer[str, StoredCode | None] = Coalescer(self._read_codes)
 
     @classmethod
     def of(cls, container: Container) -> Verifier:
@@ -144,8 +146,7 @@ class Verifier:
         signature = self._check_signature(tenant_id, code)
         if signature is not None and signature.verdict is Verdict.COUNTERFEIT:
             return self._answer(scan, [signature], rules)  # a forgery never reaches the database
-        with self._db.reads() as uow:
-            stored = VerificationStore(uow).code(code.gtin + code.serial)
+        stored = self._codes.submit(code.gtin + code.serial)
         if stored is None or stored.tenant_id != tenant_id:
             return self._answer(scan, [_reason("never_issued", {})], rules)
         scan.stored = stored
@@ -243,6 +244,11 @@ class Verifier:
     def _read(self, query: Callable[[VerificationStore], Any]) -> Any:
         with self._db.reads() as uow:
             return query(VerificationStore(uow))
+
+    def _read_codes(self, keys: list[str]) -> list[StoredCode | None]:
+        with self._db.reads() as uow:
+            found = VerificationStore(uow).codes(keys)
+        return [found.get(k) for k in keys]
 
     def _load_keys(self, tenant_id: str) -> dict[str, VerifyKey]:
         stored: list[PublicKey] = self._read(lambda s: s.public_keys(tenant_id))
