@@ -15,6 +15,8 @@ import psycopg2
 from sealmark.storage.postgres import PostgresUnitOfWork, copy_value, translate_db_error
 from verifier.domain import History, Rules
 
+MAX_CODES = 16  # keys per read of codes (so at most 16 statements prepared per connection)
+
 
 @dataclass(frozen=True)
 class StoredCode:
@@ -26,7 +28,14 @@ class StoredCode:
     key_id: str | None
     pin_hash: bytes | None
     market: str | None
-    product_name: str
+
+
+@dataclass(frozen=True)
+class ProductFacts:
+    """What a consumer is told of the product behind a code, besides the code's own lot and
+    dates."""
+
+    name: str
     brand: str
 
 
@@ -70,31 +79,42 @@ class VerificationStore:
         self._uow = uow
 
     def codes(self, code_keys: Sequence[str]) -> dict[str, StoredCode]:
-        """The stored codes among ``code_keys``, with their products and brands, by key: one
-        statement of primary-key probes (the scans that arrive together, see coalesce.py)."""
+        """The stored codes among ``code_keys``, by key: one statement of primary-key probes
+        (the scans that arrive together, see coalesce.py), at most :data:`MAX_CODES` keys.
+
+        One prepared statement per number of keys, ``code_key IN ($1, …, $n)``: its generic
+        plan probes only the partitions of those keys, where ``= ANY($1)`` would probe all 16
+        (or be planned again at each call). The product and brand names come from
+        :meth:`product`, cached by the caller: joining them here doubled the statement's cost
+        on the server."""
+        keys = tuple(code_keys)
+        if not keys:
+            return {}
+        if len(keys) > MAX_CODES:
+            raise ValueError(f"at most {MAX_CODES} codes per read, not {len(keys)}")
         rows = self._uow.execute_prepared(
-            "ver_codes",
-            "SELECT c.code_key, c.tenant_id, c.state, coalesce(c.lot, ''), c.expiry,"
-            " c.production_date, c.key_id, c.pin_hash, c.market, p.name, t.name"
-            " FROM codes c JOIN products p ON p.gtin = c.gtin JOIN tenants t ON t.id = c.tenant_id"
-            " WHERE c.code_key = ANY($1::text[])",
-            (list(code_keys),),
+            f"ver_codes_{len(keys)}",
+            "SELECT code_key, tenant_id, state, coalesce(lot, ''), expiry, production_date,"
+            " key_id, pin_hash, market FROM codes WHERE code_key IN ("
+            + ", ".join(f"${n}::text" for n in range(1, len(keys) + 1))
+            + ")",
+            keys,
         )
         return {
             r[0]: StoredCode(
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                bytes(r[7]) if r[7] is not None else None,
-                r[8],
-                r[9],
-                r[10],
+                r[1], r[2], r[3], r[4], r[5], r[6], bytes(r[7]) if r[7] is not None else None, r[8]
             )
             for r in rows
         }
+
+    def product(self, gtin: str) -> ProductFacts | None:
+        """The product's name and its brand's, for GTIN ``gtin``."""
+        rows = self._uow.execute(
+            "SELECT p.name, t.name FROM products p JOIN tenants t ON t.id = p.tenant_id"
+            " WHERE p.gtin = %s",
+            (gtin,),
+        )
+        return ProductFacts(rows[0][0], rows[0][1]) if rows else None
 
     def recall_reason(self, code_key: str) -> str | None:
         """What the brand told consumers when it recalled the code (Audit's Recall)."""

@@ -42,9 +42,17 @@ from verifier.domain import (
 )
 from verifier.scanlog import ScanLog
 from verifier.scanstate import Limits, RedisGate, ScanState
-from verifier.storage import AlertRow, PublicKey, ScanRow, StoredCode, VerificationStore
+from verifier.storage import (
+    MAX_CODES,
+    AlertRow,
+    ProductFacts,
+    PublicKey,
+    ScanRow,
+    StoredCode,
+    VerificationStore,
+)
 
-CACHE_TTL_S = 5.0  # tenants' prefixes, keys and rules: a change applies within this
+CACHE_TTL_S = 5.0  # prefixes, keys, rules, product and brand names: a change applies within this
 ALERT_REPEAT_S = 3600  # one alert per kind and serial (or client) per hour
 ACTIVE = {CodeState.COMMISSIONED, CodeState.IN_TRANSIT, CodeState.RECEIVED}
 INACTIVE = {
@@ -102,8 +110,11 @@ class Verifier:
         self._prefixes = _Cached(lambda _: self._read(lambda s: s.prefixes()))
         self._keys = _Cached(self._load_keys)
         self._rules = _Cached(lambda t: self._read(lambda s: s.rules(t)))
+        self._products = _Cached(lambda gtin: self._read(lambda s: s.product(gtin)))
         # The codes scanned together by this process's threads are read in one statement.
-        self._codes: Coalescer[str, StoredCode | None] = Coalescer(self._read_codes)
+        self._codes: Coalescer[str, StoredCode | None] = Coalescer(
+            self._read_codes, max_batch=MAX_CODES
+        )
 
     @classmethod
     def of(cls, container: Container) -> Verifier:
@@ -382,13 +393,14 @@ class Verifier:
         )
         product = None
         if stored is not None and code is not None:
+            facts: ProductFacts | None = self._products.get(code.gtin)
             product = Product(
                 code.gtin,
-                stored.product_name,
+                facts.name if facts else "",
                 stored.lot,
                 stored.expiry,
                 stored.production_date,
-                stored.brand,
+                facts.brand if facts else "",
             )
         return Verification(
             verification_id=scan.verification_id,

@@ -209,7 +209,7 @@ def test_first_scan_is_authentic_then_seen_before(shop: dict[str, Any]) -> None:
         "LOT-V1",
         "2030-12-31",
     )
-    assert first.product.name and first.product.brand
+    assert (first.product.name, first.product.brand) == ("ver product", "ver")
     assert first.session_count == 1 and first.pin_available and first.verification_id
     shop["clock"].advance(minutes=20)
     # The same item scanned again as a scanner gives it: element string and HRI.

@@ -18,7 +18,7 @@ from tests.e2e.conftest import make_container
 from tests.support.tenants import seed_tenant
 from verifier.domain import ClientContext, History
 from verifier.scanstate import Limits, RedisGate, ScanState
-from verifier.storage import VerificationStore
+from verifier.storage import MAX_CODES, VerificationStore
 
 AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 OTHERS = 300  # codes of the tenant besides the ones asked for: what a full read would read
@@ -66,16 +66,20 @@ def test_codes_answers_each_stored_key_with_its_own_row(stored: dict[str, Any]) 
     assert (a2.state, a2.lot, a2.pin_hash, a2.market) == ("in_transit", "L-A2", b"\x01\x02", "DE")
     assert (a3.state, a3.lot, a3.market) == ("recalled", "L-A3", "FR-75")
     assert {c.tenant_id for c in found.values()} == {brand.tenant_id}
-    assert {c.product_name for c in found.values()} == {"batches product"}
     assert a1.expiry == date(2030, 1, 31)
     with stored["database"].reads() as uow:
         assert VerificationStore(uow).codes([]) == {}
+        facts = VerificationStore(uow).product(brand.gtin)
+        assert VerificationStore(uow).product("09999999999999") is None
+    assert facts is not None
+    assert (facts.name, facts.brand) == ("batches product", "batches")
 
 
 @pytest.mark.parametrize("plan", ["force_custom_plan", "force_generic_plan"])
 def test_codes_reads_only_the_keys_asked_for(stored: dict[str, Any], plan: str) -> None:
-    """Through the primary key of the partitions holding the keys, with the plan made for
-    these keys and with the generic plan the prepared statement settles on."""
+    """Through the primary keys of the partitions holding the keys and no other (a generic
+    plan of ``= ANY($1)`` probes all 16), with the plan made for these keys and with the
+    generic plan the prepared statement settles on."""
     brand = stored["brand"]
     database: PostgresDatabase = stored["database"]
     with database.reads() as uow:
@@ -86,17 +90,28 @@ def test_codes_reads_only_the_keys_asked_for(stored: dict[str, Any], plan: str) 
             store.codes([brand.gtin + "A1", brand.gtin + "A2"])
         before = _codes_reads(uow)
         assert len(store.codes([brand.gtin + "A1", brand.gtin + "A2"])) == 2
-        seq_scans, rows = (a - b for a, b in zip(_codes_reads(uow), before, strict=True))
-    assert seq_scans == 0
-    assert rows <= 2
+        after = _codes_reads(uow)
+    moved = {
+        table: tuple(x - y for x, y in zip(after[table], before[table], strict=True))
+        for table in after
+    }
+    assert sum(seq for seq, _, _ in moved.values()) == 0
+    assert len([t for t, (_, searches, _) in moved.items() if searches]) <= 2  # their own
+    assert sum(rows for _, _, rows in moved.values()) <= 2
 
 
-def _codes_reads(uow: Any) -> tuple[int, int]:
-    row = uow.execute(
-        "SELECT coalesce(sum(seq_scan), 0), coalesce(sum(seq_tup_read + idx_tup_fetch), 0)"
+def test_codes_refuses_more_keys_than_it_prepares_for(stored: dict[str, Any]) -> None:
+    with stored["database"].reads() as uow, pytest.raises(ValueError, match="at most 16"):
+        VerificationStore(uow).codes([f"{n:020d}" for n in range(MAX_CODES + 1)])
+
+
+def _codes_reads(uow: Any) -> dict[str, tuple[int, int, int]]:
+    """Per partition of codes: sequential scans, index searches, rows read."""
+    rows = uow.execute(
+        "SELECT relname, seq_scan, coalesce(idx_scan, 0), seq_tup_read + coalesce(idx_tup_fetch, 0)"
         " FROM pg_stat_xact_user_tables WHERE relname LIKE 'codes_p%%'"
-    )[0]
-    return int(row[0]), int(row[1])
+    )
+    return {r[0]: (int(r[1]), int(r[2]), int(r[3])) for r in rows}
 
 
 def _calls(state: ScanState, n: int, tag: str) -> list[tuple[list[str], list[str | int]]]:
