@@ -13,6 +13,7 @@ labelled, because that is what each reader expects and we do not know the phone'
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -332,8 +333,9 @@ def reason_message(reason: Reason, locale: str) -> str:
     return _GENERIC[loc]  # unreachable while every code's last text needs no param
 
 
-def _param_names(text: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+@functools.cache  # the texts are this module's constants
+def _param_names(text: str) -> frozenset[str]:
+    return frozenset(name for _, name, _, _ in string.Formatter().parse(text) if name)
 
 
 def _shown_params(params: Mapping[str, str], locale: str) -> dict[str, str]:

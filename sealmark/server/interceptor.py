@@ -27,6 +27,7 @@ PUBLIC: frozenset[Role] = frozenset()
 
 Policy = Mapping[str, frozenset[Role]]
 Authenticate = Callable[[str], Principal]
+Admit = Callable[[grpc.ServicerContext], Principal | None]
 
 _principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
     "sealmark_principal", default=None
@@ -51,6 +52,8 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, authenticate: Authenticate, policy: Policy) -> None:
         self._authenticate = authenticate
         self._policy = policy
+        # method -> (the service's handler, its wrapped form): wrapped once, not per call
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     def intercept_service(
         self,
@@ -61,8 +64,15 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         method: str = details.method
         if handler is None or method.startswith(_INFRA_PREFIXES):
             return handler
-        allowed = self._policy.get(method, frozenset({Role.ADMIN}))
-        admit = self._admitter(allowed, details.invocation_metadata)
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapped = self._wrap(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        admit = self._admitter(self._policy.get(method, frozenset({Role.ADMIN})))
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 _unary(handler.unary_unary, method, admit),
@@ -87,11 +97,11 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             handler.response_serializer,
         )
 
-    def _admitter(self, allowed: frozenset[Role], metadata: Any) -> Callable[[], Principal | None]:
-        def admit() -> Principal | None:
+    def _admitter(self, allowed: frozenset[Role]) -> Admit:
+        def admit(context: grpc.ServicerContext) -> Principal | None:
             if allowed == PUBLIC:
                 return None
-            bearer = _bearer(metadata)
+            bearer = _bearer(context.invocation_metadata())
             if bearer is None:
                 raise Unauthenticated("this call needs 'authorization: Bearer <token>' metadata")
             principal = self._authenticate(bearer)
@@ -122,15 +132,13 @@ def _fail(context: grpc.ServicerContext, exc: Exception, method: str) -> str:
 
 
 @contextlib.contextmanager
-def _rpc_scope(
-    method: str, admit: Callable[[], Principal | None], context: grpc.ServicerContext
-) -> Iterator[None]:
+def _rpc_scope(method: str, admit: Admit, context: grpc.ServicerContext) -> Iterator[None]:
     """Everything around one call: admission, the principal, error mapping, metrics."""
     started, code = time.perf_counter(), "OK"
     RPC_IN_FLIGHT.inc()
     token = None
     try:
-        token = _principal.set(admit())
+        token = _principal.set(admit(context))
         yield
     except GeneratorExit:  # the client went away mid-stream
         code = "CANCELLED"
@@ -149,7 +157,7 @@ def _rpc_scope(
 def _unary(
     behavior: Callable[[Any, grpc.ServicerContext], Any],
     method: str,
-    admit: Callable[[], Principal | None],
+    admit: Admit,
 ) -> Callable[[Any, grpc.ServicerContext], Any]:
     def run(request: Any, context: grpc.ServicerContext) -> Any:
         with _rpc_scope(method, admit, context):
@@ -161,7 +169,7 @@ def _unary(
 def _streaming(
     behavior: Callable[[Any, grpc.ServicerContext], Iterator[Any]],
     method: str,
-    admit: Callable[[], Principal | None],
+    admit: Admit,
 ) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
     def run(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         with _rpc_scope(method, admit, context):
