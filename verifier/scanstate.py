@@ -163,6 +163,10 @@ class ScanState:
     def degraded(self) -> bool:
         return self._gate.degraded
 
+    def close(self) -> None:
+        """Close the connection of the record batches (the client's pool is the caller's)."""
+        self._lane.disconnect()
+
     def record(
         self,
         code_key: str,
@@ -179,9 +183,8 @@ class ScanState:
         back to ``rebuild`` (the scan log) and per-process limits without Redis."""
         if self._gate.usable():
             try:
-                answer = self._record_in_redis(
-                    code_key, context, session, active, now, rebuild, limits
-                )
+                call = self.record_call(code_key, context, session, active, now, limits)
+                answer = self._record_in_redis(code_key, call, rebuild, limits)
             except redis.RedisError as exc:
                 self._gate.failed(exc)
             else:
@@ -196,17 +199,10 @@ class ScanState:
         return replace(history, sessions=len(sessions)), False, ""
 
     def _record_in_redis(
-        self,
-        code_key: str,
-        context: ClientContext,
-        session: str,
-        active: bool,
-        now: datetime,
-        rebuild: Rebuild,
-        limits: Limits,
+        self, code_key: str, call: Call, rebuild: Rebuild, limits: Limits
     ) -> tuple[History, str]:
-        keys, args = self.record_call(code_key, context, session, active, now, limits)
-        reply = self._records.submit((keys, args))
+        keys, args = call
+        reply = self._records.submit(call)
         if isinstance(reply, Exception):
             raise reply  # this scan's own error (the connection's would fail the batch)
         if reply[0] == b"limited":

@@ -130,6 +130,7 @@ class Verifier:
 
     def close(self) -> None:
         self._log.close()
+        self._state.close()
 
     # -- the question --------------------------------------------------------------------
     def verify(self, payload: str, pin: str | None, context: ClientContext) -> Verification:
