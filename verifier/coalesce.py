@@ -50,8 +50,6 @@ class Coalescer(Generic[T, R]):
         self._lock = threading.Lock()
         self._queue: list[_Slot[T, R]] = []
         self._busy = False
-        self.batches = 0  # how many round trips, and for how many items (metrics, tests)
-        self.items = 0
 
     @property
     def pending(self) -> int:
@@ -79,8 +77,6 @@ class Coalescer(Generic[T, R]):
         with self._lock:
             batch = self._queue[: self._max]
             del self._queue[: self._max]
-            self.batches += 1
-            self.items += len(batch)
         try:
             results = self._run([s.item for s in batch])
             if len(results) != len(batch):

@@ -258,8 +258,7 @@ class Verifier:
             return query(VerificationStore(uow))
 
     def _read_codes(self, keys: list[str]) -> list[StoredCode | None]:
-        with self._db.reads() as uow:
-            found = VerificationStore(uow).codes(keys)
+        found: dict[str, StoredCode] = self._read(lambda s: s.codes(keys))
         return [found.get(k) for k in keys]
 
     def _load_keys(self, tenant_id: str) -> dict[str, VerifyKey]:

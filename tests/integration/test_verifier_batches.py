@@ -17,7 +17,7 @@ from sealmark.storage.postgres import PostgresDatabase
 from tests.e2e.conftest import make_container
 from tests.support.tenants import seed_tenant
 from verifier.domain import ClientContext, History
-from verifier.scanstate import Limits, RedisGate, ScanState
+from verifier.scanstate import Call, Limits, RedisGate, ScanState
 from verifier.storage import MAX_CODES, VerificationStore
 
 AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -114,7 +114,7 @@ def _codes_reads(uow: Any) -> dict[str, tuple[int, int, int]]:
     return {r[0]: (int(r[1]), int(r[2]), int(r[3])) for r in rows}
 
 
-def _calls(state: ScanState, n: int, tag: str) -> list[tuple[list[str], list[str | int]]]:
+def _calls(state: ScanState, n: int, tag: str) -> list[Call]:
     limits = Limits(f"batches-{tag}", 1_000_000, 1_000_000)
     return [
         state.record_call(f"{tag}-code-{i}", ClientContext(region="DE"), f"s-{i}", True, AT, limits)
