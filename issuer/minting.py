@@ -26,6 +26,7 @@ from issuer.storage import CodeRow, copy_line, copy_line_tail
 from sealmark.crypto.keys import SealedKey, SoftwareSigner, unseal
 from sealmark.crypto.pins import PinScheme
 from sealmark.crypto.signature import ai8030_encoder, canonical_parts
+from sealmark.server import affinity
 from sealmark.server.processes import on_parent_exit
 
 RandomBytes = Callable[[int], bytes]
@@ -160,7 +161,13 @@ class MintWorkers:
                     self.processes,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_start_worker,
-                    initargs=(self._pepper, self._passphrase, os.getpid()),
+                    # A pool started by a pinned server still spreads over the server's CPUs.
+                    initargs=(
+                        self._pepper,
+                        self._passphrase,
+                        os.getpid(),
+                        sorted(affinity.unpinned_cpus()),
+                    ),
                 )
             return self._pool
 
@@ -172,8 +179,9 @@ _worker_passphrase = b""
 _worker_signers: dict[tuple[str, bytes], SoftwareSigner] = {}
 
 
-def _start_worker(pepper: bytes, passphrase: bytes, server: int) -> None:
+def _start_worker(pepper: bytes, passphrase: bytes, server: int, cpus: list[int]) -> None:
     global _worker_pins, _worker_passphrase
+    os.sched_setaffinity(0, cpus)
     _worker_pins = PinScheme(pepper)
     _worker_passphrase = passphrase
     # A worker blocked on the task queue holds that pipe's write end itself: it would never

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         description="serving processes sharing the gRPC and consumer-page ports (SO_REUSEPORT,"
         " Linux): more than one uses more cores; each extra one has its own metrics port",
     )
+    cpu_affinity: str = Field(
+        default="auto",
+        pattern=r"^(auto|off|[0-9]{1,4})$",
+        description="auto: with SEALMARK_PROCESSES > 1, serving process n runs on the n-th usable"
+        " CPU only; off: processes run anywhere; a CPU number: this one process runs there",
+    )
     shutdown_grace_s: float = Field(
         default=10.0, ge=0, le=300, description="seconds to drain streams on shutdown"
     )

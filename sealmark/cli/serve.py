@@ -12,6 +12,7 @@ from prometheus_client import start_http_server
 
 from sealmark.bootstrap import Container, bootstrap
 from sealmark.demo import seed_demo
+from sealmark.server import affinity
 from sealmark.server.app import ShutdownSignal, create_server
 from sealmark.server.processes import ServingProcesses, on_parent_exit
 from sealmark.services import binding_for
@@ -55,6 +56,7 @@ def _serve(
     args: argparse.Namespace, settings: Settings, names: list[str], shutdown: ShutdownSignal
 ) -> int:
     worker = args.worker_of is not None
+    cpus = affinity.plan(settings.cpu_affinity, settings.processes)  # refused before any start
     container = bootstrap(settings, migrate=not worker)
     shared_ports = worker or settings.processes > 1
     metrics_server = None
@@ -78,7 +80,9 @@ def _serve(
 
             on_parent_exit(args.worker_of, parent_gone)
         elif settings.processes > 1:
-            copies = _start_copies(settings, container, names, running.port, consumer_page)
+            copies = _start_copies(settings, container, names, running.port, consumer_page, cpus)
+        if cpus[0] is not None:  # last: what this process started so far keeps its CPUs
+            affinity.pin_process(cpus[0], leave=copies.thread_ids if copies else ())
         demo = None
         if args.seed_demo and not worker:
             log.warning("demo.enabled", note="demo brand and clear tokens in data dir; dev only")
@@ -124,6 +128,7 @@ def _start_copies(
     names: list[str],
     grpc_port: int,
     consumer_page: VerifyHttp | None,
+    cpus: list[int | None],
 ) -> ServingProcesses:
     """``processes - 1`` copies of this server on the ports it bound, its database and Redis
     (embedded ones included), its secrets; metrics on the next ports (any free one when the
@@ -144,7 +149,10 @@ def _start_copies(
         environ["SEALMARK_KEY_PASSPHRASE"] = container.secrets.key_passphrase.decode()
     count = settings.processes - 1
     per_copy = {
-        n: {"SEALMARK_METRICS_PORT": str(settings.metrics_port + n if settings.metrics_port else 0)}
+        n: {
+            "SEALMARK_METRICS_PORT": str(settings.metrics_port + n if settings.metrics_port else 0),
+            "SEALMARK_CPU_AFFINITY": "off" if cpus[n] is None else str(cpus[n]),
+        }
         for n in range(1, count + 1)
     }
     return ServingProcesses(count, names, environ, per_copy)

@@ -65,6 +65,11 @@ class ServingProcesses:
         self._watcher = threading.Thread(target=self._watch, name="serving-processes", daemon=True)
         self._watcher.start()
 
+    @property
+    def thread_ids(self) -> tuple[int, ...]:
+        """Native ids of the threads that start copies (a pinned server leaves them free)."""
+        return (self._watcher.native_id,) if self._watcher.native_id is not None else ()
+
     def terminate(self) -> None:
         """Stop restarting copies and SIGTERM those alive: each drains its streams meanwhile."""
         self._stopping.set()
