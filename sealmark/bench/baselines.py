@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sealmark.bench.echo_server import METHOD
 from sealmark.bench.load import client_channels, closed_loop
 from sealmark.bench.registry import Measurement, benchmark, self_peak_rss_mb
+from sealmark.server.affinity import usable_cpus
 
 # A message the size of the issuer's canonical code bytes (GTIN, serial, lot, expiry, key id).
 _SAMPLE_MESSAGE = (
@@ -40,16 +41,29 @@ def ed25519_sign_per_s(seconds: float = 2.0) -> Measurement:
     description="bare unary echo server (one process), same gRPC flavour, this box;"
     " 8 clients, a connection each",
 )
-def grpc_echo_rps(seconds: float = 5.0, concurrency: int = 8) -> Measurement:
+def grpc_echo_rps() -> Measurement:
+    return _echo_rps(cpu=None)
+
+
+@benchmark(
+    "grpc_echo_pinned_rps",
+    description="grpc_echo_rps with the echo server held to one CPU, as each verify_rps serving"
+    " process is (SEALMARK_CPU_AFFINITY=auto); shown for comparison, no bar",
+)
+def grpc_echo_pinned_rps() -> Measurement:
+    return _echo_rps(cpu=usable_cpus()[0])
+
+
+def _echo_rps(cpu: int | None, seconds: float = 5.0, concurrency: int = 8) -> Measurement:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sealmark.bench.echo_server"],
+        [sys.executable, "-m", "sealmark.bench.echo_server", *([] if cpu is None else [str(cpu)])],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert proc.stdout is not None
-        port = int(proc.stdout.readline())
+        port = int(next(line for line in proc.stdout if line.strip().isdigit()))  # past logs
         channels = client_channels(f"127.0.0.1:{port}", concurrency)
         try:
             echoes = [channel.unary_unary(METHOD) for channel in channels]
