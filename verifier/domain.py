@@ -8,6 +8,7 @@ a risk score. Rules and thresholds follow PRODUCT.md §4 and are configurable pe
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -17,6 +18,7 @@ from sealmark.errors import InvalidArgument
 MAX_PAYLOAD_BYTES = 4096
 MAX_PIN_CHARS = 32
 MAX_CONTEXT_CHARS = 128
+_CONTROL = re.compile("[\x00-\x1f\x7f]")  # C0 controls and DEL
 
 
 class Verdict(StrEnum):
@@ -88,7 +90,7 @@ def checked_context(context: ClientContext, name: str) -> ClientContext:
         value = getattr(context, attr)
         if len(value) > MAX_CONTEXT_CHARS:
             raise InvalidArgument(f"{name}.{attr}", f"over {MAX_CONTEXT_CHARS} characters")
-        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        if _CONTROL.search(value):
             raise InvalidArgument(f"{name}.{attr}", "control characters are not allowed")
     if (context.latitude is None) != (context.longitude is None):
         raise InvalidArgument(f"{name}.latitude", "give latitude and longitude together")

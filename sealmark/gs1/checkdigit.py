@@ -18,7 +18,8 @@ def check_digit(data: str, field: str = "data") -> int:
     """
     if not data.isascii() or not data.isdigit():
         raise InvalidArgument(field, f"{data[:40]!r}: want digits only")
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(data)))
+    # Weights 3, 1, 3, … from the right.
+    total = 3 * sum(map(int, data[-1::-2])) + sum(map(int, data[-2::-2]))
     return (10 - total % 10) % 10
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import string
 from collections.abc import Set
 
@@ -13,7 +15,15 @@ CSET82 = frozenset("!\"%&'()*+,-./:;<=>?_" + string.digits + string.ascii_letter
 
 def first_outside(value: str, allowed: Set[str]) -> int | None:
     """The position of the first character of ``value`` not in ``allowed``, or None."""
-    return next((i for i, char in enumerate(value) if char not in allowed), None)
+    found = _outside(frozenset(allowed)).search(value)
+    return found.start() if found is not None else None
+
+
+@functools.cache
+def _outside(allowed: frozenset[str]) -> re.Pattern[str]:
+    """A pattern matching one character not in ``allowed`` (one scan in C, not a loop of
+    Python steps per character: this runs on every scanned code)."""
+    return re.compile("[^" + "".join(re.escape(char) for char in sorted(allowed)) + "]")
 
 
 def validate_cset82(value: str, field: str, max_length: int = 20, min_length: int = 1) -> str:

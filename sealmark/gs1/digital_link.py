@@ -20,6 +20,7 @@ from urllib.parse import quote, unquote
 from sealmark.errors import InvalidArgument
 from sealmark.gs1.ai import validate_pairs
 from sealmark.gs1.checkdigit import normalize_gtin
+from sealmark.gs1.cset import first_outside
 
 Pairs = list[tuple[str, str]]
 PRIMARY_KEYS = ("01", "00")
@@ -85,7 +86,7 @@ def parse_digital_link(uri: str, field: str = "digital_link") -> Pairs:
     scheme = _SCHEME.match(uri)
     if scheme is None:
         raise InvalidArgument(field, "want an http:// or https:// URI (lower or upper case)")
-    bad = next((i for i, char in enumerate(uri) if char not in _URI_CHARS), None)
+    bad = first_outside(uri, _URI_CHARS)
     if bad is not None:
         raise InvalidArgument(field, f"character {uri[bad]!r} at position {bad} is not URI text")
     if _BAD_PERCENT.search(uri):
