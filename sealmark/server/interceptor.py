@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import grpc
+from prometheus_client import Counter, Histogram
 
 from sealmark.errors import PermissionDenied, Unauthenticated
 from sealmark.server.errors import status_for
@@ -180,5 +182,13 @@ def _streaming(
 
 def _observe(method: str, code: str, started: float) -> None:
     RPC_IN_FLIGHT.dec()
-    RPC_TOTAL.labels(method, code).inc()
-    RPC_SECONDS.labels(method).observe(time.perf_counter() - started)
+    total, seconds = _series(method, code)
+    total.inc()
+    seconds.observe(time.perf_counter() - started)
+
+
+@functools.cache  # registered methods times status codes: a bounded set
+def _series(method: str, code: str) -> tuple[Counter, Histogram]:
+    """The labelled children of one method and code, looked up once (``labels`` takes a lock
+    and checks its arguments on every call)."""
+    return RPC_TOTAL.labels(method, code), RPC_SECONDS.labels(method)
