@@ -24,6 +24,7 @@ from sealmark.gs1.cset import CSET82, first_outside
 from sealmark.gs1.symbology import GS1_ELEMENT_SYMBOLOGIES, SYMBOLOGIES, strip_symbology
 
 GS = "\x1d"
+_BODY_CHARS = CSET82 | {GS}  # one set, built once: first_outside keeps a pattern per set
 FNC1_NOTATION = "^"
 Pairs = list[tuple[str, str]]
 MAX_LENGTH = 512  # far above any symbol's capacity; bounds work on hostile input
@@ -72,7 +73,7 @@ def parse_element_string(payload: str, field: str = "element_string") -> Pairs:
         raise InvalidArgument(field, "empty element string")
     if len(body) > MAX_LENGTH:
         raise InvalidArgument(field, f"{len(body)} characters, want at most {MAX_LENGTH}")
-    bad = first_outside(body, CSET82 | {GS})
+    bad = first_outside(body, _BODY_CHARS)
     if bad is not None:
         raise InvalidArgument(
             field, f"character {body[bad]!r} at position {bad} is not in GS1 CSET 82"

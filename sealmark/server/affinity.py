@@ -47,7 +47,8 @@ def unpinned_cpus() -> frozenset[int]:
 def plan(setting: str, processes: int) -> list[int | None]:
     """The CPU of each serving process (index 0 is the first process), ``None`` for one left
     free. ``setting`` is ``auto``, ``off`` or a CPU number (what the first process gives its
-    copies). InvalidArgument, naming the setting, for a CPU this process may not use."""
+    copies). InvalidArgument, naming the setting, for a CPU this process may not use or a CPU
+    number with more than one process."""
     if setting == "off":
         return [None] * processes
     cpus = usable_cpus()

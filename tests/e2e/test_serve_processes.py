@@ -187,17 +187,6 @@ def test_a_copy_ends_when_the_first_process_is_killed(served: Served) -> None:
     assert "serve.parent_gone" in served.output()
 
 
-def _cpus(pid: int, tid: int | None = None) -> set[int]:
-    """A thread's (or a process's main thread's) CPUs, from Cpus_allowed_list."""
-    status = Path(f"/proc/{pid}/task/{tid or pid}/status").read_text()
-    [listed] = re.findall(r"^Cpus_allowed_list:\s*(\S+)", status, re.MULTILINE)
-    cpus: set[int] = set()
-    for part in listed.split(","):
-        low, _, high = part.partition("-")
-        cpus.update(range(int(low), int(high or low) + 1))
-    return cpus
-
-
 def _threads(pid: int) -> list[int]:
     return [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
 
@@ -206,14 +195,14 @@ def test_each_process_runs_on_a_cpu_of_its_own(served: Served) -> None:
     usable = sorted(os.sched_getaffinity(0))
     served.wait_for(r"serve\.pinned(?s:.*)serve\.pinned")  # both processes said so
     first, [copy] = served.proc.pid, served.copies()
-    by_thread = {tid: _cpus(first, tid) for tid in _threads(first)}
+    by_thread = {tid: os.sched_getaffinity(tid) for tid in _threads(first)}
     free = [tid for tid, cpus in by_thread.items() if cpus != {usable[0]}]
     # All of the first process's threads but the one that restarts copies.
     assert len(free) == 1 and by_thread[free[0]] == set(usable), by_thread
-    assert all(_cpus(copy, tid) == {usable[1 % len(usable)]} for tid in _threads(copy))
+    assert all(os.sched_getaffinity(tid) == {usable[1 % len(usable)]} for tid in _threads(copy))
     # The embedded PostgreSQL and Redis the first process started keep every CPU.
     embedded = processes_in(served.data_dir)
-    assert embedded and all(_cpus(pid) == set(usable) for pid in embedded)
+    assert embedded and all(os.sched_getaffinity(pid) == set(usable) for pid in embedded)
 
     # A copy started again (from that free thread) is given the same CPU.
     os.kill(copy, signal.SIGKILL)
@@ -221,4 +210,4 @@ def test_each_process_runs_on_a_cpu_of_its_own(served: Served) -> None:
     served.wait_for(r"serve\.copy_up", after=seen)
     served.wait_for(r"serve\.pinned", after=seen)
     [again] = served.copies()
-    assert all(_cpus(again, tid) == {usable[1 % len(usable)]} for tid in _threads(again))
+    assert all(os.sched_getaffinity(tid) == {usable[1 % len(usable)]} for tid in _threads(again))

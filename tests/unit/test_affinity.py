@@ -99,7 +99,6 @@ def test_a_cpu_the_system_refuses_is_named() -> None:
     assert done.stdout.split() == ["InvalidArgument", "SEALMARK_CPU_AFFINITY"]
 
 
-
 _MINT = textwrap.dedent(
     """
     import os, sys, time
