@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 # jsonschema ships no type stubs and types-jsonschema is not a dev dependency.
 from jsonschema import FormatChecker, validators  # type: ignore[import-untyped]
 
-EPCIS2 = Path(__file__).resolve().parents[3] / "shared" / "reference" / "gs1-epcis2"
+from tests.reference import EPCIS2
+
 SCHEMA: dict[str, Any] = json.loads((EPCIS2 / "EPCIS-JSON-Schema.json").read_text("utf-8"))
 EXAMPLES = sorted((EPCIS2 / "examples").glob("*.jsonld"))
 

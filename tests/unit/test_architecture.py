@@ -94,3 +94,25 @@ def test_service_packages_import_with_no_environment() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_nothing_reads_outside_the_repository() -> None:
+    """A plain clone is whole: no tracked file points at the ../shared folder that sits beside
+    the developers' checkout (reference data is vendored in tests/reference/)."""
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert len(tracked) > 100
+    # Spelled in pieces so that this file does not match itself.
+    outside = ('"' + 'shared"', ".." + "/shared", "/shared" + "/reference")
+    looked_at = 0
+    offenders = []
+    for name in tracked:
+        if not name.endswith((".py", ".toml", ".cfg", ".sh", "Makefile", "run")):
+            continue
+        looked_at += 1
+        text = (ROOT / name).read_text(encoding="utf-8", errors="replace")
+        if any(needle in text for needle in outside):
+            offenders.append(name)
+    assert looked_at > 50
+    assert offenders == [], f"these files read outside the repository: {offenders}"

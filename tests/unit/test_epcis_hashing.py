@@ -19,8 +19,9 @@ from sealmark.gs1.checkdigit import check_digit
 from sealmark.gs1.cset import CSET82
 from sealmark.gs1.digital_link import build_digital_link
 from sealmark.gs1.epc import sgtin_urn
+from tests.reference import EPCIS_EVENT_HASH
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "epcis-event-hash"
+VECTORS = EPCIS_EVENT_HASH
 # Upstream committed this pre-hash line garbled (RalphTro/epcis-event-hash-generator 7c3574a):
 # 72 stray characters are spliced into the true string, and the line does not hash to the
 # file's own hash. Our pre-hash is the true one: it is a subsequence of the line and hashes

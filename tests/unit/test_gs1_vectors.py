@@ -1,13 +1,12 @@
-"""Every case of shared/reference/gs1-vectors.json, one test id each.
+"""Every case of tests/reference/gs1-vectors.json, one test id each.
 
-The file sits beside the repository (/work/shared next to /work/main). A missing file fails
+The file is vendored in the repository (tests/reference/README.md). A missing file fails
 collection with its path: these are acceptance vectors, never skipped.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,10 +29,9 @@ from sealmark.gs1 import (
     validate_sscc,
 )
 from sealmark.gs1.symbology import ScanKind
+from tests.reference import GS1_VECTORS
 
-VECTORS_PATH = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "gs1-vectors.json"
-)
+VECTORS_PATH = GS1_VECTORS
 
 
 def _load() -> dict[str, Any]:

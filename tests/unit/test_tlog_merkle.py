@@ -2,7 +2,7 @@
 reference tree of 8 leaves, a literal transcription of the RFC's recursive definitions, and
 properties over random trees.
 
-The vectors sit beside the repository (/work/shared next to /work/main); a missing directory
+The vectors are vendored in tests/reference/ (see its README); a missing directory
 fails collection with its path: they are acceptance vectors, never skipped.
 """
 
@@ -29,10 +29,9 @@ from sealmark.tlog.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from tests.reference import MERKLE_TESTDATA
 
-TESTDATA = (
-    Path(__file__).resolve().parents[3] / "shared" / "reference" / "merkle-rfc6962" / "testdata"
-)
+TESTDATA = MERKLE_TESTDATA
 
 # transparency-dev/merkle accepts these and we refuse them, on purpose (see merkle.py).
 DEVIATIONS = {
