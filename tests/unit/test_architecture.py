@@ -97,7 +97,7 @@ def test_service_packages_import_with_no_environment() -> None:
 
 
 def test_nothing_reads_outside_the_repository() -> None:
-    """A plain clone is whole: no tracked file points at the ../shared folder that sits beside
+    """A plain clone is whole: no tracked file points at the shared folder that sits beside
     the developers' checkout (reference data is vendored in tests/reference/)."""
     tracked = subprocess.run(
         ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
