@@ -18,9 +18,18 @@ from sealmark.clock import Clock
 from sealmark.errors import InvalidArgument
 from sealmark.gs1.checkdigit import normalize_gtin
 from sealmark.storage.postgres import PostgresDatabase
+from sealmark.tenancy.alphabets import SERIAL_ALPHABETS, legacy_exposure
 from sealmark.tenancy.model import Principal, Role
 
-KINDS = ("reconciliation", "scans_by_region_day", "hotspots", "nearing_expiry", "recall")
+KINDS = (
+    "reconciliation",
+    "scans_by_region_day",
+    "hotspots",
+    "nearing_expiry",
+    "recall",
+    "serial_exposure",
+)
+TABULAR = ("recall", "serial_exposure")
 FORMATS = {
     "json": "application/json",
     "csv": "text/csv",
@@ -86,8 +95,10 @@ class ReportQuery:
         for field, value in (("lot", self.lot), ("work_order", self.work_order)):
             if len(value) > 64:
                 raise InvalidArgument(f"{name}.{field}", "at most 64 characters")
-        if self.format in ("svg", "png") and self.kind == "recall":
-            raise InvalidArgument(f"{name}.format", "the recall report is tabular: CSV or JSON")
+        if self.format in ("svg", "png") and self.kind in TABULAR:
+            raise InvalidArgument(
+                f"{name}.format", f"the {self.kind} report is tabular: CSV or JSON"
+            )
         return self
 
 
@@ -125,10 +136,29 @@ class Reporter:
                 *(["last_scan_region", r, n] for r, n in report.by_last_scan_region),
             ]
             return Table(f"Recall {report.recall_id}", ["measure", "group", "units"], rows)
+        if query.kind == "serial_exposure":
+            return self._serial_exposure(tenant, query.gtin)
         with self._db.reads() as uow:
             sql, params, table = self._query(tenant, query)
             rows = [list(r) for r in uow.execute(sql, params)]
         return Table(table.title, table.columns, rows, table.label, table.values)
+
+    def _serial_exposure(self, tenant: str, gtin: str) -> Table:
+        """Per product, the serials minted from the letters of the alphabet's name (marked
+        ``serial_scheme = 1`` by migration 0014) and what they expose; see alphabets.py."""
+        with self._db.reads() as uow:
+            products = uow.execute(
+                "SELECT p.gtin, p.serial_alphabet, p.serial_length,"
+                " (SELECT count(*) FROM codes c WHERE c.tenant_id = p.tenant_id"
+                "  AND c.gtin = p.gtin),"
+                " (SELECT count(*) FROM codes c WHERE c.tenant_id = p.tenant_id"
+                "  AND c.gtin = p.gtin AND c.serial_scheme = 1)"
+                " FROM products p WHERE p.tenant_id = %(tenant)s"
+                " AND (%(gtin)s::text IS NULL OR p.gtin = %(gtin)s) ORDER BY p.gtin",
+                {"tenant": tenant, "gtin": gtin or None},
+            )
+        rows = [exposure_row(*product) for product in products]
+        return Table("Serials drawn from the letters of the alphabet's name", EXPOSURE, rows)
 
     def _query(self, tenant: str, q: ReportQuery) -> tuple[str, dict[str, Any], Table]:
         params: dict[str, Any] = {
@@ -241,6 +271,46 @@ class Reporter:
                 (4,),
             ),
         )
+
+
+EXPOSURE = [
+    "gtin",
+    "serial_alphabet",
+    "serial_length",
+    "serials_issued",
+    "serial_space",
+    "guess_probability_declared",
+    "legacy_serials",
+    "legacy_symbols",
+    "legacy_reachable_space",
+    "legacy_uniform_guess_probability",
+    "legacy_best_guess_probability",
+    "guess_probability_real",
+]
+
+
+def exposure_row(gtin: str, name: str, length: int, issued: int, legacy: int) -> list[Any]:
+    """One row of the serial-exposure report. ``guess_probability_real`` is the worst of the
+    three ways to guess: a serial of the declared format, a serial of the legacy letters
+    (uniformly), and the single most likely legacy serial."""
+    space = SERIAL_ALPHABETS[name].space(length)
+    declared = issued / space  # as GetSerialReport states it: every serial counts
+    exposure = legacy_exposure(name, length, legacy)
+    real = max(declared, exposure.uniform_guess_probability, exposure.best_guess_probability)
+    return [
+        gtin,
+        name,
+        length,
+        issued,
+        space,
+        declared,
+        legacy,
+        exposure.symbols if legacy else "",
+        exposure.reachable_space if legacy else 0,
+        exposure.uniform_guess_probability,
+        exposure.best_guess_probability,
+        real,
+    ]
 
 
 def render(table: Table, fmt: str) -> bytes:

@@ -28,6 +28,7 @@ from sealmark.crypto.pins import PinScheme
 from sealmark.crypto.signature import ai8030_encoder, canonical_parts
 from sealmark.server import affinity
 from sealmark.server.processes import on_parent_exit
+from sealmark.tenancy.alphabets import SerialAlphabet
 
 RandomBytes = Callable[[int], bytes]
 SignMany = Callable[[list[bytes]], list[bytes]]
@@ -46,7 +47,7 @@ class MintSpec:
     key_id: str
     work_order: str
     line_id: str
-    alphabet: str
+    alphabet: SerialAlphabet
     serial_length: int
     pin_length: int
 

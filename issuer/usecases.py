@@ -330,7 +330,7 @@ class Issuer:
             signer.key_id,
             request.work_order,
             request.line_id,
-            product.serial_alphabet,
+            product.alphabet,
             product.serial_length,
             product.pin_length,
         )

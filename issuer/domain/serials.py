@@ -13,6 +13,7 @@ import functools
 from collections.abc import Callable
 
 from sealmark.errors import ResourceExhausted
+from sealmark.tenancy.alphabets import SerialAlphabet
 
 RandomBytes = Callable[[int], bytes]
 
@@ -20,14 +21,22 @@ RandomBytes = Callable[[int], bytes]
 DEFAULT_GUESS_BOUND = 1e-4
 
 
-def draw_serials(alphabet: str, length: int, count: int, random_bytes: RandomBytes) -> list[str]:
-    """``count`` uniformly random serials of ``length`` symbols from ``alphabet`` (ASCII).
+def draw_serials(
+    alphabet: SerialAlphabet, length: int, count: int, random_bytes: RandomBytes
+) -> list[str]:
+    """``count`` uniformly random serials of ``length`` symbols of ``alphabet``.
 
     Rejection sampling on bytes: a byte b < limit (the largest multiple of the radix that fits
-    in a byte) becomes ``alphabet[b % radix]``, any other byte is dropped, so there is no
+    in a byte) becomes ``symbols[b % radix]``, any other byte is dropped, so there is no
     modulo bias. Both steps are one ``bytes.translate`` call per draw.
+
+    Takes the alphabet itself, never its name or a bare string: given the name ``numeric``
+    as symbols, serials were once drawn from the letters ``ceimnru`` (issue 25). TypeError for
+    anything else, so that a caller outside the type checker cannot repeat it.
     """
-    table, rejected = _tables(alphabet)
+    if not isinstance(alphabet, SerialAlphabet):
+        raise TypeError(f"draw_serials wants a SerialAlphabet, got {type(alphabet).__name__}")
+    table, rejected = _tables(alphabet.symbols)
     need = length * count
     symbols = bytearray()
     while len(symbols) < need:
@@ -37,10 +46,10 @@ def draw_serials(alphabet: str, length: int, count: int, random_bytes: RandomByt
 
 
 @functools.lru_cache(maxsize=32)
-def _tables(alphabet: str) -> tuple[bytes, bytes]:
-    radix = len(alphabet)
+def _tables(symbols: str) -> tuple[bytes, bytes]:
+    radix = len(symbols)
     limit = 256 - 256 % radix
-    table = bytes(ord(alphabet[b % radix]) if b < limit else 0 for b in range(256))
+    table = bytes(ord(symbols[b % radix]) if b < limit else 0 for b in range(256))
     return table, bytes(range(limit, 256))
 
 

@@ -7,7 +7,8 @@ import argparse
 from sealmark.bootstrap import Container
 from sealmark.cli.output import emit
 from sealmark.tenancy import usecases
-from sealmark.tenancy.model import SERIAL_ALPHABETS, PackLevel
+from sealmark.tenancy.alphabets import SERIAL_ALPHABETS
+from sealmark.tenancy.model import PackLevel
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

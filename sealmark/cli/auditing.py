@@ -47,7 +47,10 @@ KINDS = (
 )
 STATUSES = ("open", "acknowledged", "resolved")
 RESOLUTIONS = ("confirmed", "false_positive", "duplicate")
-REPORTS = ("reconciliation", "scans_by_region_day", "hotspots", "nearing_expiry", "recall")
+# Report kinds in audit.proto order (enum number = index + 1), named as the CLI spells them.
+REPORTS = tuple(
+    name.removeprefix("REPORT_KIND_").lower() for name in audit_pb2.ReportKind.keys()[1:]
+)
 FORMATS = ("json", "csv", "svg", "png")
 
 

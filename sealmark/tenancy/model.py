@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sealmark.errors import InvalidArgument, PermissionDenied
+from sealmark.tenancy.alphabets import SERIAL_ALPHABETS, SerialAlphabet, alphabet_named
 
 
 class Role(StrEnum):
@@ -43,15 +44,6 @@ _HOST = re.compile(
     r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:\d{1,5})?$"
 )
 _PREFIX = re.compile(r"^\d{4,12}$")
-
-SERIAL_ALPHABETS: dict[str, str] = {
-    # Digits only: easy to key in, 10 symbols per character.
-    "numeric": "0123456789",
-    # URL-safe subset of GS1 CSET 82 without look-alikes (0/O, 1/I/l): 56 symbols.
-    "alnum-safe": "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz",
-    # Digits and upper-case letters: 36 symbols.
-    "upper-alnum": "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ",
-}
 
 
 def validate_tenant_id(value: str, field_name: str = "tenant_id") -> str:
@@ -131,7 +123,7 @@ class Product:
     name: str
     pack_level: PackLevel = PackLevel.ITEM
     default_market: str | None = None
-    serial_alphabet: str = "numeric"
+    serial_alphabet: str = "numeric"  # a name of SERIAL_ALPHABETS; see .alphabet
     serial_length: int = 12
     pin_length: int = 6
     created_at: datetime | None = None
@@ -143,20 +135,21 @@ class Product:
             raise InvalidArgument("Product.name", "must be 1..200 characters")
         if self.default_market is not None:
             validate_market(self.default_market, "Product.default_market")
-        if self.serial_alphabet not in SERIAL_ALPHABETS:
-            raise InvalidArgument(
-                "Product.serial_alphabet",
-                f"{self.serial_alphabet!r}, want one of {', '.join(SERIAL_ALPHABETS)}",
-            )
+        alphabet_named(self.serial_alphabet, "Product.serial_alphabet")
         if not 6 <= self.serial_length <= 20:
             raise InvalidArgument("Product.serial_length", f"{self.serial_length}, want 6..20")
         if not 4 <= self.pin_length <= 12:
             raise InvalidArgument("Product.pin_length", f"{self.pin_length}, want 4..12")
 
     @property
+    def alphabet(self) -> SerialAlphabet:
+        """The symbols this product's serials are drawn from (``serial_alphabet`` is its name)."""
+        return SERIAL_ALPHABETS[self.serial_alphabet]
+
+    @property
     def serial_space(self) -> int:
         """How many distinct serials this product's alphabet and length allow."""
-        return int(len(SERIAL_ALPHABETS[self.serial_alphabet]) ** self.serial_length)
+        return self.alphabet.space(self.serial_length)
 
 
 @dataclass(frozen=True, slots=True)

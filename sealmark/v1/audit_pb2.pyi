@@ -147,6 +147,10 @@ class _ReportKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReportKind
     """active units expiring within days_ahead, by market"""
     REPORT_KIND_RECALL: _ReportKind.ValueType  # 5
     """a recall's current report (recall_id)"""
+    REPORT_KIND_SERIAL_EXPOSURE: _ReportKind.ValueType  # 6
+    """Per product: serials drawn from the letters of the alphabet's name before the fix of
+    issue 25, and the real guess probability of that population. Tabular.
+    """
 
 class ReportKind(_ReportKind, metaclass=_ReportKindEnumTypeWrapper): ...
 
@@ -161,6 +165,10 @@ REPORT_KIND_NEARING_EXPIRY: ReportKind.ValueType  # 4
 """active units expiring within days_ahead, by market"""
 REPORT_KIND_RECALL: ReportKind.ValueType  # 5
 """a recall's current report (recall_id)"""
+REPORT_KIND_SERIAL_EXPOSURE: ReportKind.ValueType  # 6
+"""Per product: serials drawn from the letters of the alphabet's name before the fix of
+issue 25, and the real guess probability of that population. Tabular.
+"""
 Global___ReportKind: _TypeAlias = ReportKind  # noqa: Y015
 
 class _ReportFormat:

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOMAIN_MODULES = [
     *sorted((ROOT / "sealmark" / "gs1").glob("*.py")),
     ROOT / "sealmark" / "tenancy" / "model.py",
+    ROOT / "sealmark" / "tenancy" / "alphabets.py",
     ROOT / "sealmark" / "tenancy" / "tokens.py",
     ROOT / "sealmark" / "events.py",
     ROOT / "sealmark" / "errors.py",

@@ -39,7 +39,7 @@ from sealmark.crypto.pins import PinScheme
 from sealmark.errors import InvalidArgument
 from sealmark.gs1 import GS, build_digital_link, build_element_string, build_hri
 from sealmark.settings import load_settings
-from sealmark.tenancy.model import SERIAL_ALPHABETS
+from sealmark.tenancy.alphabets import SERIAL_ALPHABETS
 from sealmark.v1 import verifier_pb2
 
 TODAY = date(2026, 1, 15)

@@ -12,7 +12,7 @@ from issuer.minting import MintSpec, mint
 from issuer.storage import CODE_COLUMNS
 from sealmark.crypto.pins import PinScheme
 from sealmark.crypto.signature import canonical_bytes, decode_ai8030, verify
-from sealmark.tenancy.model import SERIAL_ALPHABETS
+from sealmark.tenancy.alphabets import SERIAL_ALPHABETS
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 SPEC = MintSpec(
