@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import grpc
 
-from sealmark.bench.load import gc_paused
-from sealmark.bench.registry import Measurement, benchmark
+from sealmark.bench.load import gc_paused, histogram_ms
+from sealmark.bench.registry import Bar, Measurement, benchmark
 from sealmark.bench.suite import (
     GTIN,
     PREFIX,
@@ -161,8 +161,8 @@ def _p99_ms(samples: list[float]) -> float:
 
 @benchmark(
     "pack_links_per_s",
-    description=f"item->case links/s through PackStream, {LINES} lines, durable, 1M codes stored"
-    " (bar: >= 10,000)",
+    description=f"item->case links/s through PackStream, {LINES} lines, durable, 1M codes stored",
+    bar=Bar(10_000),
 )
 def pack_links_per_s() -> Measurement:
     prepared = _prepared()
@@ -190,12 +190,14 @@ def _latency(prepared: Prepared, calls: int, warm: int, call: Callable[[int], No
         "ms",
         server_rss_mb(prepared.suite.target),
         {"p50_ms": round(statistics.median(samples) * 1000, 3), "calls": len(samples)},
+        histogram_ms([s * 1000 for s in samples]),
     )
 
 
 @benchmark(
     "pallet_explode_p99_ms",
-    description="ListChildren(all levels) of a 1,440-item pallet over gRPC, p99 (bar: <= 10)",
+    description="ListChildren(all levels) of a 1,440-item pallet over gRPC, p99",
+    bar=Bar(10, at_least=False),
 )
 def pallet_explode_p99_ms() -> Measurement:
     prepared = _prepared()
@@ -217,7 +219,8 @@ def pallet_explode_p99_ms() -> Measurement:
 
 @benchmark(
     "top_parent_p99_ms",
-    description="GetAncestors (top pallet) of a packed item over gRPC, p99 (bar: <= 2)",
+    description="GetAncestors (top pallet) of a packed item over gRPC, p99",
+    bar=Bar(2, at_least=False),
 )
 def top_parent_p99_ms() -> Measurement:
     prepared = _prepared()

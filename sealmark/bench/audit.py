@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import grpc
 import psycopg2
 
-from sealmark.bench.registry import Measurement, benchmark
+from sealmark.bench.registry import Bar, Measurement, benchmark
 from sealmark.bench.suite import GTIN, PREFIX, TENANT, BenchSuite, server_rss_mb, suite_for_process
 from sealmark.gs1.checkdigit import check_digit
 from sealmark.v1 import audit_pb2, audit_pb2_grpc
@@ -70,6 +70,7 @@ def _prepared() -> Prepared:
     "epcis_export_events_per_s",
     description="EPCIS 2.0 export of 100,000 packing events (400,000 identifiers) over gRPC,"
     " streamed; detail gives the server's RSS before and its peak after",
+    bar=Bar(512, of="peak_rss_mb", at_least=False),
 )
 def epcis_export_events_per_s() -> Measurement:
     prepared = _prepared()

@@ -3,6 +3,7 @@ numbers and the echo baseline's are produced by the same client code."""
 
 from __future__ import annotations
 
+import bisect
 import gc
 import threading
 import time
@@ -52,6 +53,26 @@ class LoadResult:
             return float("nan")
         ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def histogram(self) -> list[tuple[float, int]]:
+        return histogram_ms(self.latencies_ms)
+
+
+# Bucket bounds in ms, a factor of √2 apart from 0.125 ms to about 23 s: fine enough to see a
+# tail, few enough to print on one JSON line.
+BOUNDS_MS = tuple(round(0.125 * 2 ** (i / 2), 4) for i in range(36))
+
+
+def histogram_ms(latencies_ms: list[float]) -> list[tuple[float, int]]:
+    """(upper bound, count) of the buckets from the first to the last one used; a latency
+    above the last bound counts in the last bucket."""
+    counts = [0] * len(BOUNDS_MS)
+    for latency in latencies_ms:
+        counts[min(bisect.bisect_left(BOUNDS_MS, latency), len(BOUNDS_MS) - 1)] += 1
+    used = [i for i, n in enumerate(counts) if n]
+    if not used:
+        return []
+    return [(BOUNDS_MS[i], counts[i]) for i in range(used[0], used[-1] + 1)]
 
 
 def closed_loop(

@@ -14,7 +14,7 @@ import resource
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, ClassVar
 
 from sealmark.errors import InvalidArgument
 
@@ -25,6 +25,34 @@ class Measurement:
     unit: str
     peak_rss_mb: float | None = None
     detail: dict[str, float | int | str] | None = None
+    # Latencies as (upper bound in ms, calls) buckets, for the report's histograms.
+    histogram_ms: list[tuple[float, int]] | None = None
+
+
+@dataclass(frozen=True)
+class Bar:
+    """The goal a benchmark is held to (PRODUCT.md, section 5): its ``value``, its ``ratio``
+    to the baseline or the server's ``peak_rss_mb``, at least or at most ``limit``."""
+
+    limit: float
+    of: str = "value"  # one of OF
+    at_least: bool = True
+
+    OF: ClassVar[tuple[str, ...]] = ("value", "ratio", "peak_rss_mb")
+
+    def __post_init__(self) -> None:
+        if self.of not in self.OF:
+            raise ValueError(f"Bar.of: {self.of!r}, want one of {self.OF}")
+
+    def met(self, value: float, ratio: float | None, peak_rss_mb: float | None) -> bool | None:
+        """Whether the measured figure meets the bar; None when there is nothing to judge."""
+        measured = {"value": value, "ratio": ratio, "peak_rss_mb": peak_rss_mb}[self.of]
+        if measured is None or measured != measured:  # not measured, or NaN
+            return None
+        return measured >= self.limit if self.at_least else measured <= self.limit
+
+    def text(self) -> str:
+        return f"{self.of} {'>=' if self.at_least else '<='} {self.limit:g}"
 
 
 @dataclass(frozen=True)
@@ -33,20 +61,24 @@ class Benchmark:
     run: Callable[[], Measurement]
     baseline: str | None = None
     description: str = ""
+    bar: Bar | None = None
 
 
 _REGISTRY: dict[str, Benchmark] = {}
 
 
 def benchmark(
-    name: str, *, baseline: str | None = None, description: str = ""
+    name: str, *, baseline: str | None = None, description: str = "", bar: Bar | None = None
 ) -> Callable[[Callable[[], Measurement]], Callable[[], Measurement]]:
-    """Register ``fn`` as benchmark ``name``."""
+    """Register ``fn`` as benchmark ``name``; ``bar`` is the goal it is held to."""
 
     def register(fn: Callable[[], Measurement]) -> Callable[[], Measurement]:
         if name in _REGISTRY:
             raise ValueError(f"benchmark {name} registered twice")
-        _REGISTRY[name] = Benchmark(name, fn, baseline, description or (fn.__doc__ or ""))
+        if bar is not None and bar.of == "ratio" and baseline is None:
+            raise ValueError(f"benchmark {name}: a bar on the ratio needs a baseline")
+        text = description or (fn.__doc__ or "")
+        _REGISTRY[name] = Benchmark(name, fn, baseline, text, bar)
         return fn
 
     return register
@@ -90,8 +122,13 @@ def run(names: Iterable[str], out: IO[str] = sys.stdout) -> list[dict[str, objec
             "ratio": ratio,
             "peak_rss_mb": m.peak_rss_mb,
         }
+        if bench.bar is not None:
+            line["bar"] = bench.bar.text()
+            line["met"] = bench.bar.met(m.value, ratio, m.peak_rss_mb)
         if m.detail:
             line["detail"] = m.detail
+        if m.histogram_ms:
+            line["histogram_ms"] = [[bound, count] for bound, count in m.histogram_ms]
         print(json.dumps(line), file=out, flush=True)
         lines.append(line)
     return lines

@@ -21,7 +21,7 @@ import grpc
 import psycopg2
 
 from sealmark.bench.load import LoadResult, client_channels, closed_loop
-from sealmark.bench.registry import Measurement, benchmark
+from sealmark.bench.registry import Bar, Measurement, benchmark
 from sealmark.bench.suite import (
     GTIN,
     TENANT,
@@ -155,8 +155,8 @@ def _half_load(prepared: Prepared) -> LoadResult:
 @benchmark(
     "verify_rps",
     baseline="grpc_echo_rps",
-    description=f"Verify calls/s over gRPC, {CONCURRENCY} clients, 100k codes stored"
-    " (bar: ratio >= 0.5)",
+    description=f"Verify calls/s over gRPC, {CONCURRENCY} clients, 100k codes stored",
+    bar=Bar(0.5, of="ratio"),
 )
 def verify_rps() -> Measurement:
     prepared = _prepared()
@@ -173,12 +173,14 @@ def verify_rps() -> Measurement:
             "stored": prepared.stored,
             "processes": PROCESSES,
         },
+        peak.histogram(),
     )
 
 
 @benchmark(
     "verify_p99_ms_half_load",
-    description="Verify p99 at half the peak rate, 100k codes stored (bar: <= 20)",
+    description="Verify p99 at half the peak rate, 100k codes stored",
+    bar=Bar(20, at_least=False),
 )
 def verify_p99_ms_half_load() -> Measurement:
     prepared = _prepared()
@@ -194,12 +196,14 @@ def verify_p99_ms_half_load() -> Measurement:
             "rps": round(result.rps, 1),
             "errors": result.errors,
         },
+        result.histogram(),
     )
 
 
 @benchmark(
     "verify_p99_growth",
-    description="Verify p99 at half load with 10M codes stored / with 100k (bar: <= 1.5)",
+    description="Verify p99 at half load with 10M codes stored / with 100k",
+    bar=Bar(1.5, at_least=False),
 )
 def verify_p99_growth() -> Measurement:
     prepared = _prepared()
@@ -218,4 +222,5 @@ def verify_p99_growth() -> Measurement:
             "p50_ms_10m": round(large.percentile(0.5), 3),
             "errors": small.errors + large.errors,
         },
+        large.histogram(),
     )

@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 
 from sealmark.errors import InvalidArgument, SealmarkError
 
@@ -28,6 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="run benchmarks, one JSON line each")
     bench.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     bench.add_argument("--list", action="store_true", help="list the benchmarks")
+    bench.add_argument("--report", type=Path, help="also write the run as an HTML page")
+    bench.add_argument(
+        "--from",
+        dest="from_file",
+        type=Path,
+        help="with --report: render the JSON lines of an earlier run instead of running",
+    )
     return parser
 
 
@@ -52,9 +61,19 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         if args.list:
             for name, bench in registered().items():
-                print(f"{name}\t{bench.description.strip()}")
+                bar = f" (bar: {bench.bar.text()})" if bench.bar else ""
+                print(f"{name}\t{bench.description.strip()}{bar}")
             return 0
-        run(args.names)
+        if args.from_file is not None and args.report is None:
+            raise InvalidArgument("--from", "goes with --report")
+        if args.from_file is not None and args.names:
+            raise InvalidArgument("--from", "renders a saved run; name no benchmarks with it")
+        from sealmark.bench.report import read_lines, write_report
+
+        lines = read_lines(args.from_file) if args.from_file else run(args.names)
+        if args.report is not None:
+            write_report(args.report, lines, datetime.now(UTC))
+            print(f"report: {args.report}", file=sys.stderr)
         return 0
 
     from sealmark.logs import configure_logging
