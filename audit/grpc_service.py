@@ -321,13 +321,15 @@ class AuditService(audit_pb2_grpc.AuditServicer):
                     hashes=inner.hashes,
                 ),
             )
-        index, size, hashes = self._log.inclusion_proof(
+        index, size, hashes, entry = self._log.inclusion_proof(
             principal.tenant_id,
             request.leaf_index if which == "leaf_index" else None,
             request.leaf_hash if which == "leaf_hash" else None,
             request.tree_size,
         )
-        return audit_pb2.InclusionProof(leaf_index=index, tree_size=size, hashes=hashes)
+        return audit_pb2.InclusionProof(
+            leaf_index=index, tree_size=size, hashes=hashes, entry=entry
+        )
 
     def GetConsistencyProof(
         self, request: audit_pb2.GetConsistencyProofRequest, context: grpc.ServicerContext

@@ -107,6 +107,13 @@ class TlogStore:
         )
         return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
+    def entry(self, tenant_id: str, index: int) -> bytes:
+        """The stored bytes of entry ``index`` (which must exist)."""
+        rows = self._uow.execute(
+            "SELECT data FROM tlog_entries WHERE tenant_id = %s AND idx = %s", (tenant_id, index)
+        )
+        return bytes(rows[0][0])
+
     def entries(self, tenant_id: str, start: int, count: int) -> list[tuple[Any, ...]]:
         rows = self._uow.execute(
             "SELECT idx, kind, data, integrated_at FROM tlog_entries"

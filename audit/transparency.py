@@ -231,7 +231,10 @@ class TransparencyLog:
 
     def inclusion_proof(
         self, tenant_id: str, index: int | None, leaf: bytes | None, tree_size: int
-    ) -> tuple[int, int, list[bytes]]:
+    ) -> tuple[int, int, list[bytes], bytes]:
+        """The proof that entry ``index`` (or the entry whose leaf hash is ``leaf``) is in the
+        tree of ``tree_size`` entries (0: the latest): (index, size, path, the entry's bytes,
+        whose leaf hash is the proven leaf)."""
         size = self._proof_size(tenant_id, tree_size)
         name = "GetInclusionProofRequest"
         with self._db.reads() as uow:
@@ -247,7 +250,8 @@ class TransparencyLog:
             if index >= size:
                 raise InvalidArgument(f"{name}.leaf_index", f"{index} >= tree size {size}")
             leaves = store.leaf_hashes(tenant_id, size)
-        return index, size, merkle.inclusion_proof(index, leaves)
+            entry = store.entry(tenant_id, index)
+        return index, size, merkle.inclusion_proof(index, leaves), entry
 
     def code_proof(
         self, tenant_id: str, code_key: str, tree_size: int

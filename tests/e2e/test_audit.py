@@ -25,6 +25,7 @@ from sealmark.clock import FixedClock
 from sealmark.epcis.document import check_event
 from sealmark.server.app import create_server
 from sealmark.services import binding_for
+from sealmark.tlog import merkle
 from sealmark.v1 import (
     aggregator_pb2,
     aggregator_pb2_grpc,
@@ -602,6 +603,41 @@ def test_other_tenants_log_is_separate(world: dict[str, Any]) -> None:
             A.GetInclusionProofRequest(leaf_index=0), metadata=_as(w, "auditor", "other")
         )
     assert caught.value.code() == Code.INVALID_ARGUMENT
+
+
+def _fresh_brand(w: dict[str, Any]) -> dict[str, Any]:
+    """The world with a brand of its own (own log, own signing key) in place of "brand"."""
+    brand = seed_tenant(w["container"].uow, w["clock"], "aud", tokens=ROLES)
+    w["issuer"].RotateKey(issuer_pb2.RotateKeyRequest(), metadata=_md(brand.tokens["admin"]))
+    return {**w, "brand": brand}
+
+
+def test_inclusion_proof_carries_the_entry_that_hashes_to_the_proven_leaf(
+    world: dict[str, Any],
+) -> None:
+    w = _fresh_brand(world)  # a log nobody has tampered with
+    _issue(w, 1)
+    md = _as(w, "auditor")
+    head = w["audit"].GetCheckpoint(A.GetCheckpointRequest(), metadata=md)
+    stored = w["audit"].GetLogEntries(A.GetLogEntriesRequest(start=0, count=1000), metadata=md)
+    assert head.tree_size >= 3
+    roots = {head.tree_size: head.root_hash}
+    roots[2] = merkle.root([merkle.leaf_hash(e.data) for e in stored.entries[:2]])
+    for index in range(head.tree_size):
+        for size in sorted({s for s in roots if s > index}):
+            proof = w["audit"].GetInclusionProof(
+                A.GetInclusionProofRequest(leaf_index=index, tree_size=size), metadata=md
+            )
+            assert proof.entry == stored.entries[index].data != b""
+            merkle.verify_inclusion(
+                merkle.leaf_hash(proof.entry), index, size, list(proof.hashes), roots[size]
+            )
+    # By leaf hash: the same entry, found by the hash of its bytes.
+    last = stored.entries[head.tree_size - 1].data
+    by_hash = w["audit"].GetInclusionProof(
+        A.GetInclusionProofRequest(leaf_hash=merkle.leaf_hash(last)), metadata=md
+    )
+    assert by_hash.entry == last and by_hash.leaf_index == head.tree_size - 1
 
 
 def _export(w: dict[str, Any], brand: str = "brand", **fields: Any) -> tuple[dict[str, Any], int]:
