@@ -97,6 +97,51 @@ def consistency_proof(first_size: int, leaf_hashes: Sequence[bytes]) -> list[byt
     return proof
 
 
+def inclusion_proof_ranges(index: int, tree_size: int) -> list[tuple[int, int]]:
+    """The leaves ``[lo, hi)`` whose subtree hash each node of :func:`inclusion_proof`
+    (``index``, a tree of ``tree_size``) is, in the same order. Once a proof has verified, each
+    node is a trusted hash of its range: a verifier uses them to say where a copy of the
+    entries differs. Raises ValueError unless 0 <= index < tree_size."""
+    if not 0 <= index < tree_size:
+        raise ValueError(f"inclusion_proof_ranges: index {index}, tree size {tree_size}")
+    ranges: list[tuple[int, int]] = []
+    lo, hi = 0, tree_size
+    while hi - lo > 1:
+        mid = lo + _split(hi - lo)
+        if index < mid:
+            ranges.append((mid, hi))
+            hi = mid
+        else:
+            ranges.append((lo, mid))
+            lo = mid
+    ranges.reverse()
+    return ranges
+
+
+def consistency_proof_ranges(first_size: int, tree_size: int) -> list[tuple[int, int]]:
+    """The leaves ``[lo, hi)`` whose subtree hash each node of :func:`consistency_proof`
+    (``first_size`` to ``tree_size``) is, in the same order (see
+    :func:`inclusion_proof_ranges`). Raises ValueError unless 1 <= first_size <= tree_size."""
+    if not 1 <= first_size <= tree_size:
+        raise ValueError(f"consistency_proof_ranges: sizes {first_size} -> {tree_size}")
+    ranges: list[tuple[int, int]] = []
+    lo, hi = 0, tree_size
+    complete = True
+    while hi != first_size:
+        mid = lo + _split(hi - lo)
+        if first_size <= mid:
+            ranges.append((mid, hi))
+            hi = mid
+        else:
+            ranges.append((lo, mid))
+            lo = mid
+            complete = False
+    if not complete:
+        ranges.append((lo, hi))
+    ranges.reverse()
+    return ranges
+
+
 def verify_inclusion(
     leaf_hash: bytes, index: int, tree_size: int, proof: Sequence[bytes], root: bytes
 ) -> None:

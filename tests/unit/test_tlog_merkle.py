@@ -22,7 +22,9 @@ from sealmark.tlog.merkle import (
     EMPTY_ROOT,
     ProofError,
     consistency_proof,
+    consistency_proof_ranges,
     inclusion_proof,
+    inclusion_proof_ranges,
     leaf_hash,
     node_hash,
     root,
@@ -294,6 +296,27 @@ def test_consistency_property(size: int, data: st.DataObject) -> None:
     if proof:
         with pytest.raises(ProofError, match="hashes, want"):
             verify_consistency(first, size, proof[:-1], first_root, second_root)
+
+
+@settings(deadline=None, max_examples=100)
+@given(st.integers(1, 300), st.data())
+def test_proof_ranges_name_the_leaves_of_each_node(size: int, data: st.DataObject) -> None:
+    leaves = _tree(size)
+    index = data.draw(st.integers(0, size - 1), label="index")
+    first = data.draw(st.integers(1, size), label="first_size")
+    for ranges, proof in (
+        (inclusion_proof_ranges(index, size), inclusion_proof(index, leaves)),
+        (consistency_proof_ranges(first, size), consistency_proof(first, leaves)),
+    ):
+        assert [root(leaves[lo:hi]) for lo, hi in ranges] == proof
+    # The inclusion ranges and the leaf itself cover the tree once each.
+    covered = sorted([(index, index + 1), *inclusion_proof_ranges(index, size)])
+    assert [lo for lo, _ in covered] == [0, *(hi for _, hi in covered[:-1])]
+    assert covered[-1][1] == size
+    with pytest.raises(ValueError, match="index 3, tree size 3"):
+        inclusion_proof_ranges(3, 3)
+    with pytest.raises(ValueError, match="sizes 0 -> 3"):
+        consistency_proof_ranges(0, 3)
 
 
 def test_a_million_leaves() -> None:
