@@ -1,6 +1,8 @@
 """Offline checks of saved transparency-log files, trusting only the log's public key: a
-checkpoint's signature, that a newer checkpoint extends it, that an entry is in it, and that a
-full copy of the entries rebuilds exactly its root (any rewritten entry changes the root).
+checkpoint's signature, that a newer checkpoint extends it, that an entry is in the newest
+one, and that a full copy of the entries rebuilds exactly its root (any rewritten entry
+changes the root). Every file given is checked against the newest checkpoint or refused:
+it fails closed with one error type, :class:`VerificationFailed`.
 
 File formats (as ``sealmark audit tlog …`` writes them): checkpoints are C2SP signed notes;
 proofs are JSON with base64 hashes; entries are JSON lines ``{"index": i, "data": base64}``."""
@@ -10,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -68,52 +71,159 @@ def verify_files(
     code: str | None = None,
     today: date | None = None,
 ) -> list[str]:
-    """What was verified, one line each. Raises VerificationFailed on the first failure."""
+    """What was verified, one line each. Raises VerificationFailed if anything fails, or if a
+    file is given that cannot be checked (fail closed); its message has one line per failure.
+
+    The newest checkpoint (``newer`` when given, with the ``consistency`` proof that it
+    extends ``checkpoint``; else ``checkpoint``) is what everything is checked against: the
+    inclusion proof must be for its tree size, and ``entries`` must be exactly its entries,
+    0 to size - 1, rebuilding its root and, from their prefix, the older one's. A checkpoint
+    whose signature fails stops everything; past that every file is checked, so that a
+    rewritten entry is named as closely as the trusted hashes allow (the signed roots, and
+    the nodes of the proofs that verified, are hashes of known ranges of entries)."""
+    if (newer is None) != (consistency is None):
+        raise VerificationFailed("--newer and --consistency go together: the proof links them")
+    if code is not None and inclusion is None:
+        raise VerificationFailed("--code needs --inclusion: the proof of that code")
     old = _checkpoint(checkpoint, key)
+    newest, newest_path = old, checkpoint
     done = [f"checkpoint {old.origin} size {old.size} signed by the key"]
+    trusted = [_Known(0, old.size, old.root_hash, f"{checkpoint}")]
+    failed: list[str] = []
     if newer is not None and consistency is not None:
-        new = _checkpoint(newer, key)
-        if new.origin != old.origin:
-            raise VerificationFailed(f"{newer}: another log ({new.origin} != {old.origin})")
-        proof = _json(consistency)
-        if (proof.get("first_size"), proof.get("second_size")) != (old.size, new.size):
-            raise VerificationFailed(f"{consistency}: proves other sizes than the checkpoints")
+        newest, newest_path = _checkpoint(newer, key), newer
+        if newest.origin != old.origin:
+            raise VerificationFailed(f"{newer}: another log ({newest.origin} != {old.origin})")
+        trusted.append(_Known(0, newest.size, newest.root_hash, f"{newer}"))
         try:
-            merkle.verify_consistency(
-                old.size, new.size, _hashes(proof, consistency), old.root_hash, new.root_hash
-            )
-        except merkle.ProofError as exc:
-            raise VerificationFailed(f"{newer} does not extend {checkpoint}: {exc}") from exc
-        done.append(f"size {new.size} extends size {old.size} (append-only)")
+            trusted += _extends(old, newest, checkpoint, newer, consistency)
+            done.append(f"size {newest.size} extends size {old.size} (append-only)")
+        except VerificationFailed as exc:
+            failed.append(str(exc))
     if inclusion is not None:
-        proof = _json(inclusion)
         try:
-            entry = base64.b64decode(proof["entry"], validate=True)
-            index, size = int(proof["leaf_index"]), int(proof["tree_size"])
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-            raise VerificationFailed(f"{inclusion}: not an inclusion proof ({exc})") from exc
-        if size != old.size:
-            raise VerificationFailed(f"{inclusion}: proof for size {size}, checkpoint {old.size}")
-        try:
-            merkle.verify_inclusion(
-                merkle.leaf_hash(entry), index, size, _hashes(proof, inclusion), old.root_hash
-            )
-        except merkle.ProofError as exc:
-            raise VerificationFailed(f"entry {index} is not in the checkpoint: {exc}") from exc
-        done.append(f"entry {index} is in the tree of size {size}")
-        if "code" in proof or code is not None:
-            done.append(_code_in_batch(proof, entry, inclusion, code, today))
+            known, lines = _included(inclusion, newest, newest_path, code, today)
+            trusted += known
+            done += lines
+        except VerificationFailed as exc:
+            failed.append(str(exc))
     if entries is not None:
-        leaves = _entry_leaves(entries)
-        if len(leaves) < old.size:
-            raise VerificationFailed(f"{entries}: {len(leaves)} entries, checkpoint has {old.size}")
-        if merkle.root(leaves[: old.size]) != old.root_hash:
-            raise VerificationFailed(
-                f"{entries}: the entries do not hash to the checkpoint's root:"
-                " a stored entry was rewritten, dropped or reordered"
-            )
-        done.append(f"entries 0..{old.size - 1} rebuild the checkpoint's root")
+        try:
+            _rebuild(entries, trusted, newest, newest_path)
+            done.append(f"entries 0..{newest.size - 1} rebuild the newest checkpoint's root")
+        except VerificationFailed as exc:
+            failed.append(str(exc))
+    if failed:
+        raise VerificationFailed("\n".join(failed))
     return done
+
+
+def _included(
+    path: Path, newest: Checkpoint, newest_path: Path, code: str | None, today: date | None
+) -> tuple[list[_Known], list[str]]:
+    """Check the inclusion proof against the newest checkpoint; return the hashes it vouches
+    for (the entry's leaf and the path's nodes) and what was verified."""
+    proof = _json(path)
+    try:
+        entry = base64.b64decode(proof["entry"], validate=True)
+        index, size = int(proof["leaf_index"]), int(proof["tree_size"])
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        raise VerificationFailed(f"{path}: not an inclusion proof ({exc})") from exc
+    if size != newest.size:
+        raise VerificationFailed(
+            f"{path}: proof of entry {index} for tree size {size}, but the newest checkpoint"
+            f" ({newest_path}) has size {newest.size}: save the proof with"
+            f" `tlog prove --at {newest_path}`"
+        )
+    hashes, leaf = _hashes(proof, path), merkle.leaf_hash(entry)
+    try:
+        merkle.verify_inclusion(leaf, index, size, hashes, newest.root_hash)
+    except merkle.ProofError as exc:
+        raise VerificationFailed(
+            f"{path}: entry {index} is not in the checkpoint of size {size} ({newest_path}):"
+            f" {exc}; the entry or the proof was rewritten"
+        ) from exc
+    ranges = [(index, index + 1), *merkle.inclusion_proof_ranges(index, size)]
+    nodes = zip(ranges, [leaf, *hashes], strict=True)
+    lines = [f"entry {index} is in the tree of size {size}"]
+    if "code" in proof or code is not None:
+        lines.append(_code_in_batch(proof, entry, path, code, today))
+    return [_Known(lo, hi, h, str(path)) for (lo, hi), h in nodes], lines
+
+
+def _rebuild(path: Path, trusted: list[_Known], newest: Checkpoint, newest_path: Path) -> None:
+    """Check that the entries are exactly the newest checkpoint's and hash to every trusted
+    hash; else name the narrowest range of entries the trusted hashes say was changed."""
+    leaves = _entry_leaves(path)
+    if len(leaves) != newest.size:
+        raise VerificationFailed(_count_mismatch(path, len(leaves), newest, newest_path))
+    good = [k for k in trusted if merkle.root(leaves[k.lo : k.hi]) == k.hash]
+    bad = [k for k in trusted if k not in good]
+    if not bad:
+        return
+    worst = min(bad, key=lambda k: k.hi - k.lo)
+    lo, hi = worst.lo, worst.hi
+    narrowed = True
+    while narrowed:  # the ranges inside it that check out at either end are not the culprit
+        narrowed = False
+        for k in good:
+            if k.lo == lo and lo < k.hi < hi:
+                lo, narrowed = k.hi, True
+            elif k.hi == hi and lo < k.lo < hi:
+                hi, narrowed = k.lo, True
+    where = f"entry {lo} was" if hi - lo == 1 else f"one of entries {lo}..{hi - 1} was"
+    raise VerificationFailed(
+        f"{path}: {where} rewritten, dropped or reordered (the entries do not hash to what"
+        f" {worst.source} commits to for {_span(worst.lo, worst.hi)})"
+    )
+
+
+@dataclass(frozen=True)
+class _Known:
+    """A trusted hash of entries [lo, hi): a signed root, or a node of a verified proof."""
+
+    lo: int
+    hi: int
+    hash: bytes
+    source: str
+
+
+def _extends(
+    old: Checkpoint, new: Checkpoint, older: Path, newer: Path, consistency: Path
+) -> list[_Known]:
+    """Check that ``new`` extends ``old``; return the hashes the verified proof vouches for."""
+    proof = _json(consistency)
+    sizes = (proof.get("first_size"), proof.get("second_size"))
+    if sizes != (old.size, new.size):
+        raise VerificationFailed(
+            f"{consistency}: proves sizes {sizes[0]} -> {sizes[1]}, the checkpoints are"
+            f" {old.size} -> {new.size}: save it with `tlog consistency --from {older}"
+            f" --at {newer}`"
+        )
+    hashes = _hashes(proof, consistency)
+    try:
+        merkle.verify_consistency(old.size, new.size, hashes, old.root_hash, new.root_hash)
+    except merkle.ProofError as exc:
+        raise VerificationFailed(f"{newer} does not extend {older}: {exc}") from exc
+    nodes = zip(merkle.consistency_proof_ranges(old.size, new.size), hashes, strict=True)
+    return [_Known(lo, hi, h, str(consistency)) for (lo, hi), h in nodes]
+
+
+def _count_mismatch(path: Path, count: int, newest: Checkpoint, newest_path: Path) -> str:
+    if count < newest.size:
+        return (
+            f"{path}: {count} entries, the newest checkpoint ({newest_path}) has"
+            f" {newest.size}: {_span(count, newest.size)} missing"
+        )
+    return (
+        f"{path}: {_span(newest.size, count)} past the newest checkpoint ({newest_path},"
+        f" size {newest.size}): nothing signed covers them; give the checkpoint that does"
+        f" (--newer) or save the entries with `tlog entries --at {newest_path}`"
+    )
+
+
+def _span(lo: int, hi: int) -> str:
+    return f"entry {lo}" if hi - lo == 1 else f"entries {lo}..{hi - 1}"
 
 
 def _code_in_batch(

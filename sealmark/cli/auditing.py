@@ -8,9 +8,17 @@ but the log's public key.
                                                       --parent P) --reason R
     audit report KIND [--format F] [--out FILE] [filters]
     audit export-epcis --out FILE [--from T] [--to T] [--lot GTIN/LOT] [--code C] [--urn]
-    audit tlog checkpoint|entries|prove|consistency --out FILE
+    audit tlog checkpoint --out FILE
+    audit tlog prove (--index I | --code C) [--at CHECKPOINT | --tree-size N] --out FILE
+    audit tlog consistency (--from CHECKPOINT | --first N) [--at CHECKPOINT | --second N]
+                           --out FILE
+    audit tlog entries [--at CHECKPOINT | --start S --count N] --out FILE
     audit tlog verify --key VKEY --checkpoint FILE [--newer FILE --consistency FILE]
                       [--inclusion FILE] [--entries FILE]
+
+``--at CHECKPOINT`` pins what is saved to the tree of a checkpoint saved before (the newest
+one the auditor will verify against), however much the log has grown since; ``verify``
+checks every file against the newest checkpoint it is given and refuses any it cannot.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from sealmark.cli.aggregation import code_ref
 from sealmark.cli.output import emit, endpoint, rpc_failed
 from sealmark.errors import InvalidArgument
 from sealmark.settings import Settings
+from sealmark.tlog.note import parse_checkpoint
 from sealmark.v1 import audit_pb2, audit_pb2_grpc, common_pb2
 
 KINDS = (
@@ -109,17 +118,25 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     checkpoint.add_argument("--out", type=Path, required=True)
     entries = tcmds.add_parser("entries", help="save entries [start, start+count) as JSON lines")
     entries.add_argument("--start", type=int, default=0)
-    entries.add_argument("--count", type=int, default=1000)
+    upto = entries.add_mutually_exclusive_group()
+    upto.add_argument("--count", type=int, default=1000)
+    upto.add_argument("--at", type=Path, metavar="CHECKPOINT", help="up to this tree's size")
     entries.add_argument("--out", type=Path, required=True)
     prove = tcmds.add_parser("prove", help="save an inclusion proof of one entry or code")
     which = prove.add_mutually_exclusive_group(required=True)
     which.add_argument("--index", type=int, help="an entry")
     which.add_argument("--code", metavar="CODE", help="a code: its batch entry and its place")
-    prove.add_argument("--tree-size", type=int, default=0)
+    size = prove.add_mutually_exclusive_group()
+    size.add_argument("--tree-size", type=int, default=0, help="default: the latest")
+    size.add_argument("--at", type=Path, metavar="CHECKPOINT", help="in this checkpoint's tree")
     prove.add_argument("--out", type=Path, required=True)
     consistency = tcmds.add_parser("consistency", help="save a consistency proof")
-    consistency.add_argument("--first", type=int, required=True)
-    consistency.add_argument("--second", type=int, default=0)
+    first = consistency.add_mutually_exclusive_group(required=True)
+    first.add_argument("--first", type=int)
+    first.add_argument("--from", dest="since", type=Path, metavar="CHECKPOINT")
+    second = consistency.add_mutually_exclusive_group()
+    second.add_argument("--second", type=int, default=0, help="default: the latest")
+    second.add_argument("--at", type=Path, metavar="CHECKPOINT", help="to this tree's size")
     consistency.add_argument("--out", type=Path, required=True)
     verify = tcmds.add_parser("verify", help="check saved files offline")
     verify.add_argument("--key", required=True, help="the log's verifier key (name+id+key)")
@@ -262,7 +279,7 @@ def _tlog(args: argparse.Namespace, stub: audit_pb2_grpc.AuditStub, md: list[Any
         return 0
     if which == "entries":
         lines, start = [], args.start
-        remaining = args.count
+        remaining = args.count if args.at is None else _size_at(args.at, "--at") - start
         while remaining > 0:
             got = stub.GetLogEntries(
                 audit_pb2.GetLogEntriesRequest(start=start, count=min(remaining, 1000)),
@@ -277,23 +294,17 @@ def _tlog(args: argparse.Namespace, stub: audit_pb2_grpc.AuditStub, md: list[Any
         emit({"entries": len(lines), "file": str(args.out)}, args.json)
         return 0
     if which == "prove":
-        asked = audit_pb2.GetInclusionProofRequest(tree_size=args.tree_size)
+        tree_size = args.tree_size if args.at is None else _size_at(args.at, "--at")
+        asked = audit_pb2.GetInclusionProofRequest(tree_size=tree_size)
         if args.code:
             asked.code.CopyFrom(code_ref(args.code, "--code"))
         else:
             asked.leaf_index = args.index
         proof = stub.GetInclusionProof(asked, metadata=md)
-        entry = proof.entry or (
-            stub.GetLogEntries(
-                audit_pb2.GetLogEntriesRequest(start=proof.leaf_index, count=1), metadata=md
-            )
-            .entries[0]
-            .data
-        )
         saved: dict[str, Any] = {
             "leaf_index": proof.leaf_index,
             "tree_size": proof.tree_size,
-            "entry": _b64(entry),
+            "entry": _b64(proof.entry),
             "hashes": [_b64(h) for h in proof.hashes],
         }
         if proof.HasField("code_proof"):
@@ -305,8 +316,10 @@ def _tlog(args: argparse.Namespace, stub: audit_pb2_grpc.AuditStub, md: list[Any
                 "hashes": [_b64(h) for h in inner.hashes],
             }
     else:
+        first = args.first if args.since is None else _size_at(args.since, "--from")
+        second = args.second if args.at is None else _size_at(args.at, "--at")
         proof = stub.GetConsistencyProof(
-            audit_pb2.GetConsistencyProofRequest(first_size=args.first, second_size=args.second),
+            audit_pb2.GetConsistencyProofRequest(first_size=first, second_size=second),
             metadata=md,
         )
         saved = {
@@ -341,6 +354,16 @@ def _verify(args: argparse.Namespace) -> int:
         return 1
     emit({"verified": checked}, getattr(args, "json", False))
     return 0
+
+
+def _size_at(path: Path, flag: str) -> int:
+    """The tree size of a saved checkpoint. Its signature is not checked here: this only picks
+    what to ask the log for, and ``tlog verify`` checks the files against the signed note."""
+    try:
+        body = path.read_text(encoding="utf-8").split("\n\n", 1)[0] + "\n"
+        return parse_checkpoint(body).size
+    except (OSError, ValueError) as exc:
+        raise InvalidArgument(flag, f"{path}: not a saved checkpoint ({exc})") from None
 
 
 def _recall_request(args: argparse.Namespace) -> audit_pb2.RecallRequest:

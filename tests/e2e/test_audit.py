@@ -526,31 +526,49 @@ def test_transparency_log_proves_inclusion_and_growth_and_catches_a_rewrite(
     saved = json.loads(second.stdout)
     size = saved["tree_size"]
     assert size > first.tree_size and saved["verifier_key"] == first.verifier_key
-    for args in (
-        ("tlog", "consistency", "--first", str(first.tree_size), "--second", str(size)),
-        ("tlog", "prove", "--index", "1", "--tree-size", str(size)),
-        ("tlog", "entries", "--count", str(size)),
-    ):
-        name = args[1] + ".json"
-        done = _cli(w, *args, "--out", str(tmp_path / name))
+    cp1, cp2 = str(tmp_path / "cp1.note"), str(tmp_path / "cp2.note")
+    consistency, inclusion = str(tmp_path / "consistency.json"), str(tmp_path / "prove.json")
+    entries_file = str(tmp_path / "entries.json")
+
+    def save(*args: str) -> None:
+        """As docs/audit.md shows: everything pinned to the newest saved checkpoint."""
+        done = _cli(w, "tlog", *args, "--out", str(tmp_path / (args[0] + ".json")))
         assert done.returncode == 0, done.stderr
+
+    save("consistency", "--from", cp1, "--at", cp2)
+    save("prove", "--index", "1", "--at", cp2)
+    save("entries", "--at", cp2)
+    _issue(w, 1)  # the log grows past cp2: the files stay those of cp2
 
     def verify(checkpoint: str, *extra: str) -> subprocess.CompletedProcess[str]:
         """Offline: only the key, the saved checkpoint and the files named in ``extra``."""
         key = first.verifier_key
         return _cli(w, "tlog", "verify", "--key", key, "--checkpoint", checkpoint, *extra)
 
-    cp1, cp2 = str(tmp_path / "cp1.note"), str(tmp_path / "cp2.note")
-    ok = verify(cp1, "--newer", cp2, "--consistency", str(tmp_path / "consistency.json"))
+    def documented() -> subprocess.CompletedProcess[str]:
+        return verify(
+            cp1,
+            *("--newer", cp2, "--consistency", consistency),
+            *("--inclusion", inclusion, "--entries", entries_file),
+        )
+
+    ok = documented()
     assert ok.returncode == 0, ok.stderr
-    assert "extends" in ok.stdout
-    inclusion, entries_file = str(tmp_path / "prove.json"), str(tmp_path / "entries.json")
-    ok = verify(cp2, "--inclusion", inclusion, "--entries", entries_file)
-    assert ok.returncode == 0, ok.stderr
+    assert "extends" in ok.stdout and "rebuild the newest checkpoint's root" in ok.stdout
     # A consumer's code: its commitment is in its issuance batch, which is in the log.
     gtin = w["brand"].gtin
     code_proof = tmp_path / "code.json"
-    done = _cli(w, "tlog", "prove", "--code", f"{gtin}/{codes[0].serial}", "--out", str(code_proof))
+    done = _cli(
+        w,
+        "tlog",
+        "prove",
+        "--code",
+        f"{gtin}/{codes[0].serial}",
+        "--at",
+        cp2,
+        "--out",
+        str(code_proof),
+    )
     assert done.returncode == 0, done.stderr
     assert codes[0].serial not in code_proof.read_text()
     mine = verify(cp2, "--inclusion", str(code_proof), "--code", codes[0].digital_link)
@@ -558,33 +576,45 @@ def test_transparency_log_proves_inclusion_and_growth_and_catches_a_rewrite(
     assert "issued in the logged batch" in mine.stdout
     other = verify(cp2, "--inclusion", str(code_proof), "--code", codes[1].digital_link)
     assert other.returncode == 1, other.stderr
-    # Someone with database access rewrites entry 1 (the trigger stops a plain UPDATE).
+    # Someone with database access rewrites an entry (the trigger stops a plain UPDATE):
+    # before, at and after the older checkpoint's size, each in turn, and puts it back.
     import psycopg2
 
-    with psycopg2.connect(w["dsn"]) as conn, conn.cursor() as cur:
-        with pytest.raises(psycopg2.Error, match="append-only"):
-            cur.execute(
-                "UPDATE tlog_entries SET data = 'x' WHERE tenant_id = %s AND idx = 1",
-                (w["brand"].tenant_id,),
-            )
-        conn.rollback()
-        cur.execute("ALTER TABLE tlog_entries DISABLE TRIGGER tlog_entries_append_only")
+    def rewrite(index: int, sql: str) -> None:
+        with psycopg2.connect(w["dsn"]) as conn, conn.cursor() as cur:
+            cur.execute("ALTER TABLE tlog_entries DISABLE TRIGGER tlog_entries_append_only")
+            cur.execute(sql + " WHERE tenant_id = %s AND idx = %s", (w["brand"].tenant_id, index))
+            cur.execute("ALTER TABLE tlog_entries ENABLE TRIGGER tlog_entries_append_only")
+
+    with (
+        psycopg2.connect(w["dsn"]) as conn,
+        conn.cursor() as cur,
+        pytest.raises(psycopg2.Error, match="append-only"),
+    ):
         cur.execute(
-            "UPDATE tlog_entries SET data = data || '\\x20'::bytea"
-            " WHERE tenant_id = %s AND idx = 1",
+            "UPDATE tlog_entries SET data = 'x' WHERE tenant_id = %s AND idx = 1",
             (w["brand"].tenant_id,),
         )
-        cur.execute("ALTER TABLE tlog_entries ENABLE TRIGGER tlog_entries_append_only")
-    for args in (
-        ("tlog", "entries", "--count", str(size)),
-        ("tlog", "prove", "--index", "1", "--tree-size", str(size)),
-    ):
-        done = _cli(w, *args, "--out", str(tmp_path / (args[1] + ".json")))
-        assert done.returncode == 0, done.stderr
-    for extra in (["--entries", entries_file], ["--inclusion", inclusion]):
-        caught = verify(cp2, *extra)
-        assert caught.returncode == 1
+    old = first.tree_size
+    for index in sorted({0, old - 1, old, size - 1}):
+        rewrite(index, "UPDATE tlog_entries SET data = data || '\\x20'::bytea")
+        try:
+            save("entries", "--at", cp2)
+            save("prove", "--index", str(index), "--at", cp2)
+            caught = documented()
+        finally:
+            rewrite(index, "UPDATE tlog_entries SET data = substr(data, 1, length(data) - 1)")
+        assert caught.returncode == 1, caught.stdout
         assert "VERIFICATION FAILED" in caught.stderr
+        assert f"entry {index} is not in the checkpoint" in caught.stderr
+        assert f"entry {index} was rewritten" in caught.stderr or "one of entries" in caught.stderr
+    save("entries", "--at", cp2)
+    save("prove", "--index", "1", "--at", cp2)
+    assert documented().returncode == 0  # put back, it verifies again
+    # Entries past the newest checkpoint are refused, not skipped: nothing signed covers them.
+    save("entries", "--count", "1000")
+    past = verify(cp1, "--newer", cp2, "--consistency", consistency, "--entries", entries_file)
+    assert past.returncode == 1 and "past the newest checkpoint" in past.stderr
     # A tampered checkpoint signature is refused too.
     note = (tmp_path / "cp2.note").read_text()
     (tmp_path / "bad.note").write_text(note.replace(str(size), str(size + 1), 1))
