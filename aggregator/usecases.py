@@ -714,18 +714,23 @@ class Aggregator:
                 )
             now = self._clock.now()
             affected, payload = apply(store, now)
+            # A write that changed nothing (a pack of children already in the parent, under a
+            # new event id: a line re-sending what it did) answers OK and records no domain
+            # event, which would be an AggregationEvent without children. Its result is
+            # stored all the same, so a resend of that id is a duplicate.
             # The domain event goes first, in one round trip with the result: if another
             # writer stored a result first, both are rolled back below.
-            uow.events.append_later(
-                NewEvent(
-                    tenant_id=principal.tenant_id,
-                    kind=kind,
-                    subject=subject or f"event:{event_id}",
-                    occurred_at=now,
-                    payload=payload,
-                    request_id=event_id,
+            if affected:
+                uow.events.append_later(
+                    NewEvent(
+                        tenant_id=principal.tenant_id,
+                        kind=kind,
+                        subject=subject or f"event:{event_id}",
+                        occurred_at=now,
+                        payload=payload,
+                        request_id=event_id,
+                    )
                 )
-            )
             stored_now = store.store_result(
                 principal.tenant_id,
                 event_id,

@@ -691,6 +691,89 @@ def _check_document(document: dict[str, Any]) -> list[dict[str, Any]]:
     return events
 
 
+def test_an_aggregation_that_changes_nothing_stores_no_event_and_export_validates(
+    world: dict[str, Any],
+) -> None:
+    """Issue 28: a line re-sending a pack it already did, under a new event id, got OK and
+    stored an event without children, and ExportEpcis of the whole tenant then failed."""
+    w = _fresh_brand(world)  # the whole tenant's export holds only what this test does
+    codes = _issue(w, 2)
+    items = [_ref(w, c) for c in codes]
+    md = _as(w, "line")
+    allocated = w["issuer"].AllocateSsccs(
+        issuer_pb2.AllocateSsccsRequest(
+            request_id="s-" + os.urandom(6).hex(),
+            company_prefix=w["brand"].prefix,
+            extension_digit=1,
+            quantity=1,
+        ),
+        metadata=md,
+        timeout=10,
+    )
+    box = common_pb2.CodeRef(sscc=allocated.ssccs[0])
+    packed = aggregator_pb2.PackRequest(
+        event_id="p-" + os.urandom(6).hex(),
+        parent=box,
+        children=items,
+        parent_level=common_pb2.PACK_LEVEL_CASE,
+    )
+    assert w["aggregator"].Pack(packed, metadata=md, timeout=10).children_affected == 2
+    del packed.children[1:]
+    noops: list[str] = []
+
+    def send(rpc: str, request: Any) -> Any:
+        request.event_id = "noop-" + os.urandom(6).hex()
+        noops.append(request.event_id)
+        return getattr(w["aggregator"], rpc)(request, metadata=md, timeout=10)
+
+    again = send("Pack", packed)
+    assert (again.duplicate, again.children_affected, again.event_id) == (False, 0, noops[-1])
+    assert again.HasField("recorded_at")
+    resent = w["aggregator"].Pack(packed, metadata=md, timeout=10)  # the same id once more
+    assert (resent.duplicate, resent.children_affected) == (True, 0)
+    reworked = send("Rework", aggregator_pb2.ReworkRequest(parent=box, children=items))
+    assert (reworked.duplicate, reworked.children_affected) == (False, 0)
+    packed.event_id = "noop-" + os.urandom(6).hex()
+    noops.append(packed.event_id)
+    acks = list(
+        w["aggregator"].PackStream(
+            iter([aggregator_pb2.PackStreamRequest(pack=packed)]), metadata=md, timeout=10
+        )
+    )
+    assert [(a.ok, a.duplicate, a.children_affected) for a in acks] == [(True, False, 0)]
+    # Emptied once for real, then "everything" again from an empty case: nothing to record.
+    emptied = aggregator_pb2.UnpackRequest(event_id="up-" + os.urandom(6).hex(), parent=box)
+    assert w["aggregator"].Unpack(emptied, metadata=md, timeout=10).children_affected == 2
+    assert send("Unpack", aggregator_pb2.UnpackRequest(parent=box)).children_affected == 0
+    # Unpacking a child that is no longer inside is refused: it stores nothing either.
+    with pytest.raises(grpc.RpcError) as caught:
+        send("Unpack", aggregator_pb2.UnpackRequest(parent=box, children=items[:1]))
+    assert caught.value.code() == Code.FAILED_PRECONDITION
+    assert "is not in" in (caught.value.details() or "")
+    import psycopg2
+
+    with psycopg2.connect(w["dsn"]) as conn, conn.cursor() as cur:
+        tenant = w["brand"].tenant_id
+        cur.execute(
+            "SELECT (SELECT count(*) FROM domain_events WHERE tenant_id = %s"
+            "  AND request_id = ANY(%s)),"
+            " (SELECT count(*) FROM containment_history WHERE tenant_id = %s"
+            "  AND event_id = ANY(%s)),"
+            " (SELECT count(*) FROM aggregation_events WHERE tenant_id = %s"
+            "  AND event_id = ANY(%s))",
+            (tenant, noops, tenant, noops, tenant, noops),
+        )
+        # No domain event or history; the results are kept so that a resend is a duplicate.
+        assert cur.fetchone() == (0, 0, len(noops) - 1)
+    document, count = _export(w)
+    events = _check_document(document)
+    assert count == len(events) > 0
+    aggregations = [e for e in events if e["type"] == "AggregationEvent"]
+    assert [e["action"] for e in aggregations] == ["ADD", "DELETE"]
+    assert len(aggregations[0]["childEPCs"]) == 2  # the one real pack
+    assert "childEPCs" not in aggregations[1]  # the one real unpack: everything
+
+
 def test_epcis_export_of_a_lot_and_a_code_is_schema_valid(world: dict[str, Any]) -> None:
     w = world
     codes = _issue(w, 3, lot="LOT-EPC")
