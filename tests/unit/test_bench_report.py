@@ -55,7 +55,7 @@ def test_bars_judge_value_ratio_and_memory() -> None:
     assert Bar(512, of="peak_rss_mb", at_least=False).met(1.0, None, 511.0) is True
     assert Bar(1.5, at_least=False).met(float("nan"), None, None) is None
     assert Bar(0.8, of="ratio").text() == "ratio >= 0.8"
-    with pytest.raises(ValueError, match="Bar.of"):
+    with pytest.raises(ValueError, match=r"Bar\.of"):
         Bar(1, of="median")
 
 
