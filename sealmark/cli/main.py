@@ -13,7 +13,7 @@ from sealmark.errors import InvalidArgument, SealmarkError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sealmark.cli import admin, aggregation, auditing, issuing, serve, verifying
+    from sealmark.cli import admin, aggregation, auditing, health, issuing, serve, verifying
 
     parser = argparse.ArgumentParser(
         prog="sealmark", description="Sealmark: signed one-item-one-code serialization suite"
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     aggregation.add_parsers(sub)
     verifying.add_parser(sub)
     auditing.add_parser(sub)
+    health.add_parser(sub)
     bench = sub.add_parser("bench", help="run benchmarks, one JSON line each")
     bench.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     bench.add_argument("--list", action="store_true", help="list the benchmarks")
@@ -75,6 +76,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             write_report(args.report, lines, datetime.now(UTC))
             print(f"report: {args.report}", file=sys.stderr)
         return 0
+    if args.command == "health":  # a probe: no settings, logging or database
+        from sealmark.cli import health
+
+        return health.run(args)
 
     from sealmark.logs import configure_logging
     from sealmark.settings import load_settings
