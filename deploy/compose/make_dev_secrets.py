@@ -28,12 +28,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-# compose service name -> extra DNS names its certificate carries
+# compose service name -> the other DNS names its certificate carries: localhost, and the
+# Service names of deploy/k8s (namespace sealmark), so the same files serve a trial cluster.
 SERVERS: dict[str, tuple[str, ...]] = {
-    "issuer": ("localhost",),
-    "aggregator": ("localhost",),
-    "verifier": ("localhost",),
-    "audit": ("localhost",),
+    **{
+        name: ("localhost", f"sealmark-{name}", f"sealmark-{name}.sealmark.svc")
+        for name in ("issuer", "aggregator", "verifier", "audit")
+    },
     "postgres": (),
     "redis": (),
 }
