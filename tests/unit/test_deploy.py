@@ -922,3 +922,59 @@ def test_the_image_healthcheck_runs(plain: Server) -> None:
     assert _run_probe(["/bin/sh", "-c", script], plain.port, Path("/nonexistent"), env) == 0
     plain.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     assert _run_probe(["/bin/sh", "-c", script], plain.port, Path("/nonexistent"), env) == 1
+
+
+def _without_pending(environ: dict[str, str]) -> dict[str, str]:
+    """The TLS settings are checked by name only until Settings has them (PENDING_TLS)."""
+    landed = settings_names()
+    return {k: v for k, v in environ.items() if k not in PENDING_TLS or k in landed}
+
+
+def image_env() -> dict[str, str]:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    envs: dict[str, str] = DockerfileParser(fileobj=io.BytesIO(text.encode())).envs
+    return {k: v for k, v in envs.items() if k.startswith("SEALMARK_")}
+
+
+def test_compose_environments_are_valid_settings(dev_secrets: Path) -> None:
+    """Values too, not only names: each container's environment (the image's, then the
+    service's) with the sealmark.toml that make_dev_secrets.py writes builds a Settings."""
+    for name, service in compose_doc()["services"].items():
+        if name in ("postgres", "redis"):
+            continue
+        environ = {**image_env(), **{k: str(v) for k, v in service["environment"].items()}}
+        environ["SEALMARK_CONFIG"] = str(dev_secrets / "sealmark.toml")
+        settings = load_settings(_without_pending(environ))
+        assert settings.redis_url is not None and settings.redis_url.startswith("rediss://")
+        assert settings.database_url is not None and not settings.embedded
+        assert settings.grpc_host == image_env()["SEALMARK_GRPC_HOST"] != "127.0.0.1"
+    environ["SEALMARK_REDIS_URL"] = "tcp://redis:6379"  # the check bites on a bad value
+    with pytest.raises(InvalidArgument, match="SEALMARK_REDIS_URL"):
+        load_settings(_without_pending(environ))
+
+
+def test_k8s_environments_are_valid_settings() -> None:
+    """Each container's environment as the kubelet would build it, with the example Secrets'
+    placeholders replaced by values of the right shape."""
+    objects = k8s_objects()
+    maps, secrets = by_kind(objects, "ConfigMap"), by_kind(objects, "Secret")
+    real = {"secret-pepper": "p" * 32, "key-passphrase": "k" * 32}
+    checked = 0
+    for obj in objects:
+        if obj["kind"] not in ("Deployment", "Job"):
+            continue
+        for container in containers(obj):
+            environ = dict(image_env())
+            for source in container.get("envFrom", []):
+                environ.update(maps[source["configMapRef"]["name"]]["data"])
+            for var in container.get("env", []):
+                ref = var.get("valueFrom", {}).get("secretKeyRef")
+                if ref is None:
+                    environ[var["name"]] = str(var["value"])
+                else:
+                    value = secrets[ref["name"]]["stringData"][ref["key"]]
+                    environ[var["name"]] = real.get(ref["key"], value)
+            settings = load_settings(_without_pending(environ))
+            assert settings.database_url is not None and settings.redis_url is not None
+            checked += 1
+    assert checked == len(SERVICES) + 1
