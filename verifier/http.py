@@ -603,9 +603,35 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "Sealmark"
     timeout = 20  # seconds a client may take to send a request: no slow-loris threads
+    # The standard library answers a request line it cannot parse as HTTP/0.9 (a bare body,
+    # no status line); as HTTP/1.0 the 400 it sends has one.
+    default_request_version = "HTTP/1.0"
 
     def version_string(self) -> str:
         return self.server_version  # no Python version for scanners to match
+
+    def parse_request(self) -> bool:
+        """The standard library's parsing, less what lets a request hide in another: HTTP/0.9
+        request lines (no version) and more than one Content-Length are 400; a body on a
+        method that takes none is never read as the next request (the connection closes)."""
+        raw: bytes = getattr(self, "raw_requestline", b"")
+        if len(raw.split()) == 2:
+            self.command, self.close_connection = "", True
+            self.request_version = self.default_request_version
+            self.requestline = str(raw, "iso-8859-1").rstrip("\r\n")
+            self.send_error(HTTPStatus.BAD_REQUEST)
+            return False
+        if not super().parse_request():
+            return False
+        if len(self.headers.get_all("Content-Length") or ()) > 1:
+            self.send_error(HTTPStatus.BAD_REQUEST)
+            return False
+        if self.command != "POST" and (
+            self.headers.get("Content-Length", "0").strip() != "0"
+            or self.headers.get("Transfer-Encoding")
+        ):
+            self.close_connection = True
+        return True
 
     def do_GET(self) -> None:
         self._answer()
