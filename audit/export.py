@@ -4,7 +4,7 @@ into EPCIS events (:mod:`audit.epcis_mapping`) and written as one streamed JSON-
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,7 +45,7 @@ class Exporter:
 
     def export(
         self, principal: Principal, query: ExportFilter, counter: Counter
-    ) -> Iterator[bytes]:
+    ) -> Generator[bytes, None, None]:
         """The document's bytes, produced as the events are read (one transaction: a
         consistent snapshot, read through a server-side cursor)."""
         principal.require(Role.AUDITOR)
@@ -65,13 +65,21 @@ class Exporter:
                 else Identifiers()
             )
             mapper = Mapper(store, tenant, identifiers)
+            rows = store.events(tenant, query.since, query.until)
             events = (
                 event
-                for recorded in store.events(tenant, query.since, query.until)
+                for recorded in rows
                 if wanted is None or _selected(mapper.units(recorded), recorded, wanted, windows)
                 for event in mapper.events(recorded)
             )
-            yield from mapper.document(_counted(events, counter), self._now())
+            try:
+                yield from mapper.document(_counted(events, counter), self._now())
+            finally:
+                # A client that goes away closes this generator: the cursor must close now,
+                # inside its transaction, not when the garbage collector gets to it after the
+                # connection has gone back to the pool ("named cursor isn't valid anymore").
+                events.close()
+                rows.close()
 
     def _scope(
         self, uow: PostgresUnitOfWork, tenant: str, query: ExportFilter

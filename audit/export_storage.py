@@ -3,7 +3,7 @@ cursor so a ten-million-event export never holds more than one batch in memory."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -40,8 +40,9 @@ class ExportStore:
 
     def events(
         self, tenant_id: str, since: datetime | None, until: datetime | None
-    ) -> Iterator[Recorded]:
-        """The tenant's exportable events recorded in [since, until), oldest first."""
+    ) -> Generator[Recorded, None, None]:
+        """The tenant's exportable events recorded in [since, until), oldest first. Close the
+        generator before the unit of work ends: that closes the server-side cursor."""
         cursor = self._uow.connection.cursor(name="epcis_export")
         cursor.itersize = FETCH_ROWS
         try:

@@ -3,6 +3,7 @@ only: every use case is scoped by the caller's principal."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import grpc
@@ -27,7 +28,7 @@ from audit.usecases import Auditor
 from sealmark.bootstrap import Container
 from sealmark.errors import InvalidArgument
 from sealmark.gs1.checkdigit import normalize_gtin
-from sealmark.server.app import ServiceBinding
+from sealmark.server.app import ServiceBinding, add_servicer
 from sealmark.server.interceptor import current_principal
 from sealmark.server.policy import policy
 from sealmark.tenancy.model import Role
@@ -280,8 +281,10 @@ class AuditService(audit_pb2_grpc.AuditServicer):
             urn=request.identifiers == audit_pb2.IDENTIFIER_FORMAT_EPC_URN,
         )
         counter = Counter()
-        for data in chunks(self._exporter.export(current_principal(), export, counter)):
-            yield audit_pb2.ExportChunk(data=data, events_so_far=counter.events)
+        # closing(): a cancelled call ends the export (cursor, transaction) at once
+        with contextlib.closing(self._exporter.export(current_principal(), export, counter)) as doc:
+            for data in chunks(doc):
+                yield audit_pb2.ExportChunk(data=data, events_so_far=counter.events)
 
     # -- transparency log ---------------------------------------------------------------
     def GetCheckpoint(
@@ -372,6 +375,8 @@ def transparency_log(container: Container) -> TransparencyLog:
 
 def binding(container: Container) -> ServiceBinding:
     def register(server: grpc.Server) -> None:
-        audit_pb2_grpc.add_AuditServicer_to_server(AuditService(container), server)
+        add_servicer(
+            server, audit_pb2.DESCRIPTOR.services_by_name["Audit"], AuditService(container)
+        )
 
     return ServiceBinding("audit", "sealmark.v1.Audit", register, POLICY)
