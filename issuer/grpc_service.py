@@ -17,7 +17,7 @@ from issuer.lines import LineReports, ReportBatch
 from sealmark.bootstrap import Container
 from sealmark.errors import InvalidArgument
 from sealmark.lifecycle import CodeState
-from sealmark.server.app import ServiceBinding
+from sealmark.server.app import ServiceBinding, add_servicer
 from sealmark.server.interceptor import current_principal
 from sealmark.server.keys import key_set_message, public_key_message
 from sealmark.server.policy import READ, policy
@@ -353,6 +353,8 @@ class IssuerService(issuer_pb2_grpc.IssuerServicer):
 
 def binding(container: Container) -> ServiceBinding:
     def register(server: grpc.Server) -> None:
-        issuer_pb2_grpc.add_IssuerServicer_to_server(IssuerService(container), server)
+        add_servicer(
+            server, issuer_pb2.DESCRIPTOR.services_by_name["Issuer"], IssuerService(container)
+        )
 
     return ServiceBinding("issuer", "sealmark.v1.Issuer", register, POLICY)

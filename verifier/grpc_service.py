@@ -6,7 +6,7 @@ import grpc
 
 from sealmark.bootstrap import Container
 from sealmark.errors import InvalidArgument
-from sealmark.server.app import ServiceBinding
+from sealmark.server.app import ServiceBinding, add_servicer
 from sealmark.server.interceptor import PUBLIC
 from sealmark.server.keys import key_set_message
 from sealmark.server.policy import policy
@@ -105,6 +105,6 @@ class VerifierService(verifier_pb2_grpc.VerifierServicer):
 def binding(container: Container) -> ServiceBinding:
     def register(server: grpc.Server) -> None:
         service = VerifierService(Verifier.of(container))
-        verifier_pb2_grpc.add_VerifierServicer_to_server(service, server)
+        add_servicer(server, verifier_pb2.DESCRIPTOR.services_by_name["Verifier"], service)
 
     return ServiceBinding("verifier", "sealmark.v1.Verifier", register, POLICY)

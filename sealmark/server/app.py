@@ -17,6 +17,7 @@ from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from sealmark.server import edge
 from sealmark.server.interceptor import Authenticate, ServiceInterceptor
 from sealmark.tenancy.model import Role
 
@@ -42,8 +43,10 @@ def add_servicer(
     encoded: Collection[str] = (),
 ) -> None:
     """Register ``servicer`` for ``service`` as the generated ``add_*_to_server`` does, except
-    that the methods named in ``encoded`` hand back their responses already serialized (bytes
-    in the response's wire format), which go out as they are."""
+    that every request goes through :mod:`sealmark.server.edge` (decoded without raising, then
+    checked once, so the servicer only sees requests that pass), and that the methods named in
+    ``encoded`` hand back their responses already serialized (bytes in the response's wire
+    format), which go out as they are."""
     unknown = set(encoded) - {m.name for m in service.methods}
     if unknown:
         raise ValueError(f"{service.full_name} has no method {sorted(unknown)}")
@@ -55,9 +58,10 @@ def add_servicer(
             bytes if method.name in encoded else response.SerializeToString
         )
         kind = _HANDLER_KINDS[method.client_streaming, method.server_streaming]
+        full_name = f"/{service.full_name}/{method.name}"
         handlers[method.name] = kind(
-            getattr(servicer, method.name),
-            request_deserializer=request.FromString,
+            edge.guarded(getattr(servicer, method.name), full_name, method.client_streaming),
+            request_deserializer=edge.deserializer(request),
             response_serializer=serialize,
         )
     server.add_generic_rpc_handlers(
