@@ -88,9 +88,7 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
             raise ValueError("varint too long")
 
 
-def _bad_utf8(
-    data: bytes, descriptor: Descriptor, path: str, depth: int
-) -> tuple[str, str] | None:
+def _bad_utf8(data: bytes, descriptor: Descriptor, path: str, depth: int) -> tuple[str, str] | None:
     if depth > _MAX_DEPTH:
         return None
     seen: dict[int, int] = {}
@@ -165,13 +163,24 @@ def admitted(request: Any, method: str) -> Any:
     return request
 
 
+def _admitted_stream(requests: Iterator[Any], method: str) -> Iterator[Any]:
+    """The admitted messages of a request stream. A client that cancels or goes away while
+    sending ends the stream (grpc raises a bare RpcError from the iterator then): that is
+    not a fault of the handler, and no traceback is logged for it."""
+    try:
+        for request in requests:
+            yield admitted(request, method)
+    except grpc.RpcError:
+        log.debug("rpc.request_stream_ended_by_client", method=method)
+
+
 def guarded(behavior: Callable[..., Any], method: str, client_streaming: bool) -> Any:
     """``behavior`` (a servicer method) called only with admitted requests: each message of
     a request stream is checked as it is read."""
     if client_streaming:
 
         def run_stream(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
-            return behavior((admitted(r, method) for r in requests), context)
+            return behavior(_admitted_stream(requests, method), context)
 
         return run_stream
 

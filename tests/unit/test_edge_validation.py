@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+import grpc
 import pytest
 import structlog
 from google.protobuf.message import Message
@@ -219,3 +220,18 @@ def test_no_logging_module_traceback_from_deserializing(caplog: pytest.LogCaptur
     with caplog.at_level(logging.DEBUG):
         edge.deserializer(issuer_pb2.IssueCodesRequest)(b"\x12\x02\xc3\x28")
     assert caplog.records == []
+
+
+def test_a_request_stream_the_client_abandons_just_ends() -> None:
+    def abandoned() -> Iterator[object]:
+        yield aggregator_pb2.PackStreamRequest(pack=pack())
+        raise grpc.RpcError()  # what grpc's request iterator raises on a cancelled call
+
+    received: list[object] = []
+
+    def behaviour(requests: Iterator[object], context: object) -> list[object]:
+        received.extend(requests)
+        return received
+
+    edge.guarded(behaviour, "/sealmark.v1.Aggregator/PackStream", True)(abandoned(), None)
+    assert len(received) == 1
