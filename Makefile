@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard proto/sealmark/v1/*.proto)
 
-.PHONY: run test unit integration bench proto proto-check lint clean venv softhsm chromium
+.PHONY: run test unit integration fuzz bench proto proto-check lint clean venv softhsm chromium
 
 venv: $(STAMP)
 
@@ -52,6 +52,11 @@ unit: $(STAMP)
 
 integration: $(STAMP) softhsm chromium
 	$(PY) -m pytest tests/integration tests/e2e $(PYTEST_ARGS)
+
+# Every RPC with every field and every hostile mutation (make test runs a bounded draw);
+# SEALMARK_FUZZ_SEED=<n> draws other random values where the run draws any.
+fuzz: $(STAMP)
+	SEALMARK_FUZZ=long $(PY) -m pytest -s tests/e2e/test_fuzz_rpcs.py tests/e2e/test_hostile_operations.py $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(VENV)/bin/sealmark bench $(BENCH)

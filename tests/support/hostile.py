@@ -50,6 +50,7 @@ class HostileWorld:
     brand: Brand
     lot: str
     serials: list[str]
+    links: list[str]
     ssccs: list[str]
     dsn: str
     stubs: dict[str, Any] = field(default_factory=dict)
@@ -121,7 +122,8 @@ def start_world(pg_dsn: str, redis_url: str, slug: str, codes: int = 24) -> Host
         metadata=admin,
         timeout=60,
     )
-    serials = [c.serial for r in responses for c in r.codes]
+    issued = [c for r in responses for c in r.codes]
+    serials = [c.serial for c in issued]
     acks = list(
         stubs["issuer"].ReportCommissioned(
             iter([issuer_pb2.CodeBatch(batch_id=fresh_id("c"), gtin=brand.gtin, serials=serials)]),
@@ -141,4 +143,15 @@ def start_world(pg_dsn: str, redis_url: str, slug: str, codes: int = 24) -> Host
         )
         .ssccs
     )
-    return HostileWorld(container, running, channel, brand, lot, serials, ssccs, pg_dsn, stubs)
+    return HostileWorld(
+        container,
+        running,
+        channel,
+        brand,
+        lot,
+        serials,
+        [c.digital_link for c in issued],
+        ssccs,
+        pg_dsn,
+        stubs,
+    )
