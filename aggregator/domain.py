@@ -22,7 +22,8 @@ from sealmark.gs1 import (
 from sealmark.lifecycle import CodeState
 
 EVENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-OFFSET = re.compile(r"^[+-](0\d|1[0-4]):[0-5]\d$")
+# as EPCIS 2.0 has it (-14:00..+14:00): a stored offset must export
+OFFSET = re.compile(r"[+-]((0\d|1[0-3]):[0-5]\d|14:00)")
 MAX_CHILDREN = 10_000
 MAX_LOGISTICS = 1_000
 MAX_SCAN = 4096
@@ -193,7 +194,7 @@ def event_time(value: datetime | None, now: datetime, field: str) -> datetime:
 
 
 def check_offset(value: str, field: str) -> str:
-    if value and not OFFSET.match(value):
+    if value and not OFFSET.fullmatch(value):
         raise InvalidArgument(field, f"{value!r}, want ±HH:MM such as +08:00")
     return value
 

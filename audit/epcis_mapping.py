@@ -4,7 +4,7 @@
 recorded                   exported
 =========================  ==============================================================
 codes.commissioned         Commission, one per (lot, expiry) in the batch, with the ILMD
-aggregation.packed         Pack
+aggregation.packed         Pack (none for a pack that added no child)
 aggregation.unpacked       Unpack (no children when everything was taken out)
 aggregation.reworked       Unpack of those removed, Pack of those added
 aggregation.replaced       the old label unpacked and decommissioned, the new one packed in
@@ -107,7 +107,8 @@ class Mapper:
         if kind == "codes.commissioned":
             yield from self._commissioned(p, where)
         elif kind == "aggregation.packed":
-            yield Pack(parent=epc(p["parent"]), children=_epcs(p["children"]), **where)
+            if p.get("children"):  # a repeated pack recorded as a no-op has nothing to say
+                yield Pack(parent=epc(p["parent"]), children=_epcs(p["children"]), **where)
         elif kind == "aggregation.unpacked":
             children = () if p.get("all") else _epcs(p["children"])
             yield Unpack(parent=epc(p["parent"]), children=children, **where)
