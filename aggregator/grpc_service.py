@@ -17,6 +17,7 @@ from aggregator.wire import children_page
 from sealmark.bootstrap import Container
 from sealmark.errors import Aborted, InvalidArgument, SealmarkError, Unavailable
 from sealmark.server.app import ServiceBinding, add_servicer
+from sealmark.server.edge import Refused, refusals_in_band
 from sealmark.server.errors import status_for
 from sealmark.server.interceptor import current_principal
 from sealmark.server.policy import READ, policy
@@ -120,6 +121,7 @@ class AggregatorService(aggregator_pb2_grpc.AggregatorServicer):
     ) -> aggregator_pb2.AggregationResult:
         return _aggregation_result(self._unpack(current_principal(), request))
 
+    @refusals_in_band  # a message that fails the edge's checks gets its own failed ack
     def PackStream(
         self, requests: Iterator[aggregator_pb2.PackStreamRequest], context: grpc.ServicerContext
     ) -> Iterator[aggregator_pb2.PackAck]:
@@ -176,12 +178,20 @@ class AggregatorService(aggregator_pb2_grpc.AggregatorServicer):
         return acks
 
     def _ack(
-        self, principal: Principal, message: aggregator_pb2.PackStreamRequest
+        self, principal: Principal, arrived: aggregator_pb2.PackStreamRequest | Refused
     ) -> aggregator_pb2.PackAck:
+        refused = arrived if isinstance(arrived, Refused) else None
+        message: Any = arrived if refused is None else refused.request
+        if message is None:  # it did not even decode
+            message = aggregator_pb2.PackStreamRequest()
         which = message.WhichOneof("event")
         event = getattr(message, which) if which else None
         event_id = event.event_id if event is not None else ""
+        if refused is not None and refused.error.field.endswith(".event_id"):
+            event_id = ""  # not echoed: it is what was refused
         try:
+            if refused is not None:
+                raise refused.error
             if which is None:
                 raise InvalidArgument("PackStreamRequest.event", "required")
             outcome: Outcome = getattr(self, f"_{which}")(principal, event)

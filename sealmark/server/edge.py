@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import grpc
 import structlog
@@ -47,6 +47,27 @@ class Undecodable:
 
 
 Deserializer = Callable[[bytes], "Message | Undecodable"]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A message of a request stream that failed the checks, handed to a handler that reports
+    failures per message (:func:`refusals_in_band`); ``request`` is the decoded message, or
+    None when it did not decode."""
+
+    error: InvalidArgument
+    request: Message | None
+
+
+Behaviour = TypeVar("Behaviour", bound=Callable[..., Any])
+
+
+def refusals_in_band(behavior: Behaviour) -> Behaviour:
+    """Mark a request-streaming servicer method whose contract reports a failed message in
+    its answer and goes on (PackStream's acks): it receives a :class:`Refused` in the place of
+    each message that fails the checks, instead of the stream ending with INVALID_ARGUMENT."""
+    behavior.refusals_in_band = True  # type: ignore[attr-defined]
+    return behavior
 
 
 def deserializer(message_class: type[Message]) -> Deserializer:
@@ -163,13 +184,19 @@ def admitted(request: Any, method: str) -> Any:
     return request
 
 
-def _admitted_stream(requests: Iterator[Any], method: str) -> Iterator[Any]:
-    """The admitted messages of a request stream. A client that cancels or goes away while
-    sending ends the stream (grpc raises a bare RpcError from the iterator then): that is
-    not a fault of the handler, and no traceback is logged for it."""
+def _admitted_stream(requests: Iterator[Any], method: str, in_band: bool) -> Iterator[Any]:
+    """The admitted messages of a request stream (with ``in_band``, a Refused for each one
+    that is not). A client that cancels or goes away while sending ends the stream (grpc
+    raises a bare RpcError from the iterator then): that is not a fault of the handler, and
+    no traceback is logged for it."""
     try:
         for request in requests:
-            yield admitted(request, method)
+            try:
+                yield admitted(request, method)
+            except InvalidArgument as exc:
+                if not in_band:
+                    raise
+                yield Refused(exc, None if isinstance(request, Undecodable) else request)
     except grpc.RpcError:
         log.debug("rpc.request_stream_ended_by_client", method=method)
 
@@ -178,9 +205,10 @@ def guarded(behavior: Callable[..., Any], method: str, client_streaming: bool) -
     """``behavior`` (a servicer method) called only with admitted requests: each message of
     a request stream is checked as it is read."""
     if client_streaming:
+        in_band = bool(getattr(behavior, "refusals_in_band", False))
 
         def run_stream(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
-            return behavior(_admitted_stream(requests, method), context)
+            return behavior(_admitted_stream(requests, method, in_band), context)
 
         return run_stream
 

@@ -22,6 +22,7 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.message_factory import GetMessageClass
 
 from sealmark.server import edge
 from sealmark.v1 import audit_pb2, common_pb2
@@ -71,11 +72,15 @@ def invoke(
             return grpc.StatusCode.OK, ""
         started = time.monotonic()
         timer = _Canceller(call)
-        for _ in call:
+        failed = None
+        for answer in call:
+            failed = failed or _failure_in_band(method, answer)
             if time.monotonic() - started > STREAM_READ_S:
                 break
         timer.stop()
         call.cancel()
+        if failed is not None:
+            return failed
         code = call.code()
         return (grpc.StatusCode.OK if code == grpc.StatusCode.CANCELLED else code), ""
     except grpc.RpcError as exc:
@@ -83,6 +88,18 @@ def invoke(
         if code == grpc.StatusCode.CANCELLED and method.server_streaming:
             return grpc.StatusCode.OK, ""  # we cancelled a stream that was still open
         return code, details
+
+
+def _failure_in_band(method: MethodDescriptor, answer: bytes) -> tuple[grpc.StatusCode, str] | None:
+    """A failure a stream reports in an answer and goes on (PackAck's error_code and
+    error_message), as the status and message a unary call would have ended with."""
+    fields = method.output_type.fields_by_name
+    if "error_code" not in fields or "error_message" not in fields:
+        return None
+    message: Any = GetMessageClass(method.output_type).FromString(answer)
+    if not message.error_code:
+        return None
+    return grpc.StatusCode[message.error_code], message.error_message
 
 
 class _Canceller:

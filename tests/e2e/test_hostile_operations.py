@@ -312,3 +312,27 @@ def test_only_offsets_that_epcis_can_hold_are_stored(
         world.stubs["aggregator"].Pack(request, metadata=world.md("line"), timeout=30)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert refused.value.details().startswith("PackRequest.event_time_zone_offset: ")
+
+
+def test_packstream_reports_a_refused_message_in_its_ack_and_goes_on(world: HostileWorld) -> None:
+    def pack(serial: int, **fields: Any) -> A.PackStreamRequest:
+        return A.PackStreamRequest(
+            pack=A.PackRequest(
+                event_id=fresh_id("ps"),
+                parent=_sscc(world, 8),
+                children=[_sgtin(world, serial)],
+                **fields,
+            )
+        )
+
+    hostile = pack(69, place=common_pb2.Place(read_point="dock\x1b7"))
+    messages = [pack(68), hostile, pack(69)]
+    acks = list(
+        world.stubs["aggregator"].PackStream(iter(messages), metadata=world.md("line"), timeout=30)
+    )
+    assert [a.ok for a in acks] == [True, False, True]
+    assert acks[1].event_id == hostile.pack.event_id
+    assert acks[1].error_code == "INVALID_ARGUMENT"
+    assert acks[1].error_message == (
+        "PackStreamRequest.pack.place.read_point: control character U+001B at 4"
+    )

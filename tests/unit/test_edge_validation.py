@@ -235,3 +235,25 @@ def test_a_request_stream_the_client_abandons_just_ends() -> None:
 
     edge.guarded(behaviour, "/sealmark.v1.Aggregator/PackStream", True)(abandoned(), None)
     assert len(received) == 1
+
+
+def test_a_stream_that_reports_failures_in_band_gets_refusals_in_place() -> None:
+    received: list[object] = []
+
+    @edge.refusals_in_band
+    def behaviour(requests: Iterator[object], context: object) -> list[object]:
+        received.extend(requests)
+        return received
+
+    good = aggregator_pb2.PackStreamRequest(pack=pack())
+    bad = aggregator_pb2.PackStreamRequest(pack=pack(line_id="\x07"))
+    broken = edge.Undecodable("PackStreamRequest.pack.event_id", "not valid UTF-8")
+    edge.guarded(behaviour, "/sealmark.v1.Aggregator/PackStream", True)(
+        iter([good, bad, broken, good]), None
+    )
+    assert received[0] == good and received[3] == good
+    refused, undecodable = received[1], received[2]
+    assert isinstance(refused, edge.Refused) and refused.request == bad
+    assert str(refused.error) == "PackStreamRequest.pack.line_id: control character U+0007 at 0"
+    assert isinstance(undecodable, edge.Refused) and undecodable.request is None
+    assert undecodable.error.field == "PackStreamRequest.pack.event_id"
