@@ -12,11 +12,13 @@ mint in-process; both go through the same :func:`mint`.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -129,6 +131,10 @@ class MintWorkers:
 
     Started on first use (spawn: the gRPC server's threads are never forked). Each worker gets
     the PIN pepper and the key passphrase once, at start, and caches the keys it decrypts.
+
+    Workers ignore SIGINT: Ctrl-C on a terminal signals the whole foreground process group, and
+    it is the server's to stop them (:meth:`close`), after its streams have drained, not a
+    KeyboardInterrupt's in the middle of a chunk.
     """
 
     def __init__(self, processes: int, pepper: bytes, passphrase: bytes) -> None:
@@ -139,15 +145,18 @@ class MintWorkers:
         self._lock = threading.Lock()
 
     def mint(self, spec: MintSpec, seqs: list[int], key: SealedKey, now: datetime) -> Minted:
-        minted: Minted = self._executor().submit(_mint_in_worker, spec, seqs, key, now).result()
+        with _sigint_blocked():  # a submit may spawn a worker
+            future = self._executor().submit(_mint_in_worker, spec, seqs, key, now)
+        minted: Minted = future.result()
         return minted
 
     def start(self) -> None:
         """Spawn every worker now (a server calls this at start), so that the first issuance
         does not pay for starting them. Returns at once."""
         executor = self._executor()
-        for _ in range(self.processes):
-            executor.submit(_ready)
+        with _sigint_blocked():
+            for _ in range(self.processes):
+                executor.submit(_ready)
 
     def close(self) -> None:
         with self._lock:
@@ -173,6 +182,19 @@ class MintWorkers:
             return self._pool
 
 
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread meanwhile. A process spawned meanwhile inherits the mask
+    through exec, so a Ctrl-C cannot reach it before its initializer ignores SIGINT (the
+    interpreter's start-up and the imports take a good part of a second); this process still
+    gets its SIGINT, on another thread."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 # --- inside a worker process ------------------------------------------------------------------
 
 _worker_pins: PinScheme | None = None
@@ -182,6 +204,8 @@ _worker_signers: dict[tuple[str, bytes], SoftwareSigner] = {}
 
 def _start_worker(pepper: bytes, passphrase: bytes, server: int, cpus: list[int]) -> None:
     global _worker_pins, _worker_passphrase
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a SIGINT pending since spawn is dropped
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     os.sched_setaffinity(0, cpus)
     _worker_pins = PinScheme(pepper)
     _worker_passphrase = passphrase
