@@ -23,6 +23,9 @@ from sealmark.tenancy.model import Role
 
 log = structlog.get_logger("sealmark.server")
 
+STOP_MARGIN_S = 1.0
+"""How long :meth:`RunningServer.stop` waits past the grace period for cancelled calls to end."""
+
 
 @dataclass(frozen=True)
 class ServiceBinding:
@@ -95,10 +98,20 @@ class RunningServer:
         for binding in self.services:
             self.health.set(binding.full_name, status)
 
-    def stop(self, grace_s: float) -> None:
-        """Stop taking calls, let running calls and streams finish for ``grace_s``, then end."""
+    def stop(self, grace_s: float) -> bool:
+        """Stop taking calls, let running calls and streams finish for ``grace_s``, then cancel
+        what is left. Returns within ``grace_s`` + :data:`STOP_MARGIN_S`: True when every call
+        has ended, False when some never did.
+
+        Waiting without a bound can hang for good: grpcio (1.85) loses a call whose request
+        stream carries a message that does not parse when the handler then ends normally (it
+        sends a second status, which the core refuses, and waits for it forever), and a lost
+        call keeps ``server.stop()``'s event unset however long the grace."""
         self.health.enter_graceful_shutdown()
-        self.server.stop(grace_s).wait()
+        if self.server.stop(grace_s).wait(grace_s + STOP_MARGIN_S):
+            return True
+        log.warning("grpc.calls_left_open", after_s=grace_s + STOP_MARGIN_S)
+        return False
 
 
 def create_server(

@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from prometheus_client import Counter, Histogram
 
-from sealmark.errors import PermissionDenied, Unauthenticated
+from sealmark.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from sealmark.server.errors import status_for
 from sealmark.server.metrics import RPC_IN_FLIGHT, RPC_SECONDS, RPC_TOTAL
 from sealmark.tenancy.model import Principal, Role
@@ -78,24 +79,24 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 _unary(handler.unary_unary, method, admit),
-                handler.request_deserializer,
+                _lenient(handler.request_deserializer),
                 handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _unary(handler.stream_unary, method, admit),
-                handler.request_deserializer,
+                _unary(handler.stream_unary, method, admit, streamed=True),
+                _lenient(handler.request_deserializer),
                 handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 _streaming(handler.unary_stream, method, admit),
-                handler.request_deserializer,
+                _lenient(handler.request_deserializer),
                 handler.response_serializer,
             )
         return grpc.stream_stream_rpc_method_handler(
-            _streaming(handler.stream_stream, method, admit),
-            handler.request_deserializer,
+            _streaming(handler.stream_stream, method, admit, streamed=True),
+            _lenient(handler.request_deserializer),
             handler.response_serializer,
         )
 
@@ -160,10 +161,12 @@ def _unary(
     behavior: Callable[[Any, grpc.ServicerContext], Any],
     method: str,
     admit: Admit,
+    *,
+    streamed: bool = False,
 ) -> Callable[[Any, grpc.ServicerContext], Any]:
     def run(request: Any, context: grpc.ServicerContext) -> Any:
         with _rpc_scope(method, admit, context):
-            return behavior(request, context)
+            return behavior(_decoded(request, streamed), context)
 
     return run
 
@@ -172,12 +175,62 @@ def _streaming(
     behavior: Callable[[Any, grpc.ServicerContext], Iterator[Any]],
     method: str,
     admit: Admit,
+    *,
+    streamed: bool = False,
 ) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
     def run(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         with _rpc_scope(method, admit, context):
-            yield from behavior(request, context)
+            yield from behavior(_decoded(request, streamed), context)
 
     return run
+
+
+class _Undecodable:
+    """Stands in for a request message that does not parse (bad UTF-8 in a string field,
+    corrupt wire format), so that the handler raises InvalidArgument naming the message.
+
+    grpcio answers such a message itself with INTERNAL, and in a request stream it ends the
+    stream as if the client had closed it; a handler that then returns normally makes grpcio
+    send a second status, which loses the call for good and keeps the server from ever
+    finishing its shutdown (issue 28). Our deserializer therefore never fails."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: InvalidArgument) -> None:
+        self.error = error
+
+
+def _lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+    message_type = getattr(deserialize, "__self__", None)
+    name = getattr(getattr(message_type, "DESCRIPTOR", None), "name", "request")
+
+    def run(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except DecodeError as exc:
+            reason = str(exc).rpartition(": ")[2] or "wire format was corrupt"
+            return _Undecodable(InvalidArgument(name, f"not a valid message ({reason})"))
+
+    return run
+
+
+def _decoded(request: Any, streamed: bool) -> Any:
+    """The request, or for a request stream an iterator over it, raising the InvalidArgument
+    of the first message that did not parse."""
+    if streamed:
+        return _checked(request)
+    if isinstance(request, _Undecodable):
+        raise request.error
+    return request
+
+
+def _checked(requests: Iterator[Any]) -> Iterator[Any]:
+    for request in requests:
+        if isinstance(request, _Undecodable):
+            raise request.error
+        yield request
 
 
 def _observe(method: str, code: str, started: float) -> None:
