@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import signal
+import threading
 from typing import TYPE_CHECKING
 
 import structlog
@@ -103,13 +105,17 @@ def _serve(
             )
         settle_garbage_collector()
         signum = shutdown.wait()
-        log.info("shutdown.begin", signal=signum, grace_s=settings.shutdown_grace_s)
+        log.info("shutdown.begin", signal=_signal_name(signum), grace_s=settings.shutdown_grace_s)
+        exit_by(settings.shutdown_grace_s + EXIT_MARGIN_S, container)
         if consumer_page is not None:  # no new scans first, then drain the gRPC streams
             consumer_page.stop()
             consumer_page = None
+            log.info("shutdown.stopped", service="consumer-page")
         if copies is not None:  # they drain theirs meanwhile
             copies.terminate()
-        running.stop(settings.shutdown_grace_s)
+        drained = running.stop(settings.shutdown_grace_s)
+        for name in names:
+            log.info("shutdown.stopped", service=name, drained=drained)
     finally:
         if copies is not None:
             copies.stop(settings.shutdown_grace_s)
@@ -120,6 +126,37 @@ def _serve(
         container.close()
         log.info("shutdown.done")
     return 0
+
+
+EXIT_MARGIN_S = 5.0
+"""How long past the grace period a stopping server may take to close its pools and stop the
+embedded servers before :func:`exit_by` ends it."""
+
+
+def exit_by(seconds: float, container: Container) -> threading.Timer:
+    """Make sure the process ends within ``seconds`` of now: if it is still alive then (a call
+    that never ends, a pool that does not close, a handler thread that outlives the server and
+    keeps the interpreter from exiting), log ``shutdown.forced``, stop the embedded servers
+    and exit with status 1. The embedded PostgreSQL and Redis must never outlive us: the next
+    start would find them, and nothing would ever stop them."""
+
+    def force() -> None:
+        log.error("shutdown.forced", after_s=seconds)
+        try:
+            if container.embedded is not None:
+                container.embedded.stop()
+        finally:
+            os._exit(1)
+
+    timer = threading.Timer(seconds, force)
+    timer.name, timer.daemon = "shutdown-deadline", True
+    timer.start()
+    return timer
+
+
+def _signal_name(signum: int) -> str:
+    """``SIGTERM`` for 15; ``parent-gone`` for 0 (a copy whose first process went away)."""
+    return signal.Signals(signum).name if signum else "parent-gone"
 
 
 def _start_copies(

