@@ -25,6 +25,7 @@ import json
 import re
 import secrets
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -771,6 +772,16 @@ class _Server(ThreadingHTTPServer):
         self.allow_reuse_port = reuse_port  # other serving processes share the port
         super().__init__(address, _Handler)
         self.app = app_factory(self.server_address[1])
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that broke outside the handler's own answers. A client that went away
+        (reset, closed before reading the answer) is routine under load; anything else is
+        logged with its traceback. Never socketserver's raw traceback on stderr."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            log.debug("verify_http.client_gone", error=type(error).__name__)
+        else:
+            log.exception("verify_http.connection_failed")
 
 
 class VerifyHttp:
