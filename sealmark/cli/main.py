@@ -13,7 +13,16 @@ from sealmark.errors import InvalidArgument, SealmarkError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sealmark.cli import admin, aggregation, auditing, health, issuing, serve, verifying
+    from sealmark.cli import (
+        admin,
+        aggregation,
+        auditing,
+        codes,
+        health,
+        issuing,
+        serve,
+        verifying,
+    )
 
     parser = argparse.ArgumentParser(
         prog="sealmark", description="Sealmark: signed one-item-one-code serialization suite"
@@ -24,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations and exit")
     admin.add_parsers(sub)
     issuing.add_parsers(sub)
+    codes.add_parsers(sub)
     aggregation.add_parsers(sub)
     verifying.add_parser(sub)
     auditing.add_parser(sub)
@@ -99,6 +109,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from sealmark.cli import issuing
 
         return issuing.run_issue(args, settings)
+    if args.command == "codes":
+        from sealmark.cli import codes
+
+        return codes.run(args, settings)
     if args.command == "verify":
         from sealmark.cli import verifying
 
