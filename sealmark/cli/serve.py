@@ -13,7 +13,7 @@ import structlog
 from prometheus_client import start_http_server
 
 from sealmark.bootstrap import Container, bootstrap
-from sealmark.demo import seed_demo
+from sealmark.demo import DEMO_GTIN, seed_demo
 from sealmark.server import affinity
 from sealmark.server.app import ShutdownSignal, create_server
 from sealmark.server.processes import ServingProcesses, on_parent_exit
@@ -249,6 +249,7 @@ def _print_next_steps(
         "Try:",
         f"  grpcurl -plaintext {target} grpc.health.v1.Health/Check",
         f"  grpcurl -plaintext {target} list",
+        "  .venv/bin/sealmark tenants list",
     ]
     if demo:
         tokens = demo.get("tokens")
@@ -263,18 +264,29 @@ def _print_next_steps(
                 f"  grpcurl -plaintext -H 'authorization: Bearer {admin}' "
                 f"{target} sealmark.v1.Issuer/ListProducts"
             )
-            line = tokens.get("line", "<token>")
-            lines.append(
-                f"  .venv/bin/sealmark issue --target {target} --token {line} "
-                "--gtin 09520123456788 --lot LOT1 --expiry 2030-12-31 --count 10 "
-                "--out codes.jsonl --labels labels/"
-            )
-            if page_url:
-                lines += [
-                    f"  open a code's digital_link from codes.jsonl with http:// on this port,"
-                    f" {page_url}/01/{demo.get('gtin')}/10/LOT1/21/…",
-                    "  (a code answers 'counterfeit: never commissioned' until the line reports"
-                    " it printed: Issuer/ReportCommissioned)",
-                ]
-    lines += ["  .venv/bin/sealmark tenants list", "Stop with Ctrl-C.", ""]
+            lines += _first_scan(target, str(tokens.get("line", "<token>")), page_url)
+    lines += ["Stop with Ctrl-C.", ""]
     print("\n".join(lines), flush=True)
+
+
+def _first_scan(target: str, line_token: str, page_url: str | None) -> list[str]:
+    """What a newcomer runs for a first scan that says genuine: issue codes as a line, report
+    them printed (commissioned), verify one as a consumer. The README's "First scan" block is
+    the same with the default target; tests/e2e/test_first_scan.py runs both."""
+    sealmark = f".venv/bin/sealmark {{}} --target {target}"
+    lines = [
+        "First scan (as a line: issue codes, report them printed; then as a consumer: verify):",
+        f"  export SEALMARK_TOKEN={line_token}",
+        "  "
+        + sealmark.format("issue")
+        + f" --gtin {DEMO_GTIN} --lot LOT1 --expiry 2030-12-31 --count 10"
+        " --out codes.jsonl --labels labels/",
+        "  " + sealmark.format("codes commission") + " --file codes.jsonl",
+        "  head -1 codes.jsonl | " + sealmark.format("verify") + " -",
+    ]
+    if page_url:
+        lines.append(
+            "  or open a code's digital_link on the consumer page, http:// instead of https://:"
+            f" {page_url}/01/{DEMO_GTIN}/10/LOT1/21/…"
+        )
+    return lines

@@ -94,7 +94,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "payload",
         metavar="PAYLOAD",
         help="as scanned: Digital Link URL, element string (with or without ]d2 / ]Q3, GS or ^ "
-        "separators) or HRI text; - reads it from stdin",
+        "separators) or HRI text; - reads it from stdin (there also the first line of"
+        " `sealmark issue --out codes.jsonl`)",
     )
     verify.add_argument("--pin", default=None, help="the hidden PIN under the scratch-off")
     verify.add_argument("--session", default="", help="session id: sessions are counted, not scans")
@@ -136,8 +137,10 @@ def default_locale(environ: Mapping[str, str]) -> str:
 
 def read_payload(text: str, stdin: IO[str]) -> str:
     """PAYLOAD, or for ``-`` stdin's content without the line end a scanner or ``echo`` adds
-    (a GS inside an element string is kept). Raises InvalidArgument naming PAYLOAD when it is
-    empty, or over STDIN_LIMIT characters on stdin."""
+    (a GS inside an element string is kept); a JSON object there is a line of
+    ``sealmark issue --out codes.jsonl``, whose ``digital_link`` is the payload. Raises
+    InvalidArgument naming PAYLOAD when it is empty, or over STDIN_LIMIT characters on stdin,
+    or a JSON line without a code."""
     where = ""
     if text == "-":
         where = " (read from stdin)"
@@ -145,9 +148,26 @@ def read_payload(text: str, stdin: IO[str]) -> str:
         if len(text) > STDIN_LIMIT:
             raise InvalidArgument("PAYLOAD", f"over {STDIN_LIMIT} characters{where}")
         text = text.rstrip("\r\n")
+        if text.lstrip().startswith("{"):
+            text = _issued_code(text)
     if not text.strip():
         raise InvalidArgument("PAYLOAD", f"empty{where}")
     return text
+
+
+def _issued_code(text: str) -> str:
+    """The code in a line of ``sealmark issue --out codes.jsonl`` (of several lines, the
+    first: ``head -1 codes.jsonl | sealmark verify -``)."""
+    line = text.lstrip().split("\n", 1)[0]
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument("PAYLOAD", f"a JSON line that does not parse ({exc.msg})") from exc
+    for key in ("digital_link", "element_string"):
+        value = row.get(key) if isinstance(row, dict) else None
+        if isinstance(value, str) and value:
+            return value
+    raise InvalidArgument("PAYLOAD", "a JSON line without 'digital_link' or 'element_string'")
 
 
 def run(
