@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 import uuid
@@ -243,19 +244,25 @@ def read_file(path: Path, gtin: str | None) -> list[tuple[str, str]]:
     if path.suffix == ".jsonl":
         return [_row_code(row, f"--file {path}:{n}", gtin) for n, row in _json_rows(text, path)]
     if path.suffix == ".csv":
-        rows = csv.DictReader(text.splitlines())
+        rows = csv.DictReader(io.StringIO(text, newline=""))
         if "serial" not in (rows.fieldnames or []):
             raise InvalidArgument("--file", f"{path}: no 'serial' column in the header")
         return [_row_code(row, f"--file {path}:{n}", gtin) for n, row in enumerate(rows, 2)]
     return [
-        parse_code(line.strip(), f"--file {path}:{n}", gtin)
-        for n, line in enumerate(text.splitlines(), 1)
+        parse_code(line.strip(" \t\r"), f"--file {path}:{n}", gtin)
+        for n, line in enumerate(_lines(text), 1)
         if line.strip() and not line.lstrip().startswith("#")
     ]
 
 
+def _lines(text: str) -> list[str]:
+    """Lines split at LF (and CRLF) only: str.splitlines also splits at GS (0x1D), the
+    separator inside an element string."""
+    return text.replace("\r\n", "\n").split("\n")
+
+
 def _json_rows(text: str, path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(_lines(text), 1):
         if not line.strip():
             continue
         try:
