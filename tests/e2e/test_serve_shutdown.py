@@ -294,3 +294,35 @@ def test_unparsable_stream_message_is_invalid_argument_and_server_stops(
 
 def _cli() -> list[str]:
     return [sys.executable, "-m", "sealmark.cli.main"]
+
+
+OVERRUN = """
+import sys, time, types
+from sealmark.cli.serve import exit_by
+
+class Embedded:
+    def stop(self):
+        with open(sys.argv[1], "w") as marker:
+            marker.write("stopped")
+
+exit_by(0.5, types.SimpleNamespace(embedded=Embedded()))
+time.sleep(60)  # a shutdown stuck for good
+"""
+
+
+def test_a_shutdown_that_overruns_is_ended_and_stops_the_embedded_servers(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "embedded-stopped"
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", OVERRUN, str(marker)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert time.monotonic() - started < 10
+    assert done.returncode == 1
+    assert "shutdown.forced" in done.stdout + done.stderr
+    assert marker.read_text() == "stopped"
