@@ -65,12 +65,13 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     ) -> grpc.RpcMethodHandler | None:
         handler = continuation(details)
         method: str = details.method
-        if handler is None or method.startswith(_INFRA_PREFIXES):
+        infra = method.startswith(_INFRA_PREFIXES)
+        if handler is None or (infra and not handler.request_streaming):
             return handler
         known = self._wrapped.get(method)
         if known is not None and known[0] is handler:
             return known[1]
-        wrapped = self._wrap(handler, method)
+        wrapped = _decoding_only(handler) if infra else self._wrap(handler, method)
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
@@ -214,6 +215,29 @@ def _lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], An
             return _Undecodable(InvalidArgument(name, f"not a valid message ({reason})"))
 
     return run
+
+
+def _decoding_only(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """A request-streaming infrastructure method (reflection): public and not measured, like
+    the rest of them, but a message that does not parse is INVALID_ARGUMENT and not a lost
+    call (see _Undecodable)."""
+    behavior = handler.stream_unary or handler.stream_stream
+
+    def run(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+        def checked() -> Iterator[Any]:
+            for request in requests:
+                if isinstance(request, _Undecodable):
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(request.error))
+                yield request
+
+        return behavior(checked(), context)
+
+    kind = (
+        grpc.stream_unary_rpc_method_handler
+        if handler.stream_unary
+        else grpc.stream_stream_rpc_method_handler
+    )
+    return kind(run, _lenient(handler.request_deserializer), handler.response_serializer)
 
 
 def _decoded(request: Any, streamed: bool) -> Any:

@@ -19,6 +19,7 @@ from typing import Any
 
 import grpc
 import pytest
+from grpc_reflection.v1alpha import reflection_pb2
 
 from sealmark.server.app import STOP_MARGIN_S, create_server
 from sealmark.services import binding_for
@@ -81,10 +82,10 @@ HTTP_GARBAGE = [
 
 
 class HostileLoad:
-    """Threads sending, until stopped: client streams (ReportCommissioned, PackStream) whose
-    messages do not parse, carry an out-of-range Timestamp or 200,000 serials (4 MB);
-    unary calls with bad UTF-8; streams that never end; plain-HTTP garbage and connections
-    that trickle a byte at a time to the consumer page."""
+    """Threads sending, until stopped: client streams (ReportCommissioned, PackStream,
+    reflection) whose messages do not parse, carry an out-of-range Timestamp or 200,000
+    serials (4 MB); unary calls with bad UTF-8; streams that never end; plain-HTTP garbage and
+    connections that trickle a byte at a time to the consumer page."""
 
     def __init__(self, target: str, page_port: int, token: str) -> None:
         self._stop = threading.Event()
@@ -117,11 +118,13 @@ class HostileLoad:
     def _streams(self) -> None:
         report = _raw(self._channel, "stream_stream", "/sealmark.v1.Issuer/ReportCommissioned")
         pack = _raw(self._channel, "stream_stream", "/sealmark.v1.Aggregator/PackStream")
+        info = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+        reflect = _raw(self._channel, "stream_stream", info)
         messages = [BAD_UTF8, FAR_TIMESTAMP, HUGE, CORRUPT, BAD_UTF8]
         n = 0
         while not self._stop.is_set():
             n += 1
-            call = report if n % 3 else pack
+            call = (report, report, pack, reflect)[n % 4]
             body = [messages[n % len(messages)], BAD_UTF8]
             try:
                 for _ in call(iter(body), metadata=self._md, timeout=2):
@@ -267,7 +270,8 @@ def test_sigterm_under_hostile_load_ends_in_time_and_leaves_nothing(serve: DemoS
 def test_unparsable_stream_message_is_invalid_argument_and_server_stops(
     pg_dsn: str, redis_url: str
 ) -> None:
-    """The trigger of the hang itself: grpcio lost such calls, and server.stop never ended."""
+    """The trigger of the hang itself: grpcio lost such calls (ours and reflection's), and
+    server.stop never ended."""
     from tests.support.tenants import seed_tenant
 
     container = make_container(pg_dsn, redis_url)
@@ -284,6 +288,19 @@ def test_unparsable_stream_message_is_invalid_argument_and_server_stops(
                 assert caught.value.details() == (
                     "CodeBatch: not a valid message (String field had bad UTF-8)"
                 )
+            # Reflection (grpcurl's) is a request stream too: same answer, and still usable.
+            info = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+            reflect = _raw(channel, "stream_stream", info)
+            for _ in range(20):
+                with pytest.raises(grpc.RpcError) as caught:
+                    list(reflect(iter([CORRUPT]), timeout=5))
+                assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            listed = reflection_pb2.ServerReflectionRequest(list_services="").SerializeToString()
+            answer = reflection_pb2.ServerReflectionResponse.FromString(
+                next(iter(reflect(iter([listed]), timeout=5)))
+            )
+            names = [s.name for s in answer.list_services_response.service]
+            assert "sealmark.v1.Issuer" in names
         started = time.monotonic()
         assert running.stop(1.0) is True  # every call ended: none was lost
         assert time.monotonic() - started < 1.0 + STOP_MARGIN_S
