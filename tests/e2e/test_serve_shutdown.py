@@ -199,17 +199,16 @@ def _stopped(lines: list[str]) -> list[str]:
 
 
 def _stray_tracebacks(output: str) -> list[str]:
-    """Tracebacks that are not part of an rpc.internal_error event (the interceptor's log of
-    an unexpected exception in a handler, which a hostile request may still cause, see the
-    input-validation work): what socketserver, grpcio, a worker or shutdown printed."""
-    stray = []
-    event = ""
-    for line in output.splitlines():
-        if re.match(r"^\d{4}-\d\d-\d\dT", line):
-            event = line
-        elif line.startswith("Traceback") and "rpc.internal_error" not in event:
-            stray.append(event + "\n" + line)
-    return stray
+    """Tracebacks that are not an rpc.internal_error event's own (the interceptor's log of an
+    unexpected exception in a handler, printed right under the event line, which a hostile
+    request may still cause: see the input-validation work): whatever socketserver, grpcio,
+    a worker or shutdown printed."""
+    lines = output.splitlines()
+    return [
+        "\n".join(lines[max(0, n - 1) : n + 1])
+        for n, line in enumerate(lines)
+        if line.startswith("Traceback") and not (n and "rpc.internal_error" in lines[n - 1])
+    ]
 
 
 @pytest.fixture
