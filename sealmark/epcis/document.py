@@ -24,15 +24,19 @@ from sealmark.epcis.events import (
     EpcisError,
     ExportEvent,
     Key,
+    LotStatus,
     Pack,
     Recall,
     Receive,
+    Replace,
+    Restore,
+    Sample,
     Ship,
     Unpack,
 )
 from sealmark.epcis.hashing import JsonLdContext, event_hash
 from sealmark.gs1.digital_link import encode_component
-from sealmark.gs1.epc import sgtin_urn, sscc_urn
+from sealmark.gs1.epc import lgtin_urn, sgtin_urn, sscc_urn
 
 __all__ = [
     "CONTEXT",
@@ -47,7 +51,8 @@ __all__ = [
 ]
 
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/epcis-context.jsonld"
-# Our extension namespace (prefix ``sealmark``): it carries the destination market.
+# Our extension namespace (prefix ``sealmark``): the destination market, the reason given,
+# and identifiers of ours that have no GS1 key (sites, parties, transaction ids).
 EXTENSION_NAMESPACE = "https://ns.sealmark.example/epcis/"
 # cbvmda is in the standard context too; we declare it so that hashers which read only the
 # document's own prefixes (as the GS1 reference implementation does) expand it the same way.
@@ -102,6 +107,12 @@ class Identifiers:
             return f"{self.stem}/00/{key}"
         return f"{self.stem}/01/{key[0]}/21/{encode_component(key[1])}"
 
+    def render_class(self, gtin: str, lot: str) -> str:
+        """The URI of a lot of a GTIN-14 (EPC class ``lgtin`` or a Digital Link with AI 10)."""
+        if self.prefix_length is not None and self.format is IdentifierFormat.EPC_URN:
+            return lgtin_urn(gtin, lot, self.prefix_length(gtin))
+        return f"{self.stem}/01/{gtin}/10/{encode_component(lot)}"
+
 
 def timestamp(moment: datetime) -> str:
     """An aware datetime as an EPCIS timestamp: UTC, milliseconds, ``Z``. Raises EpcisError
@@ -138,7 +149,12 @@ def _body(event: ExportEvent, identifiers: Identifiers) -> dict[str, Any]:
                 body["childEPCs"] = uris(event.children)
             packing = isinstance(event, Pack)
             body["action"] = "ADD" if packing else "DELETE"
-            body["bizStep"] = "packing" if packing else "unpacking"
+            if event.rework:
+                body["bizStep"] = "repackaging"
+            else:
+                body["bizStep"] = "packing" if packing else "unpacking"
+            if packing:
+                body["disposition"] = "in_progress"
         case Commission():
             body |= {"epcList": uris(event.epcs), "action": "ADD"}
             body |= {"bizStep": "commissioning", "disposition": "active"}
@@ -152,13 +168,39 @@ def _body(event: ExportEvent, identifiers: Identifiers) -> dict[str, Any]:
             body |= {"epcList": uris(event.epcs), "action": event.reason.action}
             body |= {"bizStep": event.reason.biz_step, "disposition": event.reason.disposition}
         case Recall():
-            body |= {"epcList": uris(event.epcs), "action": "OBSERVE", "disposition": "recalled"}
+            body |= {"epcList": uris(event.epcs), "action": "OBSERVE"}
+            body |= {"bizStep": "holding", "disposition": "recalled"}
+        case Sample():
+            body |= {"epcList": uris(event.epcs), "action": "OBSERVE"}
+            body |= {"bizStep": "sampling", "disposition": "non_sellable_other"}
+        case Replace():
+            body |= {"epcList": [identifiers.render(event.old)], "action": "OBSERVE"}
+            body |= {"bizStep": "replacing", "disposition": "inactive"}
+        case Restore():
+            body |= {"epcList": uris(event.epcs), "action": "OBSERVE"}
+            if event.disposition is not None:
+                body["disposition"] = event.disposition
+        case LotStatus():
+            body["quantityList"] = [{"epcClass": identifiers.render_class(event.gtin, event.lot)}]
+            body["action"] = "OBSERVE"
+            if event.held:
+                body |= {"bizStep": "holding", "disposition": "sellable_not_accessible"}
+            else:
+                body |= {"bizStep": "inspecting", "disposition": "sellable_accessible"}
     if event.read_point is not None:
         body["readPoint"] = {"id": event.read_point}
     if event.biz_location is not None:
         body["bizLocation"] = {"id": event.biz_location}
-    if isinstance(event, Ship) and event.destination is not None:
-        body["destinationList"] = [{"type": "location", "destination": event.destination}]
+    if event.biz_transactions:
+        body["bizTransactionList"] = [
+            {"type": kind, "bizTransaction": ident} for kind, ident in event.biz_transactions
+        ]
+    if event.sources:
+        body["sourceList"] = [{"type": kind, "source": ident} for kind, ident in event.sources]
+    if event.destinations:
+        body["destinationList"] = [
+            {"type": kind, "destination": ident} for kind, ident in event.destinations
+        ]
     if isinstance(event, Commission) and (event.lot is not None or event.expiry is not None):
         body["ilmd"] = {}
         if event.lot is not None:
@@ -167,6 +209,12 @@ def _body(event: ExportEvent, identifiers: Identifiers) -> dict[str, Any]:
             body["ilmd"]["cbvmda:itemExpirationDate"] = event.expiry.isoformat()
     if isinstance(event, Ship) and event.market is not None:
         body["sealmark:market"] = event.market
+    if isinstance(event, Replace):
+        body["sealmark:replacedBy"] = identifiers.render(event.new)
+    if isinstance(event, Restore):
+        body["sealmark:undoes"] = "decommissioning"
+    if event.note:
+        body["sealmark:reason"] = event.note
     return body
 
 

@@ -9,20 +9,36 @@ How each kind is expressed in EPCIS / CBV 2.0:
 =============  ========================================================================
 Commission     ObjectEvent ADD, ``commissioning``, ``active``; ilmd ``cbvmda:lotNumber``
                and ``cbvmda:itemExpirationDate`` when known
-Pack           AggregationEvent ADD, ``packing``
-Unpack         AggregationEvent DELETE, ``unpacking``; no children = everything unpacked
-Ship           ObjectEvent OBSERVE, ``shipping``, ``in_transit``; a known destination
-               location (SGLN / GLN URI) as a ``destinationList`` entry of type
-               ``location``; the destination *market* (ISO 3166, e.g. ``DE``, ``CN-31``) as
-               the extension ``sealmark:market``, because CBV has no source/destination type
-               for a market and a country code is not a location identifier
-Receive        ObjectEvent OBSERVE, ``receiving``, ``in_progress``
+Pack           AggregationEvent ADD, ``packing``, ``in_progress`` (``repackaging`` when
+               it is part of a rework)
+Unpack         AggregationEvent DELETE, ``unpacking`` (``repackaging`` in a rework); no
+               children = everything unpacked
+Ship           ObjectEvent OBSERVE, ``shipping``, ``in_transit``; the receiving party in
+               ``destinationList``; the destination *market* (ISO 3166, e.g. ``DE``,
+               ``CN-31``) as the extension ``sealmark:market``, because CBV has no
+               source/destination type for a market and a country code is not a location
+Receive        ObjectEvent OBSERVE, ``receiving``, ``in_progress``; the sending party in
+               ``sourceList``
+Sample         ObjectEvent OBSERVE, ``sampling``, ``non_sellable_other``
+Replace        ObjectEvent OBSERVE of the damaged label, ``replacing``, ``inactive``, with
+               the new label as the extension ``sealmark:replacedBy``
 Decommission   ObjectEvent with the bizStep, disposition and action of its
                :class:`Retirement`: only destruction is a DELETE (the object ceased to
                exist); a decommissioned, dispensed, stolen or expired pack still exists
-Recall         ObjectEvent OBSERVE, disposition ``recalled`` (no bizStep: a recall is a
-               status the brand declares, not a step anyone performs on the pack)
+Restore        ObjectEvent OBSERVE, the disposition the units return to, extension
+               ``sealmark:undoes`` = ``decommissioning``: CBV has no step that reverses a
+               decommission, so there is no bizStep
+LotStatus      ObjectEvent OBSERVE of the lot's class (``quantityList``, no quantity: a hold
+               covers codes not yet issued): ``holding``, ``sellable_not_accessible`` when
+               held; ``inspecting``, ``sellable_accessible`` when released
+Recall         ObjectEvent OBSERVE, ``holding``, ``recalled``: the units are taken aside;
+               CBV 2.0 has no recall step, and holding is the step that segregates objects
 =============  ========================================================================
+
+Every event may carry ``read_point`` / ``biz_location`` (location URIs), business
+transactions (``bizTransactionList``), sources and destinations (``sourceList`` /
+``destinationList``) and the caller's free-text reason or note, ``note`` (extension
+``sealmark:reason``).
 
 Errors: ``EpcisError`` (an :class:`~sealmark.errors.InvalidArgument` and a ``ValueError``)
 names the offending field; invalid GTINs, serials, SSCCs and lots raise the InvalidArgument
@@ -48,6 +64,14 @@ Key = ItemKey | str
 
 TZ_OFFSET = re.compile(r"[+-]((0\d|1[0-3]):[0-5]\d|14:00)")
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
+# CBV 2.0 short names; anything else must be a URI.
+BIZ_TRANSACTION_TYPES = frozenset(
+    {"bol", "cert", "desadv", "inv", "pedigree", "po", "poc", "prodorder", "recadv", "rma"}
+    | {"testprd", "testres", "upevt"}
+)
+SOURCE_DEST_TYPES = frozenset({"owning_party", "possessing_party", "location"})
+Link = tuple[str, str]
+"""A typed reference: (CBV type or type URI, identifier URI)."""
 
 
 class EpcisError(InvalidArgument, ValueError):
@@ -113,6 +137,10 @@ class _Event:
     tz_offset: str
     read_point: str | None = None
     biz_location: str | None = None
+    biz_transactions: tuple[Link, ...] = ()
+    sources: tuple[Link, ...] = ()
+    destinations: tuple[Link, ...] = ()
+    note: str | None = None
 
     def __post_init__(self) -> None:
         if self.event_time.tzinfo is None or self.event_time.utcoffset() is None:
@@ -123,6 +151,17 @@ class _Event:
             value = getattr(self, name)
             if value is not None and not _URI.fullmatch(value):
                 raise EpcisError(name, f"{value[:60]!r} is not a URI")
+        _links(self.biz_transactions, "biz_transactions", BIZ_TRANSACTION_TYPES)
+        _links(self.sources, "sources", SOURCE_DEST_TYPES)
+        _links(self.destinations, "destinations", SOURCE_DEST_TYPES)
+
+
+def _links(links: tuple[Link, ...], field: str, words: frozenset[str]) -> None:
+    for i, (kind, ident) in enumerate(links):
+        if kind not in words and not _URI.fullmatch(kind):
+            raise EpcisError(f"{field}[{i}].type", f"{kind[:40]!r}: want a CBV name or a URI")
+        if not _URI.fullmatch(ident):
+            raise EpcisError(f"{field}[{i}]", f"{ident[:60]!r} is not a URI")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,6 +185,7 @@ class Pack(_Event):
 
     parent: Key
     children: tuple[Key, ...]
+    rework: bool = False
 
     def __post_init__(self) -> None:
         _Event.__post_init__(self)
@@ -161,6 +201,7 @@ class Unpack(_Event):
 
     parent: Key
     children: tuple[Key, ...] = ()
+    rework: bool = False
 
     def __post_init__(self) -> None:
         _Event.__post_init__(self)
@@ -170,17 +211,14 @@ class Unpack(_Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ship(_Event):
-    """``epcs`` shipped, optionally to a ``destination`` location URI and a ``market``."""
+    """``epcs`` shipped, optionally to a ``market``."""
 
     epcs: tuple[Key, ...]
-    destination: str | None = None
     market: str | None = None
 
     def __post_init__(self) -> None:
         _Event.__post_init__(self)
         _keys(self.epcs, "epcs")
-        if self.destination is not None and not _URI.fullmatch(self.destination):
-            raise EpcisError("destination", f"{self.destination[:60]!r} is not a URI")
         if self.market is not None:
             validate_market(self.market, "market")
 
@@ -219,5 +257,80 @@ class Recall(_Event):
         _keys(self.epcs, "epcs")
 
 
-ExportEvent = Commission | Pack | Unpack | Ship | Receive | Decommission | Recall
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sample(_Event):
+    """``epcs`` taken out for quality control."""
+
+    epcs: tuple[Key, ...]
+
+    def __post_init__(self) -> None:
+        _Event.__post_init__(self)
+        _keys(self.epcs, "epcs")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Replace(_Event):
+    """The damaged label ``old`` replaced by ``new``."""
+
+    old: Key
+    new: Key
+
+    def __post_init__(self) -> None:
+        _Event.__post_init__(self)
+        validate_key(self.old, "old")
+        validate_key(self.new, "new")
+        if self.old == self.new:
+            raise EpcisError("new", "is the old label itself")
+
+
+DISPOSITIONS = frozenset(
+    {"active", "container_closed", "damaged", "destroyed", "dispensed", "disposed", "encoded"}
+    | {"expired", "in_progress", "in_transit", "inactive", "no_pedigree_match"}
+    | {"non_sellable_other", "partially_dispensed", "recalled", "reserved", "retail_sold"}
+    | {"returned", "sellable_accessible", "sellable_not_accessible", "stolen", "unknown"}
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Restore(_Event):
+    """A decommission of ``epcs`` undone; ``disposition`` (a CBV 2.0 disposition) is what
+    they return to, None when it is not one for all of them."""
+
+    epcs: tuple[Key, ...]
+    disposition: str | None = None
+
+    def __post_init__(self) -> None:
+        _Event.__post_init__(self)
+        _keys(self.epcs, "epcs")
+        if self.disposition is not None and self.disposition not in DISPOSITIONS:
+            raise EpcisError("disposition", f"{self.disposition[:40]!r} is not a CBV disposition")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LotStatus(_Event):
+    """Lot ``lot`` of ``gtin`` put on hold (``held``) or released."""
+
+    gtin: str
+    lot: str
+    held: bool
+
+    def __post_init__(self) -> None:
+        _Event.__post_init__(self)
+        validate_key((self.gtin, "0"), "gtin")
+        validate_value("10", self.lot, "lot")
+
+
+ExportEvent = (
+    Commission
+    | Pack
+    | Unpack
+    | Ship
+    | Receive
+    | Decommission
+    | Recall
+    | Sample
+    | Replace
+    | Restore
+    | LotStatus
+)
 """Every event kind the exporter writes."""

@@ -32,10 +32,14 @@ from sealmark.epcis.events import (
     Commission,
     Decommission,
     ExportEvent,
+    LotStatus,
     Pack,
     Recall,
     Receive,
+    Replace,
+    Restore,
     Retirement,
+    Sample,
     Ship,
     Unpack,
 )
@@ -64,7 +68,11 @@ KINDS: dict[str, tuple[ExportEvent, str, str, str | None, str | None]] = {
     ),
     "pack": (
         Pack(**COMMON, parent=SSCC, children=((GTIN, "S1"), (GTIN, "S2")), read_point=SGLN),
-        *("AggregationEvent", "ADD", "packing", None),
+        *("AggregationEvent", "ADD", "packing", "in_progress"),
+    ),
+    "repack": (
+        Pack(**COMMON, parent=SSCC, children=((GTIN, "S3"),), rework=True),
+        *("AggregationEvent", "ADD", "repackaging", "in_progress"),
     ),
     "unpack_some": (
         Unpack(**COMMON, parent=SSCC, children=((GTIN, "S1"),)),
@@ -72,14 +80,43 @@ KINDS: dict[str, tuple[ExportEvent, str, str, str | None, str | None]] = {
     ),
     "unpack_all": (Unpack(**COMMON, parent=SSCC), "AggregationEvent", "DELETE", "unpacking", None),
     "ship": (
-        Ship(**COMMON, epcs=(SSCC,), destination="urn:epc:id:sgln:4000001.00012.0", market="CN-31"),
+        Ship(
+            **COMMON,
+            epcs=(SSCC,),
+            destinations=(("location", "urn:epc:id:sgln:4000001.00012.0"),),
+            biz_transactions=(("desadv", "urn:epcglobal:cbv:bt:4000001000005:42"),),
+            market="CN-31",
+        ),
         *("ObjectEvent", "OBSERVE", "shipping", "in_transit"),
     ),
     "receive": (
         Receive(**COMMON, epcs=(SSCC,), biz_location="https://id.gs1.org/414/4012345000115"),
         *("ObjectEvent", "OBSERVE", "receiving", "in_progress"),
     ),
-    "recall": (Recall(**COMMON, epcs=((GTIN, "S1"),)), "ObjectEvent", "OBSERVE", None, "recalled"),
+    "recall": (
+        Recall(**COMMON, epcs=((GTIN, "S1"),)),
+        *("ObjectEvent", "OBSERVE", "holding", "recalled"),
+    ),
+    "sample": (
+        Sample(**COMMON, epcs=((GTIN, "S1"),), note="QA: fill level"),
+        *("ObjectEvent", "OBSERVE", "sampling", "non_sellable_other"),
+    ),
+    "replace": (
+        Replace(**COMMON, old=(GTIN, "S1"), new=(GTIN, "S9")),
+        *("ObjectEvent", "OBSERVE", "replacing", "inactive"),
+    ),
+    "restore": (
+        Restore(**COMMON, epcs=((GTIN, "S1"),), disposition="active"),
+        *("ObjectEvent", "OBSERVE", None, "active"),
+    ),
+    "hold": (
+        LotStatus(**COMMON, gtin=GTIN, lot="L-007", held=True),
+        *("ObjectEvent", "OBSERVE", "holding", "sellable_not_accessible"),
+    ),
+    "release": (
+        LotStatus(**COMMON, gtin=GTIN, lot="L-007", held=False),
+        *("ObjectEvent", "OBSERVE", "inspecting", "sellable_accessible"),
+    ),
     **{
         f"decommission_{r.name.lower()}": (
             Decommission(**COMMON, epcs=((GTIN, "S1"),), reason=r),
