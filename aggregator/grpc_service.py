@@ -97,12 +97,16 @@ def _aggregation_result(outcome: Outcome) -> aggregator_pb2.AggregationResult:
         duplicate=outcome.duplicate,
         children_affected=outcome.affected,
         recorded_at=stamp(outcome.recorded_at),
+        epcis_event_id=outcome.epcis_event_id,
     )
 
 
 def _logistics_result(outcome: Outcome) -> aggregator_pb2.LogisticsResult:
     return aggregator_pb2.LogisticsResult(
-        event_id=outcome.event_id, duplicate=outcome.duplicate, codes_affected=outcome.affected
+        event_id=outcome.event_id,
+        duplicate=outcome.duplicate,
+        codes_affected=outcome.affected,
+        epcis_event_id=outcome.epcis_event_id,
     )
 
 
@@ -205,6 +209,7 @@ class AggregatorService(aggregator_pb2_grpc.AggregatorServicer):
             ok=True,
             duplicate=outcome.duplicate,
             children_affected=outcome.affected,
+            epcis_event_id=outcome.epcis_event_id,
         )
 
     def _pack(self, principal: Principal, request: aggregator_pb2.PackRequest) -> Outcome:

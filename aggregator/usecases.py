@@ -41,6 +41,7 @@ from aggregator.domain import (
 )
 from aggregator.storage import AggregationStore, Rule, Unit
 from sealmark.clock import Clock
+from sealmark.epcis.recorded import business_event_id
 from sealmark.errors import (
     Aborted,
     AlreadyExists,
@@ -86,6 +87,7 @@ class Outcome:
     duplicate: bool
     affected: int
     recorded_at: datetime
+    epcis_event_id: str = ""  # the eventID of this event in every EPCIS export
 
 
 EXPLODE_BATCH_ROWS = 10_000  # rows fetched per statement while streaming children
@@ -543,6 +545,7 @@ class Aggregator:
             when = event_time(where.event_time, now, f"{name}.event_time")
             units = {u.key: u for u in self._hierarchies(store, principal.tenant_id, codes, name)}
             restored = 0
+            returned_to: set[str] = set()
             for code in codes:
                 latest = store.open_decommission(code.key)
                 if latest is None:
@@ -562,13 +565,17 @@ class Aggregator:
                 for member in members:
                     if units[member.unit_key].state == member.state:  # untouched since
                         by_state.setdefault(member.previous_state, []).append(member.unit_key)
+                        if member.unit_key == code.key:
+                            returned_to.add(member.previous_state)
                 for state, keys in by_state.items():
                     store.set_state(keys, state, now)
                     restored += len(keys)
                 store.undo_decommissions(
                     latest.event_id, [k for keys in by_state.values() for k in keys], now
                 )
-            return restored, _payload(codes, restored, when, where, note=note)
+            # The state the named units return to, when it is one for all (EPCIS disposition).
+            back = returned_to.pop() if len(returned_to) == 1 else ""
+            return restored, _payload(codes, restored, when, where, note=note, restored_state=back)
 
         fingerprint = _fingerprint(codes, where, note)
         return self._write(
@@ -711,13 +718,18 @@ class Aggregator:
                     True,
                     int(result["affected"]),
                     datetime.fromisoformat(result["recorded_at"]),
+                    str(result.get("epcis_event_id") or ""),
                 )
             now = self._clock.now()
             affected, payload = apply(store, now)
             # A write that changed nothing (a pack of children already in the parent, under a
             # new event id: a line re-sending what it did) answers OK and records no domain
             # event, which would be an AggregationEvent without children. Its result is
-            # stored all the same, so a resend of that id is a duplicate.
+            # stored all the same, so a resend of that id is a duplicate. Nor has it an
+            # EPCIS event; any other write is known by the id the caller, the export and
+            # the transparency log all share.
+            epcis_id = business_event_id(kind, payload, now) if affected else ""
+            payload["epcis_event_id"] = epcis_id
             # The domain event goes first, in one round trip with the result: if another
             # writer stored a result first, both are rolled back below.
             if affected:
@@ -736,7 +748,7 @@ class Aggregator:
                 event_id,
                 kind,
                 fingerprint,
-                {"affected": affected, "recorded_at": now.isoformat()},
+                {"affected": affected, "recorded_at": now.isoformat(), "epcis_event_id": epcis_id},
                 principal.token_id,
                 now,
             )
@@ -744,7 +756,7 @@ class Aggregator:
                 # The same event id was being written concurrently and committed first:
                 # roll back and answer as a resend (or ALREADY_EXISTS if it differs).
                 raise _Raced
-            return Outcome(event_id, False, affected, now)
+            return Outcome(event_id, False, affected, now, epcis_id)
 
         shared: PostgresUnitOfWork | None = getattr(self._local, "uow", None)
         if shared is not None:

@@ -65,11 +65,14 @@ class Exporter:
                 else Identifiers()
             )
             mapper = Mapper(store, tenant, identifiers)
+            lot = (query.gtin, query.lot) if query.lot else None
             rows = store.events(tenant, query.since, query.until)
             events = (
                 event
                 for recorded in rows
-                if wanted is None or _selected(mapper.units(recorded), recorded, wanted, windows)
+                if wanted is None
+                or (lot is not None and mapper.lot(recorded) == lot)
+                or _selected(mapper.units(recorded), recorded, wanted, windows)
                 for event in mapper.events(recorded)
             )
             try:

@@ -8,20 +8,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from sealmark.epcis.recorded import KINDS
 from sealmark.storage.postgres import PostgresUnitOfWork
 
-EXPORTED = (
-    "codes.commissioned",
-    "aggregation.packed",
-    "aggregation.unpacked",
-    "aggregation.replaced",
-    "aggregation.sampled",
-    "aggregation.reworked",
-    "logistics.shipped",
-    "logistics.received",
-    "logistics.decommissioned",
-    "audit.recalled",
-)
+EXPORTED = KINDS
 FETCH_ROWS = 2000
 
 
@@ -32,6 +22,7 @@ class Recorded:
     request_id: str
     occurred_at: datetime
     payload: dict[str, Any]
+    subject: str = ""
 
 
 class ExportStore:
@@ -47,14 +38,14 @@ class ExportStore:
         cursor.itersize = FETCH_ROWS
         try:
             cursor.execute(
-                "SELECT id, kind, coalesce(request_id, ''), occurred_at, payload"
+                "SELECT id, kind, coalesce(request_id, ''), occurred_at, payload, subject"
                 " FROM domain_events WHERE tenant_id = %s AND kind = ANY(%s)"
                 " AND (%s::timestamptz IS NULL OR occurred_at >= %s)"
                 " AND (%s::timestamptz IS NULL OR occurred_at < %s) ORDER BY id",
                 (tenant_id, list(EXPORTED), since, since, until, until),
             )
             for row in cursor:
-                yield Recorded(int(row[0]), row[1], row[2], row[3], row[4])
+                yield Recorded(int(row[0]), row[1], row[2], row[3], row[4], row[5])
         finally:
             cursor.close()
 

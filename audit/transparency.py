@@ -212,6 +212,9 @@ class TransparencyLog:
             )
             if payload.get("destination_market"):
                 fields["market"] = payload["destination_market"]
+        if payload.get("epcis_event_id"):
+            # The eventID the caller was answered with and the EPCIS export writes.
+            fields["epcis_event_id"] = payload["epcis_event_id"]
         return entry_bytes(fields)
 
     # -- reads --------------------------------------------------------------------------
@@ -306,10 +309,18 @@ class TransparencyLog:
 
 
 def _named_units(payload: dict[str, Any]) -> list[str]:
-    """The unit keys a status event names: logistics roots, line-report serials of one GTIN,
-    or the code an exception replaced or sampled."""
+    """The unit keys a logged event names: logistics roots, line-report serials of one GTIN,
+    the code an exception replaced or sampled, or a containment change's parent and
+    children."""
     if "codes" in payload:
         return [str(k) for k in payload["codes"]]
     if "serials" in payload:
         return [str(payload["gtin"]) + str(s) for s in payload["serials"]]
-    return [str(payload[k]) for k in ("old", "new", "code") if payload.get(k)]
+    named = [str(payload[k]) for k in ("old", "new", "code") if payload.get(k)]
+    if named:
+        return named
+    # A containment change: the parent and the children it took in or let go.
+    named = [str(payload["parent"])] if payload.get("parent") else []
+    for key in ("children", "removed", "added"):
+        named.extend(str(k) for k in payload.get(key) or [])
+    return list(dict.fromkeys(named))
