@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from datetime import UTC
 
 import grpc
 
@@ -226,6 +227,15 @@ class IssuerService(issuer_pb2_grpc.IssuerServicer):
                     reason=batch.reason,
                     pool_request_id=batch.pool_request_id,
                     all_outstanding=batch.all_outstanding,
+                    event_time=(
+                        batch.event_time.ToDatetime(tzinfo=UTC)
+                        if batch.HasField("event_time")
+                        else None
+                    ),
+                    time_zone_offset=batch.event_time_zone_offset,
+                    location=batch.place.location,
+                    read_point=batch.place.read_point,
+                    market=batch.place.market,
                 ),
                 target,
             )

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from issuer.line_storage import LineStore
 from sealmark.clock import Clock
+from sealmark.epcis.events import TZ_OFFSET
+from sealmark.epcis.recorded import business_event_id
 from sealmark.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
 from sealmark.events import NewEvent
 from sealmark.gs1 import make_sscc, normalize_gtin, validate_cset82
 from sealmark.lifecycle import CodeState, check_transition
 from sealmark.storage.postgres import PostgresDatabase, retrying
-from sealmark.tenancy.model import Principal
+from sealmark.tenancy.model import Principal, validate_market
 
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 MAX_BATCH = 10_000
+FUTURE_SLACK = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,20 @@ class ReportBatch:
     reason: str = ""
     pool_request_id: str = ""
     all_outstanding: bool = False
+    # What the line says about when and where (EPCIS eventTime, bizLocation, readPoint).
+    event_time: datetime | None = None
+    time_zone_offset: str = ""
+    location: str = ""
+    read_point: str = ""
+    market: str = ""
+
+    def where(self, now: datetime) -> dict[str, object]:
+        """The event's time (now when the line gave none) and place, as payload fields."""
+        facts: dict[str, object] = {"event_time": (self.event_time or now).isoformat()}
+        for name in ("time_zone_offset", "location", "read_point", "market"):
+            if getattr(self, name):
+                facts[name] = getattr(self, name)
+        return facts
 
 
 @dataclass
@@ -108,6 +125,18 @@ class LineReports:
             validate_cset82(serial, "CodeBatch.serials")
         if len(batch.reason) > 200:
             raise InvalidArgument("CodeBatch.reason", "at most 200 characters")
+        if batch.time_zone_offset and not TZ_OFFSET.fullmatch(batch.time_zone_offset):
+            raise InvalidArgument(
+                "CodeBatch.event_time_zone_offset",
+                f"{batch.time_zone_offset[:20]!r}, want ±HH:MM such as +08:00",
+            )
+        if batch.event_time is not None and batch.event_time > self._clock.now() + FUTURE_SLACK:
+            raise InvalidArgument("CodeBatch.event_time", "is in the future")
+        for name in ("location", "read_point"):
+            if len(getattr(batch, name)) > 128:
+                raise InvalidArgument(f"CodeBatch.place.{name}", "at most 128 characters")
+        if batch.market:
+            validate_market(batch.market, "CodeBatch.place.market")
         return retrying(lambda: self._report(principal, batch, gtin, target))
 
     def _report(
@@ -182,6 +211,7 @@ class LineReports:
                             "serials": [k[14:] for k in move],
                             "line_id": batch.line_id,
                             "reason": batch.reason,
+                            **batch.where(now),
                         },
                         request_id=batch.batch_id,
                     )
@@ -228,13 +258,17 @@ class LineReports:
                     f"lot {lot} of GTIN {gtin14} was recalled: its hold cannot be released"
                 )
             store.set_hold(principal.tenant_id, gtin14, lot, held, reason, now, principal.token_id)
+            kind = "lot.held" if held else "lot.released"
+            payload: dict[str, object] = {"gtin": gtin14, "lot": lot, "reason": reason}
+            payload["event_time"] = now.isoformat()
+            payload["epcis_event_id"] = business_event_id(kind, payload, now)
             uow.events.append(
                 NewEvent(
                     tenant_id=principal.tenant_id,
-                    kind="lot.held" if held else "lot.released",
+                    kind=kind,
                     subject=f"lot:{gtin14}:{lot}",
                     occurred_at=now,
-                    payload={"reason": reason},
+                    payload=payload,
                 )
             )
             uow.commit()
