@@ -82,6 +82,8 @@ _DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 # Digital Link and the EPC Tag Data Standard escape. Everything else is %XX (upper case).
 _SAFE = frozenset(string.ascii_letters + string.digits + "'-.;=_")
 _CANONICAL = re.compile(r"https://id\.gs1\.org/(00/\d{18}|01/\d{14}(/21/[A-Za-z0-9'.;=_-]+)?)")
+CANONICAL_ID = _CANONICAL
+"""Matches an SSCC or (serialised) GTIN already in constrained canonical Digital Link form."""
 
 
 def _encode(text: str, *, optional: bool = False) -> str:

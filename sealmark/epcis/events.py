@@ -64,6 +64,7 @@ Key = ItemKey | str
 
 TZ_OFFSET = re.compile(r"[+-]((0\d|1[0-3]):[0-5]\d|14:00)")
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
+_SERIAL = re.compile(r"[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]{1,20}")  # AI 21: CSET 82, 1..20
 # CBV 2.0 short names; anything else must be a URI.
 BIZ_TRANSACTION_TYPES = frozenset(
     {"bol", "cert", "desadv", "inv", "pedigree", "po", "poc", "prodorder", "recadv", "rma"}
@@ -118,8 +119,15 @@ def validate_key(key: object, field: str) -> Key:
 def _keys(keys: tuple[Key, ...], field: str, *, required: bool = True) -> None:
     if required and not keys:
         raise EpcisError(field, "at least one identifier is required")
+    gtins: set[str] = set()  # the items of a case mostly share one GTIN: check it once
     for i, key in enumerate(keys):
+        if isinstance(key, tuple) and len(key) == 2 and key[0] in gtins:
+            if not (isinstance(key[1], str) and _SERIAL.fullmatch(key[1])):
+                validate_key(key, f"{field}[{i}]")  # raises, naming what is wrong
+            continue
         validate_key(key, f"{field}[{i}]")
+        if isinstance(key, tuple):
+            gtins.add(key[0])
     if len(set(keys)) != len(keys):
         raise EpcisError(field, "an identifier appears twice")
 

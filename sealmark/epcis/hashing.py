@@ -23,7 +23,12 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sealmark.epcis.canonical import canonical_id, canonical_number, canonical_time
+from sealmark.epcis.canonical import (
+    CANONICAL_ID,
+    canonical_id,
+    canonical_number,
+    canonical_time,
+)
 from sealmark.epcis.events import EpcisError
 
 JsonLdContext = str | Mapping[str, Any] | Sequence[str | Mapping[str, Any]]
@@ -111,6 +116,7 @@ _REPORT += (("value", NUMBER), ("component", CBV + "Comp-"))
 _REPORT += tuple((n, PLAIN) for n in ("stringValue", "booleanValue", "hexBinaryValue", "uriValue"))
 _REPORT += tuple((n, NUMBER) for n in ("minValue", "maxValue", "meanValue", "sDev", "percRank"))
 _REPORT += (("percValue", NUMBER), ("uom", PLAIN), ("coordinateReferenceSystem", PLAIN))
+_CANONICAL = CANONICAL_ID
 _CBV_URNS = {"bizstep": "BizStep-", "disp": "Disp-", "btt": "BTT-", "sdt": "SDT-", "er": "ER-"}
 
 
@@ -189,7 +195,14 @@ class _Renderer:
     def head(self, name: str, raw: Any) -> str:
         """A field of the canonical property order."""
         if name in _EPC_LISTS:
-            return self.group(name, [f"epc={self.value(epc)}" for epc in _items(raw)])
+            # Our own exports write canonical Digital Links already: the common case, cheap.
+            pieces = [
+                f"epc={epc}"
+                if isinstance(epc, str) and _CANONICAL.fullmatch(epc)
+                else f"epc={self.value(epc)}"
+                for epc in _items(raw)
+            ]
+            return self.group(name, pieces)
         if name.endswith("QuantityList") or name == "quantityList":
             pieces = [f"quantityElement{self.fields(q, _QUANTITY)}" for q in _items(raw)]
             return self.group(name, pieces)

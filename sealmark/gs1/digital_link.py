@@ -36,8 +36,13 @@ _URI_CHARS = frozenset(
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]*")
+
+
 def encode_component(value: str) -> str:
     """Percent-encode everything outside ``A-Za-z0-9-._~`` (UTF-8, upper-case hex)."""
+    if _UNRESERVED.fullmatch(value):
+        return value  # most serials: an EPCIS export writes millions of them
     return quote(value, safe="")
 
 
