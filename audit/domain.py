@@ -216,6 +216,7 @@ class TraceEvent:
     work_order: str = ""
     line_id: str = ""
     recorded_at: datetime | None = None
+    epcis_event_id: str = ""  # the eventID of its EPCIS export, when recorded with one
 
 
 @dataclass(frozen=True)

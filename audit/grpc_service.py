@@ -114,6 +114,7 @@ def trace_message(item: TraceEvent | TraceScan | Alert) -> audit_pb2.TraceEntry:
         event_time=stamp(item.time),
         attributes=item.attributes,
         type=common_pb2.EventType.Value(f"EVENT_TYPE_{item.type}"),
+        epcis_event_id=item.epcis_event_id,
     )
     if item.state:
         event.state = common_pb2.CodeState.Value(f"CODE_STATE_{item.state.upper()}")

@@ -187,6 +187,7 @@ def trace(
                     "location",
                 ),
                 recorded_at=recorded,
+                epcis_event_id=str(payload.get("epcis_event_id") or ""),
             )
         )
     recall = store.recall_of(key)

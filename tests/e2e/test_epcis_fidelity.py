@@ -299,6 +299,7 @@ def _run(brand: Any, channel: grpc.Channel) -> dict[str, Any]:
             A.ExportEpcisRequest(identifiers=fmt), metadata=auditor, timeout=60
         )
         exports[name] = b"".join(c.data for c in chunks)
+    traced = list(audit.Trace(A.TraceRequest(code=pallet), metadata=auditor, timeout=10))
     entries = audit.GetLogEntries(A.GetLogEntriesRequest(start=0, count=1000), metadata=auditor)
     logged = [json.loads(e.data) for e in entries.entries]
     return {
@@ -310,6 +311,7 @@ def _run(brand: Any, channel: grpc.Channel) -> dict[str, Any]:
         "exports": exports,
         "events": read_document(exports["dl"]),
         "logged": logged,
+        "traced": [t.event for t in traced if t.WhichOneof("entry") == "event"],
     }
 
 
@@ -383,6 +385,9 @@ def test_every_answered_id_is_the_exported_and_the_logged_id(flow: dict[str, Any
     assert set(answered.values()) <= set(_by_id(flow))
     logged = {e.get("epcis_event_id") for e in flow["logged"]}
     assert set(answered.values()) <= logged
+    traced = {common_pb2.EventType.Name(e.type): e.epcis_event_id for e in flow["traced"]}
+    assert traced["EVENT_TYPE_SHIPPED"] == answered["Ship"]
+    assert traced["EVENT_TYPE_RECEIVED"] == answered["Receive"]
 
 
 def test_what_the_caller_said_lands_in_its_epcis_place(flow: dict[str, Any]) -> None:
