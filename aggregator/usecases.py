@@ -402,6 +402,7 @@ class Aggregator:
                 "parent": parent.key,
                 "removed": leaving,
                 "added": [u.key for u in new],
+                "content": [c.key for c in children],
                 "reason": reason,
                 "event_time": when.isoformat(),
                 **_where(where),

@@ -5,11 +5,13 @@ the stored state it needs (the ILMD of commissioned codes, the units a recall to
 recorded                       exported
 =============================  ==========================================================
 codes.commissioned             Commission, one per (lot, expiry) in the batch, with the ILMD
+codes.scrapped                 Decommission, SCRAPPED (damaged)
 aggregation.packed             Pack
 aggregation.unpacked           Unpack (no children when everything was taken out)
-aggregation.reworked           Unpack of those removed, Pack of those added (repackaging)
-aggregation.replaced           the old label unpacked, Replace, the new one packed in its
-                               place, the old one's children moved into the new one
+aggregation.reworked           Unpack of everything, Pack of the new content (repackaging)
+aggregation.replaced           the old label unpacked and the new one packed in its place,
+                               the old one's children moved into the new one (replacing);
+                               Replace when it had neither
 aggregation.sampled            Unpack from its parent, Sample
 logistics.shipped              Ship to the party, with the destination market
 logistics.received             Receive from the party
@@ -19,8 +21,7 @@ lot.held / lot.released        LotStatus of the lot's class
 audit.recalled                 Recall of every unit it took, in events of at most 10,000
 =============================  ==========================================================
 
-Scrapped and returned codes are not exported: a line scraps or returns codes that were never
-commissioned, and EPCIS knows nothing of a code before its commissioning."""
+Returned codes are not exported: they were never printed."""
 
 from __future__ import annotations
 

@@ -147,14 +147,8 @@ def _body(event: ExportEvent, identifiers: Identifiers) -> dict[str, Any]:
             body["parentID"] = identifiers.render(event.parent)
             if event.children:  # an Unpack without children empties the parent
                 body["childEPCs"] = uris(event.children)
-            packing = isinstance(event, Pack)
-            body["action"] = "ADD" if packing else "DELETE"
-            if event.rework:
-                body["bizStep"] = "repackaging"
-            else:
-                body["bizStep"] = "packing" if packing else "unpacking"
-            if packing:
-                body["disposition"] = "in_progress"
+            body["action"] = "ADD" if isinstance(event, Pack) else "DELETE"
+            body |= {"bizStep": event.step, "disposition": event.disposition}
         case Commission():
             body |= {"epcList": uris(event.epcs), "action": "ADD"}
             body |= {"bizStep": "commissioning", "disposition": "active"}
@@ -183,10 +177,8 @@ def _body(event: ExportEvent, identifiers: Identifiers) -> dict[str, Any]:
         case LotStatus():
             body["quantityList"] = [{"epcClass": identifiers.render_class(event.gtin, event.lot)}]
             body["action"] = "OBSERVE"
-            if event.held:
-                body |= {"bizStep": "holding", "disposition": "sellable_not_accessible"}
-            else:
-                body |= {"bizStep": "inspecting", "disposition": "sellable_accessible"}
+            body["bizStep"] = "holding"
+            body["disposition"] = "sellable_not_accessible" if event.held else "sellable_accessible"
     if event.read_point is not None:
         body["readPoint"] = {"id": event.read_point}
     if event.biz_location is not None:

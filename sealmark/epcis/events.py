@@ -9,9 +9,9 @@ How each kind is expressed in EPCIS / CBV 2.0:
 =============  ========================================================================
 Commission     ObjectEvent ADD, ``commissioning``, ``active``; ilmd ``cbvmda:lotNumber``
                and ``cbvmda:itemExpirationDate`` when known
-Pack           AggregationEvent ADD, ``packing``, ``in_progress`` (``repackaging`` when
-               it is part of a rework)
-Unpack         AggregationEvent DELETE, ``unpacking`` (``repackaging`` in a rework); no
+Pack           AggregationEvent ADD, ``packing``, ``in_progress`` (or the ``step`` and
+               ``disposition`` of what it is part of: ``repackaging``, ``replacing``)
+Unpack         AggregationEvent DELETE, ``unpacking``, ``in_progress`` (likewise); no
                children = everything unpacked
 Ship           ObjectEvent OBSERVE, ``shipping``, ``in_transit``; the receiving party in
                ``destinationList``; the destination *market* (ISO 3166, e.g. ``DE``,
@@ -29,8 +29,8 @@ Restore        ObjectEvent OBSERVE, the disposition the units return to, extensi
                ``sealmark:undoes`` = ``decommissioning``: CBV has no step that reverses a
                decommission, so there is no bizStep
 LotStatus      ObjectEvent OBSERVE of the lot's class (``quantityList``, no quantity: a hold
-               covers codes not yet issued): ``holding``, ``sellable_not_accessible`` when
-               held; ``inspecting``, ``sellable_accessible`` when released
+               covers codes not yet issued), ``holding``: ``sellable_not_accessible`` when
+               held, ``sellable_accessible`` when released
 Recall         ObjectEvent OBSERVE, ``holding``, ``recalled``: the units are taken aside;
                CBV 2.0 has no recall step, and holding is the step that segregates objects
 =============  ========================================================================
@@ -83,6 +83,8 @@ class Retirement(Enum):
     """Why a code left the supply chain: (action, bizStep, disposition) in CBV 2.0 terms."""
 
     DECOMMISSIONED = ("OBSERVE", "decommissioning", "inactive")
+    NON_SELLABLE = ("OBSERVE", "decommissioning", "non_sellable_other")  # locked, sampled
+    SCRAPPED = ("DELETE", "decommissioning", "damaged")  # a label damaged before use
     DESTROYED = ("DELETE", "destroying", "destroyed")
     DISPENSED = ("OBSERVE", "dispensing", "dispensed")
     STOLEN = ("OBSERVE", "decommissioning", "stolen")
@@ -172,6 +174,19 @@ def _links(links: tuple[Link, ...], field: str, words: frozenset[str]) -> None:
             raise EpcisError(f"{field}[{i}]", f"{ident[:60]!r} is not a URI")
 
 
+# The CBV 2.0 steps a packing event may name: what it is part of.
+AGGREGATION_STEPS = frozenset({"packing", "unpacking", "repackaging", "replacing"})
+
+
+def _step_and_disposition(step: str, disposition: str) -> None:
+    if step not in AGGREGATION_STEPS:
+        raise EpcisError(
+            "step", f"{step[:40]!r}: want one of {', '.join(sorted(AGGREGATION_STEPS))}"
+        )
+    if disposition not in DISPOSITIONS:
+        raise EpcisError("disposition", f"{disposition[:40]!r} is not a CBV disposition")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Commission(_Event):
     """Codes printed, verified and made active; ``lot`` and ``expiry`` go in the ilmd."""
@@ -193,7 +208,8 @@ class Pack(_Event):
 
     parent: Key
     children: tuple[Key, ...]
-    rework: bool = False
+    step: str = "packing"
+    disposition: str = "in_progress"
 
     def __post_init__(self) -> None:
         _Event.__post_init__(self)
@@ -201,6 +217,7 @@ class Pack(_Event):
         _keys(self.children, "children")
         if self.parent in self.children:
             raise EpcisError("children", "a parent cannot contain itself")
+        _step_and_disposition(self.step, self.disposition)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -209,12 +226,14 @@ class Unpack(_Event):
 
     parent: Key
     children: tuple[Key, ...] = ()
-    rework: bool = False
+    step: str = "unpacking"
+    disposition: str = "in_progress"
 
     def __post_init__(self) -> None:
         _Event.__post_init__(self)
         validate_key(self.parent, "parent")
         _keys(self.children, "children", required=False)
+        _step_and_disposition(self.step, self.disposition)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

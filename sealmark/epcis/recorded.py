@@ -74,6 +74,8 @@ _RETIREMENT = {
     "destroyed": Retirement.DESTROYED,
     "dispensed": Retirement.DISPENSED,
     "stolen": Retirement.STOLEN,
+    "locked": Retirement.NON_SELLABLE,
+    "sampled": Retirement.NON_SELLABLE,
 }
 # The CBV disposition a unit is in again after its decommission is undone, by our state.
 RESTORED_DISPOSITION = {
@@ -253,30 +255,45 @@ def _unpacked(p: Mapping[str, Any], common: dict[str, Any], _: str) -> Mapped:
 
 
 def _reworked(p: Mapping[str, Any], common: dict[str, Any], _: str) -> Mapped:
-    parent = epc(p["parent"])
+    """Everything out, then the new content in (both ``repackaging``); rows recorded before
+    the content was kept give what left and what came."""
+    parent, step = epc(p["parent"]), "repackaging"
+    if not p.get("removed") and not p.get("added"):
+        return Mapped((), None)  # nothing changed: no EPCIS event
+    if "content" in p:
+        out: ExportEvent = Unpack(parent=parent, step=step, **common)
+        if not p["content"]:
+            return Mapped((out,))
+        return Mapped(
+            (out, Pack(parent=parent, children=_epcs(p["content"]), step=step, **common)), 1
+        )
     events: list[ExportEvent] = []
     if p.get("removed"):
-        events.append(Unpack(parent=parent, children=_epcs(p["removed"]), rework=True, **common))
+        events.append(Unpack(parent=parent, children=_epcs(p["removed"]), step=step, **common))
     if p.get("added"):
-        events.append(Pack(parent=parent, children=_epcs(p["added"]), rework=True, **common))
-    return Mapped(tuple(events), len(events) - 1 if events else None)
+        events.append(Pack(parent=parent, children=_epcs(p["added"]), step=step, **common))
+    return Mapped(tuple(events), len(events) - 1)
 
 
 def _replaced(p: Mapping[str, Any], common: dict[str, Any], _: str) -> Mapped:
+    """The new label takes the old one's place: out of its parent and in (both
+    ``replacing``, ``active``), its children moved over the same way; a label with neither
+    is an ObjectEvent naming both."""
     old, new = epc(p["old"]), epc(p["new"])
     parent = epc(p["parent"]) if p.get("parent") else None
     children = _epcs(p.get("children") or [])
-    before: list[ExportEvent] = []
+    how = {"step": "replacing", "disposition": "active", **common}
+    events: list[ExportEvent] = []
     if parent is not None:
-        before.append(Unpack(parent=parent, children=(old,), **common))
+        events.append(Unpack(parent=parent, children=(old,), **how))
+        events.append(Pack(parent=parent, children=(new,), **how))
+    primary = len(events) - 1
     if children:
-        before.append(Unpack(parent=old, children=children, **common))
-    after: list[ExportEvent] = []
-    if parent is not None:
-        after.append(Pack(parent=parent, children=(new,), **common))
-    if children:
-        after.append(Pack(parent=new, children=children, **common))
-    return Mapped((*before, Replace(old=old, new=new, **common), *after), len(before))
+        events.append(Unpack(parent=old, children=children, **how))
+        events.append(Pack(parent=new, children=children, **how))
+    if not events:
+        return Mapped((Replace(old=old, new=new, **common),))
+    return Mapped(tuple(events), primary if primary >= 0 else len(events) - 1)
 
 
 def _sampled(p: Mapping[str, Any], common: dict[str, Any], _: str) -> Mapped:
@@ -285,6 +302,12 @@ def _sampled(p: Mapping[str, Any], common: dict[str, Any], _: str) -> Mapped:
         unpack = Unpack(parent=epc(p["parent"]), children=(code,), **common)
         return Mapped((unpack, Sample(epcs=(code,), **common)), 1)
     return Mapped((Sample(epcs=(code,), **common),))
+
+
+def _scrapped(p: Mapping[str, Any], common: dict[str, Any], _: str) -> Mapped:
+    gtin = str(p["gtin"])
+    epcs = tuple((gtin, str(s)) for s in p.get("serials", []))
+    return Mapped((Decommission(epcs=epcs, reason=Retirement.SCRAPPED, **common),))
 
 
 def _shipped(p: Mapping[str, Any], common: dict[str, Any], _: str) -> Mapped:
@@ -324,6 +347,7 @@ def _released(p: Mapping[str, Any], common: dict[str, Any], subject: str) -> Map
 
 
 _MAPPERS: dict[str, Callable[[Mapping[str, Any], dict[str, Any], str], Mapped]] = {
+    "codes.scrapped": _scrapped,
     "aggregation.packed": _packed,
     "aggregation.unpacked": _unpacked,
     "aggregation.reworked": _reworked,

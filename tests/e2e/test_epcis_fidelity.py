@@ -1,4 +1,4 @@
-"""EPCIS export fidelity end to end: every operation of docs/audit.md's mapping table run
+"""EPCIS export fidelity end to end: every operation of docs/api.md's mapping table run
 through the real RPCs with the time, offset, place, parties and transactions a line would
 send, then exported and read back by an independent reader (official schema + every eventID
 recomputed); each row's event must carry what its row and the caller said, under the id the
@@ -38,7 +38,8 @@ from tests.support.tenants import seed_tenant
 
 pytestmark = pytest.mark.e2e
 A, G = audit_pb2, aggregator_pb2
-DOCS = Path(__file__).parents[2] / "docs" / "audit.md"
+DOCS = Path(__file__).parents[2] / "docs" / "api.md"
+NOT_EXPORTED = {"IssueCodes", "ReturnCodes", "EXPIRED"}
 OFFSET = "+08:00"
 SITE_GLN = "6901234000016"  # the plant: bizLocation
 PARTNER_GLN = "6901234000023"  # the distributor: destination and source party
@@ -48,18 +49,30 @@ START = datetime(2026, 11, 23, 2, 7, 5, tzinfo=UTC)  # 10:07:05 at +08:00
 
 
 def mapping_table() -> dict[str, dict[str, str]]:
-    """docs/audit.md's operation table: operation → {type, action, bizStep, disposition}."""
+    """docs/api.md's EPCIS mapping: operation (the RPC, and the reason where it decides) →
+    {type, action, bizStep, disposition}; "" for what a row leaves empty or writes "—"."""
     lines = DOCS.read_text("utf-8").splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("| operation | type |"))
+    header = "| `EventType` (RPC) | EPCIS event | action | bizStep | disposition |"
+    start = lines.index(header)
     rows: dict[str, dict[str, str]] = {}
     for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         cells = [c.strip().replace("`", "") for c in line.strip("|").split("|")]
-        operation, kind, action, step, disposition = cells[:5]
-        rows[operation] = {"type": kind, "action": action, "bizStep": step}
-        rows[operation]["disposition"] = disposition
+        name, event, action, step, disposition = (c.replace("—", "").strip() for c in cells[:5])
+        operation = re.search(r"\((.*)\)", name)
+        key = operation.group(1) if operation else name
+        kind = re.match(
+            r"(Object|Aggregation|Transaction|Transformation|Association)Event\b|", event
+        )
+        assert kind is not None  # the empty alternative always matches
+        rows[key] = {"type": kind.group(0), "action": action, "bizStep": step}
+        rows[key]["disposition"] = disposition
     return rows
+
+
+def exported_rows() -> list[str]:
+    return [k for k in mapping_table() if k not in NOT_EXPORTED]
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +129,7 @@ def _run(brand: Any, channel: grpc.Channel) -> dict[str, Any]:
                 gtin=brand.gtin,
                 lot="LOT-FID",
                 expiry="301231",
-                quantity=7,
+                quantity=14,
                 line_id="line-3",
                 work_order="WO-fid",
             ),
@@ -131,11 +144,20 @@ def _run(brand: Any, channel: grpc.Channel) -> dict[str, Any]:
     batch = issuer_pb2.CodeBatch(
         batch_id="fid-commission",
         gtin=brand.gtin,
-        serials=[c.serial for c in codes],
+        serials=[c.serial for c in codes[:13]],
         **steps.when("ReportCommissioned"),
     )
     (ack,) = issuer.ReportCommissioned(iter([batch]), metadata=line, timeout=30)
-    assert ack.accepted == 7
+    assert ack.accepted == 13
+    scrap = issuer_pb2.CodeBatch(
+        batch_id="fid-scrap",
+        gtin=brand.gtin,
+        serials=[codes[13].serial],
+        reason="vision: grade D",
+        **steps.when("ReportScrapped"),
+    )
+    (ack,) = issuer.ReportScrapped(iter([scrap]), metadata=line, timeout=30)
+    assert ack.accepted == 1
     case1, case2, pallet = (
         common_pb2.CodeRef(sscc=s)
         for s in issuer.AllocateSsccs(
@@ -247,34 +269,27 @@ def _run(brand: Any, channel: grpc.Channel) -> dict[str, Any]:
         ),
         logistics,
     )
-    call(
-        "Decommission",
-        agg.Decommission,
-        G.DecommissionRequest(
-            event_id="fid-lock",
-            codes=[case2],
-            reason=G.DECOMMISSION_REASON_LOCKED,
-            note="pending investigation",
-            **steps.when("Decommission"),
-        ),
-        logistics,
-    )
+    for number, reason in enumerate(
+        ("DESTROYED", "DISPENSED", "STOLEN", "EXPORTED", "SAMPLE", "LOCKED"), start=6
+    ):
+        operation = f"Decommission {reason}"
+        call(
+            operation,
+            agg.Decommission,
+            G.DecommissionRequest(
+                event_id=f"fid-dec-{reason.lower()}",
+                codes=[item[number]],
+                reason=G.DecommissionReason.Value(f"DECOMMISSION_REASON_{reason}"),
+                note=f"{reason.lower()} on purpose",
+                **steps.when(operation),
+            ),
+            logistics,
+        )
     call(
         "UndoDecommission",
         agg.UndoDecommission,
         G.UndoDecommissionRequest(
-            event_id="fid-undo", codes=[case2], **steps.when("UndoDecommission")
-        ),
-        logistics,
-    )
-    call(
-        "Decommission destroyed",
-        agg.Decommission,
-        G.DecommissionRequest(
-            event_id="fid-destroy",
-            codes=[item[6]],
-            reason=G.DECOMMISSION_REASON_DESTROYED,
-            **steps.when("Decommission destroyed"),
+            event_id="fid-undo", codes=[item[11]], **steps.when("UndoDecommission")
         ),
         logistics,
     )
@@ -330,35 +345,40 @@ def _event_of(flow: dict[str, Any], operation: str) -> dict[str, Any]:
         kind = "lot.held" if operation == "HoldLot" else "lot.released"
         (entry,) = [e for e in flow["logged"] if e.get("event") == kind]
         return _by_id(flow)[entry["epcis_event_id"]]
-    if operation == "ReportCommissioned":
-        first = f"https://id.gs1.org/01/{brand.gtin}/21/{flow['codes'][0].serial}"
-        (found,) = [e for e in events if first in e.get("epcList", []) and e["action"] == "ADD"]
+    if operation in ("ReportCommissioned", "ReportScrapped"):
+        code = flow["codes"][0 if operation == "ReportCommissioned" else 13]
+        uri = f"https://id.gs1.org/01/{brand.gtin}/21/{code.serial}"
+        action = "ADD" if operation == "ReportCommissioned" else "DELETE"
+        (found,) = [e for e in events if uri in e.get("epcList", []) and e["action"] == action]
         return dict(found)
     assert operation == "Recall"
     return dict(events[-1])
 
 
 def test_the_table_lists_every_operation_the_suite_offers() -> None:
-    rows = mapping_table()
-    assert set(rows) == {
+    """Every write RPC of Issuer, Aggregator and Audit that changes a code, each
+    Decommission reason, and nothing else."""
+    reasons = {f"Decommission {r}" for r in ("DISPENSED", "DESTROYED", "STOLEN", "LOCKED")}
+    reasons |= {"Decommission EXPORTED", "Decommission SAMPLE"}
+    assert set(mapping_table()) == NOT_EXPORTED | reasons | {
         "ReportCommissioned",
+        "ReportScrapped",
         "Pack",
         "Unpack",
-        "Sample",
         "Replace",
+        "Sample",
         "Rework",
         "Ship",
         "Receive",
-        "Decommission",
-        "Decommission destroyed",
         "UndoDecommission",
+        "Recall",
         "HoldLot",
         "ReleaseLot",
-        "Recall",
     }
+    assert all(mapping_table()[k]["type"] == "" for k in NOT_EXPORTED)
 
 
-@pytest.mark.parametrize("operation", list(mapping_table()))
+@pytest.mark.parametrize("operation", exported_rows())
 def test_each_operation_exports_its_row(flow: dict[str, Any], operation: str) -> None:
     row = mapping_table()[operation]
     event = _event_of(flow, operation)
@@ -415,18 +435,18 @@ def test_what_the_caller_said_lands_in_its_epcis_place(flow: dict[str, Any]) -> 
         "cbvmda:lotNumber": "LOT-FID",
         "cbvmda:itemExpirationDate": "2030-12-31",
     }
-    assert len(commission["epcList"]) == 7
+    assert len(commission["epcList"]) == 13
+    assert _event_of(flow, "ReportScrapped")["sealmark:reason"] == "vision: grade D"
     pack = _event_of(flow, "Pack")
     assert pack["parentID"] == f"https://id.gs1.org/00/{case1}"
     assert pack["childEPCs"] == [dl + c.serial for c in codes[0:3]]
     assert _event_of(flow, "Sample")["sealmark:reason"] == "QA: fill level"
-    replace = _event_of(flow, "Replace")
-    assert replace["epcList"] == [dl + codes[1].serial]
-    assert replace["sealmark:replacedBy"] == dl + codes[5].serial
     rework = _event_of(flow, "Rework")
-    assert rework["childEPCs"] == [dl + codes[4].serial]
+    assert rework["childEPCs"] == [dl + codes[2].serial, dl + codes[4].serial]
     assert rework["sealmark:reason"] == "mixed case"
-    assert _event_of(flow, "Decommission")["sealmark:reason"] == "pending investigation"
+    replace = _event_of(flow, "Replace")
+    assert (replace["parentID"], replace["childEPCs"]) == (pack["parentID"], [dl + codes[5].serial])
+    assert _event_of(flow, "Decommission LOCKED")["sealmark:reason"] == "locked on purpose"
     assert _event_of(flow, "UndoDecommission")["sealmark:undoes"] == "decommissioning"
     for operation in ("HoldLot", "ReleaseLot"):
         lot_class = f"https://id.gs1.org/01/{brand.gtin}/10/LOT-FID"
@@ -436,25 +456,26 @@ def test_what_the_caller_said_lands_in_its_epcis_place(flow: dict[str, Any]) -> 
 
 
 def test_operations_of_several_events_keep_them_together(flow: dict[str, Any]) -> None:
-    """A sample out of a case is its unpacking, then the sampling; a rework unpacks those
-    removed, then packs those added; a replacement moves the new label into the old one's
-    place. All at the time the caller gave."""
-    events = flow["events"]
+    """A sample out of a case is its unpacking, then the sampling; a rework empties the case,
+    then packs its new content; a replacement takes the old label out of its case, then puts
+    the new one in. All at the time and offset the caller gave."""
+    events, codes = flow["events"], flow["codes"]
+    dl = f"https://id.gs1.org/01/{flow['brand'].gtin}/21/"
     index = {e["eventID"]: i for i, e in enumerate(events)}
     sample = index[flow["ids"]["Sample"]]
-    assert (events[sample - 1]["bizStep"], events[sample - 1]["action"]) == ("unpacking", "DELETE")
+    before = events[sample - 1]
+    assert (before["bizStep"], before["action"]) == ("unpacking", "DELETE")
+    assert before["childEPCs"] == [dl + codes[0].serial]
     rework = index[flow["ids"]["Rework"]]
-    assert (events[rework - 1]["bizStep"], events[rework - 1]["action"]) == (
-        "repackaging",
-        "DELETE",
-    )
+    before = events[rework - 1]
+    assert (before["bizStep"], before["action"]) == ("repackaging", "DELETE")
+    assert "childEPCs" not in before  # everything out
     replace = index[flow["ids"]["Replace"]]
-    assert [e["bizStep"] for e in events[replace - 1 : replace + 2]] == [
-        "unpacking",
-        "replacing",
-        "packing",
-    ]
-    for i in (sample - 1, rework - 1, replace - 1, replace + 1):
+    before = events[replace - 1]
+    assert (before["bizStep"], before["action"]) == ("replacing", "DELETE")
+    assert before["childEPCs"] == [dl + codes[1].serial]
+    assert before["parentID"] == events[replace]["parentID"]
+    for i in (sample - 1, rework - 1, replace - 1):
         assert events[i]["eventTimeZoneOffset"] == OFFSET
 
 

@@ -71,14 +71,17 @@ KINDS: dict[str, tuple[ExportEvent, str, str, str | None, str | None]] = {
         *("AggregationEvent", "ADD", "packing", "in_progress"),
     ),
     "repack": (
-        Pack(**COMMON, parent=SSCC, children=((GTIN, "S3"),), rework=True),
+        Pack(**COMMON, parent=SSCC, children=((GTIN, "S3"),), step="repackaging"),
         *("AggregationEvent", "ADD", "repackaging", "in_progress"),
     ),
     "unpack_some": (
         Unpack(**COMMON, parent=SSCC, children=((GTIN, "S1"),)),
-        *("AggregationEvent", "DELETE", "unpacking", None),
+        *("AggregationEvent", "DELETE", "unpacking", "in_progress"),
     ),
-    "unpack_all": (Unpack(**COMMON, parent=SSCC), "AggregationEvent", "DELETE", "unpacking", None),
+    "unpack_all": (
+        Unpack(**COMMON, parent=SSCC),
+        *("AggregationEvent", "DELETE", "unpacking", "in_progress"),
+    ),
     "ship": (
         Ship(
             **COMMON,
@@ -115,7 +118,7 @@ KINDS: dict[str, tuple[ExportEvent, str, str, str | None, str | None]] = {
     ),
     "release": (
         LotStatus(**COMMON, gtin=GTIN, lot="L-007", held=False),
-        *("ObjectEvent", "OBSERVE", "inspecting", "sellable_accessible"),
+        *("ObjectEvent", "OBSERVE", "holding", "sellable_accessible"),
     ),
     **{
         f"decommission_{r.name.lower()}": (

@@ -30,7 +30,13 @@ WHERE = {
 PAYLOADS: dict[str, dict[str, Any]] = {
     "aggregation.packed": {"parent": SSCC, "children": [GTIN + "A1", GTIN + "A2"], **WHERE},
     "aggregation.unpacked": {"parent": SSCC, "children": [GTIN + "A1"], "all": False, **WHERE},
-    "aggregation.reworked": {"parent": SSCC, "removed": [GTIN + "A1"], "added": [GTIN + "A3"]},
+    "aggregation.reworked": {
+        "parent": SSCC,
+        "removed": [GTIN + "A1"],
+        "added": [GTIN + "A3"],
+        "content": [GTIN + "A2", GTIN + "A3"],
+    },
+    "codes.scrapped": {"gtin": GTIN, "serials": ["A7"], "reason": "vision: grade D"},
     "aggregation.replaced": {"old": GTIN + "A1", "new": GTIN + "A9", "parent": SSCC},
     "aggregation.sampled": {"code": GTIN + "A2", "parent": SSCC, "reason": "QA"},
     "logistics.shipped": {"codes": [SSCC], "to_party": "dc-berlin", "destination_market": "DE"},
@@ -101,8 +107,17 @@ def test_a_transaction_of_no_cbv_type_and_no_uri_is_written_under_our_namespace(
     ]
 
 
+def test_a_rework_is_everything_out_then_the_new_content_in() -> None:
+    out, into = export_events("aggregation.reworked", PAYLOADS["aggregation.reworked"], NOW).events
+    assert event_json(out, Identifiers()).get("childEPCs") is None
+    assert len(event_json(into, Identifiers())["childEPCs"]) == 2
+    old_row = {"parent": SSCC, "removed": [GTIN + "A1"], "added": [GTIN + "A3"]}
+    out, into = export_events("aggregation.reworked", old_row, NOW).events
+    assert len(event_json(out, Identifiers())["childEPCs"]) == 1
+
+
 def test_a_rework_that_changed_nothing_has_no_event_and_no_id() -> None:
-    payload = {"parent": SSCC, "removed": [], "added": []}
+    payload = {"parent": SSCC, "removed": [], "added": [], "content": [GTIN + "A1"]}
     assert export_events("aggregation.reworked", payload, NOW).events == ()
     assert business_event_id("aggregation.reworked", payload, NOW) == ""
 
