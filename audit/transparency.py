@@ -215,6 +215,8 @@ class TransparencyLog:
         if payload.get("epcis_event_id"):
             # The eventID the caller was answered with and the EPCIS export writes.
             fields["epcis_event_id"] = payload["epcis_event_id"]
+        if payload.get("epcis_event_ids"):  # a line's batch: one event per lot and expiry
+            fields["epcis_event_ids"] = payload["epcis_event_ids"]
         return entry_bytes(fields)
 
     # -- reads --------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sealmark.storage.postgres import PostgresUnitOfWork
@@ -37,6 +37,15 @@ class LineStore:
             (keys, tenant_id),
         )
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    def lot_facts(self, tenant_id: str, keys: list[str]) -> dict[str, tuple[str, date | None]]:
+        """serial → (lot, expiry) of the tenant's codes among ``keys`` (one GTIN)."""
+        rows = self._uow.execute(
+            "SELECT serial, coalesce(lot, ''), expiry FROM codes"
+            " WHERE code_key = ANY(%s) AND tenant_id = %s",
+            (keys, tenant_id),
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}
 
     def packed(self, keys: list[str]) -> dict[str, str]:
         """code_key → the unit it is packed in, for those of ``keys`` that are packed, and

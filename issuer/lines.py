@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from issuer.line_storage import LineStore
 from sealmark.clock import Clock
 from sealmark.epcis.events import TZ_OFFSET
-from sealmark.epcis.recorded import business_event_id
+from sealmark.epcis.recorded import business_event_id, event_ids
 from sealmark.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
 from sealmark.events import NewEvent
 from sealmark.gs1 import make_sscc, normalize_gtin, validate_cset82
@@ -200,19 +200,29 @@ class LineReports:
             store.set_state(move, target.value, now)
             summary.accepted = len(move)
             if move:
+                kind = f"codes.{target.value}"
+                payload: dict[str, object] = {
+                    "gtin": gtin,
+                    "serials": [k[14:] for k in move],
+                    "line_id": batch.line_id,
+                    "reason": batch.reason,
+                    **batch.where(now),
+                }
+                # The eventIDs the export writes for this batch (one per lot and expiry),
+                # which the transparency log's entry commits to.
+                if target is CodeState.COMMISSIONED:
+                    facts = store.lot_facts(principal.tenant_id, move)
+                    ids = event_ids(kind, payload, now, facts=lambda _gtin, _serials: facts)
+                    payload["epcis_event_ids"] = ids
+                elif target is CodeState.SCRAPPED:
+                    payload["epcis_event_id"] = business_event_id(kind, payload, now)
                 uow.events.append(
                     NewEvent(
                         tenant_id=principal.tenant_id,
-                        kind=f"codes.{target.value}",
+                        kind=kind,
                         subject=f"batch:{batch.batch_id}",
                         occurred_at=now,
-                        payload={
-                            "gtin": gtin,
-                            "serials": [k[14:] for k in move],
-                            "line_id": batch.line_id,
-                            "reason": batch.reason,
-                            **batch.where(now),
-                        },
+                        payload=payload,
                         request_id=batch.batch_id,
                     )
                 )

@@ -63,6 +63,7 @@ __all__ = [
     "Mapped",
     "business_event_id",
     "epc",
+    "event_ids",
     "export_events",
     "location_uri",
     "party_uri",
@@ -225,6 +226,21 @@ def business_event_id(
 
 
 _IDS = Identifiers()
+
+
+def event_ids(
+    kind: str,
+    payload: Mapping[str, Any],
+    occurred_at: datetime,
+    *,
+    facts: Facts | None = None,
+    recalled: Units | None = None,
+) -> list[str]:
+    """The ``eventID`` of every EPCIS event of a business event, in export order (a line's
+    batch of several lots is one commissioning event per lot). Same errors as
+    :func:`export_events`."""
+    mapped = export_events(kind, payload, occurred_at, facts=facts, recalled=recalled)
+    return [str(event_json(event, _IDS)["eventID"]) for event in mapped.events]
 
 
 def _commissioned(

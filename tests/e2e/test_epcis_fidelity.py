@@ -406,6 +406,10 @@ def test_every_answered_id_is_the_exported_and_the_logged_id(flow: dict[str, Any
     assert set(answered.values()) <= set(_by_id(flow))
     logged = {e.get("epcis_event_id") for e in flow["logged"]}
     assert set(answered.values()) <= logged
+    commissioned = [e for e in flow["logged"] if e.get("event") == "codes.commissioned"]
+    commission, scrap = _event_of(flow, "ReportCommissioned"), _event_of(flow, "ReportScrapped")
+    assert [e.get("epcis_event_ids") for e in commissioned] == [[commission["eventID"]]]
+    assert scrap["eventID"] in logged
     traced = {common_pb2.EventType.Name(e.type): e.epcis_event_id for e in flow["traced"]}
     assert traced["EVENT_TYPE_SHIPPED"] == answered["Ship"]
     assert traced["EVENT_TYPE_RECEIVED"] == answered["Receive"]
