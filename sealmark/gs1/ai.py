@@ -65,6 +65,7 @@ SPECS: dict[str, AiSpec] = {
         AiSpec("21", "SERIAL", 1, 20, "X"),
         AiSpec("22", "CPV", 1, 20, "X"),
         AiSpec("8030", "DIGSIG", 1, 90, "Z"),
+        AiSpec("92", "INTERNAL", 1, 90, "X"),
     )
 }
 

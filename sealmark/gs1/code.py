@@ -27,7 +27,8 @@ from sealmark.gs1.symbology import ScanKind, classify_scan
 @dataclass(frozen=True)
 class GS1Code:
     """GTIN (stored as 14 digits), serial (AI 21), optional lot (10), expiry (17),
-    production date (11) and signature (8030, base64url).
+    production date (11), signature (8030, base64url) and the MAC of a compact code (92,
+    company internal information; see :mod:`sealmark.crypto.mac`).
 
     Construction validates every field and raises InvalidArgument naming it (``gtin``,
     ``serial``, ``lot``, ``signature``). Dates are plain dates: the parsers need ``today``
@@ -40,6 +41,7 @@ class GS1Code:
     expiry: date | None = None
     production_date: date | None = None
     signature: str | None = None
+    mac: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gtin", normalize_gtin(self.gtin))
@@ -48,11 +50,13 @@ class GS1Code:
             validate_value("10", self.lot, "lot")
         if self.signature is not None:
             validate_value("8030", self.signature, "signature")
+        if self.mac is not None:
+            validate_value("92", self.mac, "mac")
 
     def pairs(self) -> list[tuple[str, str]]:
         """AI pairs in element-string order: fixed-length AIs first (no FNC1 needed after
         them), serial after lot, signature last (the longest value, and the only one a
-        reader may skip when printing HRI)."""
+        reader may skip when printing HRI), a compact code's MAC after it."""
         out = [("01", self.gtin)]
         if self.expiry is not None:
             out.append(("17", format_yymmdd(self.expiry)))
@@ -63,6 +67,8 @@ class GS1Code:
         out.append(("21", self.serial))
         if self.signature is not None:
             out.append(("8030", self.signature))
+        if self.mac is not None:
+            out.append(("92", self.mac))
         return out
 
     def to_element_string(self) -> str:
@@ -70,9 +76,9 @@ class GS1Code:
         return build_element_string(self.pairs())
 
     def to_hri(self) -> str:
-        """HRI text without the signature: 86 characters of base64 under a code help no
-        human, and GS1 does not require (8030) in HRI."""
-        return build_hri([p for p in self.pairs() if p[0] != "8030"])
+        """HRI text without the signature or MAC: they help no human under a code, and GS1
+        requires neither (8030) nor company internal (92) in HRI."""
+        return build_hri([p for p in self.pairs() if p[0] not in ("8030", "92")])
 
     def to_digital_link(self, resolver_host: str) -> str:
         """``https://{resolver_host}/01/…/10/…/21/…?17=…&11=…&8030=…``. ``resolver_host``
@@ -84,7 +90,8 @@ class GS1Code:
         cls, pairs: Sequence[tuple[str, str]], *, today: date, field: str = "pairs"
     ) -> GS1Code:
         """Build from parsed pairs; needs (01) and (21). AIs this type does not hold, such as
-        (15) or (99), are ignored. Raises InvalidArgument naming ``field``."""
+        (15) or (99), are ignored; (92) is kept as ``mac`` (only a compact product's codes
+        give it that meaning). Raises InvalidArgument naming ``field``."""
         values = dict(pairs)
         if "01" not in values or "21" not in values:
             raise InvalidArgument(field, "a serialised item needs (01) GTIN and (21) serial")
@@ -100,6 +107,7 @@ class GS1Code:
             expiry=when("17"),
             production_date=when("11"),
             signature=values.get("8030"),
+            mac=values.get("92"),
         )
 
     @classmethod
