@@ -8,7 +8,7 @@ from sealmark.bootstrap import Container
 from sealmark.cli.output import emit
 from sealmark.tenancy import usecases
 from sealmark.tenancy.alphabets import SERIAL_ALPHABETS
-from sealmark.tenancy.model import PackLevel
+from sealmark.tenancy.model import CodeProfile, PackLevel
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,6 +40,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     add.add_argument("--serial-alphabet", default="numeric", choices=sorted(SERIAL_ALPHABETS))
     add.add_argument("--serial-length", type=int, default=12)
     add.add_argument("--pin-length", type=int, default=6)
+    add.add_argument(
+        "--profile",
+        default=CodeProfile.SIGNED.value,
+        choices=[p.value for p in CodeProfile],
+        help="signed: Ed25519 in AI 8030, checkable offline (default); compact: a 64-bit MAC"
+        " in AI 92 for labels too small for a signature, checked online only",
+    )
     plist = psub.add_parser("list", help="a brand's products")
     plist.add_argument("--tenant", required=True)
     pshow = psub.add_parser("show", help="one product")
@@ -100,6 +107,7 @@ def run(args: argparse.Namespace, container: Container) -> int:
                     serial_alphabet=args.serial_alphabet,
                     serial_length=args.serial_length,
                     pin_length=args.pin_length,
+                    code_profile=args.profile,
                 ),
                 args.json,
             )

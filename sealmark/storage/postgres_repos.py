@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from sealmark.errors import AlreadyExists, NotFound
 from sealmark.events import DomainEvent, NewEvent
-from sealmark.tenancy.model import ApiToken, PackLevel, Product, Role, Tenant
+from sealmark.tenancy.model import ApiToken, CodeProfile, PackLevel, Product, Role, Tenant
 
 
 class _Executor(Protocol):
@@ -91,8 +91,8 @@ class PgProducts:
         try:
             self._db.execute(
                 "INSERT INTO products (gtin, tenant_id, name, pack_level, default_market,"
-                " serial_alphabet, serial_length, pin_length, created_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()))",
+                " serial_alphabet, serial_length, pin_length, created_at, code_profile)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()), %s)",
                 (
                     product.gtin,
                     product.tenant_id,
@@ -103,6 +103,7 @@ class PgProducts:
                     product.serial_length,
                     product.pin_length,
                     product.created_at,
+                    product.code_profile.value,
                 ),
             )
         except AlreadyExists:
@@ -125,7 +126,7 @@ class PgProducts:
 
 _PRODUCT_SELECT = (
     "SELECT tenant_id, gtin, name, pack_level, default_market, serial_alphabet, serial_length,"
-    " pin_length, created_at FROM products"
+    " pin_length, created_at, code_profile FROM products"
 )
 
 
@@ -140,6 +141,7 @@ def _product(row: tuple[Any, ...]) -> Product:
         serial_length=row[6],
         pin_length=row[7],
         created_at=row[8],
+        code_profile=CodeProfile(row[9]),
     )
 
 

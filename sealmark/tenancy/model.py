@@ -34,6 +34,13 @@ class PackLevel(StrEnum):
     PALLET = "pallet"
 
 
+class CodeProfile(StrEnum):
+    """How a product's codes prove they are ours (chosen when the product is registered)."""
+
+    SIGNED = "signed"  # Ed25519 signature in AI (8030): anyone with the key set checks it offline
+    COMPACT = "compact"  # 64-bit MAC in AI (92): a small symbol, checked online by the Verifier
+
+
 # Tenant ids are short slugs, safe in URLs, logs and Redis keys.
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 # ISO 3166-1 alpha-2, optionally an ISO 3166-2 subdivision ("CN", "CN-31", "DE-BY").
@@ -127,8 +134,16 @@ class Product:
     serial_length: int = 12
     pin_length: int = 6
     created_at: datetime | None = None
+    code_profile: CodeProfile = CodeProfile.SIGNED
 
     def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "code_profile", CodeProfile(self.code_profile))
+        except ValueError:
+            wanted = ", ".join(p.value for p in CodeProfile)
+            raise InvalidArgument(
+                "Product.code_profile", f"{self.code_profile!r}, want one of {wanted}"
+            ) from None
         if not (len(self.gtin) == 14 and self.gtin.isdigit()):
             raise InvalidArgument("Product.gtin", f"{self.gtin!r}: want 14 digits")
         if not self.name.strip() or len(self.name) > 200:

@@ -14,7 +14,15 @@ from sealmark.errors import InvalidArgument, NotFound, PermissionDenied, Unauthe
 from sealmark.events import NewEvent
 from sealmark.gs1 import normalize_gtin
 from sealmark.storage.ports import UnitOfWork, UnitOfWorkFactory
-from sealmark.tenancy.model import ApiToken, PackLevel, Principal, Product, Role, Tenant
+from sealmark.tenancy.model import (
+    ApiToken,
+    CodeProfile,
+    PackLevel,
+    Principal,
+    Product,
+    Role,
+    Tenant,
+)
 from sealmark.tenancy.tokens import RandomBytes, new_token, secret_matches, split_token
 
 
@@ -78,8 +86,10 @@ def add_product(
     serial_alphabet: str = "numeric",
     serial_length: int = 12,
     pin_length: int = 6,
+    code_profile: str = CodeProfile.SIGNED.value,
 ) -> Product:
-    """Register a product under one of the tenant's prefixes.
+    """Register a product under one of the tenant's prefixes. ``code_profile`` is ``signed``
+    (Ed25519, offline-checkable) or ``compact`` (a MAC for small labels, online only).
 
     Raises InvalidArgument (bad field, or a GTIN outside the tenant's prefixes), NotFound
     (unknown tenant), AlreadyExists (GTIN registered).
@@ -90,6 +100,11 @@ def add_product(
     except ValueError:
         wanted = ", ".join(p.value for p in PackLevel)
         raise InvalidArgument("pack_level", f"{pack_level!r}, want one of {wanted}") from None
+    try:
+        profile = CodeProfile(code_profile)
+    except ValueError:
+        wanted = ", ".join(p.value for p in CodeProfile)
+        raise InvalidArgument("code_profile", f"{code_profile!r}, want one of {wanted}") from None
     with uow_factory() as uow:
         tenant = uow.tenants.get(tenant_id)
         if not tenant.owns_gtin(gtin14):
@@ -108,6 +123,7 @@ def add_product(
             serial_length=serial_length,
             pin_length=pin_length,
             created_at=clock.now(),
+            code_profile=profile,
         )
         uow.products.add(product)
         _record(
@@ -118,6 +134,7 @@ def add_product(
             f"gtin:{gtin14}",
             name=name,
             pack_level=level.value,
+            code_profile=product.code_profile.value,
         )
         uow.commit()
     return product

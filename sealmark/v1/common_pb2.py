@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18sealmark/v1/common.proto\x12\x0bsealmark.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"X\n\x07\x43odeRef\x12#\n\x05sgtin\x18\x01 \x01(\x0b\x32\x12.sealmark.v1.SgtinH\x00\x12\x0e\n\x04sscc\x18\x02 \x01(\tH\x00\x12\x11\n\x07scanned\x18\x03 \x01(\tH\x00\x42\x05\n\x03key\"%\n\x05Sgtin\x12\x0c\n\x04gtin\x18\x01 \x01(\t\x12\x0e\n\x06serial\x18\x02 \x01(\t\"\x9d\x03\n\x07Product\x12\x0c\n\x04gtin\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12*\n\npack_level\x18\x03 \x01(\x0e\x32\x16.sealmark.v1.PackLevel\x12\x16\n\x0e\x64\x65\x66\x61ult_market\x18\x04 \x01(\t\x12\x17\n\x0fserial_alphabet\x18\x05 \x01(\t\x12\x15\n\rserial_length\x18\x06 \x01(\r\x12\x12\n\npin_length\x18\x07 \x01(\r\x12\x19\n\x11guess_probability\x18\x08 \x01(\x01\x12\x16\n\x0eserials_issued\x18\t \x01(\x04\x12\x16\n\x0e\x63ompany_prefix\x18\n \x01(\t\x12\x41\n\x0flocalized_names\x18\x0b \x03(\x0b\x32(.sealmark.v1.Product.LocalizedNamesEntry\x12)\n\tsymbology\x18\x0c \x01(\x0e\x32\x16.sealmark.v1.Symbology\x1a\x35\n\x13LocalizedNamesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"4\n\x0bPageRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"=\n\x05Place\x12\x10\n\x08location\x18\x01 \x01(\t\x12\x0e\n\x06market\x18\x02 \x01(\t\x12\x12\n\nread_point\x18\x03 \x01(\t\"*\n\x0e\x42izTransaction\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"\xe9\x03\n\tCodeEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\nevent_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x05state\x18\x04 \x01(\x0e\x32\x16.sealmark.v1.CodeState\x12!\n\x05place\x18\x06 \x01(\x0b\x32\x12.sealmark.v1.Place\x12:\n\nattributes\x18\x07 \x03(\x0b\x32&.sealmark.v1.CodeEvent.AttributesEntry\x12$\n\x04type\x18\x08 \x01(\x0e\x32\x16.sealmark.v1.EventType\x12)\n\x0bparent_code\x18\t \x01(\x0b\x32\x14.sealmark.v1.CodeRef\x12\x16\n\x0e\x65pcis_event_id\x18\n \x01(\t\x12\x1e\n\x16\x65vent_time_zone_offset\x18\x0b \x01(\t\x12/\n\x0brecorded_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\r \x01(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01J\x04\x08\x02\x10\x03J\x04\x08\x05\x10\x06R\x04kindR\x06parent\"\xd2\x01\n\tPublicKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12.\n\nnot_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nretired_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\x06KeySet\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12$\n\x04keys\x18\x02 \x03(\x0b\x32\x16.sealmark.v1.PublicKey*\x88\x03\n\tCodeState\x12\x1a\n\x16\x43ODE_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ODE_STATE_ALLOCATED\x10\x01\x12\x1b\n\x17\x43ODE_STATE_COMMISSIONED\x10\x02\x12\x19\n\x15\x43ODE_STATE_IN_TRANSIT\x10\x03\x12\x17\n\x13\x43ODE_STATE_RECEIVED\x10\x04\x12\x17\n\x13\x43ODE_STATE_RETURNED\x10\x05\x12\x17\n\x13\x43ODE_STATE_SCRAPPED\x10\x06\x12\x18\n\x14\x43ODE_STATE_DISPENSED\x10\x07\x12\x18\n\x14\x43ODE_STATE_DESTROYED\x10\x08\x12\x16\n\x12\x43ODE_STATE_SAMPLED\x10\t\x12\x15\n\x11\x43ODE_STATE_STOLEN\x10\n\x12\x15\n\x11\x43ODE_STATE_LOCKED\x10\x0b\x12\x17\n\x13\x43ODE_STATE_RECALLED\x10\x0c\x12\x16\n\x12\x43ODE_STATE_EXPIRED\x10\r\x12\x17\n\x13\x43ODE_STATE_EXPORTED\x10\x0e*\x7f\n\tPackLevel\x12\x1a\n\x16PACK_LEVEL_UNSPECIFIED\x10\x00\x12\x13\n\x0fPACK_LEVEL_ITEM\x10\x01\x12\x15\n\x11PACK_LEVEL_BUNDLE\x10\x02\x12\x13\n\x0fPACK_LEVEL_CASE\x10\x03\x12\x15\n\x11PACK_LEVEL_PALLET\x10\x04*c\n\tSymbology\x12\x19\n\x15SYMBOLOGY_UNSPECIFIED\x10\x00\x12\x1d\n\x19SYMBOLOGY_QR_DIGITAL_LINK\x10\x01\x12\x1c\n\x18SYMBOLOGY_GS1_DATAMATRIX\x10\x02*\xe2\x03\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45VENT_TYPE_ISSUED\x10\x01\x12\x1b\n\x17\x45VENT_TYPE_COMMISSIONED\x10\x02\x12\x17\n\x13\x45VENT_TYPE_SCRAPPED\x10\x03\x12\x17\n\x13\x45VENT_TYPE_RETURNED\x10\x04\x12\x15\n\x11\x45VENT_TYPE_PACKED\x10\x05\x12\x17\n\x13\x45VENT_TYPE_UNPACKED\x10\x06\x12\x17\n\x13\x45VENT_TYPE_REPLACED\x10\x07\x12\x16\n\x12\x45VENT_TYPE_SAMPLED\x10\x08\x12\x17\n\x13\x45VENT_TYPE_REWORKED\x10\t\x12\x16\n\x12\x45VENT_TYPE_SHIPPED\x10\n\x12\x17\n\x13\x45VENT_TYPE_RECEIVED\x10\x0b\x12\x1d\n\x19\x45VENT_TYPE_DECOMMISSIONED\x10\x0c\x12\"\n\x1e\x45VENT_TYPE_DECOMMISSION_UNDONE\x10\r\x12\x17\n\x13\x45VENT_TYPE_RECALLED\x10\x0e\x12\x16\n\x12\x45VENT_TYPE_EXPIRED\x10\x0f\x12\x17\n\x13\x45VENT_TYPE_LOT_HELD\x10\x10\x12\x1b\n\x17\x45VENT_TYPE_LOT_RELEASED\x10\x11\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18sealmark/v1/common.proto\x12\x0bsealmark.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"X\n\x07\x43odeRef\x12#\n\x05sgtin\x18\x01 \x01(\x0b\x32\x12.sealmark.v1.SgtinH\x00\x12\x0e\n\x04sscc\x18\x02 \x01(\tH\x00\x12\x11\n\x07scanned\x18\x03 \x01(\tH\x00\x42\x05\n\x03key\"%\n\x05Sgtin\x12\x0c\n\x04gtin\x18\x01 \x01(\t\x12\x0e\n\x06serial\x18\x02 \x01(\t\"\xcd\x03\n\x07Product\x12\x0c\n\x04gtin\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12*\n\npack_level\x18\x03 \x01(\x0e\x32\x16.sealmark.v1.PackLevel\x12\x16\n\x0e\x64\x65\x66\x61ult_market\x18\x04 \x01(\t\x12\x17\n\x0fserial_alphabet\x18\x05 \x01(\t\x12\x15\n\rserial_length\x18\x06 \x01(\r\x12\x12\n\npin_length\x18\x07 \x01(\r\x12\x19\n\x11guess_probability\x18\x08 \x01(\x01\x12\x16\n\x0eserials_issued\x18\t \x01(\x04\x12\x16\n\x0e\x63ompany_prefix\x18\n \x01(\t\x12\x41\n\x0flocalized_names\x18\x0b \x03(\x0b\x32(.sealmark.v1.Product.LocalizedNamesEntry\x12)\n\tsymbology\x18\x0c \x01(\x0e\x32\x16.sealmark.v1.Symbology\x12.\n\x0c\x63ode_profile\x18\r \x01(\x0e\x32\x18.sealmark.v1.CodeProfile\x1a\x35\n\x13LocalizedNamesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"4\n\x0bPageRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"=\n\x05Place\x12\x10\n\x08location\x18\x01 \x01(\t\x12\x0e\n\x06market\x18\x02 \x01(\t\x12\x12\n\nread_point\x18\x03 \x01(\t\"*\n\x0e\x42izTransaction\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"\xe9\x03\n\tCodeEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\nevent_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x05state\x18\x04 \x01(\x0e\x32\x16.sealmark.v1.CodeState\x12!\n\x05place\x18\x06 \x01(\x0b\x32\x12.sealmark.v1.Place\x12:\n\nattributes\x18\x07 \x03(\x0b\x32&.sealmark.v1.CodeEvent.AttributesEntry\x12$\n\x04type\x18\x08 \x01(\x0e\x32\x16.sealmark.v1.EventType\x12)\n\x0bparent_code\x18\t \x01(\x0b\x32\x14.sealmark.v1.CodeRef\x12\x16\n\x0e\x65pcis_event_id\x18\n \x01(\t\x12\x1e\n\x16\x65vent_time_zone_offset\x18\x0b \x01(\t\x12/\n\x0brecorded_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\r \x01(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01J\x04\x08\x02\x10\x03J\x04\x08\x05\x10\x06R\x04kindR\x06parent\"\xd2\x01\n\tPublicKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12.\n\nnot_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nretired_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\x06KeySet\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12$\n\x04keys\x18\x02 \x03(\x0b\x32\x16.sealmark.v1.PublicKey*\x88\x03\n\tCodeState\x12\x1a\n\x16\x43ODE_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ODE_STATE_ALLOCATED\x10\x01\x12\x1b\n\x17\x43ODE_STATE_COMMISSIONED\x10\x02\x12\x19\n\x15\x43ODE_STATE_IN_TRANSIT\x10\x03\x12\x17\n\x13\x43ODE_STATE_RECEIVED\x10\x04\x12\x17\n\x13\x43ODE_STATE_RETURNED\x10\x05\x12\x17\n\x13\x43ODE_STATE_SCRAPPED\x10\x06\x12\x18\n\x14\x43ODE_STATE_DISPENSED\x10\x07\x12\x18\n\x14\x43ODE_STATE_DESTROYED\x10\x08\x12\x16\n\x12\x43ODE_STATE_SAMPLED\x10\t\x12\x15\n\x11\x43ODE_STATE_STOLEN\x10\n\x12\x15\n\x11\x43ODE_STATE_LOCKED\x10\x0b\x12\x17\n\x13\x43ODE_STATE_RECALLED\x10\x0c\x12\x16\n\x12\x43ODE_STATE_EXPIRED\x10\r\x12\x17\n\x13\x43ODE_STATE_EXPORTED\x10\x0e*\x7f\n\tPackLevel\x12\x1a\n\x16PACK_LEVEL_UNSPECIFIED\x10\x00\x12\x13\n\x0fPACK_LEVEL_ITEM\x10\x01\x12\x15\n\x11PACK_LEVEL_BUNDLE\x10\x02\x12\x13\n\x0fPACK_LEVEL_CASE\x10\x03\x12\x15\n\x11PACK_LEVEL_PALLET\x10\x04*c\n\tSymbology\x12\x19\n\x15SYMBOLOGY_UNSPECIFIED\x10\x00\x12\x1d\n\x19SYMBOLOGY_QR_DIGITAL_LINK\x10\x01\x12\x1c\n\x18SYMBOLOGY_GS1_DATAMATRIX\x10\x02*^\n\x0b\x43odeProfile\x12\x1c\n\x18\x43ODE_PROFILE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43ODE_PROFILE_SIGNED\x10\x01\x12\x18\n\x14\x43ODE_PROFILE_COMPACT\x10\x02*\xe2\x03\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45VENT_TYPE_ISSUED\x10\x01\x12\x1b\n\x17\x45VENT_TYPE_COMMISSIONED\x10\x02\x12\x17\n\x13\x45VENT_TYPE_SCRAPPED\x10\x03\x12\x17\n\x13\x45VENT_TYPE_RETURNED\x10\x04\x12\x15\n\x11\x45VENT_TYPE_PACKED\x10\x05\x12\x17\n\x13\x45VENT_TYPE_UNPACKED\x10\x06\x12\x17\n\x13\x45VENT_TYPE_REPLACED\x10\x07\x12\x16\n\x12\x45VENT_TYPE_SAMPLED\x10\x08\x12\x17\n\x13\x45VENT_TYPE_REWORKED\x10\t\x12\x16\n\x12\x45VENT_TYPE_SHIPPED\x10\n\x12\x17\n\x13\x45VENT_TYPE_RECEIVED\x10\x0b\x12\x1d\n\x19\x45VENT_TYPE_DECOMMISSIONED\x10\x0c\x12\"\n\x1e\x45VENT_TYPE_DECOMMISSION_UNDONE\x10\r\x12\x17\n\x13\x45VENT_TYPE_RECALLED\x10\x0e\x12\x16\n\x12\x45VENT_TYPE_EXPIRED\x10\x0f\x12\x17\n\x13\x45VENT_TYPE_LOT_HELD\x10\x10\x12\x1b\n\x17\x45VENT_TYPE_LOT_RELEASED\x10\x11\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,34 +36,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PRODUCT_LOCALIZEDNAMESENTRY']._serialized_options = b'8\001'
   _globals['_CODEEVENT_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_CODEEVENT_ATTRIBUTESENTRY']._serialized_options = b'8\001'
-  _globals['_CODESTATE']._serialized_start=1553
-  _globals['_CODESTATE']._serialized_end=1945
-  _globals['_PACKLEVEL']._serialized_start=1947
-  _globals['_PACKLEVEL']._serialized_end=2074
-  _globals['_SYMBOLOGY']._serialized_start=2076
-  _globals['_SYMBOLOGY']._serialized_end=2175
-  _globals['_EVENTTYPE']._serialized_start=2178
-  _globals['_EVENTTYPE']._serialized_end=2660
+  _globals['_CODESTATE']._serialized_start=1601
+  _globals['_CODESTATE']._serialized_end=1993
+  _globals['_PACKLEVEL']._serialized_start=1995
+  _globals['_PACKLEVEL']._serialized_end=2122
+  _globals['_SYMBOLOGY']._serialized_start=2124
+  _globals['_SYMBOLOGY']._serialized_end=2223
+  _globals['_CODEPROFILE']._serialized_start=2225
+  _globals['_CODEPROFILE']._serialized_end=2319
+  _globals['_EVENTTYPE']._serialized_start=2322
+  _globals['_EVENTTYPE']._serialized_end=2804
   _globals['_CODEREF']._serialized_start=74
   _globals['_CODEREF']._serialized_end=162
   _globals['_SGTIN']._serialized_start=164
   _globals['_SGTIN']._serialized_end=201
   _globals['_PRODUCT']._serialized_start=204
-  _globals['_PRODUCT']._serialized_end=617
-  _globals['_PRODUCT_LOCALIZEDNAMESENTRY']._serialized_start=564
-  _globals['_PRODUCT_LOCALIZEDNAMESENTRY']._serialized_end=617
-  _globals['_PAGEREQUEST']._serialized_start=619
-  _globals['_PAGEREQUEST']._serialized_end=671
-  _globals['_PLACE']._serialized_start=673
-  _globals['_PLACE']._serialized_end=734
-  _globals['_BIZTRANSACTION']._serialized_start=736
-  _globals['_BIZTRANSACTION']._serialized_end=778
-  _globals['_CODEEVENT']._serialized_start=781
-  _globals['_CODEEVENT']._serialized_end=1270
-  _globals['_CODEEVENT_ATTRIBUTESENTRY']._serialized_start=1195
-  _globals['_CODEEVENT_ATTRIBUTESENTRY']._serialized_end=1244
-  _globals['_PUBLICKEY']._serialized_start=1273
-  _globals['_PUBLICKEY']._serialized_end=1483
-  _globals['_KEYSET']._serialized_start=1485
-  _globals['_KEYSET']._serialized_end=1550
+  _globals['_PRODUCT']._serialized_end=665
+  _globals['_PRODUCT_LOCALIZEDNAMESENTRY']._serialized_start=612
+  _globals['_PRODUCT_LOCALIZEDNAMESENTRY']._serialized_end=665
+  _globals['_PAGEREQUEST']._serialized_start=667
+  _globals['_PAGEREQUEST']._serialized_end=719
+  _globals['_PLACE']._serialized_start=721
+  _globals['_PLACE']._serialized_end=782
+  _globals['_BIZTRANSACTION']._serialized_start=784
+  _globals['_BIZTRANSACTION']._serialized_end=826
+  _globals['_CODEEVENT']._serialized_start=829
+  _globals['_CODEEVENT']._serialized_end=1318
+  _globals['_CODEEVENT_ATTRIBUTESENTRY']._serialized_start=1243
+  _globals['_CODEEVENT_ATTRIBUTESENTRY']._serialized_end=1292
+  _globals['_PUBLICKEY']._serialized_start=1321
+  _globals['_PUBLICKEY']._serialized_end=1531
+  _globals['_KEYSET']._serialized_start=1533
+  _globals['_KEYSET']._serialized_end=1598
 # @@protoc_insertion_point(module_scope)

@@ -146,6 +146,28 @@ SYMBOLOGY_GS1_DATAMATRIX: Symbology.ValueType  # 2
 """element string (]d2), the EU FMD / pharma carrier"""
 Global___Symbology: _TypeAlias = Symbology  # noqa: Y015
 
+class _CodeProfile:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CodeProfileEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CodeProfile.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CODE_PROFILE_UNSPECIFIED: _CodeProfile.ValueType  # 0
+    CODE_PROFILE_SIGNED: _CodeProfile.ValueType  # 1
+    """Ed25519 signature in AI 8030: anyone with the key set checks it offline"""
+    CODE_PROFILE_COMPACT: _CodeProfile.ValueType  # 2
+    """64-bit HMAC in AI 92 for small labels: checked online by the Verifier only"""
+
+class CodeProfile(_CodeProfile, metaclass=_CodeProfileEnumTypeWrapper):
+    """How a product's codes prove they are the brand's, chosen when the product is registered."""
+
+CODE_PROFILE_UNSPECIFIED: CodeProfile.ValueType  # 0
+CODE_PROFILE_SIGNED: CodeProfile.ValueType  # 1
+"""Ed25519 signature in AI 8030: anyone with the key set checks it offline"""
+CODE_PROFILE_COMPACT: CodeProfile.ValueType  # 2
+"""64-bit HMAC in AI 92 for small labels: checked online by the Verifier only"""
+Global___CodeProfile: _TypeAlias = CodeProfile  # noqa: Y015
+
 class _EventType:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -297,6 +319,7 @@ class Product(_message.Message):
     COMPANY_PREFIX_FIELD_NUMBER: _builtins.int
     LOCALIZED_NAMES_FIELD_NUMBER: _builtins.int
     SYMBOLOGY_FIELD_NUMBER: _builtins.int
+    CODE_PROFILE_FIELD_NUMBER: _builtins.int
     gtin: _builtins.str
     """14 digits"""
     name: _builtins.str
@@ -317,6 +340,7 @@ class Product(_message.Message):
     company_prefix: _builtins.str
     """the GS1 Company Prefix the GTIN falls under (for EPC URNs)"""
     symbology: Global___Symbology.ValueType
+    code_profile: Global___CodeProfile.ValueType
     @_builtins.property
     def localized_names(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """BCP 47 locale ("zh-CN", "en") → name"""
@@ -336,10 +360,11 @@ class Product(_message.Message):
         company_prefix: _builtins.str = ...,
         localized_names: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         symbology: Global___Symbology.ValueType = ...,
+        code_profile: Global___CodeProfile.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_prefix", b"company_prefix", "default_market", b"default_market", "gtin", b"gtin", "guess_probability", b"guess_probability", "localized_names", b"localized_names", "name", b"name", "pack_level", b"pack_level", "pin_length", b"pin_length", "serial_alphabet", b"serial_alphabet", "serial_length", b"serial_length", "serials_issued", b"serials_issued", "symbology", b"symbology"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code_profile", b"code_profile", "company_prefix", b"company_prefix", "default_market", b"default_market", "gtin", b"gtin", "guess_probability", b"guess_probability", "localized_names", b"localized_names", "name", b"name", "pack_level", b"pack_level", "pin_length", b"pin_length", "serial_alphabet", b"serial_alphabet", "serial_length", b"serial_length", "serials_issued", b"serials_issued", "symbology", b"symbology"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

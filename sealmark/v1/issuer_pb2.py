@@ -26,15 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from sealmark.v1 import common_pb2 as sealmark_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18sealmark/v1/issuer.proto\x12\x0bsealmark.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18sealmark/v1/common.proto\"!\n\x11GetProductRequest\x12\x0c\n\x04gtin\x18\x01 \x01(\t\"=\n\x13ListProductsRequest\x12&\n\x04page\x18\x01 \x01(\x0b\x32\x18.sealmark.v1.PageRequest\"W\n\x14ListProductsResponse\x12&\n\x08products\x18\x01 \x03(\x0b\x32\x14.sealmark.v1.Product\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xcb\x01\n\x11IssueCodesRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04gtin\x18\x02 \x01(\t\x12\x0b\n\x03lot\x18\x03 \x01(\t\x12\x0e\n\x06\x65xpiry\x18\x04 \x01(\t\x12\x17\n\x0fproduction_date\x18\x05 \x01(\t\x12\x10\n\x08quantity\x18\x06 \x01(\r\x12\x0f\n\x07line_id\x18\x07 \x01(\t\x12\x12\n\nwork_order\x18\x08 \x01(\t\x12\x13\n\x0bresume_from\x18\t \x01(\x04\x12\x12\n\nbatch_size\x18\n \x01(\r\"\x96\x01\n\nIssuedCode\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0e\n\x06serial\x18\x02 \x01(\t\x12\x16\n\x0e\x65lement_string\x18\x03 \x01(\t\x12\x14\n\x0c\x64igital_link\x18\x04 \x01(\t\x12\x0b\n\x03hri\x18\x05 \x01(\t\x12\x11\n\tsignature\x18\x06 \x01(\t\x12\x0e\n\x06key_id\x18\x07 \x01(\t\x12\x0b\n\x03pin\x18\x08 \x01(\t\"\x8a\x01\n\x12IssueCodesResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04gtin\x18\x02 \x01(\t\x12\x0b\n\x03lot\x18\x03 \x01(\t\x12\x0e\n\x06\x65xpiry\x18\x04 \x01(\t\x12\r\n\x05total\x18\x05 \x01(\r\x12&\n\x05\x63odes\x18\x06 \x03(\x0b\x32\x17.sealmark.v1.IssuedCode\"\xa3\x01\n\x12RequestPoolRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04gtin\x18\x02 \x01(\t\x12\x0b\n\x03lot\x18\x03 \x01(\t\x12\x0e\n\x06\x65xpiry\x18\x04 \x01(\t\x12\x17\n\x0fproduction_date\x18\x05 \x01(\t\x12\x10\n\x08quantity\x18\x06 \x01(\r\x12\x0f\n\x07line_id\x18\x07 \x01(\t\x12\x12\n\nwork_order\x18\x08 \x01(\t\"$\n\x0eGetPoolRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"\xcd\x02\n\x04Pool\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04gtin\x18\x02 \x01(\t\x12\x0b\n\x03lot\x18\x03 \x01(\t\x12\x0e\n\x06\x65xpiry\x18\x04 \x01(\t\x12\x10\n\x08quantity\x18\x05 \x01(\r\x12\x0f\n\x07line_id\x18\x06 \x01(\t\x12\x12\n\nwork_order\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fproduction_date\x18\t \x01(\t\x12\'\n\x06status\x18\n \x01(\x0e\x32\x17.sealmark.v1.PoolStatus\x12\x0e\n\x06minted\x18\x0b \x01(\x04\x12\x14\n\x0c\x63ommissioned\x18\x0c \x01(\x04\x12\x10\n\x08scrapped\x18\r \x01(\x04\x12\x10\n\x08returned\x18\x0e \x01(\x04\x12\x13\n\x0boutstanding\x18\x0f \x01(\x04\"\x82\x02\n\tCodeBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x0c\n\x04gtin\x18\x02 \x01(\t\x12\x0f\n\x07serials\x18\x03 \x03(\t\x12\x0f\n\x07line_id\x18\x04 \x01(\t\x12.\n\nevent_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x17\n\x0fpool_request_id\x18\x07 \x01(\t\x12\x17\n\x0f\x61ll_outstanding\x18\x08 \x01(\x08\x12\x1e\n\x16\x65vent_time_zone_offset\x18\t \x01(\t\x12!\n\x05place\x18\n \x01(\x0b\x32\x12.sealmark.v1.Place\"A\n\x0b\x43odeFailure\x12\x0e\n\x06serial\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nerror_code\x18\x03 \x01(\t\"\x88\x01\n\rReportSummary\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x04\x12\x14\n\x0c\x61lready_done\x18\x02 \x01(\x04\x12*\n\x08rejected\x18\x03 \x03(\x0b\x32\x18.sealmark.v1.CodeFailure\x12\x10\n\x08\x62\x61tch_id\x18\x04 \x01(\t\x12\x11\n\tduplicate\x18\x05 \x01(\x08\"&\n\x10ReconcileRequest\x12\x12\n\nwork_order\x18\x01 \x01(\t\"\xb8\x01\n\x0eReconciliation\x12\x12\n\nwork_order\x18\x01 \x01(\t\x12\x11\n\tallocated\x18\x02 \x01(\x04\x12\x14\n\x0c\x63ommissioned\x18\x03 \x01(\x04\x12\x10\n\x08scrapped\x18\x04 \x01(\x04\x12\x10\n\x08returned\x18\x05 \x01(\x04\x12\x13\n\x0boutstanding\x18\x06 \x01(\x04\x12\r\n\x05pools\x18\x07 \x01(\r\x12\x10\n\x08\x62\x61lanced\x18\x08 \x01(\x08\x12\x0f\n\x07sampled\x18\t \x01(\x04\";\n\x0eLotHoldRequest\x12\x0c\n\x04gtin\x18\x01 \x01(\t\x12\x0b\n\x03lot\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x86\x01\n\x07LotHold\x12\x0c\n\x04gtin\x18\x01 \x01(\t\x12\x0b\n\x03lot\x18\x02 \x01(\t\x12\x0c\n\x04held\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12.\n\nchanged_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nchanged_by\x18\x06 \x01(\t\"m\n\x14\x41llocateSsccsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ompany_prefix\x18\x02 \x01(\t\x12\x17\n\x0f\x65xtension_digit\x18\x03 \x01(\r\x12\x10\n\x08quantity\x18\x04 \x01(\r\"&\n\x15\x41llocateSsccsResponse\x12\r\n\x05ssccs\x18\x01 \x03(\t\"%\n\x10GetKeySetRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"O\n\x10RotateKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x17\n\x0frevoke_previous\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"&\n\x16GetSerialReportRequest\x12\x0c\n\x04gtin\x18\x01 \x01(\t\"\xbb\x01\n\x10SerialSpaceStats\x12\x0c\n\x04gtin\x18\x01 \x01(\t\x12\x17\n\x0fserial_alphabet\x18\x02 \x01(\t\x12\x15\n\rserial_length\x18\x03 \x01(\r\x12\x14\n\x0cserial_space\x18\x04 \x01(\x01\x12\x16\n\x0eserials_issued\x18\x05 \x01(\x04\x12\x19\n\x11guess_probability\x18\x06 \x01(\x01\x12\r\n\x05\x62ound\x18\x07 \x01(\x01\x12\x11\n\tremaining\x18\x08 \x01(\x04\"?\n\x0cSerialReport\x12/\n\x08products\x18\x01 \x03(\x0b\x32\x1d.sealmark.v1.SerialSpaceStats*q\n\nPoolStatus\x12\x1b\n\x17POOL_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13POOL_STATUS_MINTING\x10\x01\x12\x15\n\x11POOL_STATUS_READY\x10\x02\x12\x16\n\x12POOL_STATUS_CLOSED\x10\x03\x32\xc7\x08\n\x06Issuer\x12\x42\n\nGetProduct\x12\x1e.sealmark.v1.GetProductRequest\x1a\x14.sealmark.v1.Product\x12S\n\x0cListProducts\x12 .sealmark.v1.ListProductsRequest\x1a!.sealmark.v1.ListProductsResponse\x12O\n\nIssueCodes\x12\x1e.sealmark.v1.IssueCodesRequest\x1a\x1f.sealmark.v1.IssueCodesResponse0\x01\x12\x41\n\x0bRequestPool\x12\x1f.sealmark.v1.RequestPoolRequest\x1a\x11.sealmark.v1.Pool\x12\x39\n\x07GetPool\x12\x1b.sealmark.v1.GetPoolRequest\x1a\x11.sealmark.v1.Pool\x12\x45\n\x0bReturnCodes\x12\x16.sealmark.v1.CodeBatch\x1a\x1a.sealmark.v1.ReportSummary(\x01\x30\x01\x12L\n\x12ReportCommissioned\x12\x16.sealmark.v1.CodeBatch\x1a\x1a.sealmark.v1.ReportSummary(\x01\x30\x01\x12H\n\x0eReportScrapped\x12\x16.sealmark.v1.CodeBatch\x1a\x1a.sealmark.v1.ReportSummary(\x01\x30\x01\x12G\n\tReconcile\x12\x1d.sealmark.v1.ReconcileRequest\x1a\x1b.sealmark.v1.Reconciliation\x12<\n\x07HoldLot\x12\x1b.sealmark.v1.LotHoldRequest\x1a\x14.sealmark.v1.LotHold\x12?\n\nReleaseLot\x12\x1b.sealmark.v1.LotHoldRequest\x1a\x14.sealmark.v1.LotHold\x12V\n\rAllocateSsccs\x12!.sealmark.v1.AllocateSsccsRequest\x1a\".sealmark.v1.AllocateSsccsResponse\x12?\n\tGetKeySet\x12\x1d.sealmark.v1.GetKeySetRequest\x1a\x13.sealmark.v1.KeySet\x12\x42\n\tRotateKey\x12\x1d.sealmark.v1.RotateKeyRequest\x1a\x16.sealmark.v1.PublicKey\x12Q\n\x0fGetSerialReport\x12#.sealmark.v1.GetSerialReportRequest\x1a\x19.sealmark.v1.SerialReportb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18sealmark/v1/issuer.proto\x12\x0bsealmark.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18sealmark/v1/common.proto\"!\n\x11GetProductRequest\x12\x0c\n\x04gtin\x18\x01 \x01(\t\"=\n\x13ListProductsRequest\x12&\n\x04page\x18\x01 \x01(\x0b\x32\x18.sealmark.v1.PageRequest\"W\n\x14ListProductsResponse\x12&\n\x08products\x18\x01 \x03(\x0b\x32\x14.sealmark.v1.Product\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xcb\x01\n\x11IssueCodesRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04gtin\x18\x02 \x01(\t\x12\x0b\n\x03lot\x18\x03 \x01(\t\x12\x0e\n\x06\x65xpiry\x18\x04 \x01(\t\x12\x17\n\x0fproduction_date\x18\x05 \x01(\t\x12\x10\n\x08quantity\x18\x06 \x01(\r\x12\x0f\n\x07line_id\x18\x07 \x01(\t\x12\x12\n\nwork_order\x18\x08 \x01(\t\x12\x13\n\x0bresume_from\x18\t \x01(\x04\x12\x12\n\nbatch_size\x18\n \x01(\r\"\xa3\x01\n\nIssuedCode\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0e\n\x06serial\x18\x02 \x01(\t\x12\x16\n\x0e\x65lement_string\x18\x03 \x01(\t\x12\x14\n\x0c\x64igital_link\x18\x04 \x01(\t\x12\x0b\n\x03hri\x18\x05 \x01(\t\x12\x11\n\tsignature\x18\x06 \x01(\t\x12\x0e\n\x06key_id\x18\x07 \x01(\t\x12\x0b\n\x03pin\x18\x08 \x01(\t\x12\x0b\n\x03mac\x18\t \x01(\t\"\x8a\x01\n\x12IssueCodesResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04gtin\x18\x02 \x01(\t\x12\x0b\n\x03lot\x18\x03 \x01(\t\x12\x0e\n\x06\x65xpiry\x18\x04 \x01(\t\x12\r\n\x05total\x18\x05 \x01(\r\x12&\n\x05\x63odes\x18\x06 \x03(\x0b\x32\x17.sealmark.v1.IssuedCode\"\xa3\x01\n\x12RequestPoolRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04gtin\x18\x02 \x01(\t\x12\x0b\n\x03lot\x18\x03 \x01(\t\x12\x0e\n\x06\x65xpiry\x18\x04 \x01(\t\x12\x17\n\x0fproduction_date\x18\x05 \x01(\t\x12\x10\n\x08quantity\x18\x06 \x01(\r\x12\x0f\n\x07line_id\x18\x07 \x01(\t\x12\x12\n\nwork_order\x18\x08 \x01(\t\"$\n\x0eGetPoolRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"\xcd\x02\n\x04Pool\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04gtin\x18\x02 \x01(\t\x12\x0b\n\x03lot\x18\x03 \x01(\t\x12\x0e\n\x06\x65xpiry\x18\x04 \x01(\t\x12\x10\n\x08quantity\x18\x05 \x01(\r\x12\x0f\n\x07line_id\x18\x06 \x01(\t\x12\x12\n\nwork_order\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fproduction_date\x18\t \x01(\t\x12\'\n\x06status\x18\n \x01(\x0e\x32\x17.sealmark.v1.PoolStatus\x12\x0e\n\x06minted\x18\x0b \x01(\x04\x12\x14\n\x0c\x63ommissioned\x18\x0c \x01(\x04\x12\x10\n\x08scrapped\x18\r \x01(\x04\x12\x10\n\x08returned\x18\x0e \x01(\x04\x12\x13\n\x0boutstanding\x18\x0f \x01(\x04\"\x82\x02\n\tCodeBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x0c\n\x04gtin\x18\x02 \x01(\t\x12\x0f\n\x07serials\x18\x03 \x03(\t\x12\x0f\n\x07line_id\x18\x04 \x01(\t\x12.\n\nevent_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x17\n\x0fpool_request_id\x18\x07 \x01(\t\x12\x17\n\x0f\x61ll_outstanding\x18\x08 \x01(\x08\x12\x1e\n\x16\x65vent_time_zone_offset\x18\t \x01(\t\x12!\n\x05place\x18\n \x01(\x0b\x32\x12.sealmark.v1.Place\"A\n\x0b\x43odeFailure\x12\x0e\n\x06serial\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nerror_code\x18\x03 \x01(\t\"\x88\x01\n\rReportSummary\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x04\x12\x14\n\x0c\x61lready_done\x18\x02 \x01(\x04\x12*\n\x08rejected\x18\x03 \x03(\x0b\x32\x18.sealmark.v1.CodeFailure\x12\x10\n\x08\x62\x61tch_id\x18\x04 \x01(\t\x12\x11\n\tduplicate\x18\x05 \x01(\x08\"&\n\x10ReconcileRequest\x12\x12\n\nwork_order\x18\x01 \x01(\t\"\xb8\x01\n\x0eReconciliation\x12\x12\n\nwork_order\x18\x01 \x01(\t\x12\x11\n\tallocated\x18\x02 \x01(\x04\x12\x14\n\x0c\x63ommissioned\x18\x03 \x01(\x04\x12\x10\n\x08scrapped\x18\x04 \x01(\x04\x12\x10\n\x08returned\x18\x05 \x01(\x04\x12\x13\n\x0boutstanding\x18\x06 \x01(\x04\x12\r\n\x05pools\x18\x07 \x01(\r\x12\x10\n\x08\x62\x61lanced\x18\x08 \x01(\x08\x12\x0f\n\x07sampled\x18\t \x01(\x04\";\n\x0eLotHoldRequest\x12\x0c\n\x04gtin\x18\x01 \x01(\t\x12\x0b\n\x03lot\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x86\x01\n\x07LotHold\x12\x0c\n\x04gtin\x18\x01 \x01(\t\x12\x0b\n\x03lot\x18\x02 \x01(\t\x12\x0c\n\x04held\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12.\n\nchanged_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nchanged_by\x18\x06 \x01(\t\"m\n\x14\x41llocateSsccsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ompany_prefix\x18\x02 \x01(\t\x12\x17\n\x0f\x65xtension_digit\x18\x03 \x01(\r\x12\x10\n\x08quantity\x18\x04 \x01(\r\"&\n\x15\x41llocateSsccsResponse\x12\r\n\x05ssccs\x18\x01 \x03(\t\"%\n\x10GetKeySetRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"O\n\x10RotateKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x17\n\x0frevoke_previous\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"&\n\x16GetSerialReportRequest\x12\x0c\n\x04gtin\x18\x01 \x01(\t\"\xbb\x01\n\x10SerialSpaceStats\x12\x0c\n\x04gtin\x18\x01 \x01(\t\x12\x17\n\x0fserial_alphabet\x18\x02 \x01(\t\x12\x15\n\rserial_length\x18\x03 \x01(\r\x12\x14\n\x0cserial_space\x18\x04 \x01(\x01\x12\x16\n\x0eserials_issued\x18\x05 \x01(\x04\x12\x19\n\x11guess_probability\x18\x06 \x01(\x01\x12\r\n\x05\x62ound\x18\x07 \x01(\x01\x12\x11\n\tremaining\x18\x08 \x01(\x04\"?\n\x0cSerialReport\x12/\n\x08products\x18\x01 \x03(\x0b\x32\x1d.sealmark.v1.SerialSpaceStats*q\n\nPoolStatus\x12\x1b\n\x17POOL_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13POOL_STATUS_MINTING\x10\x01\x12\x15\n\x11POOL_STATUS_READY\x10\x02\x12\x16\n\x12POOL_STATUS_CLOSED\x10\x03\x32\xc7\x08\n\x06Issuer\x12\x42\n\nGetProduct\x12\x1e.sealmark.v1.GetProductRequest\x1a\x14.sealmark.v1.Product\x12S\n\x0cListProducts\x12 .sealmark.v1.ListProductsRequest\x1a!.sealmark.v1.ListProductsResponse\x12O\n\nIssueCodes\x12\x1e.sealmark.v1.IssueCodesRequest\x1a\x1f.sealmark.v1.IssueCodesResponse0\x01\x12\x41\n\x0bRequestPool\x12\x1f.sealmark.v1.RequestPoolRequest\x1a\x11.sealmark.v1.Pool\x12\x39\n\x07GetPool\x12\x1b.sealmark.v1.GetPoolRequest\x1a\x11.sealmark.v1.Pool\x12\x45\n\x0bReturnCodes\x12\x16.sealmark.v1.CodeBatch\x1a\x1a.sealmark.v1.ReportSummary(\x01\x30\x01\x12L\n\x12ReportCommissioned\x12\x16.sealmark.v1.CodeBatch\x1a\x1a.sealmark.v1.ReportSummary(\x01\x30\x01\x12H\n\x0eReportScrapped\x12\x16.sealmark.v1.CodeBatch\x1a\x1a.sealmark.v1.ReportSummary(\x01\x30\x01\x12G\n\tReconcile\x12\x1d.sealmark.v1.ReconcileRequest\x1a\x1b.sealmark.v1.Reconciliation\x12<\n\x07HoldLot\x12\x1b.sealmark.v1.LotHoldRequest\x1a\x14.sealmark.v1.LotHold\x12?\n\nReleaseLot\x12\x1b.sealmark.v1.LotHoldRequest\x1a\x14.sealmark.v1.LotHold\x12V\n\rAllocateSsccs\x12!.sealmark.v1.AllocateSsccsRequest\x1a\".sealmark.v1.AllocateSsccsResponse\x12?\n\tGetKeySet\x12\x1d.sealmark.v1.GetKeySetRequest\x1a\x13.sealmark.v1.KeySet\x12\x42\n\tRotateKey\x12\x1d.sealmark.v1.RotateKeyRequest\x1a\x16.sealmark.v1.PublicKey\x12Q\n\x0fGetSerialReport\x12#.sealmark.v1.GetSerialReportRequest\x1a\x19.sealmark.v1.SerialReportb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sealmark.v1.issuer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_POOLSTATUS']._serialized_start=2785
-  _globals['_POOLSTATUS']._serialized_end=2898
+  _globals['_POOLSTATUS']._serialized_start=2798
+  _globals['_POOLSTATUS']._serialized_end=2911
   _globals['_GETPRODUCTREQUEST']._serialized_start=100
   _globals['_GETPRODUCTREQUEST']._serialized_end=133
   _globals['_LISTPRODUCTSREQUEST']._serialized_start=135
@@ -44,43 +44,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ISSUECODESREQUEST']._serialized_start=288
   _globals['_ISSUECODESREQUEST']._serialized_end=491
   _globals['_ISSUEDCODE']._serialized_start=494
-  _globals['_ISSUEDCODE']._serialized_end=644
-  _globals['_ISSUECODESRESPONSE']._serialized_start=647
-  _globals['_ISSUECODESRESPONSE']._serialized_end=785
-  _globals['_REQUESTPOOLREQUEST']._serialized_start=788
-  _globals['_REQUESTPOOLREQUEST']._serialized_end=951
-  _globals['_GETPOOLREQUEST']._serialized_start=953
-  _globals['_GETPOOLREQUEST']._serialized_end=989
-  _globals['_POOL']._serialized_start=992
-  _globals['_POOL']._serialized_end=1325
-  _globals['_CODEBATCH']._serialized_start=1328
-  _globals['_CODEBATCH']._serialized_end=1586
-  _globals['_CODEFAILURE']._serialized_start=1588
-  _globals['_CODEFAILURE']._serialized_end=1653
-  _globals['_REPORTSUMMARY']._serialized_start=1656
-  _globals['_REPORTSUMMARY']._serialized_end=1792
-  _globals['_RECONCILEREQUEST']._serialized_start=1794
-  _globals['_RECONCILEREQUEST']._serialized_end=1832
-  _globals['_RECONCILIATION']._serialized_start=1835
-  _globals['_RECONCILIATION']._serialized_end=2019
-  _globals['_LOTHOLDREQUEST']._serialized_start=2021
-  _globals['_LOTHOLDREQUEST']._serialized_end=2080
-  _globals['_LOTHOLD']._serialized_start=2083
-  _globals['_LOTHOLD']._serialized_end=2217
-  _globals['_ALLOCATESSCCSREQUEST']._serialized_start=2219
-  _globals['_ALLOCATESSCCSREQUEST']._serialized_end=2328
-  _globals['_ALLOCATESSCCSRESPONSE']._serialized_start=2330
-  _globals['_ALLOCATESSCCSRESPONSE']._serialized_end=2368
-  _globals['_GETKEYSETREQUEST']._serialized_start=2370
-  _globals['_GETKEYSETREQUEST']._serialized_end=2407
-  _globals['_ROTATEKEYREQUEST']._serialized_start=2409
-  _globals['_ROTATEKEYREQUEST']._serialized_end=2488
-  _globals['_GETSERIALREPORTREQUEST']._serialized_start=2490
-  _globals['_GETSERIALREPORTREQUEST']._serialized_end=2528
-  _globals['_SERIALSPACESTATS']._serialized_start=2531
-  _globals['_SERIALSPACESTATS']._serialized_end=2718
-  _globals['_SERIALREPORT']._serialized_start=2720
-  _globals['_SERIALREPORT']._serialized_end=2783
-  _globals['_ISSUER']._serialized_start=2901
-  _globals['_ISSUER']._serialized_end=3996
+  _globals['_ISSUEDCODE']._serialized_end=657
+  _globals['_ISSUECODESRESPONSE']._serialized_start=660
+  _globals['_ISSUECODESRESPONSE']._serialized_end=798
+  _globals['_REQUESTPOOLREQUEST']._serialized_start=801
+  _globals['_REQUESTPOOLREQUEST']._serialized_end=964
+  _globals['_GETPOOLREQUEST']._serialized_start=966
+  _globals['_GETPOOLREQUEST']._serialized_end=1002
+  _globals['_POOL']._serialized_start=1005
+  _globals['_POOL']._serialized_end=1338
+  _globals['_CODEBATCH']._serialized_start=1341
+  _globals['_CODEBATCH']._serialized_end=1599
+  _globals['_CODEFAILURE']._serialized_start=1601
+  _globals['_CODEFAILURE']._serialized_end=1666
+  _globals['_REPORTSUMMARY']._serialized_start=1669
+  _globals['_REPORTSUMMARY']._serialized_end=1805
+  _globals['_RECONCILEREQUEST']._serialized_start=1807
+  _globals['_RECONCILEREQUEST']._serialized_end=1845
+  _globals['_RECONCILIATION']._serialized_start=1848
+  _globals['_RECONCILIATION']._serialized_end=2032
+  _globals['_LOTHOLDREQUEST']._serialized_start=2034
+  _globals['_LOTHOLDREQUEST']._serialized_end=2093
+  _globals['_LOTHOLD']._serialized_start=2096
+  _globals['_LOTHOLD']._serialized_end=2230
+  _globals['_ALLOCATESSCCSREQUEST']._serialized_start=2232
+  _globals['_ALLOCATESSCCSREQUEST']._serialized_end=2341
+  _globals['_ALLOCATESSCCSRESPONSE']._serialized_start=2343
+  _globals['_ALLOCATESSCCSRESPONSE']._serialized_end=2381
+  _globals['_GETKEYSETREQUEST']._serialized_start=2383
+  _globals['_GETKEYSETREQUEST']._serialized_end=2420
+  _globals['_ROTATEKEYREQUEST']._serialized_start=2422
+  _globals['_ROTATEKEYREQUEST']._serialized_end=2501
+  _globals['_GETSERIALREPORTREQUEST']._serialized_start=2503
+  _globals['_GETSERIALREPORTREQUEST']._serialized_end=2541
+  _globals['_SERIALSPACESTATS']._serialized_start=2544
+  _globals['_SERIALSPACESTATS']._serialized_end=2731
+  _globals['_SERIALREPORT']._serialized_start=2733
+  _globals['_SERIALREPORT']._serialized_end=2796
+  _globals['_ISSUER']._serialized_start=2914
+  _globals['_ISSUER']._serialized_end=4009
 # @@protoc_insertion_point(module_scope)

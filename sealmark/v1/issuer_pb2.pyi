@@ -176,6 +176,7 @@ class IssuedCode(_message.Message):
     SIGNATURE_FIELD_NUMBER: _builtins.int
     KEY_ID_FIELD_NUMBER: _builtins.int
     PIN_FIELD_NUMBER: _builtins.int
+    MAC_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """position in the request, 0-based"""
     serial: _builtins.str
@@ -187,12 +188,16 @@ class IssuedCode(_message.Message):
     hri: _builtins.str
     """"(01)…(21)…(10)…(17)…" """
     signature: _builtins.str
-    """AI 8030 value: base64url Ed25519 signature"""
+    """AI 8030 value: base64url Ed25519 signature (signed profile)"""
     key_id: _builtins.str
-    """signing key, see GetKeySet"""
+    """signing key (compact profile: the key generation of the MAC)"""
     pin: _builtins.str
     """The hidden PIN, returned only here (stored as a keyed hash), for printing under a
     scratch-off or in invisible ink. Empty when the product has no PIN.
+    """
+    mac: _builtins.str
+    """AI 92 value of a compact-profile code: key id + 64-bit HMAC as 20 digits; checked online
+    by the Verifier only. Empty for signed codes (signature is set instead).
     """
     def __init__(
         self,
@@ -205,10 +210,11 @@ class IssuedCode(_message.Message):
         signature: _builtins.str = ...,
         key_id: _builtins.str = ...,
         pin: _builtins.str = ...,
+        mac: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["digital_link", b"digital_link", "element_string", b"element_string", "hri", b"hri", "index", b"index", "key_id", b"key_id", "pin", b"pin", "serial", b"serial", "signature", b"signature"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digital_link", b"digital_link", "element_string", b"element_string", "hri", b"hri", "index", b"index", "key_id", b"key_id", "mac", b"mac", "pin", b"pin", "serial", b"serial", "signature", b"signature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
