@@ -6,6 +6,7 @@ from issuer.minting import MintWorkers
 from issuer.usecases import Issuer
 from sealmark.bootstrap import Container
 from sealmark.crypto.keys import KeyVault
+from sealmark.crypto.mac import MacScheme
 from sealmark.crypto.pins import PinScheme
 from sealmark.settings import Settings
 
@@ -20,7 +21,13 @@ def build_issuer(container: Container) -> Issuer:
         key_vault(container.settings, container.secrets.key_passphrase),
         container.settings.guess_bound,
         workers=mint_workers(container),
+        macs=mac_scheme(container.secrets.mac_secret),
     )
+
+
+def mac_scheme(secret: bytes | None) -> MacScheme | None:
+    """The MACs of compact-profile codes (None without SEALMARK_MAC_SECRET)."""
+    return MacScheme(secret) if secret is not None else None
 
 
 def mint_workers(container: Container) -> MintWorkers | None:

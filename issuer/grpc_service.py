@@ -23,7 +23,7 @@ from sealmark.server.interceptor import current_principal
 from sealmark.server.keys import key_set_message, public_key_message
 from sealmark.server.policy import READ, policy
 from sealmark.tenancy import usecases
-from sealmark.tenancy.model import PackLevel, Product, Role
+from sealmark.tenancy.model import CodeProfile, PackLevel, Product, Role
 from sealmark.v1 import common_pb2, issuer_pb2, issuer_pb2_grpc
 
 _PACK_LEVELS = {
@@ -31,6 +31,10 @@ _PACK_LEVELS = {
     PackLevel.BUNDLE: common_pb2.PACK_LEVEL_BUNDLE,
     PackLevel.CASE: common_pb2.PACK_LEVEL_CASE,
     PackLevel.PALLET: common_pb2.PACK_LEVEL_PALLET,
+}
+_PROFILES = {
+    CodeProfile.SIGNED: common_pb2.CODE_PROFILE_SIGNED,
+    CodeProfile.COMPACT: common_pb2.CODE_PROFILE_COMPACT,
 }
 LINE = frozenset({Role.LINE})
 ADMIN = frozenset({Role.ADMIN})
@@ -69,6 +73,7 @@ def product_message(product: Product) -> common_pb2.Product:
         serial_alphabet=product.serial_alphabet,
         serial_length=product.serial_length,
         pin_length=product.pin_length,
+        code_profile=_PROFILES[product.code_profile],
     )
 
 
@@ -122,6 +127,7 @@ class IssuerService(issuer_pb2_grpc.IssuerServicer):
                     signature=c.signature,
                     key_id=c.key_id,
                     pin=c.pin,
+                    mac=c.mac,
                 )
             yield response
 

@@ -62,7 +62,7 @@ class Minted:
     copy_text: str  # the rows in COPY text, issuer.storage.CODE_COLUMNS order
     code_keys: list[str]
     serials: list[str]
-    signatures: list[str]  # AI 8030 values
+    signatures: list[str]  # AI 8030 values (compact profile: AI 92 values)
     pins: list[str]
     at: datetime
 
@@ -82,9 +82,14 @@ def mint(
     pins: PinScheme,
     random_bytes: RandomBytes,
     now: datetime,
+    *,
+    mac: Callable[[str], str] | None = None,
 ) -> Minted:
     """Draw ``len(seqs)`` serials, distinct among themselves, and sign them. Serials that
-    collide with stored codes are found by the write and minted again by the caller."""
+    collide with stored codes are found by the write and minted again by the caller.
+
+    With ``mac`` (serial -> AI (92) value: a compact-profile product) each code carries its
+    MAC where a signed one carries its AI (8030) value, and ``sign_many`` is not called."""
     serials: list[str] = []
     seen: set[str] = set()
     while len(serials) < len(seqs):
@@ -94,9 +99,13 @@ def mint(
                 seen.add(serial)
                 serials.append(serial)
     gtin, key_id = spec.gtin, spec.key_id
-    head, tail_bytes = canonical_parts(gtin, spec.lot, spec.expiry.strftime("%y%m%d"), key_id)
-    raw = sign_many([head + serial.encode("ascii") + tail_bytes for serial in serials])
-    encode = ai8030_encoder(key_id)
+    if mac is None:
+        head, tail_bytes = canonical_parts(gtin, spec.lot, spec.expiry.strftime("%y%m%d"), key_id)
+        raw = sign_many([head + serial.encode("ascii") + tail_bytes for serial in serials])
+        encode = ai8030_encoder(key_id)
+        proofs = [encode(signed) for signed in raw]
+    else:
+        proofs = [mac(serial) for serial in serials]
     tail = copy_line_tail(
         (
             spec.tenant_id,
@@ -114,9 +123,8 @@ def mint(
         )
     )
     lines, keys, signatures, codes_pins = [], [], [], []
-    for seq, serial, signed in zip(seqs, serials, raw, strict=True):
+    for seq, serial, signature in zip(seqs, serials, proofs, strict=True):
         code_key = gtin + serial
-        signature = encode(signed)
         pin = pins.pin(code_key, spec.pin_length)
         pin_hash = pins.pin_hash(code_key, pin)
         lines.append(f"{copy_line(code_key, serial, signature, pin_hash, seq)}\t{tail}\n")

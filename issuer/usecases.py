@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from issuer.domain.commands import IssueCommand, ValidIssue, validate_issue
-from issuer.domain.encoding import CodeFormatter
+from issuer.domain.encoding import CodeFormatter, CompactFormatter
 from issuer.domain.serials import check_bound
 from issuer.line_storage import LineStore
 from issuer.minting import Minted, MintSpec, MintWorkers, mint
@@ -31,11 +31,12 @@ from issuer.storage import (
 )
 from sealmark.clock import Clock
 from sealmark.crypto.keys import KeyVault, SealedKey, Signer
+from sealmark.crypto.mac import MacScheme
 from sealmark.crypto.pins import PinScheme
 from sealmark.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from sealmark.events import NewEvent
 from sealmark.storage.postgres import PostgresDatabase, retrying
-from sealmark.tenancy.model import Principal, Product, Role
+from sealmark.tenancy.model import CodeProfile, Principal, Product, Role
 from sealmark.tenancy.usecases import product_for
 
 RandomBytes = Callable[[int], bytes]
@@ -52,6 +53,7 @@ class IssuedCode:
     signature: str
     key_id: str
     pin: str
+    mac: str = ""  # AI 92 value of a compact-profile code; signature is empty then
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Issuer:
         guess_bound: float,
         sign_threads: int = 2,
         workers: MintWorkers | None = None,
+        macs: MacScheme | None = None,
     ) -> None:
         self._db = database
         self._clock = clock
@@ -82,6 +85,7 @@ class Issuer:
         self._signers: dict[tuple[str, str], Signer] = {}
         self._sealed: dict[tuple[str, str], SealedKey] = {}
         self._workers = workers
+        self._macs = macs
         self._lock = threading.Lock()
         self._sign_threads = sign_threads
         self._sign_pool = ThreadPoolExecutor(max(1, sign_threads), thread_name_prefix="sign")
@@ -106,9 +110,17 @@ class Issuer:
             tenant = uow.tenants.get(principal.tenant_id)
         request = retrying(lambda: self._open_request(principal.tenant_id, cmd, product))
         signer = self._signer(principal.tenant_id, request.key_id)
-        formatter = CodeFormatter(
-            request.gtin, request.lot, request.expiry, request.production_date, tenant.resolver_host
-        )
+        formatter: CodeFormatter | CompactFormatter
+        if product.code_profile is CodeProfile.COMPACT:
+            formatter = CompactFormatter(request.gtin, tenant.resolver_host)
+        else:
+            formatter = CodeFormatter(
+                request.gtin,
+                request.lot,
+                request.expiry,
+                request.production_date,
+                tenant.resolver_host,
+            )
         pending: list[IssuedCode] = []
         first = cmd.resume_from - cmd.resume_from % CHUNK
         for rows in self._chunks(request, product, signer, first):
@@ -150,6 +162,8 @@ class Issuer:
             active = store.active_key(tenant_id)
             key_id = active.key_id
             self._open_signer(tenant_id, active)  # a key we cannot sign with writes nothing
+            if product.code_profile is CodeProfile.COMPACT:
+                self._need_macs(product)  # nor does a compact product without the MAC secret
             wanted = IssueRequestRow(
                 tenant_id,
                 cmd.request_id,
@@ -335,6 +349,12 @@ class Issuer:
             product.pin_length,
         )
         now = self._clock.now()
+        if product.code_profile is CodeProfile.COMPACT:
+            # A MAC costs about a microsecond: no worker process, no signer.
+            encode = self._need_macs(product).encoder(
+                request.tenant_id, signer.key_id, request.gtin
+            )
+            return mint(spec, seqs, _never_sign, self._pins, self._random, now, mac=encode)
         with self._lock:
             sealed = self._sealed.get((request.tenant_id, signer.key_id))
         if self._workers is not None and sealed is not None and sealed.backend == "software":
@@ -357,19 +377,29 @@ class Issuer:
         row: CodeRow,
         request: IssueRequestRow,
         product: Product,
-        formatter: CodeFormatter,
+        formatter: CodeFormatter | CompactFormatter,
     ) -> IssuedCode:
         printed = formatter.print(row.serial, row.signature)
+        compact = product.code_profile is CodeProfile.COMPACT
         return IssuedCode(
             index=row.seq,
             serial=row.serial,
             element_string=printed.element_string,
             digital_link=printed.digital_link,
             hri=printed.hri,
-            signature=row.signature,
+            signature="" if compact else row.signature,
             key_id=request.key_id,
             pin=row.pin or self._pins.pin(request.gtin + row.serial, product.pin_length),
+            mac=row.signature if compact else "",
         )
+
+    def _need_macs(self, product: Product) -> MacScheme:
+        if self._macs is None:
+            raise FailedPrecondition(
+                f"product {product.gtin} has the compact code profile: set SEALMARK_MAC_SECRET"
+                " (the secret its MAC keys are derived from)"
+            )
+        return self._macs
 
     def _signer(self, tenant_id: str, key_id: str) -> Signer:
         with self._lock:
@@ -454,6 +484,10 @@ class Issuer:
     def issued_count(self, gtin: str) -> int:
         with self._db.unit_of_work() as uow:
             return IssuanceStore(uow).issued_count(gtin)
+
+
+def _never_sign(messages: list[bytes]) -> list[bytes]:
+    raise AssertionError("compact-profile codes carry a MAC and are never signed")
 
 
 _ROTATE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")

@@ -1,9 +1,11 @@
-"""The two secrets Sealmark needs: the PIN pepper and the signing-key passphrase.
+"""The secrets Sealmark needs: the PIN pepper, the signing-key passphrase and, for products
+of the compact code profile, the MAC secret.
 
-With external servers both must be configured (SEALMARK_SECRET_PEPPER,
-SEALMARK_KEY_PASSPHRASE). On the embedded default, when they are not set, DEV SECRETS are
-generated once into ``<data_dir>/dev-secrets.json`` (mode 0600) and a warning is logged: a
-convenience for `make run`, never for production.
+With external servers the first two must be configured (SEALMARK_SECRET_PEPPER,
+SEALMARK_KEY_PASSPHRASE); SEALMARK_MAC_SECRET is needed only to issue or verify compact codes.
+On the embedded default, when they are not set, DEV SECRETS are generated once into
+``<data_dir>/dev-secrets.json`` (mode 0600) and a warning is logged: a convenience for
+`make run`, never for production.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ log = structlog.get_logger("sealmark.secrets")
 class Secrets:
     pepper: bytes
     key_passphrase: bytes | None  # None: keys live in a PKCS#11 token (SEALMARK_KEY_BACKEND)
+    mac_secret: bytes | None = None  # None: compact-profile codes cannot be issued or verified
 
     def __repr__(self) -> str:
         return "Secrets(<redacted>)"
@@ -33,29 +36,43 @@ class Secrets:
 def resolve_secrets(settings: Settings) -> Secrets:
     pepper = settings.secret_pepper.get_secret_value() if settings.secret_pepper else None
     passphrase = settings.key_passphrase.get_secret_value() if settings.key_passphrase else None
+    mac = settings.mac_secret.get_secret_value() if settings.mac_secret else None
     hsm = settings.key_backend == "pkcs11"
-    if pepper and (passphrase or hsm):
-        return Secrets(pepper.encode(), passphrase.encode() if passphrase else None)
+    if pepper and (passphrase or hsm) and (mac or not settings.embedded):
+        return Secrets(pepper.encode(), passphrase.encode() if passphrase else None, _encode(mac))
     if not settings.embedded:
         missing = "SEALMARK_SECRET_PEPPER" if not pepper else "SEALMARK_KEY_PASSPHRASE"
         raise InvalidArgument(missing, "required when SEALMARK_DATABASE_URL is set")
     dev = _dev_secrets(settings)
     log.warning(
         "secrets.dev",
-        note="DEV SECRETS from the data dir; set SEALMARK_SECRET_PEPPER"
-        " and SEALMARK_KEY_PASSPHRASE in production",
+        note="DEV SECRETS from the data dir; set SEALMARK_SECRET_PEPPER,"
+        " SEALMARK_KEY_PASSPHRASE and SEALMARK_MAC_SECRET in production",
     )
-    return Secrets((pepper or dev["pepper"]).encode(), (passphrase or dev["passphrase"]).encode())
+    return Secrets(
+        (pepper or dev["pepper"]).encode(),
+        (passphrase or dev["passphrase"]).encode(),
+        (mac or dev["mac"]).encode(),
+    )
+
+
+def _encode(value: str | None) -> bytes | None:
+    return value.encode() if value else None
 
 
 def _dev_secrets(settings: Settings) -> dict[str, str]:
     path = settings.data_dir / "dev-secrets.json"
-    if path.exists():
-        data: dict[str, str] = json.loads(path.read_text())
+    data: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    missing = [k for k in ("pepper", "passphrase", "mac") if k not in data]
+    if not missing:
         return data
-    data = {k: base64.urlsafe_b64encode(os.urandom(32)).decode() for k in ("pepper", "passphrase")}
+    # A data dir from before the MAC secret gets one added; the others are kept as they were.
+    data.update({k: base64.urlsafe_b64encode(os.urandom(32)).decode() for k in missing})
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    staged = path.with_name(path.name + ".new")
+    staged.unlink(missing_ok=True)
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(data, handle)
+    staged.replace(path)
     return data

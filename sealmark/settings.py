@@ -90,6 +90,12 @@ class Settings(BaseSettings):
         min_length=12,
         description="passphrase encrypting signing keys at rest; required with external servers",
     )
+    mac_secret: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="secret the MAC keys of compact-profile products are derived from; unset ="
+        " compact codes can be neither issued nor verified (the embedded default makes a dev one)",
+    )
     key_backend: Literal["software", "pkcs11"] = Field(
         default="software",
         description="where new signing keys live: software (encrypted at rest) or pkcs11 (HSM)",

@@ -5,8 +5,8 @@ from datetime import date
 from hypothesis import given
 from hypothesis import strategies as st
 
-from issuer.domain.encoding import CodeFormatter
-from sealmark.gs1 import CSET82, GS1Code
+from issuer.domain.encoding import CodeFormatter, CompactFormatter
+from sealmark.gs1 import CSET82, GS, GS1Code
 
 cset = st.text(alphabet=sorted(CSET82), min_size=1, max_size=20)
 signature = st.text(
@@ -27,3 +27,17 @@ def test_formatter_prints_exactly_what_gs1code_prints(
     assert printed.element_string == code.to_element_string()
     assert printed.digital_link == code.to_digital_link("id.x.example")
     assert printed.hri == code.to_hri()
+
+
+mac_value = st.from_regex(r"\A[A-Za-z0-9_-]{2}[0-9]{20}\Z")
+
+
+@given(serial=cset, mac=mac_value)
+def test_compact_formatter_prints_exactly_what_gs1code_prints(serial: str, mac: str) -> None:
+    printed = CompactFormatter("09520123456788", "id.x.example").print(serial, mac)
+    code = GS1Code("09520123456788", serial, mac=mac)
+    assert printed.element_string == code.to_element_string()
+    assert printed.digital_link == code.to_digital_link("id.x.example")
+    assert printed.hri == code.to_hri()
+    assert printed.element_string.endswith(f"{GS}92{mac}")
+    assert "(92)" not in printed.hri and mac not in printed.hri

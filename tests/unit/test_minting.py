@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from issuer.minting import MintSpec, mint
 from issuer.storage import CODE_COLUMNS
+from sealmark.crypto.mac import MacScheme, decode_mac
 from sealmark.crypto.pins import PinScheme
 from sealmark.crypto.signature import canonical_bytes, decode_ai8030, verify
 from sealmark.tenancy.alphabets import SERIAL_ALPHABETS
@@ -86,3 +87,26 @@ def test_serials_drawn_twice_in_one_chunk_are_drawn_again() -> None:
     minted = mint(SPEC, list(range(40)), sign_many, PinScheme(b"p" * 16), source, NOW)
     assert len(set(minted.serials)) == 40
     assert calls["n"] > 1, "the repeats were not redrawn"
+
+
+def test_a_compact_chunk_carries_macs_and_is_never_signed() -> None:
+    def never(messages: list[bytes]) -> list[bytes]:
+        raise AssertionError("a compact chunk was signed")
+
+    scheme = MacScheme(b"unit-mac-secret-0123456789abcdefghij")
+    encode = scheme.encoder("t1", "k1", SPEC.gtin)
+    minted = mint(
+        SPEC,
+        list(range(20)),
+        never,
+        PinScheme(b"p" * 16),
+        random.Random(5).randbytes,
+        NOW,
+        mac=encode,
+    )
+    lines = minted.copy_text.splitlines()
+    for line, serial, value in zip(lines, minted.serials, minted.signatures, strict=True):
+        row = dict(zip(CODE_COLUMNS, line.split("\t"), strict=True))
+        assert row["signature"] == value == encode(serial)
+        key_id, tag = decode_mac(value)
+        assert key_id == "k1" and scheme.matches("t1", SPEC.gtin, serial, key_id, tag)
