@@ -64,7 +64,7 @@ _STORED = {
     "serial_guessing": AlertKind.SERIAL_GUESSING,
     "recalled_scan": AlertKind.RECALLED_SCAN,
 }
-SIGNATURE_REASONS = ("bad_signature", "unknown_key")
+SIGNATURE_REASONS = ("bad_signature", "unknown_key", "bad_mac")
 _SUMMARY = {
     AlertKind.CLONE: "copies of one code scanned in too many sessions or places",
     AlertKind.COUNTERFEIT: "a code that was never issued or never put on the market was scanned",

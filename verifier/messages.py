@@ -199,6 +199,15 @@ _REASONS: dict[str, dict[str, Texts]] = {
         "The code was signed with a key the brand never published.",
         "此码所用的签名密钥不是品牌方公布的密钥。",
     ),
+    "no_mac": _fixed(
+        "The code came without its security digits (as in the text printed under the "
+        "barcode), so only its serial number could be checked.",
+        "此码未附带防伪校验码（如条码下方印刷的文字），因此仅核对了序列号。",
+    ),
+    "bad_mac": _fixed(
+        "The code's security digits do not match: the brand did not make it.",
+        "此码的防伪校验码不匹配，并非品牌方生成。",
+    ),
     "never_issued": _fixed(
         "The brand never issued this serial number.",
         "品牌方从未发放过此序列号。",

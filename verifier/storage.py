@@ -37,6 +37,7 @@ class ProductFacts:
 
     name: str
     brand: str
+    code_profile: str = "signed"  # "compact": its codes carry a MAC in AI (92), not AI (8030)
 
 
 @dataclass(frozen=True)
@@ -108,13 +109,13 @@ class VerificationStore:
         }
 
     def product(self, gtin: str) -> ProductFacts | None:
-        """The product's name and its brand's, for GTIN ``gtin``."""
+        """The product's name, its brand's and its code profile, for GTIN ``gtin``."""
         rows = self._uow.execute(
-            "SELECT p.name, t.name FROM products p JOIN tenants t ON t.id = p.tenant_id"
-            " WHERE p.gtin = %s",
+            "SELECT p.name, t.name, p.code_profile FROM products p"
+            " JOIN tenants t ON t.id = p.tenant_id WHERE p.gtin = %s",
             (gtin,),
         )
-        return ProductFacts(rows[0][0], rows[0][1]) if rows else None
+        return ProductFacts(rows[0][0], rows[0][1], rows[0][2]) if rows else None
 
     def recall_reason(self, code_key: str) -> str | None:
         """What the brand told consumers when it recalled the code (Audit's Recall)."""

@@ -1,7 +1,9 @@
 """Verification: one scanned payload in, one verdict with its reasons out.
 
 Order of work, cheapest and most decisive first: parse (no I/O), rate limit, signature (a
-forgery never reaches the database), the stored code (one primary-key probe), the hidden PIN,
+forgery never reaches the database) or, for a compact-profile product, its MAC (the product's
+profile comes from a per-process cache; a forged MAC never reaches the codes), the stored code
+(one primary-key probe), the hidden PIN,
 the serial's scan history (Redis, or the scan log), then the verdict. The scan is queued for the
 scan log and alerts go to PostgreSQL and the tenant's Redis stream.
 """
@@ -20,9 +22,10 @@ from typing import Any
 from nacl.signing import VerifyKey
 
 from sealmark.bootstrap import Container
+from sealmark.crypto.mac import MacScheme, decode_mac
 from sealmark.crypto.pins import PinScheme
 from sealmark.crypto.signature import canonical_bytes, decode_ai8030, load_key, verify
-from sealmark.errors import InvalidArgument, NotFound, ResourceExhausted
+from sealmark.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from sealmark.gs1.code import GS1Code
 from sealmark.lifecycle import CodeState
 from verifier.coalesce import Coalescer
@@ -64,10 +67,11 @@ INACTIVE = {
     CodeState.EXPORTED,
 }
 # Reasons that a client producing many of is guessing serials or PINs.
-GUESSES = {"never_issued", "bad_signature", "unknown_key", "pin_wrong"}
+GUESSES = {"never_issued", "bad_signature", "bad_mac", "unknown_key", "pin_wrong"}
 # Reasons that raise an alert, by alert kind.
 ALERTS = {
     "bad_signature": "counterfeit",
+    "bad_mac": "counterfeit",
     "unknown_key": "counterfeit",
     "never_issued": "counterfeit",
     "never_commissioned": "counterfeit",
@@ -105,6 +109,8 @@ class Verifier:
         self._db = container.database
         self._clock = container.clock
         self._pins = PinScheme(container.secrets.pepper)
+        mac_secret = container.secrets.mac_secret
+        self._macs = MacScheme(mac_secret) if mac_secret is not None else None
         self._state = ScanState(RedisGate(container.redis))
         self._log = scan_log or ScanLog(container.database)
         self._prefixes = _Cached(lambda _: self._read(lambda s: s.prefixes()))
@@ -155,7 +161,7 @@ class Verifier:
         if tenant_id is None:
             return self._answer(scan, [_reason("not_our_code", {"gtin": code.gtin})], rules)
         scan.tenant_id = tenant_id
-        signature = self._check_signature(tenant_id, code)
+        signature = self._check_proof(tenant_id, code)
         if signature is not None and signature.verdict is Verdict.COUNTERFEIT:
             return self._answer(scan, [signature], rules)  # a forgery never reaches the database
         stored = self._codes.submit(code.gtin + code.serial)
@@ -278,6 +284,39 @@ class Verifier:
         refused = self._state.admit(_limits(tenant_id, context, rules))
         if refused:
             raise ResourceExhausted(f"slow down: {refused}")
+
+    def _check_proof(self, tenant_id: str, code: GS1Code) -> Reason | None:
+        """The signature check, or the MAC check for a compact-profile product's code. A code
+        carrying an AI (8030) is always held to it (compact codes are never signed); only a
+        code without one needs its product's profile, so signed scans read nothing more."""
+        if code.signature is None:
+            facts: ProductFacts | None = self._products.get(code.gtin)
+            if facts is not None and facts.code_profile == "compact":
+                return self._check_mac(tenant_id, code)
+        return self._check_signature(tenant_id, code)
+
+    def _check_mac(self, tenant_id: str, code: GS1Code) -> Reason | None:
+        """None when the code carries the right MAC under one of the tenant's key ids; a
+        COUNTERFEIT reason when it carries a wrong one; ``no_mac`` when it carries none.
+        FailedPrecondition when this server has no SEALMARK_MAC_SECRET to check it with."""
+        if code.mac is None:
+            return _reason("no_mac", {})
+        if self._macs is None:
+            raise FailedPrecondition(
+                "payload: a compact-profile code needs SEALMARK_MAC_SECRET on the Verifier"
+            )
+        try:
+            key_id, tag = decode_mac(code.mac)
+        except InvalidArgument:
+            return _reason("bad_mac", {})
+        keys = self._keys.get(tenant_id)
+        if key_id not in keys:
+            keys = self._keys.get(tenant_id, fresh=True)  # a key made in the last seconds
+            if key_id not in keys:
+                return _reason("unknown_key", {"key_id": key_id})
+        if not self._macs.matches(tenant_id, code.gtin, code.serial, key_id, tag):
+            return _reason("bad_mac", {})
+        return None
 
     def _check_signature(self, tenant_id: str, code: GS1Code) -> Reason | None:
         """None when the code carries a valid signature under one of the tenant's keys; a
@@ -473,6 +512,9 @@ _REASONS: dict[str, tuple[str, Verdict, float]] = {
     "no_signature": ("signature checked when the scan carries it", Verdict.AUTHENTIC, 0.1),
     "bad_signature": ("Ed25519 signature over the code", Verdict.COUNTERFEIT, 1.0),
     "unknown_key": ("signed by one of the brand's keys", Verdict.COUNTERFEIT, 1.0),
+    # Compact-profile codes: a 64-bit MAC in AI (92), checked online only (sealmark.crypto.mac).
+    "no_mac": ("MAC checked when the scan carries it", Verdict.AUTHENTIC, 0.1),
+    "bad_mac": ("MAC over GTIN, serial and key id (compact code)", Verdict.COUNTERFEIT, 1.0),
     "never_issued": ("serial issued by the brand", Verdict.COUNTERFEIT, 1.0),
     "never_commissioned": ("code printed and commissioned", Verdict.COUNTERFEIT, 1.0),
     "returned": ("code printed and commissioned", Verdict.COUNTERFEIT, 1.0),

@@ -30,6 +30,8 @@ EMITTED: dict[str, dict[str, str]] = {
     "no_signature": {},
     "bad_signature": {},
     "unknown_key": {},
+    "no_mac": {},
+    "bad_mac": {},
     "never_issued": {},
     "never_commissioned": {},
     "returned": {},
