@@ -64,7 +64,7 @@ def world(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
     issuer = issuer_pb2_grpc.IssuerStub(channel)
     issuer.RotateKey(issuer_pb2.RotateKeyRequest(), metadata=_md(brand.tokens["admin"]), timeout=10)
-    world = {
+    world: dict[str, Any] = {
         "container": container,
         "issuer": issuer,
         "verifier": verifier_pb2_grpc.VerifierStub(channel),
@@ -153,7 +153,9 @@ def test_compact_codes_carry_a_mac_in_ai_92_and_no_signature(world: dict[str, An
             "SELECT lot, expiry, signature FROM codes WHERE code_key = %s",
             (gtin + world["codes"][0].serial,),
         )
-        lot, expiry, stored = cur.fetchone()
+        row = cur.fetchone()
+    assert row is not None
+    lot, expiry, stored = row
     # Lot and expiry stay in the database; the symbol carries GTIN, serial and MAC only.
     assert (lot, expiry.isoformat(), stored) == ("LOT-C1", "2030-12-31", world["codes"][0].mac)
 
@@ -171,7 +173,9 @@ def test_the_printed_datamatrix_verifies(world: dict[str, Any]) -> None:
     (found,) = zxingcpp.read_barcodes(
         Image.open(io.BytesIO(png)), text_mode=zxingcpp.TextMode.Plain
     )
-    assert found.extra["Version"] == "22x22"
+    extra = found.extra
+    assert isinstance(extra, dict)
+    assert extra["Version"] == "22x22"
     scanned = found.symbology_identifier + found.text
     first = _verify(world, scanned)
     assert first.verdict == V.VERDICT_AUTHENTIC, first

@@ -56,7 +56,9 @@ def read(label: Label) -> tuple[str, str, int]:
     position = found.position
     pixels = position.top_right.x - position.top_left.x
     assert pixels % MODULE_PX == 0 and pixels == position.bottom_left.y - position.top_left.y
-    return found.text, str(found.extra["Version"]), pixels // MODULE_PX
+    extra = found.extra  # zxing-cpp's symbol details: {"Version": "22x22", ...}
+    assert isinstance(extra, dict)
+    return found.text, str(extra["Version"]), pixels // MODULE_PX
 
 
 # (profile, serial, expected DataMatrix size in modules). The signed form carries
