@@ -448,6 +448,13 @@ def check_offline(payload: str, keys: KeySet, *, today: date) -> OfflineCheck:
         code = GS1Code.from_scan(payload, today=today, field="PAYLOAD")
     except InvalidArgument as exc:
         return OfflineCheck(Outcome.UNPARSEABLE, f"not a code that can be checked: {exc}")
+    if code.signature is None and code.mac is not None:
+        return OfflineCheck(
+            Outcome.NO_SIGNATURE,
+            "no signature: the code carries a compact-profile MAC in (92), which only the "
+            "brand's Verifier holds the key to: verify it online",
+            code,
+        )
     if code.signature is None:
         return OfflineCheck(
             Outcome.NO_SIGNATURE,

@@ -320,3 +320,24 @@ def test_a_verdict_names_the_mac_rule(world: dict[str, Any]) -> None:
     answer = verifier.verify(forged, None, ClientContext(session_id="rule"))
     assert answer.verdict is Verdict.COUNTERFEIT
     assert [r.rule for r in answer.reasons] == ["MAC over GTIN, serial and key id (compact code)"]
+
+
+def test_a_key_rotation_rotates_the_mac_keys_and_old_codes_still_verify(
+    world: dict[str, Any],
+) -> None:
+    # Runs last: it leaves key 02 active for the tenant.
+    world["issuer"].RotateKey(
+        issuer_pb2.RotateKeyRequest(), metadata=_md(world["brand"].tokens["admin"]), timeout=10
+    )
+    fresh = _issue(world, "r-" + os.urandom(6).hex(), 2)
+    _commission(world, fresh)
+    assert {c.key_id for c in fresh} == {"02"} and all(c.mac.startswith("02") for c in fresh)
+    # The same serial's MAC under the old generation is a different number.
+    old_macs = MacScheme(MAC_SECRET.encode()).encoder(world["brand"].tenant_id, "01", world["gtin"])
+    assert old_macs(fresh[0].serial)[2:] != fresh[0].mac[2:]
+    assert _verify(world, fresh[0].element_string, "rot").verdict == V.VERDICT_AUTHENTIC
+    old = world["codes"][6]
+    assert _verify(world, old.digital_link, "rot").verdict in (
+        V.VERDICT_AUTHENTIC,
+        V.VERDICT_AUTHENTIC_SEEN_BEFORE,
+    )

@@ -213,6 +213,14 @@ def test_a_code_without_signature_says_so() -> None:
     assert check.code is not None and check.code.serial == CODE.serial
 
 
+def test_a_compact_code_is_sent_online() -> None:
+    # A compact-profile code: (01)(21) and the MAC in (92), which no key set can check.
+    payload = f"https://{RESOLVER}/01/{GTIN}/21/{CODE.serial}?92=01{'7' * 20}"
+    check = check_offline(payload, KEYS, today=TODAY)
+    assert check.outcome is Outcome.NO_SIGNATURE and not check.trusted
+    assert "MAC in (92)" in check.message and "online" in check.message
+
+
 @pytest.mark.parametrize(
     ("payload", "needle"),
     [
