@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,7 @@ from tests.storage_contract import gtin_under
 from tests.support.cli import sealmark
 from tests.support.tenants import seed_tenant
 from verifier.domain import ClientContext, Rules, Verdict
+from verifier.http import start_http
 from verifier.usecases import Verifier
 
 pytestmark = pytest.mark.e2e
@@ -325,7 +327,7 @@ def test_a_verdict_names_the_mac_rule(world: dict[str, Any]) -> None:
 def test_a_key_rotation_rotates_the_mac_keys_and_old_codes_still_verify(
     world: dict[str, Any],
 ) -> None:
-    # Runs last: it leaves key 02 active for the tenant.
+    # Leaves key 02 active for the tenant: no test after it issues codes.
     world["issuer"].RotateKey(
         issuer_pb2.RotateKeyRequest(), metadata=_md(world["brand"].tokens["admin"]), timeout=10
     )
@@ -341,3 +343,22 @@ def test_a_key_rotation_rotates_the_mac_keys_and_old_codes_still_verify(
         V.VERDICT_AUTHENTIC,
         V.VERDICT_AUTHENTIC_SEEN_BEFORE,
     )
+
+
+def test_the_consumer_page_answers_a_compact_digital_link(world: dict[str, Any]) -> None:
+    running, port = start_http(Verifier.of(world["container"]), "127.0.0.1", 0)
+    try:
+        code = world["codes"][5]
+        path = code.digital_link.removeprefix("https://id.cmp.example")
+        answers = {}
+        for name, link in (("genuine", path), ("forged", path[:-1] + str(9 - int(path[-1])))):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}{link}", headers={"Accept": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                answers[name] = json.loads(response.read())
+    finally:
+        running.stop()
+    assert answers["genuine"]["verdict"] in ("authentic", "authentic_seen_before")
+    assert answers["forged"]["verdict"] == "counterfeit"
+    assert [r["code"] for r in answers["forged"]["reasons"]] == ["bad_mac"]
