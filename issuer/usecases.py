@@ -350,7 +350,7 @@ class Issuer:
         )
         now = self._clock.now()
         if product.code_profile is CodeProfile.COMPACT:
-            # A MAC costs a few microseconds (a tenth of a signature): no worker, no signer.
+            # A MAC costs about 2 µs (a signature 17 times that): no worker, no signer.
             encode = self._need_macs(product).encoder(
                 request.tenant_id, signer.key_id, request.gtin
             )

@@ -91,7 +91,14 @@ def registered() -> dict[str, Benchmark]:
 
 def _load_all() -> None:
     # Importing the modules registers their benchmarks; kept lazy so `import sealmark` is cheap.
-    from sealmark.bench import aggregation, audit, baselines, issuance, verification  # noqa: F401
+    from sealmark.bench import (  # noqa: F401
+        aggregation,
+        audit,
+        baselines,
+        compact,
+        issuance,
+        verification,
+    )
 
 
 def run(names: Iterable[str], out: IO[str] = sys.stdout) -> list[dict[str, object]]:
