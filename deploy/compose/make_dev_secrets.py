@@ -75,6 +75,7 @@ def make(out: Path, *, force: bool = False, now: dt.datetime | None = None) -> l
 def _config(password: str) -> str:
     pepper = base64.urlsafe_b64encode(os.urandom(32)).decode()
     passphrase = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    mac = base64.urlsafe_b64encode(os.urandom(32)).decode()
     dsn = (
         f"postgresql://sealmark:{password}@postgres:5432/sealmark"
         "?sslmode=verify-full&sslrootcert=/etc/sealmark/tls/ca.crt"
@@ -84,6 +85,7 @@ def _config(password: str) -> str:
         f'database_url = "{dsn}"\n'
         f'secret_pepper = "{pepper}"\n'
         f'key_passphrase = "{passphrase}"\n'
+        f'mac_secret = "{mac}"\n'
     )
 
 

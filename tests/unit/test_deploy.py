@@ -958,7 +958,7 @@ def test_k8s_environments_are_valid_settings() -> None:
     placeholders replaced by values of the right shape."""
     objects = k8s_objects()
     maps, secrets = by_kind(objects, "ConfigMap"), by_kind(objects, "Secret")
-    real = {"secret-pepper": "p" * 32, "key-passphrase": "k" * 32}
+    real = {"secret-pepper": "p" * 32, "key-passphrase": "k" * 32, "mac-secret": "m" * 32}
     checked = 0
     for obj in objects:
         if obj["kind"] not in ("Deployment", "Job"):
