@@ -11,6 +11,7 @@ On the embedded default, when they are not set, DEV SECRETS are generated once i
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 from dataclasses import dataclass
@@ -61,18 +62,22 @@ def _encode(value: str | None) -> bytes | None:
 
 
 def _dev_secrets(settings: Settings) -> dict[str, str]:
+    """The data dir's dev secrets, made on first use. Under an exclusive lock on the file, so
+    that serving processes starting together agree on them; a data dir from before the MAC
+    secret gets one added, and the secrets it had are kept as they were."""
     path = settings.data_dir / "dev-secrets.json"
-    data: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-    missing = [k for k in ("pepper", "passphrase", "mac") if k not in data]
-    if not missing:
-        return data
-    # A data dir from before the MAC secret gets one added; the others are kept as they were.
-    data.update({k: base64.urlsafe_b64encode(os.urandom(32)).decode() for k in missing})
     path.parent.mkdir(parents=True, exist_ok=True)
-    staged = path.with_name(path.name + ".new")
-    staged.unlink(missing_ok=True)
-    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle)
-    staged.replace(path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "r+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        text = handle.read()
+        data: dict[str, str] = json.loads(text) if text.strip() else {}
+        missing = [k for k in ("pepper", "passphrase", "mac") if k not in data]
+        if missing:
+            data.update({k: base64.urlsafe_b64encode(os.urandom(32)).decode() for k in missing})
+            handle.seek(0)
+            handle.truncate()
+            json.dump(data, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
     return data

@@ -3,9 +3,9 @@
 Order of work, cheapest and most decisive first: parse (no I/O), rate limit, signature (a
 forgery never reaches the database) or, for a compact-profile product, its MAC (the product's
 profile comes from a per-process cache; a forged MAC never reaches the codes), the stored code
-(one primary-key probe), the hidden PIN,
-the serial's scan history (Redis, or the scan log), then the verdict. The scan is queued for the
-scan log and alerts go to PostgreSQL and the tenant's Redis stream.
+(one primary-key probe), the hidden PIN, the serial's scan history (Redis, or the scan log),
+then the verdict. The scan is queued for the scan log and alerts go to PostgreSQL and the
+tenant's Redis stream.
 """
 
 from __future__ import annotations
@@ -303,7 +303,8 @@ class Verifier:
             return _reason("no_mac", {})
         if self._macs is None:
             raise FailedPrecondition(
-                "payload: a compact-profile code needs SEALMARK_MAC_SECRET on the Verifier"
+                "compact-profile codes cannot be checked here: set SEALMARK_MAC_SECRET on the"
+                " Verifier (the Issuer's secret)"
             )
         try:
             key_id, tag = decode_mac(code.mac)

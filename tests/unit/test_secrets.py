@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,12 @@ def test_an_older_dev_secrets_file_gains_a_mac_secret_and_keeps_the_rest(tmp_pat
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert resolve_secrets(settings).mac_secret == first.mac_secret  # kept, not redrawn
     assert json.loads(path.read_text())["mac"] == first.mac_secret.decode()
+
+
+def test_processes_starting_together_agree_on_the_dev_secrets(tmp_path: Path) -> None:
+    # Each resolves under the file's lock: whoever comes second reads what the first wrote.
+    settings = load_settings({"SEALMARK_DATA_DIR": str(tmp_path)})
+    with ThreadPoolExecutor(8) as pool:
+        resolved = list(pool.map(lambda _: resolve_secrets(settings), range(16)))
+    assert len({(s.pepper, s.key_passphrase, s.mac_secret) for s in resolved}) == 1
+    assert stat.S_IMODE((tmp_path / "dev-secrets.json").stat().st_mode) == 0o600
