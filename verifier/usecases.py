@@ -28,6 +28,7 @@ from sealmark.crypto.signature import canonical_bytes, decode_ai8030, load_key, 
 from sealmark.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from sealmark.gs1.code import GS1Code
 from sealmark.lifecycle import CodeState
+from sealmark.tenancy.model import CodeProfile
 from verifier.coalesce import Coalescer
 from verifier.domain import (
     MAX_PAYLOAD_BYTES,
@@ -291,7 +292,7 @@ class Verifier:
         code without one needs its product's profile, so signed scans read nothing more."""
         if code.signature is None:
             facts: ProductFacts | None = self._products.get(code.gtin)
-            if facts is not None and facts.code_profile == "compact":
+            if facts is not None and facts.code_profile == CodeProfile.COMPACT:
                 return self._check_mac(tenant_id, code)
         return self._check_signature(tenant_id, code)
 
