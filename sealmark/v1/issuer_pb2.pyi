@@ -184,7 +184,7 @@ class IssuedCode(_message.Message):
     element_string: _builtins.str
     """with GS (0x1D) separators, no symbology identifier"""
     digital_link: _builtins.str
-    """on the tenant's resolver host, AI 8030 in the query"""
+    """on the tenant's resolver host, AI 8030 (compact: AI 92) in the query"""
     hri: _builtins.str
     """"(01)…(21)…(10)…(17)…" """
     signature: _builtins.str
