@@ -3,7 +3,8 @@
 Three symbologies, each carrying exactly one kind of data:
 
 * ``QR``: a GS1 Digital Link URI in a plain QR Code (no FNC1, so scanners report ``]Q1``),
-  error correction level M. Encoded by ``qrcode``.
+  error correction level M. Encoded by ``qrcode`` (through :mod:`sealmark.covert.qr`, which
+  can also hide the brand's covert mark in it: ``covert_key=``).
 * ``DATAMATRIX``: a GS1 element string in a GS1 DataMatrix (FNC1 in first position, ``]d2``);
   the input is the element string as :func:`sealmark.gs1.build_element_string` makes it, with
   GS (ASCII 29) after each variable-length value except the last. Encoded by zint.
@@ -27,11 +28,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-import qrcode
-import qrcode.constants
 import zint
 from PIL import Image, ImageDraw, ImageFont
 
+from sealmark.covert import qr as covert_qr
+from sealmark.covert.mark import MarkTooSmall
 from sealmark.errors import InvalidArgument
 from sealmark.gs1 import (
     CSET82,
@@ -132,13 +133,19 @@ class _Matrix:
         return len(self.rows)
 
 
-def _encode(label: Label) -> _Matrix:
+def _encode(label: Label, covert_key: bytes | None = None) -> _Matrix:
     if label.symbology is Symbology.QR:
-        qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
-        qr.add_data(label.data)
-        qr.make(fit=True)
-        matrix: list[list[bool]] = qr.get_matrix()
-        return _Matrix(tuple(tuple(bool(m) for m in row) for row in matrix))
+        try:
+            encoded = covert_qr.encode(label.data, "M")
+        except covert_qr.DoesNotFit as exc:
+            raise InvalidArgument("Label.data", f"cannot be encoded: {exc}") from exc
+        if covert_key is not None:
+            encoded = _covertly_marked(label, encoded, covert_key)
+        return _Matrix(encoded.rows)
+    if covert_key is not None:
+        raise InvalidArgument(
+            "covert_key", f"a covert mark needs a QR label, not {label.symbology}"
+        )
     symbol = zint.Symbol()
     symbol.input_mode = zint.InputMode.GS1
     symbol.warn_level = zint.WarningLevel.FAIL_ALL
@@ -161,6 +168,18 @@ def _encode(label: Label) -> _Matrix:
     if label.symbology is Symbology.GS1_128:
         rows = rows[:1] * _BAR_HEIGHT
     return _Matrix(rows)
+
+
+def _covertly_marked(
+    label: Label, encoded: covert_qr.Encoded, covert_key: bytes
+) -> covert_qr.Encoded:
+    code = {ai: value for ai, value in parse_digital_link(label.data, "Label.data")}
+    if "21" not in code:
+        raise InvalidArgument("Label.data", "a covert mark needs a serialised code (AI 21)")
+    try:
+        return covert_qr.marked(encoded, covert_key, code["01"] + code["21"])
+    except MarkTooSmall as exc:
+        raise InvalidArgument("Label.data", str(exc)) from exc
 
 
 # --- layout, in modules ---------------------------------------------------------------------
@@ -201,8 +220,8 @@ class _Layout:
         return self.quiet_y * 2 + self.matrix.height
 
 
-def _layout(label: Label) -> _Layout:
-    matrix = _encode(label)
+def _layout(label: Label, covert_key: bytes | None = None) -> _Layout:
+    matrix = _encode(label, covert_key)
     quiet_x = _QUIET[label.symbology]
     quiet_y = _LINEAR_QUIET_Y if label.symbology is Symbology.GS1_128 else quiet_x
     font = _FONT[label.symbology]
@@ -258,15 +277,18 @@ def _runs(row: tuple[bool, ...]) -> list[tuple[int, int]]:
 _MAX_MODULE_PX = 64
 
 
-def render_png(label: Label, *, module_px: int = 4) -> bytes:
-    """An 8-bit greyscale PNG of ``label``, each module ``module_px`` pixels square.
+def render_png(label: Label, *, module_px: int = 4, covert_key: bytes | None = None) -> bytes:
+    """An 8-bit greyscale PNG of ``label``, each module ``module_px`` pixels square; with
+    ``covert_key`` (the brand's, :mod:`sealmark.crypto.covert`) a QR label carries the covert
+    mark of its code (:mod:`sealmark.covert.mark`).
 
-    Raises InvalidArgument naming ``module_px`` unless it is 1..64, or naming ``Label.data``
-    when the encoder refuses the data (e.g. too long for the symbology).
+    Raises InvalidArgument naming ``module_px`` unless it is 1..64, naming ``Label.data``
+    when the encoder refuses the data (e.g. too long for the symbology) or the symbol cannot
+    carry a mark, or naming ``covert_key`` for a mark on a label that is not a QR.
     """
     if not 1 <= module_px <= _MAX_MODULE_PX:
         raise InvalidArgument("module_px", f"{module_px}, want 1..{_MAX_MODULE_PX}")
-    layout = _layout(label)
+    layout = _layout(label, covert_key)
     width, height = round(layout.width * module_px), round(layout.height * module_px)
     image = Image.new("L", (width, height), 255)
     draw = ImageDraw.Draw(image)
@@ -301,14 +323,15 @@ _SVG_NS = "http://www.w3.org/2000/svg"
 _SVG_PX = 4  # default pixels per module, as render_png's default
 
 
-def render_svg(label: Label) -> str:
-    """An SVG document of ``label`` in module units (``viewBox``), sized 4 px per module.
+def render_svg(label: Label, *, covert_key: bytes | None = None) -> str:
+    """An SVG document of ``label`` in module units (``viewBox``), sized 4 px per module;
+    ``covert_key`` as for :func:`render_png`.
 
     Modules are one ``<path>``; each HRI line is a ``<text>`` element and the whole HRI is
     also the ``<title>``. Raises InvalidArgument naming ``Label.data`` when the encoder
-    refuses the data.
+    refuses the data, and as :func:`render_png` for a covert mark.
     """
-    layout = _layout(label)
+    layout = _layout(label, covert_key)
     svg = ET.Element(
         "svg",
         {

@@ -53,12 +53,31 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     issue.add_argument("--labels", type=Path, default=None, help="also write a label per code here")
     issue.add_argument("--symbology", choices=["qr", "datamatrix"], default="qr")
     issue.add_argument("--format", choices=["png", "svg"], default="png", dest="label_format")
+    issue.add_argument("--covert-tenant", default=None, help=_COVERT_HELP)
 
     label = sub.add_parser("label", help="render one label (QR, GS1 DataMatrix, GS1-128)")
     label.add_argument("data", help="DL URI (qr), element string (datamatrix), 00+SSCC (gs1-128)")
     label.add_argument("--symbology", choices=["qr", "datamatrix", "gs1-128"], required=True)
     label.add_argument("--hri", default="", help="text under the symbol")
     label.add_argument("--out", type=Path, required=True, help="file.png or file.svg")
+    label.add_argument("--covert-tenant", default=None, help=_COVERT_HELP)
+
+
+_COVERT_HELP = (
+    "hide this brand's covert mark in each QR (its key is derived from SEALMARK_SECRET_PEPPER);"
+    " it shows a code re-generated from a leaked serial list, not a photocopy"
+)
+
+
+def _covert_key(tenant: str | None, settings: Settings) -> bytes | None:
+    if tenant is None:
+        return None
+    from sealmark.crypto.covert import CovertKeys
+    from sealmark.secrets import resolve_secrets
+
+    if not tenant:
+        raise InvalidArgument("--covert-tenant", "want a tenant id")
+    return CovertKeys(resolve_secrets(settings).pepper).for_tenant(tenant)
 
 
 def run_keys(args: argparse.Namespace, container: Container) -> int:
@@ -97,19 +116,21 @@ def run_keys(args: argparse.Namespace, container: Container) -> int:
     return 0
 
 
-def _write_label(symbology: str, data: str, hri: str, out: Path) -> None:
+def _write_label(
+    symbology: str, data: str, hri: str, out: Path, covert_key: bytes | None = None
+) -> None:
     from issuer.labels import Label, Symbology, render_png, render_svg
 
     label = Label(Symbology(symbology), data, hri)
     if out.suffix == ".svg":
-        out.write_text(render_svg(label), encoding="utf-8")
+        out.write_text(render_svg(label, covert_key=covert_key), encoding="utf-8")
     elif out.suffix == ".png":
-        out.write_bytes(render_png(label))
+        out.write_bytes(render_png(label, covert_key=covert_key))
     else:
         raise InvalidArgument("--out", f"{out.name}: want a .png or .svg file")
 
 
-def run_label(args: argparse.Namespace) -> int:
+def run_label(args: argparse.Namespace, settings: Settings) -> int:
     from sealmark.gs1 import build_hri, parse_digital_link, parse_element_string
 
     data = args.data.replace("\\x1d", "\x1d").replace("^", "\x1d").lstrip("\x1d")
@@ -120,7 +141,7 @@ def run_label(args: argparse.Namespace) -> int:
         else:
             pairs = parse_element_string(data, "data")
         hri = build_hri([p for p in pairs if p[0] != "8030"])
-    _write_label(args.symbology, data, hri, args.out)
+    _write_label(args.symbology, data, hri, args.out, _covert_key(args.covert_tenant, settings))
     emit({"written": str(args.out)}, args.json)
     return 0
 
@@ -140,6 +161,9 @@ def run_issue(args: argparse.Namespace, settings: Settings) -> int:
     if not token:
         raise InvalidArgument("--token", "a line token is required (or set SEALMARK_TOKEN)")
     target = args.target or f"{settings.grpc_host}:{settings.grpc_port}"
+    covert_key = _covert_key(args.covert_tenant, settings)
+    if covert_key is not None and (args.labels is None or args.symbology != "qr"):
+        raise InvalidArgument("--covert-tenant", "a covert mark needs --labels and --symbology qr")
     out: IO[str] = sys.stdout if args.out is None else args.out.open("w", encoding="utf-8")
     writer: Any = None
     if args.out is not None and args.out.suffix == ".csv":
@@ -182,7 +206,7 @@ def run_issue(args: argparse.Namespace, settings: Settings) -> int:
                     if args.labels is not None:
                         data = code.digital_link if args.symbology == "qr" else code.element_string
                         name = f"{code.index:07d}-{code.serial}.{args.label_format}"
-                        _write_label(args.symbology, data, code.hri, args.labels / name)
+                        _write_label(args.symbology, data, code.hri, args.labels / name, covert_key)
                     if writer is not None:
                         writer.writerow(row.values())
                     else:

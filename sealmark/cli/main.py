@@ -104,7 +104,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "label":
         from sealmark.cli import issuing
 
-        return issuing.run_label(args)
+        return issuing.run_label(args, settings)
     if args.command == "issue":
         from sealmark.cli import issuing
 

@@ -19,6 +19,8 @@ DOMAIN_MODULES = [
     ROOT / "sealmark" / "events.py",
     ROOT / "sealmark" / "errors.py",
     ROOT / "sealmark" / "clock.py",
+    ROOT / "sealmark" / "covert" / "geometry.py",
+    ROOT / "sealmark" / "covert" / "mark.py",
     ROOT / "aggregator" / "domain.py",
     ROOT / "verifier" / "domain.py",
     ROOT / "verifier" / "messages.py",
