@@ -12,10 +12,11 @@ from sealmark.server.keys import key_set_message
 from sealmark.server.policy import policy
 from sealmark.v1 import common_pb2, verifier_pb2, verifier_pb2_grpc
 from verifier.domain import ClientContext, Verdict, Verification
+from verifier.images import ImageVerification, ImageVerifier, MarkStatus
 from verifier.messages import reason_message
 from verifier.usecases import Verifier
 
-POLICY = policy("Verifier", {PUBLIC: ["Verify", "GetPublicKeySet"]})
+POLICY = policy("Verifier", {PUBLIC: ["Verify", "GetPublicKeySet", "VerifyImage"]})
 _VERDICTS = {v: verifier_pb2.Verdict.Value(f"VERDICT_{v.name}") for v in Verdict}
 
 
@@ -30,7 +31,14 @@ def client_address(peer: str) -> str:
     return peer or "unknown"
 
 
-def context_of(request: verifier_pb2.VerifyRequest, client: str) -> ClientContext:
+_MARKS = {
+    m: verifier_pb2.CovertMarkStatus.Value(f"COVERT_MARK_STATUS_{m.name}") for m in MarkStatus
+}
+
+
+def context_of(
+    request: verifier_pb2.VerifyRequest | verifier_pb2.VerifyImageRequest, client: str
+) -> ClientContext:
     given = request.context
     return ClientContext(
         session_id=given.session_id,
@@ -77,9 +85,25 @@ def response_of(result: Verification, locale: str) -> verifier_pb2.VerifyRespons
     return response
 
 
+def image_response_of(result: ImageVerification, locale: str) -> verifier_pb2.VerifyImageResponse:
+    covert = result.covert
+    return verifier_pb2.VerifyImageResponse(
+        verification=response_of(result.verification, locale),
+        covert_mark=verifier_pb2.CovertMark(
+            status=_MARKS[covert.status],
+            score=covert.score,
+            noise=covert.noise,
+            modules=covert.modules,
+            rule=covert.rule,
+        ),
+        payload=result.payload,
+    )
+
+
 class VerifierService(verifier_pb2_grpc.VerifierServicer):
-    def __init__(self, verifier: Verifier) -> None:
+    def __init__(self, verifier: Verifier, images: ImageVerifier) -> None:
         self._verifier = verifier
+        self._images = images
 
     def Verify(
         self, request: verifier_pb2.VerifyRequest, context: grpc.ServicerContext
@@ -88,6 +112,19 @@ class VerifierService(verifier_pb2_grpc.VerifierServicer):
         given = context_of(request, client_address(context.peer()))
         result = self._verifier.verify(request.payload, pin, given)
         return response_of(result, given.locale)
+
+    def VerifyImage(
+        self, request: verifier_pb2.VerifyImageRequest, context: grpc.ServicerContext
+    ) -> verifier_pb2.VerifyImageResponse:
+        pin = request.pin if request.HasField("pin") else None
+        given = context_of(request, client_address(context.peer()))
+        try:
+            result = self._images.verify_image(request.image, pin, given)
+        except InvalidArgument as exc:
+            # The code's own text (Verify's "payload") came out of the image.
+            field = "image" if exc.field == "payload" else exc.field
+            raise InvalidArgument(f"VerifyImageRequest.{field}", exc.reason) from exc
+        return image_response_of(result, given.locale)
 
     def GetPublicKeySet(
         self, request: verifier_pb2.GetPublicKeySetRequest, context: grpc.ServicerContext
@@ -104,7 +141,7 @@ class VerifierService(verifier_pb2_grpc.VerifierServicer):
 
 def binding(container: Container) -> ServiceBinding:
     def register(server: grpc.Server) -> None:
-        service = VerifierService(Verifier.of(container))
+        service = VerifierService(Verifier.of(container), ImageVerifier.of(container))
         add_servicer(server, verifier_pb2.DESCRIPTOR.services_by_name["Verifier"], service)
 
     return ServiceBinding("verifier", "sealmark.v1.Verifier", register, POLICY)

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from nacl.signing import VerifyKey
@@ -215,6 +215,14 @@ class Verifier:
                 )
             )
         return self._answer(scan, reasons, rules, admitted=True)
+
+    def admit(self, context: ClientContext) -> None:
+        """Count one request of this client against the default limits, before costly work
+        that precedes :meth:`verify` (an image to decode). ResourceExhausted when over."""
+        self._admit(checked_context(context, "context"), DEFAULT_RULES, None)
+
+    def today(self) -> date:
+        return self._clock.now().date()
 
     # -- public keys and health -------------------------------------------------------------
     def public_keys(self, tenant_id: str | None, gtin: str | None) -> tuple[str, list[PublicKey]]:

@@ -23,7 +23,7 @@ from sealmark.covert.geometry import EC_LEVELS, size_of
 from sealmark.covert.mark import Judgement, judge, plan
 from sealmark.errors import InvalidArgument
 
-MAX_IMAGE_BYTES = 8 * 1024 * 1024
+MAX_IMAGE_BYTES = 6 * 1024 * 1024  # under the gRPC server's 8 MiB message limit
 MAX_PIXELS = 40_000_000  # a 48-megapixel phone photo must be scaled down by the client first
 MAX_SIDE = 10_000
 FORMATS = {"PNG": b"\x89PNG\r\n\x1a\n", "JPEG": b"\xff\xd8\xff"}

@@ -65,6 +65,35 @@ VERDICT_INVALID: Verdict.ValueType  # 9
 """not a code of ours / not parseable"""
 Global___Verdict: _TypeAlias = Verdict  # noqa: Y015
 
+class _CovertMarkStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CovertMarkStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CovertMarkStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COVERT_MARK_STATUS_UNSPECIFIED: _CovertMarkStatus.ValueType  # 0
+    COVERT_MARK_STATUS_PRESENT: _CovertMarkStatus.ValueType  # 1
+    """the keyed flips are there: printed from our label"""
+    COVERT_MARK_STATUS_ABSENT: _CovertMarkStatus.ValueType  # 2
+    """not there: re-generated, or printed without a mark"""
+    COVERT_MARK_STATUS_UNREADABLE: _CovertMarkStatus.ValueType  # 3
+    """image too blurred, small or damaged to judge"""
+    COVERT_MARK_STATUS_NOT_CHECKED: _CovertMarkStatus.ValueType  # 4
+    """not a serialised code of a Sealmark brand in a QR"""
+
+class CovertMarkStatus(_CovertMarkStatus, metaclass=_CovertMarkStatusEnumTypeWrapper): ...
+
+COVERT_MARK_STATUS_UNSPECIFIED: CovertMarkStatus.ValueType  # 0
+COVERT_MARK_STATUS_PRESENT: CovertMarkStatus.ValueType  # 1
+"""the keyed flips are there: printed from our label"""
+COVERT_MARK_STATUS_ABSENT: CovertMarkStatus.ValueType  # 2
+"""not there: re-generated, or printed without a mark"""
+COVERT_MARK_STATUS_UNREADABLE: CovertMarkStatus.ValueType  # 3
+"""image too blurred, small or damaged to judge"""
+COVERT_MARK_STATUS_NOT_CHECKED: CovertMarkStatus.ValueType  # 4
+"""not a serialised code of a Sealmark brand in a QR"""
+Global___CovertMarkStatus: _TypeAlias = CovertMarkStatus  # noqa: Y015
+
 @_typing.final
 class ClientContext(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -311,3 +340,98 @@ class GetPublicKeySetRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_owner) -> _WhichOneofReturnType_owner | None: ...
 
 Global___GetPublicKeySetRequest: _TypeAlias = GetPublicKeySetRequest  # noqa: Y015
+
+@_typing.final
+class VerifyImageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_FIELD_NUMBER: _builtins.int
+    PIN_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
+    image: _builtins.bytes
+    """PNG, JPEG or WebP; at most 6 MiB and 40 megapixels"""
+    pin: _builtins.str
+    """as VerifyRequest.pin"""
+    @_builtins.property
+    def context(self) -> Global___ClientContext: ...
+    def __init__(
+        self,
+        *,
+        image: _builtins.bytes = ...,
+        pin: _builtins.str | None = ...,
+        context: Global___ClientContext | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_pin", b"_pin", "context", b"context", "pin", b"pin"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_pin", b"_pin", "context", b"context", "image", b"image", "pin", b"pin"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__pin: _TypeAlias = _typing.Literal["pin"]  # noqa: Y015
+    _WhichOneofArgType__pin: _TypeAlias = _typing.Literal["_pin", b"_pin"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__pin) -> _WhichOneofReturnType__pin | None: ...
+
+Global___VerifyImageRequest: _TypeAlias = VerifyImageRequest  # noqa: Y015
+
+@_typing.final
+class CovertMark(_message.Message):
+    """The covert mark as read from the image; see docs/verifier.md, "Covert mark"."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    NOISE_FIELD_NUMBER: _builtins.int
+    MODULES_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    status: Global___CovertMarkStatus.ValueType
+    score: _builtins.float
+    """share of the keyed modules that read flipped, 0..1 (PRESENT >= 0.5)"""
+    noise: _builtins.float
+    """share of the other data modules that read unlike a clean symbol"""
+    modules: _builtins.int
+    """keyed modules looked at"""
+    rule: _builtins.str
+    """the step of the decision rule that decided, with its threshold"""
+    def __init__(
+        self,
+        *,
+        status: Global___CovertMarkStatus.ValueType = ...,
+        score: _builtins.float = ...,
+        noise: _builtins.float = ...,
+        modules: _builtins.int = ...,
+        rule: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["modules", b"modules", "noise", b"noise", "rule", b"rule", "score", b"score", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CovertMark: _TypeAlias = CovertMark  # noqa: Y015
+
+@_typing.final
+class VerifyImageResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERIFICATION_FIELD_NUMBER: _builtins.int
+    COVERT_MARK_FIELD_NUMBER: _builtins.int
+    PAYLOAD_FIELD_NUMBER: _builtins.int
+    payload: _builtins.str
+    """the text decoded from the QR Code"""
+    @_builtins.property
+    def verification(self) -> Global___VerifyResponse: ...
+    @_builtins.property
+    def covert_mark(self) -> Global___CovertMark: ...
+    def __init__(
+        self,
+        *,
+        verification: Global___VerifyResponse | None = ...,
+        covert_mark: Global___CovertMark | None = ...,
+        payload: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["covert_mark", b"covert_mark", "verification", b"verification"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["covert_mark", b"covert_mark", "payload", b"payload", "verification", b"verification"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyImageResponse: _TypeAlias = VerifyImageResponse  # noqa: Y015

@@ -48,6 +48,11 @@ class VerifierStub:
                 request_serializer=sealmark_dot_v1_dot_verifier__pb2.GetPublicKeySetRequest.SerializeToString,
                 response_deserializer=sealmark_dot_v1_dot_common__pb2.KeySet.FromString,
                 _registered_method=True)
+        self.VerifyImage = channel.unary_unary(
+                '/sealmark.v1.Verifier/VerifyImage',
+                request_serializer=sealmark_dot_v1_dot_verifier__pb2.VerifyImageRequest.SerializeToString,
+                response_deserializer=sealmark_dot_v1_dot_verifier__pb2.VerifyImageResponse.FromString,
+                _registered_method=True)
 
 
 class VerifierServicer:
@@ -76,6 +81,19 @@ class VerifierServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VerifyImage(self, request, context):
+        """A photo or scan of a label: the QR Code found in it is verified exactly as Verify verifies
+        its text (recorded as a scan), and the brand's covert mark is looked for in the symbol. The
+        mark tells a genuine print from a code re-generated from its text (a leaked serial list, a
+        decode and re-encode); it does not tell a photocopy or a scan of a real label from the
+        label. The verdict does not depend on it. INVALID_ARGUMENT naming VerifyImageRequest.image
+        for an empty, oversized (over 6 MiB or 40 megapixels), unsupported (PNG, JPEG, WebP) or
+        undecodable image, or one with no readable QR Code; otherwise as Verify. Roles: public.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VerifierServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -88,6 +106,11 @@ def add_VerifierServicer_to_server(servicer, server):
                     servicer.GetPublicKeySet,
                     request_deserializer=sealmark_dot_v1_dot_verifier__pb2.GetPublicKeySetRequest.FromString,
                     response_serializer=sealmark_dot_v1_dot_common__pb2.KeySet.SerializeToString,
+            ),
+            'VerifyImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyImage,
+                    request_deserializer=sealmark_dot_v1_dot_verifier__pb2.VerifyImageRequest.FromString,
+                    response_serializer=sealmark_dot_v1_dot_verifier__pb2.VerifyImageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -147,6 +170,33 @@ class Verifier:
             '/sealmark.v1.Verifier/GetPublicKeySet',
             sealmark_dot_v1_dot_verifier__pb2.GetPublicKeySetRequest.SerializeToString,
             sealmark_dot_v1_dot_common__pb2.KeySet.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sealmark.v1.Verifier/VerifyImage',
+            sealmark_dot_v1_dot_verifier__pb2.VerifyImageRequest.SerializeToString,
+            sealmark_dot_v1_dot_verifier__pb2.VerifyImageResponse.FromString,
             options,
             channel_credentials,
             insecure,

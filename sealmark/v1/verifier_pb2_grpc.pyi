@@ -49,6 +49,15 @@ class VerifierStub:
     """A tenant's key set for offline signature checks (also served over HTTP). NOT_FOUND for an
     unknown tenant or GTIN. Roles: public.
     """
+    VerifyImage: _grpc.UnaryUnaryMultiCallable[_verifier_pb2.VerifyImageRequest, _verifier_pb2.VerifyImageResponse]
+    """A photo or scan of a label: the QR Code found in it is verified exactly as Verify verifies
+    its text (recorded as a scan), and the brand's covert mark is looked for in the symbol. The
+    mark tells a genuine print from a code re-generated from its text (a leaked serial list, a
+    decode and re-encode); it does not tell a photocopy or a scan of a real label from the
+    label. The verdict does not depend on it. INVALID_ARGUMENT naming VerifyImageRequest.image
+    for an empty, oversized (over 6 MiB or 40 megapixels), unsupported (PNG, JPEG, WebP) or
+    undecodable image, or one with no readable QR Code; otherwise as Verify. Roles: public.
+    """
 
 @_typing.type_check_only
 class VerifierAsyncStub(VerifierStub):
@@ -69,6 +78,15 @@ class VerifierAsyncStub(VerifierStub):
     GetPublicKeySet: _aio.UnaryUnaryMultiCallable[_verifier_pb2.GetPublicKeySetRequest, _common_pb2.KeySet]  # type: ignore[assignment]
     """A tenant's key set for offline signature checks (also served over HTTP). NOT_FOUND for an
     unknown tenant or GTIN. Roles: public.
+    """
+    VerifyImage: _aio.UnaryUnaryMultiCallable[_verifier_pb2.VerifyImageRequest, _verifier_pb2.VerifyImageResponse]  # type: ignore[assignment]
+    """A photo or scan of a label: the QR Code found in it is verified exactly as Verify verifies
+    its text (recorded as a scan), and the brand's covert mark is looked for in the symbol. The
+    mark tells a genuine print from a code re-generated from its text (a leaked serial list, a
+    decode and re-encode); it does not tell a photocopy or a scan of a real label from the
+    label. The verdict does not depend on it. INVALID_ARGUMENT naming VerifyImageRequest.image
+    for an empty, oversized (over 6 MiB or 40 megapixels), unsupported (PNG, JPEG, WebP) or
+    undecodable image, or one with no readable QR Code; otherwise as Verify. Roles: public.
     """
 
 class VerifierServicer(metaclass=_abc_1.ABCMeta):
@@ -99,6 +117,21 @@ class VerifierServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_common_pb2.KeySet, _abc.Awaitable[_common_pb2.KeySet]]:
         """A tenant's key set for offline signature checks (also served over HTTP). NOT_FOUND for an
         unknown tenant or GTIN. Roles: public.
+        """
+
+    @_abc_1.abstractmethod
+    def VerifyImage(
+        self,
+        request: _verifier_pb2.VerifyImageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_verifier_pb2.VerifyImageResponse, _abc.Awaitable[_verifier_pb2.VerifyImageResponse]]:
+        """A photo or scan of a label: the QR Code found in it is verified exactly as Verify verifies
+        its text (recorded as a scan), and the brand's covert mark is looked for in the symbol. The
+        mark tells a genuine print from a code re-generated from its text (a leaked serial list, a
+        decode and re-encode); it does not tell a photocopy or a scan of a real label from the
+        label. The verdict does not depend on it. INVALID_ARGUMENT naming VerifyImageRequest.image
+        for an empty, oversized (over 6 MiB or 40 megapixels), unsupported (PNG, JPEG, WebP) or
+        undecodable image, or one with no readable QR Code; otherwise as Verify. Roles: public.
         """
 
 def add_VerifierServicer_to_server(servicer: VerifierServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -69,6 +69,7 @@ EXPECTED_RPCS: dict[str, dict[str, tuple[str, str, str]]] = {
     "Verifier": {
         "Verify": ("VerifyRequest", "VerifyResponse", UNARY),
         "GetPublicKeySet": ("GetPublicKeySetRequest", "KeySet", UNARY),
+        "VerifyImage": ("VerifyImageRequest", "VerifyImageResponse", UNARY),
     },
     "Audit": {
         "WatchAlerts": ("WatchAlertsRequest", "Alert", SERVER),
