@@ -9,6 +9,9 @@ Routes (all public, no credential; the use case rate-limits per client)::
     GET /.well-known/gs1resolver    resolver description (GS1 Digital Link resolver standard)
     GET /keys?tenant=… | ?gtin=…    the brand's public key set (JSON)
     GET /healthz                    {"status": "ok"|"degraded", "redis": "up"|"down"}
+    GET|POST /scan                  a photo of the label: upload form, then the verdict and
+             the covert mark (POST multipart/form-data fields image and pin, or the image
+             itself as image/png|jpeg|webp; Accept: application/json gives JSON)
 
 The handler is thin: it parses the request, calls one :class:`VerifierPort` method and
 renders the result; SealmarkError subclasses become HTTP statuses here and only here. A link
@@ -21,6 +24,7 @@ one, offers the phone's location as an optional extra.
 from __future__ import annotations
 
 import contextlib
+import email.policy
 import json
 import re
 import secrets
@@ -30,16 +34,18 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from email.parser import BytesParser
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 import structlog
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from sealmark.clock import Clock, SystemClock
+from sealmark.covert.reader import MAX_IMAGE_BYTES
 from sealmark.errors import (
     InvalidArgument,
     NotFound,
@@ -50,9 +56,15 @@ from sealmark.gs1.code import GS1Code
 from verifier import messages
 from verifier.domain import ClientContext, Verdict, Verification
 
+if TYPE_CHECKING:
+    from verifier.images import ImageVerification
+
 log = structlog.get_logger("sealmark.verify_http")
 
 MAX_BODY_BYTES = 4096  # a PIN form needs a few dozen bytes
+MAX_UPLOAD_BYTES = MAX_IMAGE_BYTES + 16 * 1024  # /scan: one image and a PIN, with their parts
+SCAN_PATH = "/scan"
+_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
 SESSION_COOKIE = "sm_session"
 SESSION_MAX_AGE_S = 365 * 24 * 3600  # one phone's browser is one session for a year
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{22,64}")
@@ -71,6 +83,14 @@ class VerifierPort(Protocol):
     def key_set(self, tenant_id: str | None, gtin: str | None) -> dict[str, Any]: ...
 
     def health(self) -> dict[str, Any]: ...
+
+
+class ImagePort(Protocol):
+    """What the /scan page needs of :class:`verifier.images.ImageVerifier`."""
+
+    def verify_image(
+        self, image: bytes, pin: str | None, context: ClientContext
+    ) -> ImageVerification: ...
 
 
 @dataclass(frozen=True)
@@ -103,8 +123,10 @@ class VerifyApp:
         fallback_host: str,
         clock: Clock | None = None,
         trust_proxy: bool = False,
+        images: ImagePort | None = None,
     ) -> None:
         self._verifier = verifier
+        self._images = images
         self._fallback_host = fallback_host
         self._clock = clock or SystemClock()
         self._trust_proxy = trust_proxy
@@ -136,6 +158,8 @@ class VerifyApp:
             "/.well-known/gs1resolver": (("GET", "HEAD", "OPTIONS"), self._resolver),
             "/keys": (("GET", "HEAD", "OPTIONS"), self._keys),
         }
+        if self._images is not None:
+            routes[SCAN_PATH] = (("GET", "HEAD", "POST"), self._scan)
         if path in routes:
             allowed, handler = routes[path]
             view.route = path
@@ -196,6 +220,56 @@ class VerifyApp:
             ("Cache-Control", "no-store"),
             ("Vary", "Accept, Accept-Language, Cookie"),
         ]
+        if new_session:
+            response.headers.append(("Set-Cookie", _cookie(session, view.https)))
+        return response
+
+    # -------------------------------------------------------------- a photo of the label
+
+    def _scan(self, request: Request, view: _View) -> Response:
+        assert self._images is not None
+        if request.method != "POST":
+            response = self._page(HTTPStatus.OK, "scan.html", view, {"result": None})
+            response.headers.append(("Cache-Control", "no-store"))
+            return response
+        try:
+            image, pin = _upload(request)
+            session, new_session = view.session()
+            context = ClientContext(
+                session_id=session, region=view.region(), locale=view.locale, client=view.client()
+            )
+            result = self._images.verify_image(image, pin, context)
+        except InvalidArgument as exc:
+            return self.error(view, HTTPStatus.BAD_REQUEST, "error_bad_input", exc.message)
+        except ResourceExhausted:
+            response = self.error(view, HTTPStatus.TOO_MANY_REQUESTS, "error_rate")
+            response.headers.append(("Retry-After", "60"))
+            return response
+        except Unavailable:
+            response = self.error(view, HTTPStatus.SERVICE_UNAVAILABLE, "error_unavailable")
+            response.headers.append(("Retry-After", "30"))
+            return response
+        covert = result.covert
+        mark = {
+            "status": covert.status.value,
+            "score": covert.score,
+            "noise": covert.noise,
+            "modules": covert.modules,
+            "rule": covert.rule,
+        }
+        if view.wants_json:
+            body = {
+                "payload": result.payload,
+                "verification": verification_json(result.verification, view.locale),
+                "covert_mark": mark,
+            }
+            response = _json(HTTPStatus.OK, body)
+        else:
+            facts = _page_facts(result.verification, view)
+            facts["show_pin_form"] = False  # the PIN goes with the photo, on the form below
+            page = {"result": facts, "mark": mark, "mark_score": f"{covert.score:.2f}"}
+            response = self._page(HTTPStatus.OK, "scan.html", view, page)
+        response.headers += [("Cache-Control", "no-store"), ("Vary", "Accept, Accept-Language")]
         if new_session:
             response.headers.append(("Set-Cookie", _cookie(session, view.https)))
         return response
@@ -396,6 +470,36 @@ def _form(request: Request) -> tuple[str | None, float | None, float | None]:
     pin = values.get("pin", "").strip() or None
     coordinates = [_coordinate(values.get(name, ""), name) for name in ("lat", "lon")]
     return pin, coordinates[0], coordinates[1]
+
+
+def _upload(request: Request) -> tuple[bytes, str | None]:
+    """(image, pin) from a multipart/form-data body (fields ``image`` and ``pin``) or from a
+    body that is the image itself. Raises InvalidArgument naming the field."""
+    kind = request.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+    if kind in _IMAGE_TYPES:
+        return request.body, None
+    if kind != "multipart/form-data":
+        raise InvalidArgument("form", f"content type {kind[:60]!r}, want multipart/form-data")
+    header = request.headers.get("Content-Type", "")[:200].encode("latin-1", "replace")
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + header + b"\r\n\r\n" + request.body
+    )
+    if not message.is_multipart() or message.defects:
+        raise InvalidArgument("form", "not a well-formed multipart/form-data body")
+    fields: dict[str, bytes] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str) and name in ("image", "pin") and name not in fields:
+            payload = part.get_payload(decode=True)
+            fields[name] = payload if isinstance(payload, bytes) else b""
+    if not fields.get("image"):
+        raise InvalidArgument("image", "required: a photo of the QR code")
+    pin = fields.get("pin", b"")
+    try:
+        pin_text = pin.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise InvalidArgument("pin", "not UTF-8") from exc
+    return fields["image"], pin_text or None
 
 
 def _coordinate(text: str, name: str) -> float | None:
@@ -681,7 +785,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse(HTTPStatus.BAD_REQUEST)
             return None
         length = int(raw)
-        if length > MAX_BODY_BYTES:
+        limit = MAX_UPLOAD_BYTES if self.path.partition("?")[0] == SCAN_PATH else MAX_BODY_BYTES
+        if length > limit:
             self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
             return None
         return length
@@ -698,6 +803,8 @@ class _Handler(BaseHTTPRequestHandler):
             if status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
             else "error_bad_input"
         )
+        if key == "error_too_large" and view.path == SCAN_PATH:
+            key = "error_image_too_large"
         response = self.server.app.error(view, status, key)
         _secure(response, view.nonce)
         response.headers.append(("Connection", "close"))
@@ -816,17 +923,20 @@ def start_http(
     clock: Clock | None = None,
     trust_proxy: bool = False,
     reuse_port: bool = False,
+    images: ImagePort | None = None,
 ) -> tuple[VerifyHttp, int]:
     """Start the HTTP face on ``host:port`` (0 = any free port) in a thread of its own;
-    ``reuse_port`` lets other serving processes bind the same port. Returns the running face
-    and the port it bound."""
+    ``reuse_port`` lets other serving processes bind the same port; with ``images`` it also
+    serves the /scan upload page. Returns the running face and the port it bound."""
 
     def app_factory(bound: int) -> VerifyApp:
         shown = "localhost" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
         fallback = (
             f"{shown}:{bound}" if _HOST.fullmatch(f"{shown}:{bound}") else f"localhost:{bound}"
         )
-        return VerifyApp(verifier, fallback_host=fallback, clock=clock, trust_proxy=trust_proxy)
+        return VerifyApp(
+            verifier, fallback_host=fallback, clock=clock, trust_proxy=trust_proxy, images=images
+        )
 
     running = VerifyHttp(_Server((host, port), app_factory, reuse_port), host)
     log.info("verify_http.started", url=running.url)

@@ -453,6 +453,22 @@ _LABELS: dict[str, dict[str, str]] = {
         "home_title": "Check a product",
         "home_help": "Scan the QR code on the pack with your phone camera to check it.",
         "footer": "Checked by Sealmark for the brand.",
+        "scan_title": "Check a photo of the label",
+        "scan_help": "Take a sharp photo of the QR code, straight on and in good light, and send"
+        " it. We check the code and the brand's hidden mark printed inside it.",
+        "scan_label": "Photo of the QR code (PNG, JPEG or WebP, up to 6 MB)",
+        "scan_submit": "Check the photo",
+        "covert_heading": "Hidden mark in the QR code",
+        "covert_present": "Present: this QR code was printed from the brand's own label.",
+        "covert_absent": "Not found: this QR code was not printed from a marked label of the"
+        " brand. It may have been made from a copied list of codes.",
+        "covert_unreadable": "Could not be read from this photo. Try a sharper, closer photo.",
+        "covert_not_checked": "Not checked: this is not a marked code of a Sealmark brand.",
+        "covert_note": "The mark shows a code re-made from its text. A photocopy or a photo of a"
+        " real label carries it too: the hidden PIN and the scan history catch those.",
+        "covert_score": "Mark score",
+        "error_image_too_large": "Photo too large",
+        "error_image_too_large_help": "Send a photo of at most 6 MB.",
     },
     ZH: {
         "page_title": "产品查验",
@@ -507,6 +523,22 @@ _LABELS: dict[str, dict[str, str]] = {
         "home_title": "产品查验",
         "home_help": "请用手机相机扫描包装上的二维码进行查验。",
         "footer": "由 Sealmark 代表品牌方提供查验。",
+        "scan_title": "上传标签照片查验",
+        "scan_help": "请在光线充足处正对二维码拍摄一张清晰的照片并上传。"
+        "我们会查验此码以及印在码内的品牌隐藏标记。",
+        "scan_label": "二维码照片（PNG、JPEG 或 WebP，不超过 6 MB）",
+        "scan_submit": "查验照片",
+        "covert_heading": "二维码内的隐藏标记",
+        "covert_present": "存在：此二维码印自品牌方的正版标签。",
+        "covert_absent": "未发现：此二维码并非印自品牌方带标记的标签，"
+        "可能是根据泄露的码清单重新生成的。",
+        "covert_unreadable": "无法从这张照片读取，请靠近一些并拍得更清晰。",
+        "covert_not_checked": "未查验：这不是 Sealmark 品牌带标记的码。",
+        "covert_note": "此标记可识别根据码文本重新生成的二维码。"
+        "对正版标签的复印或翻拍同样带有标记，这类复制由隐藏验证码和查验记录识别。",
+        "covert_score": "标记得分",
+        "error_image_too_large": "照片过大",
+        "error_image_too_large_help": "请上传不超过 6 MB 的照片。",
     },
 }
 

@@ -199,6 +199,7 @@ def start_consumer_page(container: Container, *, reuse_port: bool = False) -> Ve
     """The Verifier's HTTP face (consumer page, key set, resolver description) on
     ``verify_http_host:verify_http_port``, sharing the process's one Verifier with gRPC."""
     from verifier.http import start_http
+    from verifier.images import ImageVerifier
     from verifier.usecases import Verifier
 
     settings = container.settings
@@ -209,6 +210,7 @@ def start_consumer_page(container: Container, *, reuse_port: bool = False) -> Ve
         clock=container.clock,
         trust_proxy=settings.verify_http_trust_proxy,
         reuse_port=reuse_port,
+        images=ImageVerifier.of(container),
     )
     return page
 
