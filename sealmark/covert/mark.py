@@ -20,10 +20,15 @@ decoded text (re-encoded with the symbol's version, EC level and mask):
    ``MAX_FOREIGN_NOISE`` of them: the symbol is not our encoding of this text (a copy made by
    other software), ABSENT.
 3. That noise is over ``MAX_NOISE``: too blurred or damaged to judge, UNREADABLE.
-4. Otherwise the score is the share of marked positions that read flipped: PRESENT when it is
-   at least ``PRESENT_SCORE``, else ABSENT. With 32 positions and noise at its bound of 0.15, an
-   unmarked symbol reaches the threshold with probability under 10^-5 (binomial tail); a clean
-   re-encode, whose noise is the sampling's alone, scores near 0.
+4. Otherwise the score is the share of marked codewords that *carry* the mark: at least
+   ``CARRIED_MODULES`` of their 8 modules read as the mark has them (the keyed ones flipped, the
+   other ones clean). PRESENT when the score is at least ``PRESENT_SCORE``, else ABSENT.
+
+A clean re-encode scores 0 (each marked codeword is 4 modules off). Judging whole codewords
+rather than modules is what stops a counterfeiter without the key who sprays flips over as many
+codewords as the symbol still decodes with: the few marked codewords he touches he almost never
+flips in exactly the keyed pattern (1 in 70 for a 4-of-8 guess), and the spray itself pushes the
+noise over ``MAX_NOISE`` (tests/unit/test_covert_mark.py sprays the whole budget 40 times).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ MIN_GRID_AGREEMENT = 0.9
 MAX_NOISE = 0.15
 MAX_FOREIGN_NOISE = 0.3
 PRESENT_SCORE = 0.5
+CARRIED_MODULES = 7  # of a marked codeword's 8 modules, read as the mark has them
 
 _LABEL = b"sealmark-covert-v1"
 
@@ -96,7 +102,7 @@ class Status(StrEnum):
 @dataclass(frozen=True)
 class Judgement:
     status: Status
-    score: float  # share of the marked positions that read flipped, 0..1
+    score: float  # share of the marked codewords that carry the mark, 0..1
     noise: float  # share of the other data modules that read unlike the clean matrix
     grid: float  # share of the function-pattern modules that read as expected
     modules: int  # marked positions looked at
@@ -119,7 +125,7 @@ def judge(
     grid = _share(clean, read, grid_modules)
     others = [m for block in layout.codewords for cw in block for m in cw if m not in marked]
     noise = 1.0 - _share(clean, read, others)
-    score = 1.0 - _share(clean, read, marked) if marked else 0.0
+    score = _carried(layout, clean, read, marked)
 
     def verdict(status: Status, why: str) -> Judgement:
         return Judgement(status, score, noise, grid, len(marked), why)
@@ -135,6 +141,22 @@ def judge(
     if score >= PRESENT_SCORE:
         return verdict(Status.PRESENT, f"score {score:.2f} >= {PRESENT_SCORE}")
     return verdict(Status.ABSENT, f"score {score:.2f} < {PRESENT_SCORE}")
+
+
+def _carried(
+    layout: Layout,
+    clean: Sequence[Sequence[bool]],
+    read: Sequence[Sequence[bool]],
+    marked: set[Module],
+) -> float:
+    """Share of the codewords holding marked modules whose modules read as the mark has them
+    (keyed ones flipped, others clean) in at least CARRIED_MODULES of 8."""
+    touched = [cw for block in layout.codewords for cw in block if marked.intersection(cw)]
+    carried = 0
+    for codeword in touched:
+        right = sum((read[r][c] != clean[r][c]) == ((r, c) in marked) for r, c in codeword)
+        carried += right >= CARRIED_MODULES
+    return carried / len(touched) if touched else 0.0
 
 
 def _share(
