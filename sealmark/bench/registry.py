@@ -96,6 +96,7 @@ def _load_all() -> None:
         audit,
         baselines,
         compact,
+        covert,
         issuance,
         verification,
     )
