@@ -15,7 +15,8 @@ decoded text (re-encoded with the symbol's version, EC level and mask):
 
 1. Function patterns (finders, timing, alignment, version information) agree with the clean
    matrix on fewer than ``MIN_GRID_AGREEMENT`` of their modules: the grid was not found,
-   UNREADABLE.
+   UNREADABLE. (Any encoder draws them alike; a blur of half a module still reads 0.96, a label
+   bent out of the reader's alignment range about 0.91.)
 2. Data modules outside the marked positions differ from the clean matrix on more than
    ``MAX_FOREIGN_NOISE`` of them: the symbol is not our encoding of this text (a copy made by
    other software), ABSENT.
@@ -44,9 +45,9 @@ from sealmark.covert.geometry import Layout, Module, format_modules, function_mo
 BUDGET = 0.25  # share of each block's correctable codewords the mark may spend
 MODULES_PER_CODEWORD = 4  # flipped modules in each marked codeword (of 8)
 MIN_MODULES = 24  # fewer marked modules than this is too weak a mark: refuse to plan
-MIN_GRID_AGREEMENT = 0.9
+MIN_GRID_AGREEMENT = 0.95
 MAX_NOISE = 0.15
-MAX_FOREIGN_NOISE = 0.3
+MAX_FOREIGN_NOISE = 0.35
 PRESENT_SCORE = 0.5
 CARRIED_MODULES = 7  # of a marked codeword's 8 modules, read as the mark has them
 

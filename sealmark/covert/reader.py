@@ -29,7 +29,9 @@ MAX_SIDE = 10_000
 FORMATS = {"PNG": b"\x89PNG\r\n\x1a\n", "JPEG": b"\xff\xd8\xff"}
 _WEBP = (b"RIFF", b"WEBP")
 _SUPERSAMPLE = 7  # pixels per module side in the rectified symbol; the centre 3x3 is read
-_CENTRE = slice(2, 5)
+_SHIFT = 3  # rectified pixels (3/7 of a module) a module's centre may move to align locally
+_ALIGN_WINDOW = 9  # modules around a module whose agreement with the clean matrix picks its shift
+_LIGHT_WINDOW = 15  # modules around a module whose dark and light levels set its threshold
 
 
 def load_image(data: bytes, field: str) -> Image.Image:
@@ -61,15 +63,15 @@ def load_image(data: bytes, field: str) -> Image.Image:
 
 @dataclass(frozen=True)
 class Reading:
-    """A QR symbol found in an image: what it says, its parameters, its modules' centres
-    (0 = black .. 255 = white, ``size`` square)."""
+    """A QR symbol found in an image: what it says, its parameters, and the symbol rectified
+    to ``_SUPERSAMPLE`` pixels per module (0 = black .. 255 = white)."""
 
     text: str
     data: bytes  # as encoded in the symbol
     version: int
     ec_level: str
     mask: int
-    samples: NDArray[np.float64]
+    pixels: NDArray[np.float64]
 
 
 def find_symbol(image: Image.Image) -> Reading | None:
@@ -96,14 +98,14 @@ def find_symbol(image: Image.Image) -> Reading | None:
             continue
         p = found.position
         corners = [(c.x, c.y) for c in (p.top_left, p.top_right, p.bottom_right, p.bottom_left)]
-        samples = _sample(image, corners, size_of(version))
-        return Reading(found.text, bytes(found.bytes), version, level, mask, samples)
+        pixels = _rectify(image, corners, size_of(version))
+        return Reading(found.text, bytes(found.bytes), version, level, mask, pixels)
     return None
 
 
-def _sample(image: Image.Image, corners: list[tuple[int, int]], size: int) -> NDArray[np.float64]:
-    """Mean grey level of the centre of each module, through the perspective transform that
-    maps the symbol's outer corners (as zxing-cpp reports them) onto a square grid."""
+def _rectify(image: Image.Image, corners: list[tuple[int, int]], size: int) -> NDArray[np.float64]:
+    """The symbol seen straight on, ``_SUPERSAMPLE`` pixels per module: the perspective
+    transform that maps its outer corners (as zxing-cpp reports them) onto a square."""
     side = size * _SUPERSAMPLE
     square = [(0, 0), (side, 0), (side, side), (0, side)]
     # Pillow's PERSPECTIVE maps output (x, y) to input ((ax+by+c)/(gx+hy+1), (dx+ey+f)/(…)).
@@ -121,20 +123,72 @@ def _sample(image: Image.Image, corners: list[tuple[int, int]], size: int) -> ND
         Image.Resampling.BILINEAR,
         fillcolor=255,
     )
-    pixels = np.asarray(warped, dtype=np.float64).reshape(size, _SUPERSAMPLE, size, _SUPERSAMPLE)
-    centres: NDArray[np.float64] = pixels[:, _CENTRE, :, _CENTRE].mean(axis=(1, 3))
-    return centres
+    pixels: NDArray[np.float64] = np.asarray(warped, dtype=np.float64)
+    return pixels
 
 
-def binarise(samples: NDArray[np.float64], clean: tuple[tuple[bool, ...], ...]) -> list[list[bool]]:
-    """Dark or light per module, at the grey level halfway between the medians of the modules
-    the clean matrix has dark and light (the few marked ones barely move a median)."""
+def read_modules(
+    pixels: NDArray[np.float64], clean: tuple[tuple[bool, ...], ...]
+) -> list[list[bool]]:
+    """Dark or light per module of a rectified symbol, read against its clean matrix.
+
+    Each module is read at its centre, moved by up to ``_SHIFT`` pixels in the direction that
+    makes its neighbourhood (``_ALIGN_WINDOW`` modules square) agree best with the clean matrix:
+    four corners fix the grid only where the label is flat and zxing-cpp placed them well, so a
+    bent label or a corner estimated a little off is aligned piece by piece. The threshold is
+    halfway between the mean levels of the modules the clean matrix has dark and light around
+    it (``_LIGHT_WINDOW`` square), for light that falls off across the label. Aligning towards
+    the clean matrix can only pull a marked module towards "not flipped": it costs a genuine
+    mark a little, it never lends a copy one.
+    """
     expected = np.array(clean, dtype=bool)
-    if samples.shape != expected.shape or expected.all() or not expected.any():
-        raise ValueError("samples and clean matrix differ in shape, or the matrix is one colour")
-    threshold = (np.median(samples[expected]) + np.median(samples[~expected])) / 2
-    dark: list[list[bool]] = (samples < threshold).tolist()
-    return dark
+    n = expected.shape[0]
+    side = n * _SUPERSAMPLE
+    if pixels.shape != (side, side) or expected.all() or not expected.any():
+        raise ValueError("pixels and clean matrix differ in size, or the matrix is one colour")
+    padded = np.pad(pixels, _SHIFT, constant_values=255.0)
+    # Mean of each 3x3 square, by its centre pixel (offset by one): a module's centre read at
+    # any shift is then one strided slice.
+    length = padded.shape[0] - 2
+    means = np.zeros((length, length))
+    for a in range(3):
+        for b in range(3):
+            means += padded[a : a + length, b : b + length]
+    means /= 9
+    centre = _SUPERSAMPLE // 2 + _SHIFT - 1
+    span = range(-_SHIFT, _SHIFT + 1)
+    shifts = [(0, 0), *((dy, dx) for dy in span for dx in span if (dy, dx) != (0, 0))]
+    stack = np.stack(
+        [
+            means[centre + dy :: _SUPERSAMPLE, centre + dx :: _SUPERSAMPLE][:n, :n]
+            for dy, dx in shifts
+        ]
+    )
+    centred = stack[0]
+    dark, light = expected.astype(np.float64), (~expected).astype(np.float64)
+    dark_level = _box(centred * dark, _LIGHT_WINDOW) / np.maximum(_box(dark, _LIGHT_WINDOW), 1)
+    light_level = _box(centred * light, _LIGHT_WINDOW) / np.maximum(_box(light, _LIGHT_WINDOW), 1)
+    threshold = (dark_level + light_level) / 2
+    reads = stack < threshold
+    agreement = _box((reads == expected).astype(np.float64), _ALIGN_WINDOW)
+    best = np.argmax(agreement, axis=0)  # the first of equals: no shift unless one is better
+    chosen: list[list[bool]] = np.take_along_axis(reads, best[None], axis=0)[0].tolist()
+    return chosen
+
+
+def _box(values: NDArray[np.float64], width: int) -> NDArray[np.float64]:
+    """Sums over the ``width`` x ``width`` window centred on each cell of the last two axes
+    (clipped at the edges), by integral image."""
+    r = width // 2
+    pad = [(0, 0)] * (values.ndim - 2) + [(r + 1, r), (r + 1, r)]
+    c = np.pad(values, pad).cumsum(axis=-1).cumsum(axis=-2)
+    out: NDArray[np.float64] = (
+        c[..., width:, width:]
+        - c[..., :-width, width:]
+        - c[..., width:, :-width]
+        + c[..., :-width, :-width]
+    )
+    return out
 
 
 def check(reading: Reading, covert_key: bytes, code_key: str) -> Judgement:
@@ -143,4 +197,4 @@ def check(reading: Reading, covert_key: bytes, code_key: str) -> Judgement:
     :class:`~sealmark.covert.qr.DoesNotFit` when the text does not fit the symbol's version."""
     clean = qr.encode(reading.data, reading.ec_level, version=reading.version, mask=reading.mask)
     flips = plan(covert_key, code_key, clean.layout)
-    return judge(clean.layout, clean.rows, binarise(reading.samples, clean.rows), flips)
+    return judge(clean.layout, clean.rows, read_modules(reading.pixels, clean.rows), flips)

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import zxingcpp
 from PIL import Image, ImageChops, ImageFilter
 
@@ -69,6 +70,52 @@ def _shade(darkest: float) -> Callable[[Image.Image], Image.Image]:
     return shade
 
 
+def _keystone(squeeze: float) -> Callable[[Image.Image], Image.Image]:
+    """A photo taken at an angle (a true perspective): the left edge ``squeeze`` shorter than
+    the right."""
+
+    def keystone(image: Image.Image) -> Image.Image:
+        w, h = image.size
+        d = h * squeeze / 2
+        # Output (x, y) samples input ((a x + b y + c) / (g x + h y + 1), …): solve for the
+        # coefficients that send the output corners to a quad whose left side is taller.
+        out = [(0, 0), (w, 0), (w, h), (0, h)]
+        into = [(0, -d), (w, 0), (w, h), (0, h + d)]
+        rows, rhs = [], []
+        for (x, y), (u, v) in zip(out, into, strict=True):
+            rows += [[x, y, 1, 0, 0, 0, -u * x, -u * y], [0, 0, 0, x, y, 1, -v * x, -v * y]]
+            rhs += [u, v]
+        coefficients = np.linalg.solve(np.array(rows, float), np.array(rhs, float))
+        return image.transform(
+            image.size,
+            Image.Transform.PERSPECTIVE,
+            tuple(float(c) for c in coefficients),
+            Image.Resampling.BICUBIC,
+            fillcolor=255,
+        )
+
+    return keystone
+
+
+def _bend(squeeze: float) -> Callable[[Image.Image], Image.Image]:
+    """Not a perspective: a bilinear warp (lines curve), as a label bent over a pack."""
+
+    def bend(image: Image.Image) -> Image.Image:
+        w, h = image.size
+        d = h * squeeze / 2
+        quad = (0.0, -d, 0.0, h + d, float(w), float(h), float(w), 0.0)
+        return image.transform(
+            image.size, Image.Transform.QUAD, quad, Image.Resampling.BICUBIC, fillcolor=255
+        )
+
+    return bend
+
+
+def _spread(size: int) -> Callable[[Image.Image], Image.Image]:
+    """Ink spreading on the label: every dark area grows by ``size // 2`` pixels."""
+    return lambda image: image.filter(ImageFilter.MinFilter(size))
+
+
 def _chain(*steps: Callable[[Image.Image], Image.Image]) -> Callable[[Image.Image], Image.Image]:
     def chained(image: Image.Image) -> Image.Image:
         for step in steps:
@@ -78,13 +125,17 @@ def _chain(*steps: Callable[[Image.Image], Image.Image]) -> Callable[[Image.Imag
     return chained
 
 
-# name -> transform of item i. Rotation angles spread over the circle, never a multiple of 90.
+# name -> transform of item i. Rotation angles spread over the circle, never a multiple of 90;
+# perspective: one side 25 % shorter than the other; bent: a bilinear warp (lines curve), one
+# side 10 % shorter; blur: Gaussian radius 2 px (a quarter of a module).
 TRANSFORMS: dict[str, Callable[[int], Callable[[Image.Image], Image.Image]]] = {
     "none": lambda i: lambda image: image,
     "rotation": lambda i: _rotate(7 + (i * 37) % 346),
     "blur": lambda i: _blur(BLUR_PX),
     "jpeg50": lambda i: _jpeg(50),
     "scale0.5": lambda i: _scale(0.5),
+    "perspective": lambda i: _keystone(0.25),
+    "bent label": lambda i: _bend(0.1),
     "all four": lambda i: _chain(
         _rotate(7 + (i * 37) % 346), _blur(BLUR_PX), _scale(0.5), _jpeg(50)
     ),
@@ -97,6 +148,9 @@ STRESS: dict[str, Callable[[int], Callable[[Image.Image], Image.Image]]] = {
     "scale 0.25 + jpeg50": lambda i: _chain(_scale(0.25), _jpeg(50)),
     "uneven light (100 % to 30 %)": lambda i: _shade(0.3),
     "jpeg quality 20": lambda i: _jpeg(20),
+    "bent label (bilinear warp, one side 25 % shorter)": lambda i: _bend(0.25),
+    "ink spread 2 px (0.25 module) each side": lambda i: _spread(5),
+    "scale 0.2 (1.6 px/module)": lambda i: _scale(0.2),
 }
 
 

@@ -28,6 +28,7 @@ from sealmark.covert.mark import (
     BUDGET,
     MAX_FOREIGN_NOISE,
     MAX_NOISE,
+    MIN_GRID_AGREEMENT,
     MIN_MODULES,
     MODULES_PER_CODEWORD,
     PRESENT_SCORE,
@@ -211,7 +212,7 @@ def test_a_reading_off_the_grid_is_unreadable() -> None:
     )
     judgement = judge(encoded.layout, encoded.rows, shifted, flips)
     assert judgement.status is Status.UNREADABLE
-    assert judgement.grid < 0.9
+    assert judgement.grid < MIN_GRID_AGREEMENT
 
 
 def test_the_rule_wants_matrices_of_the_symbols_size() -> None:
