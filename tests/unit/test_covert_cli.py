@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from sealmark.cli.main import main
 from sealmark.covert.reader import check, find_symbol
 from sealmark.crypto.covert import CovertKeys
 from sealmark.crypto.pins import PinScheme
+from tests.unit.test_labels import _RECT, parse_svg
 
 PEPPER = "cli-covert-test-pepper-0123"
 LINK = "https://id.sealmark.example/01/09520123456788/10/L1/21/Qx7-Zk2_Aa9?17=271130&8030=" + (
@@ -78,3 +79,24 @@ def test_covert_keys_are_per_tenant_and_apart_from_pins() -> None:
         keys.for_tenant("")
     with pytest.raises(ValueError, match="16 bytes"):
         CovertKeys(b"short")
+
+
+def test_an_svg_label_carries_the_same_mark(tmp_path: Path) -> None:
+    svg = tmp_path / "marked.svg"
+    assert (
+        main(["label", LINK, "--symbology", "qr", "--covert-tenant", "acme", "--out", str(svg)])
+        == 0
+    )
+    # Draw the path's rectangles (the only shape render_svg emits), 6 px per module.
+    root = parse_svg(svg.read_text(encoding="utf-8"))
+    _, _, width, height = (float(v) for v in root.get("viewBox", "").split())
+    path = root.find("{http://www.w3.org/2000/svg}path")
+    assert path is not None
+    image = Image.new("L", (round(width * 6), round(height * 6)), 255)
+    draw = ImageDraw.Draw(image)
+    for x, y, w, h in _RECT.findall(path.get("d", "")):
+        x0, y0 = float(x) * 6, float(y) * 6
+        draw.rectangle((x0, y0, x0 + int(w) * 6 - 1, y0 + int(h) * 6 - 1), fill=0)
+    png = tmp_path / "drawn.png"
+    image.save(png)
+    assert _mark(png, "acme") == "present"
