@@ -100,3 +100,12 @@ def test_an_svg_label_carries_the_same_mark(tmp_path: Path) -> None:
     png = tmp_path / "drawn.png"
     image.save(png)
     assert _mark(png, "acme") == "present"
+
+
+def test_issue_with_a_covert_tenant_needs_qr_labels(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["issue", "--gtin", "09520123456788", "--lot", "L1", "--expiry", "271130"]
+    args += ["--count", "1", "--token", "smk_x_y", "--covert-tenant", "acme"]
+    assert main(args) == 2  # refused before any connection: no --labels
+    assert "--covert-tenant: a covert mark needs --labels and --symbology qr" in (
+        capsys.readouterr().err
+    )
