@@ -50,16 +50,8 @@ def _softhsm(root: Path) -> tuple[str, Path]:
     return module, conf
 
 
-@pytest.fixture(scope="module")
-def hsm_issuer(
-    pg_dsn: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, Any]]:
-    module, conf = _softhsm(tmp_path_factory.mktemp("softhsm"))
-    db = PostgresDatabase(pg_dsn)
-    clock = SystemClock()
-    brand = seed_tenant(db.unit_of_work, clock, "hsm", tokens={"ops": ["admin"]})
-    gtin, token = brand.gtin, brand.tokens["ops"]
-    db.close()
+def hsm_env(pg_dsn: str, redis_url: str, module: str, conf: Path) -> dict[str, str]:
+    """The environment of an Issuer process that signs with the SoftHSM2 token at ``conf``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMARK_")}
     env.update(
         SOFTHSM2_CONF=str(conf),
@@ -74,6 +66,20 @@ def hsm_issuer(
         SEALMARK_PKCS11_TOKEN=TOKEN_LABEL,
         SEALMARK_PKCS11_PIN=USER_PIN,
     )
+    return env
+
+
+@pytest.fixture(scope="module")
+def hsm_issuer(
+    pg_dsn: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    module, conf = _softhsm(tmp_path_factory.mktemp("softhsm"))
+    db = PostgresDatabase(pg_dsn)
+    clock = SystemClock()
+    brand = seed_tenant(db.unit_of_work, clock, "hsm", tokens={"ops": ["admin"]})
+    gtin, token = brand.gtin, brand.tokens["ops"]
+    db.close()
+    env = hsm_env(pg_dsn, redis_url, module, conf)
     server = IssuerProcess(env)
     try:
         with grpc.insecure_channel(server.target) as channel:

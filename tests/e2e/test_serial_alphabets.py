@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from sealmark.tenancy import usecases
 from sealmark.tenancy.alphabets import SERIAL_ALPHABETS
 from sealmark.v1 import audit_pb2, audit_pb2_grpc, issuer_pb2, issuer_pb2_grpc
 from tests.e2e.conftest import _md, make_container
-from tests.e2e.test_issuance_pkcs11 import TOKEN_LABEL, USER_PIN, _softhsm
+from tests.e2e.test_issuance_pkcs11 import _softhsm, hsm_env
 from tests.pg_fixtures import create_database, drop_database
 from tests.storage_contract import gtin_under
 from tests.support.servers import IssuerProcess
@@ -128,20 +127,7 @@ def test_token_keys_draw_from_the_declared_alphabet(
 ) -> None:
     seeded, gtins = brand
     module, conf = _softhsm(tmp_path_factory.mktemp("softhsm-alphabets"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMARK_")}
-    env.update(
-        SOFTHSM2_CONF=str(conf),
-        SEALMARK_DATABASE_URL=pg_dsn,
-        SEALMARK_REDIS_URL=redis_url,
-        SEALMARK_GRPC_PORT="0",
-        SEALMARK_METRICS_PORT="0",
-        SEALMARK_LOG_LEVEL="WARNING",
-        SEALMARK_SECRET_PEPPER="alphabet-test-pepper-0123",
-        SEALMARK_KEY_BACKEND="pkcs11",
-        SEALMARK_PKCS11_MODULE=module,
-        SEALMARK_PKCS11_TOKEN=TOKEN_LABEL,
-        SEALMARK_PKCS11_PIN=USER_PIN,
-    )
+    env = hsm_env(pg_dsn, redis_url, module, conf)
     server = IssuerProcess(env)
     try:
         with grpc.insecure_channel(server.target) as channel:
