@@ -297,6 +297,7 @@ class IssuerService(issuer_pb2_grpc.IssuerServicer):
             held=hold.held,
             reason=hold.reason,
             changed_by=hold.changed_by,
+            epcis_event_id=hold.epcis_event_id,
         )
         message.changed_at.FromDatetime(hold.changed_at)
         return message

@@ -83,6 +83,7 @@ class Hold:
     reason: str
     changed_at: datetime
     changed_by: str
+    epcis_event_id: str = ""
 
 
 def _unit_name(key: str) -> str:
@@ -282,7 +283,9 @@ class LineReports:
                 )
             )
             uow.commit()
-        return Hold(gtin14, lot, held, reason, now, principal.token_id)
+        return Hold(
+            gtin14, lot, held, reason, now, principal.token_id, str(payload["epcis_event_id"])
+        )
 
     def allocate_ssccs(
         self,

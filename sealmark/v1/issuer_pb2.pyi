@@ -622,12 +622,15 @@ class LotHold(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     CHANGED_AT_FIELD_NUMBER: _builtins.int
     CHANGED_BY_FIELD_NUMBER: _builtins.int
+    EPCIS_EVENT_ID_FIELD_NUMBER: _builtins.int
     gtin: _builtins.str
     lot: _builtins.str
     held: _builtins.bool
     reason: _builtins.str
     changed_by: _builtins.str
     """token id"""
+    epcis_event_id: _builtins.str
+    """the eventID of its EPCIS event in the export and log"""
     @_builtins.property
     def changed_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -639,10 +642,11 @@ class LotHold(_message.Message):
         reason: _builtins.str = ...,
         changed_at: _timestamp_pb2.Timestamp | None = ...,
         changed_by: _builtins.str = ...,
+        epcis_event_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "changed_by", b"changed_by", "gtin", b"gtin", "held", b"held", "lot", b"lot", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "changed_by", b"changed_by", "epcis_event_id", b"epcis_event_id", "gtin", b"gtin", "held", b"held", "lot", b"lot", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

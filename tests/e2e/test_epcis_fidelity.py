@@ -294,8 +294,8 @@ def _run(brand: Any, channel: grpc.Channel) -> dict[str, Any]:
         logistics,
     )
     hold = issuer_pb2.LotHoldRequest(gtin=brand.gtin, lot="LOT-FID", reason="QC deviation")
-    issuer.HoldLot(hold, metadata=line, timeout=10)
-    issuer.ReleaseLot(hold, metadata=line, timeout=10)
+    ids["HoldLot"] = issuer.HoldLot(hold, metadata=line, timeout=10).epcis_event_id
+    ids["ReleaseLot"] = issuer.ReleaseLot(hold, metadata=line, timeout=10).epcis_event_id
     audit.Recall(
         A.RecallRequest(
             request_id="fid-recall",
@@ -336,15 +336,16 @@ def _by_id(flow: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _event_of(flow: dict[str, Any], operation: str) -> dict[str, Any]:
     """The exported event of an operation: by the id its RPC answered with, or for the
-    operations that answer with none, by the transparency log's id (lot holds), by what it
-    named (commissioning) or as the last event recorded (the recall)."""
+    operations that answer with none, by what it named (commissioning) or as the last event
+    recorded (the recall)."""
     events, brand = flow["events"], flow["brand"]
-    if operation in flow["ids"]:
-        return _by_id(flow)[flow["ids"][operation]]
     if operation in ("HoldLot", "ReleaseLot"):
+        # The id the RPC answered is the one the transparency log committed to.
         kind = "lot.held" if operation == "HoldLot" else "lot.released"
         (entry,) = [e for e in flow["logged"] if e.get("event") == kind]
-        return _by_id(flow)[entry["epcis_event_id"]]
+        assert entry["epcis_event_id"] == flow["ids"][operation]
+    if operation in flow["ids"]:
+        return _by_id(flow)[flow["ids"][operation]]
     if operation in ("ReportCommissioned", "ReportScrapped"):
         code = flow["codes"][0 if operation == "ReportCommissioned" else 13]
         uri = f"https://id.gs1.org/01/{brand.gtin}/21/{code.serial}"
