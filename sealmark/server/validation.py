@@ -38,6 +38,10 @@ from sealmark.errors import InvalidArgument
 
 MAX_REPEATED = 10_000
 MAX_BYTES = 1024
+# Bytes fields that carry more than a key or a hash. An image is bounded here by the server's
+# 8 MiB message limit only: its reader refuses more than 6 MiB, naming the field, and checks
+# format and pixels (sealmark/covert/reader.py).
+_BYTES_LIMITS = {"VerifyImageRequest.image": 8 * 1024 * 1024}
 MAX_UINT64 = 2**63 - 1  # PostgreSQL bigint
 TIMESTAMP_SECONDS = (-62_135_596_800, 253_402_300_799)  # 0001-01-01T00:00:00Z..9999-12-31T23:59:59Z
 DURATION_SECONDS = 315_576_000_000  # ±10,000 years, as the protobuf JSON mapping allows
@@ -150,7 +154,10 @@ def _checker(field: FieldDescriptor) -> Callable[[Any, str], None]:
     if kind == _F.TYPE_STRING:
         return functools.partial(_check_string, rule_for(field))
     if kind == _F.TYPE_BYTES:
-        return _check_bytes
+        owner = field.containing_type.name if field.containing_type is not None else ""
+        return functools.partial(
+            _check_bytes, _BYTES_LIMITS.get(f"{owner}.{field.name}", MAX_BYTES)
+        )
     if kind in (_F.TYPE_UINT64, _F.TYPE_FIXED64):
         return _check_uint64
     if kind in (_F.TYPE_DOUBLE, _F.TYPE_FLOAT):
@@ -186,9 +193,9 @@ def _describe(char: str, at: int, rule: StringRule) -> str:
     return f"character {shown} at {at} is not allowed in {rule.what}"
 
 
-def _check_bytes(value: bytes, path: str) -> None:
-    if len(value) > MAX_BYTES:
-        raise InvalidArgument(path, f"{len(value)} bytes, want at most {MAX_BYTES}")
+def _check_bytes(limit: int, value: bytes, path: str) -> None:
+    if len(value) > limit:
+        raise InvalidArgument(path, f"{len(value)} bytes, want at most {limit}")
 
 
 def _check_uint64(value: int, path: str) -> None:
