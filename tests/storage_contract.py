@@ -12,6 +12,7 @@ import pytest
 from sealmark.errors import AlreadyExists, NotFound
 from sealmark.events import NewEvent
 from sealmark.storage.ports import UnitOfWorkFactory
+from sealmark.tenancy.certs import ClientCert, MatchKind, registration_id
 from sealmark.tenancy.model import ApiToken, Product, Role, Tenant
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -150,6 +151,64 @@ class StorageContract:
                 uow.tokens.revoke("nonexistent", later)
             with pytest.raises(NotFound):
                 uow.tokens.get("nonexistent")
+
+    def test_client_certs(self, uow_factory: UnitOfWorkFactory) -> None:
+        a = tenant()
+        subject = f"CN=line-{os.urandom(3).hex()},O=Acme"
+        san = f"URI:spiffe://acme/{os.urandom(3).hex()}"
+        by_subject = _cert(a.id, MatchKind.SUBJECT, subject, T0)
+        by_san = _cert(a.id, MatchKind.SAN, san, T0.replace(minute=1))
+        with uow_factory() as uow:
+            uow.tenants.add(a)
+            uow.client_certs.add(by_subject)
+            uow.client_certs.add(by_san)
+            uow.commit()
+        with uow_factory() as uow:
+            got = uow.client_certs.get(by_subject.id)
+            assert (got.kind, got.value, got.roles) == (MatchKind.SUBJECT, subject, {Role.LINE})
+            assert [c.id for c in uow.client_certs.list(a.id)] == [by_subject.id, by_san.id]
+            found = uow.client_certs.find([("subject", subject), ("san", san), ("san", "DNS:x")])
+            assert [c.id for c in found] == sorted([by_subject.id, by_san.id])
+            assert uow.client_certs.find([("san", subject)]) == []  # kind is part of the key
+            assert uow.client_certs.find([]) == []
+        later = datetime(2026, 11, 2, tzinfo=UTC)
+        with uow_factory() as uow:
+            uow.client_certs.revoke(by_subject.id, later)
+            uow.client_certs.revoke(by_subject.id, datetime(2026, 12, 1, tzinfo=UTC))
+            uow.commit()
+        with uow_factory() as uow:
+            assert uow.client_certs.get(by_subject.id).revoked_at == later
+            with pytest.raises(NotFound):
+                uow.client_certs.revoke("crt_aaaaaaaaaaaa", later)
+            with pytest.raises(NotFound):
+                uow.client_certs.get("crt_aaaaaaaaaaaa")
+
+    def test_one_active_registration_per_identity(self, uow_factory: UnitOfWorkFactory) -> None:
+        a = tenant()
+        subject = f"CN=line-{os.urandom(3).hex()},O=Acme"
+        first = _cert(a.id, MatchKind.SUBJECT, subject, T0)
+        with uow_factory() as uow:
+            uow.tenants.add(a)
+            uow.client_certs.add(first)
+            uow.commit()
+        with pytest.raises(AlreadyExists), uow_factory() as uow:
+            uow.client_certs.add(_cert(a.id, MatchKind.SUBJECT, subject, T0))
+            uow.commit()
+        with uow_factory() as uow:
+            uow.client_certs.revoke(first.id, T0)
+            uow.commit()
+        again = _cert(a.id, MatchKind.SUBJECT, subject, T0)
+        with uow_factory() as uow:
+            uow.client_certs.add(again)  # after a revocation the identity may be registered anew
+            uow.commit()
+        with uow_factory() as uow:
+            found = uow.client_certs.find([("subject", subject)])
+            assert {c.id: c.revoked_at is None for c in found} == {first.id: False, again.id: True}
+
+    def test_client_cert_of_unknown_tenant(self, uow_factory: UnitOfWorkFactory) -> None:
+        with pytest.raises(NotFound), uow_factory() as uow:
+            uow.client_certs.add(_cert(_tid(), MatchKind.SAN, "DNS:line.example", T0))
+            uow.commit()
 
     def test_events_append_in_order_with_limits(self, uow_factory: UnitOfWorkFactory) -> None:
         tid = _tid()
@@ -303,3 +362,15 @@ class StorageContract:
             present = {t.id for t in uow.tenants.list()} & {a.id, b.id}
         winner = next(k for k, v in outcomes.items() if v is None)
         assert present == {{"a": a.id, "b": b.id}[winner]}
+
+
+def _cert(tenant_id: str, kind: MatchKind, value: str, created_at: datetime) -> ClientCert:
+    return ClientCert(
+        registration_id(os.urandom(10)),
+        tenant_id,
+        frozenset({Role.LINE}),
+        "line 3",
+        kind,
+        value,
+        created_at,
+    )

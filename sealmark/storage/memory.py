@@ -24,6 +24,7 @@ from typing import Self, TypeVar
 from sealmark.clock import Clock, SystemClock
 from sealmark.errors import AlreadyExists, NotFound
 from sealmark.events import DomainEvent, NewEvent
+from sealmark.tenancy.certs import ClientCert
 from sealmark.tenancy.model import ApiToken, Product, Tenant
 
 T = TypeVar("T")
@@ -34,6 +35,7 @@ class _State:
     tenants: dict[str, Tenant] = field(default_factory=dict)
     products: dict[str, Product] = field(default_factory=dict)
     tokens: dict[str, ApiToken] = field(default_factory=dict)
+    client_certs: dict[str, ClientCert] = field(default_factory=dict)
     events: list[DomainEvent] = field(default_factory=list)
 
 
@@ -63,9 +65,11 @@ class MemoryUnitOfWork:
         self.new_tenant_ids: set[str] = set()  # adds (checked at commit), not revokes
         self.new_product_gtins: set[str] = set()
         self.new_token_ids: set[str] = set()
+        self.new_cert_ids: set[str] = set()
         self.tenants = _Tenants(self)
         self.products = _Products(self)
         self.tokens = _Tokens(self)
+        self.client_certs = _ClientCerts(self)
         self.events = _Events(self)
 
     def __enter__(self) -> Self:
@@ -97,6 +101,13 @@ class MemoryUnitOfWork:
                 if current is not None and current.revoked_at is not None:
                     token = replace(token, revoked_at=current.revoked_at)  # first revoke wins
                 done.tokens[token.id] = token
+            for cert_id in self.new_cert_ids:
+                _check_cert(self.staged.client_certs[cert_id], done.client_certs)
+            for cert in self.staged.client_certs.values():
+                stored = done.client_certs.get(cert.id)
+                if stored is not None and stored.revoked_at is not None:
+                    cert = replace(cert, revoked_at=stored.revoked_at)  # first revoke wins
+                done.client_certs[cert.id] = cert
             done.tenants.update(self.staged.tenants)
             done.products.update(self.staged.products)
             done.events = sorted(done.events + self.staged.events, key=lambda e: e.id)
@@ -105,6 +116,7 @@ class MemoryUnitOfWork:
     def rollback(self) -> None:
         self.staged = _State()
         self.new_tenant_ids, self.new_product_gtins, self.new_token_ids = set(), set(), set()
+        self.new_cert_ids = set()
 
     def visible_tenants(self) -> dict[str, Tenant]:
         return self._overlay(lambda s: s.tenants)
@@ -114,6 +126,9 @@ class MemoryUnitOfWork:
 
     def visible_tokens(self) -> dict[str, ApiToken]:
         return self._overlay(lambda s: s.tokens)
+
+    def visible_certs(self) -> dict[str, ClientCert]:
+        return self._overlay(lambda s: s.client_certs)
 
     def _overlay(self, table: Callable[[_State], dict[str, T]]) -> dict[str, T]:
         """Committed rows of one table overlaid with this unit's staged rows."""
@@ -209,6 +224,48 @@ class _Tokens:
         token = self.get(token_id)
         if token.revoked_at is None:
             self._uow.staged.tokens[token_id] = replace(token, revoked_at=at)
+
+
+def _check_cert(cert: ClientCert, others: dict[str, ClientCert]) -> None:
+    if cert.id in others:
+        raise AlreadyExists(f"client certificate {cert.id} exists already")
+    for other in others.values():
+        if other.revoked_at is None and (other.kind, other.value) == (cert.kind, cert.value):
+            raise AlreadyExists(f"{cert.kind} {cert.value!r} is registered already ({other.id})")
+
+
+class _ClientCerts:
+    def __init__(self, uow: MemoryUnitOfWork) -> None:
+        self._uow = uow
+
+    def add(self, cert: ClientCert) -> None:
+        if cert.tenant_id not in self._uow.visible_tenants():
+            raise NotFound(f"tenant {cert.tenant_id} not found")
+        _check_cert(cert, self._uow.visible_certs())
+        if cert.created_at is None:
+            cert = replace(cert, created_at=self._uow.store.clock.now())
+        self._uow.staged.client_certs[cert.id] = cert
+        self._uow.new_cert_ids.add(cert.id)
+
+    def get(self, cert_id: str) -> ClientCert:
+        cert = self._uow.visible_certs().get(cert_id)
+        if cert is None:
+            raise NotFound(f"client certificate {cert_id} not found")
+        return cert
+
+    def find(self, keys: Sequence[tuple[str, str]]) -> Sequence[ClientCert]:
+        wanted = set(keys)
+        found = [c for c in self._uow.visible_certs().values() if (c.kind, c.value) in wanted]
+        return sorted(found, key=lambda c: c.id)
+
+    def list(self, tenant_id: str) -> Sequence[ClientCert]:
+        mine = [c for c in self._uow.visible_certs().values() if c.tenant_id == tenant_id]
+        return sorted(mine, key=lambda c: (c.created_at, c.id))
+
+    def revoke(self, cert_id: str, at: datetime) -> None:
+        cert = self.get(cert_id)
+        if cert.revoked_at is None:
+            self._uow.staged.client_certs[cert_id] = replace(cert, revoked_at=at)
 
 
 class _Events:

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from sealmark.events import DomainEvent, NewEvent
+from sealmark.tenancy.certs import ClientCert
 from sealmark.tenancy.model import ApiToken, Product, Tenant
 
 
@@ -60,6 +61,27 @@ class TokenRepository(Protocol):
         Raises NotFound."""
 
 
+class ClientCertRepository(Protocol):
+    def add(self, cert: ClientCert) -> None:
+        """Store a new registration. Raises AlreadyExists if the id is taken or an active
+        registration has the same kind and value; NotFound if the tenant is unknown."""
+
+    def get(self, cert_id: str) -> ClientCert:
+        """Return the registration, revoked or not. Raises NotFound."""
+
+    def find(self, keys: Sequence[tuple[str, str]]) -> Sequence[ClientCert]:
+        """Every registration, active or revoked, whose (kind, value) is one of ``keys``,
+        ordered by id."""
+
+    def list(self, tenant_id: str) -> Sequence[ClientCert]:
+        """The tenant's registrations, ordered by creation time."""
+
+    def revoke(self, cert_id: str, at: datetime) -> None:
+        """Mark the registration revoked at ``at``; revoking twice keeps the first time.
+
+        Raises NotFound."""
+
+
 class EventLog(Protocol):
     def append(self, event: NewEvent) -> int:
         """Append an event and return its id. Ids increase in append order."""
@@ -79,6 +101,9 @@ class UnitOfWork(Protocol):
 
     @property
     def tokens(self) -> TokenRepository: ...
+
+    @property
+    def client_certs(self) -> ClientCertRepository: ...
 
     @property
     def events(self) -> EventLog: ...

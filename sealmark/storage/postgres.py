@@ -46,7 +46,13 @@ from sealmark.errors import (
     SealmarkError,
     Unavailable,
 )
-from sealmark.storage.postgres_repos import PgEvents, PgProducts, PgTenants, PgTokens
+from sealmark.storage.postgres_repos import (
+    PgClientCerts,
+    PgEvents,
+    PgProducts,
+    PgTenants,
+    PgTokens,
+)
 
 T = TypeVar("T")
 Connection = psycopg2.extensions.connection
@@ -250,6 +256,7 @@ class PostgresUnitOfWork:
         self.tenants = PgTenants(self)
         self.products = PgProducts(self)
         self.tokens = PgTokens(self)
+        self.client_certs = PgClientCerts(self)
         self.events = PgEvents(self)
 
     def __enter__(self) -> Self:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from sealmark.errors import AlreadyExists, NotFound
 from sealmark.events import DomainEvent, NewEvent
+from sealmark.tenancy.certs import ClientCert, MatchKind
 from sealmark.tenancy.model import ApiToken, CodeProfile, PackLevel, Product, Role, Tenant
 
 
@@ -205,6 +206,82 @@ def _token(row: tuple[Any, ...]) -> ApiToken:
         secret_hash=bytes(row[4]),
         created_at=row[5],
         revoked_at=row[6],
+    )
+
+
+class PgClientCerts:
+    def __init__(self, db: _Executor) -> None:
+        self._db = db
+
+    def add(self, cert: ClientCert) -> None:
+        try:
+            self._db.execute(
+                "INSERT INTO client_certs (id, tenant_id, name, roles, kind, value, created_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, coalesce(%s, now()))",
+                (
+                    cert.id,
+                    cert.tenant_id,
+                    cert.name,
+                    sorted(r.value for r in cert.roles),
+                    cert.kind.value,
+                    cert.value,
+                    cert.created_at,
+                ),
+            )
+        except AlreadyExists:
+            raise AlreadyExists(
+                f"{cert.kind} {cert.value!r} (or id {cert.id}) is registered already"
+            ) from None
+        except NotFound:
+            raise NotFound(f"tenant {cert.tenant_id} not found") from None
+
+    def get(self, cert_id: str) -> ClientCert:
+        rows = self._db.execute(_CERT_SELECT + " WHERE id = %s", (cert_id,))
+        if not rows:
+            raise NotFound(f"client certificate {cert_id} not found")
+        return _cert(rows[0])
+
+    def find(self, keys: Sequence[tuple[str, str]]) -> Sequence[ClientCert]:
+        if not keys:
+            return []
+        rows = self._db.execute(
+            _CERT_SELECT + " WHERE (kind, value) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+            " ORDER BY id",
+            ([k for k, _ in keys], [v for _, v in keys]),
+        )
+        return [_cert(r) for r in rows]
+
+    def list(self, tenant_id: str) -> Sequence[ClientCert]:
+        rows = self._db.execute(
+            _CERT_SELECT + " WHERE tenant_id = %s ORDER BY created_at, id", (tenant_id,)
+        )
+        return [_cert(r) for r in rows]
+
+    def revoke(self, cert_id: str, at: datetime) -> None:
+        rows = self._db.execute(
+            "UPDATE client_certs SET revoked_at = coalesce(revoked_at, %s) WHERE id = %s"
+            " RETURNING id",
+            (at, cert_id),
+        )
+        if not rows:
+            raise NotFound(f"client certificate {cert_id} not found")
+
+
+_CERT_SELECT = (
+    "SELECT id, tenant_id, roles, name, kind, value, created_at, revoked_at FROM client_certs"
+)
+
+
+def _cert(row: tuple[Any, ...]) -> ClientCert:
+    return ClientCert(
+        id=row[0],
+        tenant_id=row[1],
+        roles=frozenset(Role(r) for r in row[2]),
+        name=row[3],
+        kind=MatchKind(row[4]),
+        value=row[5],
+        created_at=row[6],
+        revoked_at=row[7],
     )
 
 

@@ -182,11 +182,14 @@ class ApiToken:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: one tenant and its roles. Built by the auth interceptor from a token."""
+    """Who is calling: one tenant and its roles. Built by the auth interceptor from a token,
+    a registered client certificate (``cert_id``), or both. ``token_id`` names the acting
+    credential in records: the token's id, or the certificate registration's without one."""
 
     tenant_id: str
     roles: frozenset[Role] = field(default_factory=frozenset)
     token_id: str = ""
+    cert_id: str = ""
 
     def require(self, *allowed: Role) -> None:
         """PermissionDenied unless the principal holds one of ``allowed``; admin always may."""
