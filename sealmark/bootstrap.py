@@ -22,6 +22,8 @@ from sealmark.storage.embedded import EmbeddedServers, start_embedded
 from sealmark.storage.migrate import apply_migrations
 from sealmark.storage.ports import UnitOfWork
 from sealmark.storage.postgres import PostgresDatabase
+from sealmark.tenancy.cert_usecases import authenticate_certificate
+from sealmark.tenancy.certs import CertIdentity, CertOutcome
 from sealmark.tenancy.model import Principal
 from sealmark.tenancy.tokens import RandomBytes
 from sealmark.tenancy.usecases import authenticate
@@ -40,6 +42,7 @@ class Container:
     random_bytes: RandomBytes
     embedded: EmbeddedServers | None = None
     authenticator: CachingAuthenticator = field(init=False)
+    cert_authenticator: CachingCertAuthenticator = field(init=False)
     # What services started and must stop with the process (worker pools), newest first.
     closers: list[Callable[[], None]] = field(default_factory=list)
     # Objects the services of one process share, by name (one Verifier for gRPC and HTTP).
@@ -47,6 +50,7 @@ class Container:
 
     def __post_init__(self) -> None:
         self.authenticator = CachingAuthenticator(self.uow, ttl_s=5.0)
+        self.cert_authenticator = CachingCertAuthenticator(self.uow, ttl_s=5.0)
 
     @functools.cached_property
     def secrets(self) -> Secrets:
@@ -94,6 +98,31 @@ class CachingAuthenticator:
                 self._cache.clear()
             self._cache[bearer] = (now + self._ttl, principal)
         return principal
+
+
+class CachingCertAuthenticator:
+    """Client-certificate lookups with a short cache, so the calls of one connection do not
+    each hit PostgreSQL. Every outcome is cached (a certificate is presented on each call of a
+    connection, token or not): a registration or a revocation takes effect within ``ttl_s``."""
+
+    def __init__(self, uow_factory: object, ttl_s: float) -> None:
+        self._uow_factory = uow_factory
+        self._ttl = ttl_s
+        self._cache: dict[CertIdentity, tuple[float, CertOutcome]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, identity: CertIdentity) -> CertOutcome:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(identity)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        outcome = authenticate_certificate(self._uow_factory, identity)  # type: ignore[arg-type]
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[identity] = (now + self._ttl, outcome)
+        return outcome
 
 
 def bootstrap(settings: Settings, *, migrate: bool = True) -> Container:

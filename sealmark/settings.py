@@ -36,6 +36,26 @@ class Settings(BaseSettings):
     )
     grpc_host: str = Field(default="127.0.0.1", description="gRPC listen address")
     grpc_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port; 0 = any free")
+    tls_cert: Path | None = Field(
+        default=None,
+        description="gRPC over TLS: the server's certificate chain (PEM, leaf first);"
+        " re-read when the file changes or on SIGHUP",
+    )
+    tls_key: Path | None = Field(
+        default=None,
+        validate_default=True,
+        description="the private key of SEALMARK_TLS_CERT (unencrypted PEM; keep it mode 600)",
+    )
+    tls_client_ca: Path | None = Field(
+        default=None,
+        validate_default=True,
+        description="mutual TLS: CA certificates (PEM) that every client certificate must chain"
+        " to; what a certificate may do is registered with `sealmark certs add`",
+    )
+    allow_insecure: bool = Field(
+        default=False,
+        description="UNSAFE: serve plaintext gRPC on a non-loopback SEALMARK_GRPC_HOST",
+    )
     http_host: str = Field(default="127.0.0.1", description="HTTP listen address (metrics)")
     metrics_port: int = Field(
         default=9464, ge=0, le=65535, description="Prometheus metrics port; 0 = any free"
@@ -142,6 +162,18 @@ class Settings(BaseSettings):
     def _check_redis(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("want a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("tls_key", "tls_client_ca")
+    @classmethod
+    def _check_tls(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        has_cert = info.data.get("tls_cert") is not None
+        if info.field_name == "tls_key" and (value is None) == has_cert:
+            if value is None:
+                raise ValueError("required when SEALMARK_TLS_CERT is set")
+            raise ValueError("set SEALMARK_TLS_CERT too (the certificate of this key)")
+        if info.field_name == "tls_client_ca" and value is not None and not has_cert:
+            raise ValueError("mutual TLS needs TLS: set SEALMARK_TLS_CERT and SEALMARK_TLS_KEY")
         return value
 
     @field_validator("pkcs11_module", "pkcs11_token", "pkcs11_pin")

@@ -17,6 +17,7 @@ from sealmark.demo import DEMO_GTIN, seed_demo
 from sealmark.server import affinity
 from sealmark.server.app import ShutdownSignal, create_server
 from sealmark.server.processes import ServingProcesses, on_parent_exit
+from sealmark.server.tls import check_plaintext_binding, reload_on_sighup, server_certificates
 from sealmark.services import binding_for
 from sealmark.settings import SERVICES, Settings
 
@@ -59,6 +60,9 @@ def _serve(
 ) -> int:
     worker = args.worker_of is not None
     cpus = affinity.plan(settings.cpu_affinity, settings.processes)  # refused before any start
+    certs = server_certificates(settings)  # bad PEM files, too, are refused before any start
+    if certs is None and not settings.allow_insecure:
+        check_plaintext_binding(settings.grpc_host, allow_insecure=False)
     container = bootstrap(settings, migrate=not worker)
     shared_ports = worker or settings.processes > 1
     metrics_server = None
@@ -71,7 +75,12 @@ def _serve(
             address=f"{settings.grpc_host}:{settings.grpc_port}",
             workers=settings.grpc_workers,
             reuse_port=shared_ports,
+            tls=certs,
+            authenticate_cert=container.cert_authenticator if certs and certs.mutual else None,
+            allow_insecure=settings.allow_insecure,
         )
+        if certs is not None:
+            reload_on_sighup(certs)
         if "verifier" in names:
             consumer_page = start_consumer_page(container, reuse_port=shared_ports)
         if worker:
@@ -103,6 +112,8 @@ def _serve(
                 demo,
                 consumer_page.url if consumer_page else None,
             )
+            if certs is not None:
+                _print_tls_note(settings)
         settle_garbage_collector()
         signum = shutdown.wait()
         log.info("shutdown.begin", signal=_signal_name(signum), grace_s=settings.shutdown_grace_s)
@@ -224,6 +235,18 @@ def settle_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+
+
+def _print_tls_note(settings: Settings) -> None:
+    client = " --cert CLIENT.pem --key CLIENT.key" if settings.tls_client_ca else ""
+    grpcurl = " -cert CLIENT.pem -key CLIENT.key" if settings.tls_client_ca else ""
+    print(
+        f"gRPC speaks {'mutual ' if client else ''}TLS (certificate {settings.tls_cert};"
+        " SIGHUP or a changed file reloads it): for grpcurl use"
+        f" -cacert CA.pem{grpcurl} instead of -plaintext; sealmark client commands take"
+        f" --ca CA.pem{client}. See docs/tls.md.\n",
+        flush=True,
+    )
 
 
 def _print_next_steps(

@@ -18,7 +18,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from sealmark.server import edge
-from sealmark.server.interceptor import Authenticate, ServiceInterceptor
+from sealmark.server.interceptor import Authenticate, AuthenticateCert, ServiceInterceptor
+from sealmark.server.tls import ServerCertificates, check_plaintext_binding
 from sealmark.tenancy.model import Role
 
 log = structlog.get_logger("sealmark.server")
@@ -121,21 +122,31 @@ def create_server(
     address: str = "127.0.0.1:0",
     workers: int = 16,
     reuse_port: bool = False,
+    tls: ServerCertificates | None = None,
+    authenticate_cert: AuthenticateCert | None = None,
+    allow_insecure: bool = False,
 ) -> RunningServer:
     """Create and start a server for ``bindings`` on ``address`` (port 0 = any free port).
     With ``reuse_port`` other processes may bind the same port and the kernel spreads new
     connections over them (``sealmark serve`` with ``processes`` > 1); without it, binding a
     port that another process holds fails.
 
+    With ``tls`` the port speaks TLS only (mutual TLS when it has a client CA, and then
+    ``authenticate_cert`` maps client certificates to principals). Without it, a
+    non-loopback address is refused (InvalidArgument) unless ``allow_insecure``.
+
     Health (one status per service, plus "" for the whole server) and reflection are on.
     """
+    host = address.rsplit(":", 1)[0]
+    if tls is None:
+        check_plaintext_binding(host, allow_insecure=allow_insecure)
     services = list(bindings)
     policy: dict[str, frozenset[Role]] = {}
     for binding in services:
         policy.update(binding.policy)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
-        interceptors=[ServiceInterceptor(authenticate, policy)],
+        interceptors=[ServiceInterceptor(authenticate, policy, authenticate_cert)],
         options=[
             ("grpc.max_receive_message_length", 8 * 1024 * 1024),
             ("grpc.so_reuseport", int(reuse_port)),
@@ -154,13 +165,22 @@ def create_server(
         ],
         server,
     )
-    port = server.add_insecure_port(address)
+    if tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, tls.credentials())
     if port == 0:
         raise OSError(f"cannot bind gRPC address {address}")
     server.start()
     running = RunningServer(server, port, health_servicer, services)
     running.set_serving(True)
-    log.info("grpc.started", address=address.rsplit(":", 1)[0], port=port, services=names)
+    log.info(
+        "grpc.started",
+        address=host,
+        port=port,
+        services=names,
+        transport="plaintext" if tls is None else "mtls" if tls.mutual else "tls",
+    )
     return running
 
 

@@ -1,8 +1,9 @@
 """One server interceptor that admits, scopes, measures and maps errors for every RPC.
 
-For each call it (1) checks the access policy of the method: public, or a bearer token with
-one of the allowed roles; (2) makes the caller's Principal available to the handler through
-:func:`current_principal`; (3) maps raised exceptions to status codes via
+For each call it (1) checks the access policy of the method: public, or a credential with one
+of the allowed roles: a bearer token, a registered client certificate (mutual TLS), or both,
+combined by :func:`sealmark.tenancy.certs.combine`; (2) makes the caller's Principal available
+to the handler through :func:`current_principal`; (3) maps raised exceptions to status codes via
 :func:`sealmark.server.errors.status_for`; (4) records metrics. Authentication runs in the
 handler's worker thread, inside the wrapped behaviour, so the context variable is visible to it.
 """
@@ -23,6 +24,8 @@ from prometheus_client import Counter, Histogram
 from sealmark.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from sealmark.server.errors import status_for
 from sealmark.server.metrics import RPC_IN_FLIGHT, RPC_SECONDS, RPC_TOTAL
+from sealmark.server.tls import peer_identity
+from sealmark.tenancy.certs import NO_CERT, CertIdentity, CertOutcome, combine
 from sealmark.tenancy.model import Principal, Role
 
 PUBLIC: frozenset[Role] = frozenset()
@@ -30,6 +33,7 @@ PUBLIC: frozenset[Role] = frozenset()
 
 Policy = Mapping[str, frozenset[Role]]
 Authenticate = Callable[[str], Principal]
+AuthenticateCert = Callable[[CertIdentity], CertOutcome]
 Admit = Callable[[grpc.ServicerContext], Principal | None]
 
 _principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
@@ -50,10 +54,17 @@ def current_principal() -> Principal:
 
 class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     """Admission, error mapping and metrics. ``policy`` maps full method names to allowed roles
-    (``PUBLIC`` for none); a method missing from the policy is admin-only (deny by default)."""
+    (``PUBLIC`` for none); a method missing from the policy is admin-only (deny by default).
+    With ``authenticate_cert`` (mutual TLS), a call's client certificate counts as well."""
 
-    def __init__(self, authenticate: Authenticate, policy: Policy) -> None:
+    def __init__(
+        self,
+        authenticate: Authenticate,
+        policy: Policy,
+        authenticate_cert: AuthenticateCert | None = None,
+    ) -> None:
         self._authenticate = authenticate
+        self._authenticate_cert = authenticate_cert
         self._policy = policy
         # method -> (the service's handler, its wrapped form): wrapped once, not per call
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
@@ -106,15 +117,21 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             if allowed == PUBLIC:
                 return None
             bearer = _bearer(context.invocation_metadata())
-            if bearer is None:
-                raise Unauthenticated("this call needs 'authorization: Bearer <token>' metadata")
-            principal = self._authenticate(bearer)
+            cert = self._certificate(context)
+            token = None if bearer is None or cert.refused else self._authenticate(bearer)
+            principal = combine(token, cert)
             if Role.ADMIN not in principal.roles and not principal.roles & allowed:
                 wanted = ", ".join(sorted(r.value for r in allowed))
                 raise PermissionDenied(f"this call needs one of the roles: {wanted}")
             return principal
 
         return admit
+
+    def _certificate(self, context: grpc.ServicerContext) -> CertOutcome:
+        if self._authenticate_cert is None:
+            return NO_CERT
+        identity = peer_identity(context.auth_context())
+        return NO_CERT if identity is None else self._authenticate_cert(identity)
 
 
 def _bearer(metadata: Any) -> str | None:
