@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 
 from sealmark.cli.output import Endpoint, emit, endpoint, rpc_failed
+from sealmark.cli.transport import add_tls_options, open_channel
 from sealmark.errors import InvalidArgument
 from sealmark.gs1 import ScanKind, classify_scan
 from sealmark.settings import Settings
@@ -82,6 +83,7 @@ def _client_options(parser: argparse.ArgumentParser, *, writes: bool = True) -> 
         )
     parser.add_argument("--target", default=None, help="host:port of the Aggregator")
     parser.add_argument("--token", default=None, help="API token (or SEALMARK_TOKEN)")
+    add_tls_options(parser)
     # SUPPRESS: when absent here, a `sealmark --json …` before the command still counts.
     parser.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
@@ -240,7 +242,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return _tree(args, where)
     request, method = write_request(args)
     try:
-        with grpc.insecure_channel(where.target) as channel:
+        with open_channel(where.target, args) as channel:
             stub = aggregator_pb2_grpc.AggregatorStub(channel)
             result = getattr(stub, method)(request, metadata=where.metadata)
     except grpc.RpcError as exc:
@@ -323,7 +325,7 @@ def _tree(args: argparse.Namespace, where: Endpoint) -> int:
     code = code_ref(args.code, "CODE")
     children: list[aggregator_pb2.Child] = []
     try:
-        with grpc.insecure_channel(where.target) as channel:
+        with open_channel(where.target, args) as channel:
             stub = aggregator_pb2_grpc.AggregatorStub(channel)
             ancestors = stub.GetAncestors(
                 aggregator_pb2.GetAncestorsRequest(code=code), metadata=where.metadata

@@ -39,6 +39,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from audit.offline import VerificationFailed, verify_files
 from sealmark.cli.aggregation import code_ref
 from sealmark.cli.output import emit, endpoint, rpc_failed
+from sealmark.cli.transport import add_tls_options, open_channel
 from sealmark.errors import InvalidArgument
 from sealmark.settings import Settings
 from sealmark.tlog.note import parse_checkpoint
@@ -165,6 +166,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     ):
         parser.add_argument("--target", default=None, help="host:port of the Audit service")
         parser.add_argument("--token", default=None, help="API token (or SEALMARK_TOKEN)")
+        if parser is not verify:  # offline; and its --key is the log's verifier key
+            add_tls_options(parser)
         parser.add_argument(
             "--json", action="store_true", default=argparse.SUPPRESS, help="machine output"
         )
@@ -175,7 +178,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return _verify(args)
     where = endpoint(args, settings)
     try:
-        with grpc.insecure_channel(where.target) as channel:
+        with open_channel(where.target, args) as channel:
             stub = audit_pb2_grpc.AuditStub(channel)
             return _call(args, stub, list(where.metadata))
     except grpc.RpcError as exc:

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from sealmark.bootstrap import Container
 from sealmark.cli.output import emit
+from sealmark.cli.transport import add_tls_options, open_channel
 from sealmark.errors import InvalidArgument
 from sealmark.settings import Settings
 
@@ -50,6 +51,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     issue.add_argument("--out", type=Path, default=None, help="codes.jsonl or codes.csv")
     issue.add_argument("--target", default=None, help="host:port of the Issuer")
     issue.add_argument("--token", default=None, help="line token (or SEALMARK_TOKEN)")
+    add_tls_options(issue)
     issue.add_argument("--labels", type=Path, default=None, help="also write a label per code here")
     issue.add_argument("--symbology", choices=["qr", "datamatrix"], default="qr")
     issue.add_argument("--format", choices=["png", "svg"], default="png", dest="label_format")
@@ -158,8 +160,11 @@ def run_issue(args: argparse.Namespace, settings: Settings) -> int:
     from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
 
     token = args.token or (settings.token.get_secret_value() if settings.token else None)
-    if not token:
-        raise InvalidArgument("--token", "a line token is required (or set SEALMARK_TOKEN)")
+    if not token and args.cert is None:
+        raise InvalidArgument(
+            "--token", "a line token is required (or set SEALMARK_TOKEN, or present --cert)"
+        )
+    metadata = [("authorization", f"Bearer {token}")] if token else []
     target = args.target or f"{settings.grpc_host}:{settings.grpc_port}"
     covert_key = _covert_key(args.covert_tenant, settings)
     if covert_key is not None and (args.labels is None or args.symbology != "qr"):
@@ -185,15 +190,13 @@ def run_issue(args: argparse.Namespace, settings: Settings) -> int:
         args.labels.mkdir(parents=True, exist_ok=True)
     try:
         with (
-            grpc.insecure_channel(target) as channel,
+            open_channel(target, args) as channel,
             tqdm(
                 total=args.count, unit="codes", disable=args.out is None or not sys.stderr.isatty()
             ) as bar,
         ):
             stub = issuer_pb2_grpc.IssuerStub(channel)
-            for response in stub.IssueCodes(
-                request, metadata=[("authorization", f"Bearer {token}")]
-            ):
+            for response in stub.IssueCodes(request, metadata=metadata):
                 for code in response.codes:
                     row = {
                         "index": code.index,

@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
         admin,
         aggregation,
         auditing,
+        certs,
         codes,
         health,
         issuing,
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(sub)
     sub.add_parser("migrate", help="apply database migrations and exit")
     admin.add_parsers(sub)
+    certs.add_parser(sub)
     issuing.add_parsers(sub)
     codes.add_parsers(sub)
     aggregation.add_parsers(sub)
@@ -137,6 +139,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         if args.command == "keys":
             return issuing.run_keys(args, container)
+        if args.command == "certs":
+            from sealmark.cli import certs
+
+            return certs.run(args, container)
         return admin.run(args, container)
     finally:
         container.close()

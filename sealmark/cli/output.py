@@ -85,11 +85,15 @@ class Endpoint:
 def endpoint(args: argparse.Namespace, settings: Settings) -> Endpoint:
     """``--target`` (default ``grpc_host:grpc_port`` from the settings) and ``--token`` (default
     ``SEALMARK_TOKEN``) as a bearer token. Raises InvalidArgument naming ``--token`` when there
-    is none."""
+    is none, unless a client certificate (``--cert``, mutual TLS) is the credential."""
     token = args.token or (settings.token.get_secret_value() if settings.token else None)
-    if not token:
-        raise InvalidArgument("--token", "a token is required (or set SEALMARK_TOKEN)")
     target = args.target or f"{settings.grpc_host}:{settings.grpc_port}"
+    if not token:
+        if getattr(args, "cert", None) is not None:
+            return Endpoint(target, ())
+        raise InvalidArgument(
+            "--token", "a token is required (or set SEALMARK_TOKEN, or present --cert)"
+        )
     return Endpoint(target, (("authorization", f"Bearer {token}"),))
 
 

@@ -29,6 +29,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from sealmark.cli.output import rpc_failed
+from sealmark.cli.transport import add_tls_options, open_channel
 from sealmark.clock import SystemClock
 from sealmark.crypto.signature import KEY_ID, canonical_bytes, decode_ai8030
 from sealmark.crypto.signature import verify as signature_holds
@@ -112,6 +113,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=None,
         help="host:port of the Verifier (default SEALMARK_GRPC_HOST:SEALMARK_GRPC_PORT)",
     )
+    add_tls_options(verify)
     offline = verify.add_argument_group("offline check (signature only, no network)")
     offline.add_argument(
         "--offline", action="store_true", help="check the signature only, against --keys"
@@ -191,7 +193,7 @@ def run(
     request = verify_request(args, payload, args.locale or default_locale(environ))
     target = args.target or f"{settings.grpc_host}:{settings.grpc_port}"
     try:
-        response = (verify or _verify_grpc)(request, target)
+        response = (verify or _grpc_verify(args))(request, target)
     except grpc.RpcError as exc:
         rpc_failed(exc)
         return 2
@@ -222,11 +224,16 @@ def verify_request(
     return request
 
 
-def _verify_grpc(request: verifier_pb2.VerifyRequest, target: str) -> verifier_pb2.VerifyResponse:
-    with grpc.insecure_channel(target) as channel:
-        stub = verifier_pb2_grpc.VerifierStub(channel)
-        response: verifier_pb2.VerifyResponse = stub.Verify(request, timeout=TIMEOUT_S)
-        return response
+def _grpc_verify(args: argparse.Namespace) -> Verify:
+    """Verify over gRPC, plaintext or TLS as ``args`` say (:mod:`sealmark.cli.transport`)."""
+
+    def send(request: verifier_pb2.VerifyRequest, target: str) -> verifier_pb2.VerifyResponse:
+        with open_channel(target, args) as channel:
+            stub = verifier_pb2_grpc.VerifierStub(channel)
+            response: verifier_pb2.VerifyResponse = stub.Verify(request, timeout=TIMEOUT_S)
+            return response
+
+    return send
 
 
 def response_document(response: verifier_pb2.VerifyResponse) -> dict[str, Any]:
@@ -509,6 +516,10 @@ def _check_offline_options(args: argparse.Namespace) -> None:
         ("--lon", args.lon),
         ("--locale", args.locale),
         ("--target", args.target),
+        ("--ca", args.ca),
+        ("--cert", args.cert),
+        ("--key", args.key),
+        ("--tls", args.tls or None),
     ):
         if value is not None and value != "":
             raise InvalidArgument(option, "not used by --offline: only the signature is checked")
