@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from sealmark.bench.certs import write_bench_pki
 from sealmark.bench.echo_server import METHOD
-from sealmark.bench.load import client_channels, closed_loop
+from sealmark.bench.load import client_channels, closed_loop, tls_credentials
 from sealmark.bench.registry import Measurement, benchmark, self_peak_rss_mb
 from sealmark.server.affinity import usable_cpus
 
@@ -54,9 +57,53 @@ def grpc_echo_pinned_rps() -> Measurement:
     return _echo_rps(cpu=usable_cpus()[0])
 
 
-def _echo_rps(cpu: int | None, seconds: float = 5.0, concurrency: int = 8) -> Measurement:
+@benchmark(
+    "grpc_echo_tls_rps",
+    baseline="grpc_echo_rps",
+    description="grpc_echo_rps over TLS (ECDSA P-256 server certificate, the services' reloading"
+    " credentials); ratio to the plaintext echo of the same run",
+)
+def grpc_echo_tls_rps() -> Measurement:
+    return _echo_over_tls(mutual=False)
+
+
+@benchmark(
+    "grpc_echo_mtls_rps",
+    baseline="grpc_echo_rps",
+    description="grpc_echo_tls_rps with client certificates (mutual TLS); ratio to the plaintext"
+    " echo of the same run",
+)
+def grpc_echo_mtls_rps() -> Measurement:
+    return _echo_over_tls(mutual=True)
+
+
+def _echo_over_tls(*, mutual: bool) -> Measurement:
+    with tempfile.TemporaryDirectory(prefix="sealmark-bench-tls-") as tmp:
+        pki = write_bench_pki(Path(tmp))
+        server = ["--cert", str(pki.server_cert), "--key", str(pki.server_key)]
+        if mutual:
+            server += ["--client-ca", str(pki.ca)]
+            credentials = tls_credentials(pki.ca, pki.client_cert, pki.client_key)
+        else:
+            credentials = tls_credentials(pki.ca)
+        return _echo_rps(cpu=None, server_args=server, credentials=credentials)
+
+
+def _echo_rps(
+    cpu: int | None,
+    seconds: float = 5.0,
+    concurrency: int = 8,
+    server_args: list[str] | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> Measurement:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sealmark.bench.echo_server", *([] if cpu is None else [str(cpu)])],
+        [
+            sys.executable,
+            "-m",
+            "sealmark.bench.echo_server",
+            *([] if cpu is None else [str(cpu)]),
+            *(server_args or []),
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -64,7 +111,7 @@ def _echo_rps(cpu: int | None, seconds: float = 5.0, concurrency: int = 8) -> Me
     try:
         assert proc.stdout is not None
         port = int(next(line for line in proc.stdout if line.strip().isdigit()))  # past logs
-        channels = client_channels(f"127.0.0.1:{port}", concurrency)
+        channels = client_channels(f"127.0.0.1:{port}", concurrency, credentials)
         try:
             echoes = [channel.unary_unary(METHOD) for channel in channels]
             for channel in channels:

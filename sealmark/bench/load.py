@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 
@@ -26,15 +27,29 @@ def gc_paused() -> Iterator[None]:
         gc.enable()
 
 
-def client_channels(target: str, count: int) -> list[grpc.Channel]:
+def client_channels(
+    target: str, count: int, credentials: grpc.ChannelCredentials | None = None
+) -> list[grpc.Channel]:
     """``count`` channels to ``target``, each on a connection of its own (gRPC Python shares
     one connection between equal channels unless told not to): the load of ``count`` separate
     clients, which a server of several processes can spread (one connection, one process).
-    Load thread ``n`` of :func:`closed_loop` uses channel ``i % count`` for its call ``i``."""
-    return [
-        grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
-        for _ in range(count)
-    ]
+    Load thread ``n`` of :func:`closed_loop` uses channel ``i % count`` for its call ``i``.
+    With ``credentials`` they speak TLS (:func:`tls_credentials`)."""
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    if credentials is None:
+        return [grpc.insecure_channel(target, options=options) for _ in range(count)]
+    return [grpc.secure_channel(target, credentials, options=options) for _ in range(count)]
+
+
+def tls_credentials(
+    ca: Path, cert: Path | None = None, key: Path | None = None
+) -> grpc.ChannelCredentials:
+    """TLS for :func:`client_channels`: trust ``ca``; with ``cert`` and ``key``, mutual TLS."""
+    return grpc.ssl_channel_credentials(
+        ca.read_bytes(),
+        key.read_bytes() if key else None,
+        cert.read_bytes() if cert else None,
+    )
 
 
 @dataclass(frozen=True)
