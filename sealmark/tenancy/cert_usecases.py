@@ -41,7 +41,7 @@ def register_client_cert(
 
     Raises InvalidArgument (naming ``roles``, ``name`` or ``value``), NotFound for an unknown
     tenant, AlreadyExists when an active registration has the same identity."""
-    validate_match(kind, value, "value")
+    value = validate_match(kind, value, "value")
     cert = ClientCert(
         id=registration_id(random_bytes(10)),
         tenant_id=tenant_id,

@@ -85,7 +85,9 @@ class ClientCert:
 
 
 def validate_match(kind: MatchKind, value: str, field: str = "value") -> str:
-    """Check the shape of a registration's value. Raises InvalidArgument naming ``field``."""
+    """Check the shape of a registration's value and return it as TLS reports it (an IP in
+    its canonical spelling: ``IP:fd00:0::7`` → ``IP:fd00::7``). Raises InvalidArgument naming
+    ``field``."""
     if not value or len(value) > 500 or value != value.strip():
         raise InvalidArgument(field, "must be 1..500 characters without surrounding spaces")
     if kind is MatchKind.SUBJECT:
@@ -98,7 +100,7 @@ def validate_match(kind: MatchKind, value: str, field: str = "value") -> str:
         raise InvalidArgument(field, f"{value!r}: want a typed SAN, one of {wanted}")
     if san_type == "IP":
         try:
-            ipaddress.ip_address(rest)
+            return f"IP:{ipaddress.ip_address(rest)}"
         except ValueError:
             raise InvalidArgument(field, f"{rest!r} is not an IP address") from None
     return value

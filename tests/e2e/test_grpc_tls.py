@@ -4,6 +4,7 @@ tenants and roles, certificate rotation under an open stream, and the refusals."
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import ssl
@@ -141,6 +142,18 @@ def test_a_registered_san_is_a_credential(world: dict[str, Any]) -> None:
     line = ca.client("shared-name", sans=[x509.UniformResourceIdentifier(uri)])
     _register(world, b, MatchKind.SAN, f"URI:{uri}", ["line"])
     assert _gtins(_list(world["port"], ca.pem, line)) == {b.gtin}
+
+
+def test_ip_and_email_sans_are_credentials(world: dict[str, Any]) -> None:
+    ca, a = world["ca"], world["a"]
+    n = int.from_bytes(os.urandom(2), "big")
+    ip, email = f"fd00::{n:x}", f"line-{n}@plant.example"
+    by_ip = ca.client("ip-line", sans=[x509.IPAddress(ipaddress.ip_address(ip))])
+    by_email = ca.client("email-line", sans=[x509.RFC822Name(email)])
+    _register(world, a, MatchKind.SAN, f"IP:{ip}", ["line"])
+    _register(world, a, MatchKind.SAN, f"email:{email}", ["line"])
+    assert _gtins(_list(world["port"], ca.pem, by_ip)) == {a.gtin}
+    assert _gtins(_list(world["port"], ca.pem, by_email)) == {a.gtin}
 
 
 def test_certificates_go_through_the_method_policy(world: dict[str, Any]) -> None:

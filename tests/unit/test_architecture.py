@@ -16,6 +16,7 @@ DOMAIN_MODULES = [
     ROOT / "sealmark" / "tenancy" / "model.py",
     ROOT / "sealmark" / "tenancy" / "alphabets.py",
     ROOT / "sealmark" / "tenancy" / "tokens.py",
+    ROOT / "sealmark" / "tenancy" / "certs.py",
     ROOT / "sealmark" / "events.py",
     ROOT / "sealmark" / "errors.py",
     ROOT / "sealmark" / "clock.py",

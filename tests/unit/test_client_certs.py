@@ -68,6 +68,10 @@ def test_good_identities(kind: MatchKind, value: str) -> None:
     assert validate_match(kind, value) == value
 
 
+def test_ip_sans_are_stored_in_their_canonical_spelling() -> None:
+    assert validate_match(MatchKind.SAN, "IP:fd00:0:0::0007") == "IP:fd00::7"
+
+
 @pytest.mark.parametrize(
     ("kind", "value", "reason"),
     [
