@@ -5,11 +5,13 @@ tenants and roles, certificate rotation under an open stream, and the refusals."
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import socket
 import ssl
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -421,6 +423,17 @@ def test_serve_and_cli_over_mutual_tls(world: dict[str, Any], tmp_path: Path) ->
         assert plaintext.returncode == 1 and "UNAVAILABLE" in plaintext.stderr
         no_key = sealmark(*issue, "--ca", str(files.client_ca), "--cert", str(client_cert), **db)
         assert no_key.returncode == 2 and "--key: give --cert and --key together" in no_key.stderr
+        # Revoked with the CLI: refused once the server's 5-second cache has let it go.
+        cert_id = json.loads(added.stdout)["id"]
+        revoked = sealmark("certs", "revoke", "--tenant", a.tenant_id, cert_id, **db)
+        assert revoked.returncode == 0, revoked.stderr
+        deadline = time.monotonic() + 15
+        while True:
+            again = sealmark(*issue, *tls, **db)
+            if again.returncode != 0 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert again.returncode == 1 and "UNAUTHENTICATED" in again.stderr, again.stderr
     finally:
         server.terminate()
         server.wait(timeout=30)
