@@ -6,6 +6,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -13,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealmark.bench.certs import write_bench_pki
 from sealmark.bench.echo_server import METHOD
-from sealmark.bench.load import client_channels, closed_loop, tls_credentials
+from sealmark.bench.load import LoadResult, client_channels, closed_loop, tls_credentials
 from sealmark.bench.registry import Measurement, benchmark, self_peak_rss_mb
 from sealmark.server.affinity import usable_cpus
 
@@ -77,7 +79,11 @@ def grpc_echo_mtls_rps() -> Measurement:
     return _echo_over_tls(mutual=True)
 
 
-def _echo_over_tls(*, mutual: bool) -> Measurement:
+def _echo_over_tls(*, mutual: bool, rounds: int = 4) -> Measurement:
+    """The TLS echo for 5 s (the line's value, against the registry's plaintext baseline), then
+    ``rounds`` pairs of 1-s rounds alternating a plaintext and the TLS echo, both servers up
+    (one idles while the other is driven): ``paired_ratio`` in the detail compares them under
+    the same passing load of a shared box, which a baseline measured minutes before cannot."""
     with tempfile.TemporaryDirectory(prefix="sealmark-bench-tls-") as tmp:
         pki = write_bench_pki(Path(tmp))
         server = ["--cert", str(pki.server_cert), "--key", str(pki.server_key)]
@@ -86,16 +92,48 @@ def _echo_over_tls(*, mutual: bool) -> Measurement:
             credentials = tls_credentials(pki.ca, pki.client_cert, pki.client_key)
         else:
             credentials = tls_credentials(pki.ca)
-        return _echo_rps(cpu=None, server_args=server, credentials=credentials)
+        with _echo_load(None, server, credentials) as tls, _echo_load(None) as plain:
+            measured = tls(5.0)
+            paired: dict[str, list[LoadResult]] = {"tls": [], "plain": []}
+            for n in range(rounds):
+                order = (
+                    (("tls", tls), ("plain", plain)) if n % 2 else (("plain", plain), ("tls", tls))
+                )
+                for name, load in order:
+                    paired[name].append(load(1.0))
+    detail = _latency_detail(measured)
+    detail["paired_ratio"] = round(_rps(paired["tls"]) / _rps(paired["plain"]), 4)
+    detail["paired_rounds"] = rounds
+    return Measurement(measured.rps, "rps", self_peak_rss_mb(), detail)
 
 
-def _echo_rps(
+def _rps(results: list[LoadResult]) -> float:
+    return sum(r.calls for r in results) / sum(r.seconds for r in results)
+
+
+def _echo_rps(cpu: int | None, seconds: float = 5.0) -> Measurement:
+    with _echo_load(cpu) as load:
+        result = load(seconds)
+    return Measurement(result.rps, "rps", self_peak_rss_mb(), _latency_detail(result))
+
+
+def _latency_detail(result: LoadResult) -> dict[str, float | int | str]:
+    return {
+        "p50_ms": round(result.percentile(0.5), 3),
+        "p99_ms": round(result.percentile(0.99), 3),
+        "errors": result.errors,
+    }
+
+
+@contextmanager
+def _echo_load(
     cpu: int | None,
-    seconds: float = 5.0,
-    concurrency: int = 8,
     server_args: list[str] | None = None,
     credentials: grpc.ChannelCredentials | None = None,
-) -> Measurement:
+    concurrency: int = 8,
+) -> Iterator[Callable[[float], LoadResult]]:
+    """An echo server subprocess and ``concurrency`` clients on it, warmed up; yields a function
+    that drives it closed-loop for some seconds."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -121,8 +159,11 @@ def _echo_rps(
             def echo(i: int) -> object:
                 return echoes[i % concurrency](payload, timeout=5)
 
-            closed_loop(echo, seconds=0.5, concurrency=concurrency)
-            result = closed_loop(echo, seconds=seconds, concurrency=concurrency)
+            def drive(seconds: float) -> LoadResult:
+                return closed_loop(echo, seconds=seconds, concurrency=concurrency)
+
+            drive(0.5)
+            yield drive
         finally:
             for channel in channels:
                 channel.close()
@@ -130,13 +171,3 @@ def _echo_rps(
         if proc.stdin:
             proc.stdin.close()
         proc.wait(timeout=10)
-    return Measurement(
-        result.rps,
-        "rps",
-        self_peak_rss_mb(),
-        {
-            "p50_ms": round(result.percentile(0.5), 3),
-            "p99_ms": round(result.percentile(0.99), 3),
-            "errors": result.errors,
-        },
-    )
