@@ -36,17 +36,17 @@ class Settings(BaseSettings):
     )
     grpc_host: str = Field(default="127.0.0.1", description="gRPC listen address")
     grpc_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port; 0 = any free")
-    tls_cert: Path | None = Field(
+    tls_cert_file: Path | None = Field(
         default=None,
         description="gRPC over TLS: the server's certificate chain (PEM, leaf first);"
         " re-read when the file changes or on SIGHUP",
     )
-    tls_key: Path | None = Field(
+    tls_key_file: Path | None = Field(
         default=None,
         validate_default=True,
-        description="the private key of SEALMARK_TLS_CERT (unencrypted PEM; keep it mode 600)",
+        description="the private key of SEALMARK_TLS_CERT_FILE (unencrypted PEM; keep it mode 600)",
     )
-    tls_client_ca: Path | None = Field(
+    tls_client_ca_file: Path | None = Field(
         default=None,
         validate_default=True,
         description="mutual TLS: CA certificates (PEM) that every client certificate must chain"
@@ -164,16 +164,18 @@ class Settings(BaseSettings):
             raise ValueError("want a redis://, rediss:// or unix:// URL")
         return value
 
-    @field_validator("tls_key", "tls_client_ca")
+    @field_validator("tls_key_file", "tls_client_ca_file")
     @classmethod
     def _check_tls(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        has_cert = info.data.get("tls_cert") is not None
-        if info.field_name == "tls_key" and (value is None) == has_cert:
+        has_cert = info.data.get("tls_cert_file") is not None
+        if info.field_name == "tls_key_file" and (value is None) == has_cert:
             if value is None:
-                raise ValueError("required when SEALMARK_TLS_CERT is set")
-            raise ValueError("set SEALMARK_TLS_CERT too (the certificate of this key)")
-        if info.field_name == "tls_client_ca" and value is not None and not has_cert:
-            raise ValueError("mutual TLS needs TLS: set SEALMARK_TLS_CERT and SEALMARK_TLS_KEY")
+                raise ValueError("required when SEALMARK_TLS_CERT_FILE is set")
+            raise ValueError("set SEALMARK_TLS_CERT_FILE too (the certificate of this key)")
+        if info.field_name == "tls_client_ca_file" and value is not None and not has_cert:
+            raise ValueError(
+                "mutual TLS needs TLS: set SEALMARK_TLS_CERT_FILE and SEALMARK_TLS_KEY_FILE"
+            )
         return value
 
     @field_validator("pkcs11_module", "pkcs11_token", "pkcs11_pin")

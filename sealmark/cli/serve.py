@@ -238,10 +238,10 @@ def settle_garbage_collector() -> None:
 
 
 def _print_tls_note(settings: Settings) -> None:
-    client = " --cert CLIENT.pem --key CLIENT.key" if settings.tls_client_ca else ""
-    grpcurl = " -cert CLIENT.pem -key CLIENT.key" if settings.tls_client_ca else ""
+    client = " --cert CLIENT.pem --key CLIENT.key" if settings.tls_client_ca_file else ""
+    grpcurl = " -cert CLIENT.pem -key CLIENT.key" if settings.tls_client_ca_file else ""
     print(
-        f"gRPC speaks {'mutual ' if client else ''}TLS (certificate {settings.tls_cert};"
+        f"gRPC speaks {'mutual ' if client else ''}TLS (certificate {settings.tls_cert_file};"
         " SIGHUP or a changed file reloads it): for grpcurl use"
         f" -cacert CA.pem{grpcurl} instead of -plaintext; sealmark client commands take"
         f" --ca CA.pem{client}. See docs/tls.md.\n",

@@ -41,9 +41,9 @@ from sealmark.tenancy.certs import CertIdentity
 
 log = structlog.get_logger("sealmark.tls")
 
-CERT_SETTING = "SEALMARK_TLS_CERT"
-KEY_SETTING = "SEALMARK_TLS_KEY"
-CLIENT_CA_SETTING = "SEALMARK_TLS_CLIENT_CA"
+CERT_SETTING = "SEALMARK_TLS_CERT_FILE"
+KEY_SETTING = "SEALMARK_TLS_KEY_FILE"
+CLIENT_CA_SETTING = "SEALMARK_TLS_CLIENT_CA_FILE"
 
 
 @dataclass(frozen=True)
@@ -60,9 +60,11 @@ def server_certificates(settings: Settings) -> ServerCertificates | None:
     """The certificates the settings name, loaded and checked; None for plaintext.
 
     Raises InvalidArgument naming the setting and the path of a file that does not load."""
-    if settings.tls_cert is None or settings.tls_key is None:
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
         return None
-    return ServerCertificates(TlsFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca))
+    return ServerCertificates(
+        TlsFiles(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
+    )
 
 
 @dataclass(frozen=True, repr=False)
@@ -260,7 +262,7 @@ def check_plaintext_binding(host: str, *, allow_insecure: bool) -> None:
         raise InvalidArgument(
             "SEALMARK_GRPC_HOST",
             f"{host or '(all interfaces)'} is not a loopback address, and plaintext gRPC there"
-            " is open to the network: set SEALMARK_TLS_CERT and SEALMARK_TLS_KEY, or"
+            " is open to the network: set SEALMARK_TLS_CERT_FILE and SEALMARK_TLS_KEY_FILE, or"
             " SEALMARK_ALLOW_INSECURE=true to serve plaintext anyway (unsafe)",
         )
     log.warning("grpc.insecure", host=host, note="plaintext gRPC off loopback (allow_insecure)")

@@ -345,19 +345,19 @@ def test_serve_refuses_plaintext_off_loopback(world: dict[str, Any]) -> None:
 def test_serve_names_a_missing_pem(world: dict[str, Any], tmp_path: Path) -> None:
     missing = tmp_path / "missing.pem"
     done = _serve_once(
-        world, SEALMARK_TLS_CERT=str(missing), SEALMARK_TLS_KEY=str(world["files"].key)
+        world, SEALMARK_TLS_CERT_FILE=str(missing), SEALMARK_TLS_KEY_FILE=str(world["files"].key)
     )
     assert done.returncode == 2
-    assert f"SEALMARK_TLS_CERT: cannot read {missing}" in done.stderr
+    assert f"SEALMARK_TLS_CERT_FILE: cannot read {missing}" in done.stderr
 
 
 def test_serve_refuses_a_key_of_another_certificate(world: dict[str, Any], tmp_path: Path) -> None:
     _, other_key = world["ca"].server().write(tmp_path, "other")
     done = _serve_once(
-        world, SEALMARK_TLS_CERT=str(world["files"].cert), SEALMARK_TLS_KEY=str(other_key)
+        world, SEALMARK_TLS_CERT_FILE=str(world["files"].cert), SEALMARK_TLS_KEY_FILE=str(other_key)
     )
     assert done.returncode == 2
-    assert f"SEALMARK_TLS_KEY: the key in {other_key} does not match" in done.stderr
+    assert f"SEALMARK_TLS_KEY_FILE: the key in {other_key} does not match" in done.stderr
     assert "PRIVATE KEY" not in done.stderr + done.stdout
 
 
@@ -382,9 +382,9 @@ def test_serve_and_cli_over_mutual_tls(world: dict[str, Any], tmp_path: Path) ->
         SEALMARK_KEY_PASSPHRASE="e2e-test-passphrase",
         SEALMARK_GRPC_PORT="0",
         SEALMARK_METRICS_PORT="0",
-        SEALMARK_TLS_CERT=str(files.cert),
-        SEALMARK_TLS_KEY=str(files.key),
-        SEALMARK_TLS_CLIENT_CA=str(files.client_ca),
+        SEALMARK_TLS_CERT_FILE=str(files.cert),
+        SEALMARK_TLS_KEY_FILE=str(files.key),
+        SEALMARK_TLS_CLIENT_CA_FILE=str(files.client_ca),
     )
     server = subprocess.Popen(
         [sys.executable, "-m", "sealmark.cli.main", "serve", "issuer"],

@@ -54,18 +54,18 @@ def test_a_missing_file_names_the_setting_and_the_path(files: TlsFiles, tmp_path
     missing = tmp_path / "nope.pem"
     with pytest.raises(InvalidArgument) as caught:
         load_pem_set(TlsFiles(missing, files.key))
-    assert caught.value.field == "SEALMARK_TLS_CERT"
+    assert caught.value.field == "SEALMARK_TLS_CERT_FILE"
     assert str(missing) in str(caught.value) and "No such file" in str(caught.value)
     with pytest.raises(InvalidArgument) as caught:
         load_pem_set(TlsFiles(files.cert, files.key, missing))
-    assert caught.value.field == "SEALMARK_TLS_CLIENT_CA" and str(missing) in str(caught.value)
+    assert caught.value.field == "SEALMARK_TLS_CLIENT_CA_FILE" and str(missing) in str(caught.value)
 
 
 def test_an_unreadable_key_names_the_setting_and_the_path(files: TlsFiles, tmp_path: Path) -> None:
     # A directory: unreadable even for root, who reads files of any mode.
     with pytest.raises(InvalidArgument) as caught:
         load_pem_set(TlsFiles(files.cert, tmp_path))
-    assert caught.value.field == "SEALMARK_TLS_KEY" and str(tmp_path) in str(caught.value)
+    assert caught.value.field == "SEALMARK_TLS_KEY_FILE" and str(tmp_path) in str(caught.value)
 
 
 def test_a_file_that_is_not_pem_is_refused(files: TlsFiles, tmp_path: Path) -> None:
@@ -73,10 +73,10 @@ def test_a_file_that_is_not_pem_is_refused(files: TlsFiles, tmp_path: Path) -> N
     junk.write_text("not a certificate\n")
     with pytest.raises(InvalidArgument, match=r"junk.pem holds no PEM certificate") as caught:
         load_pem_set(TlsFiles(junk, files.key))
-    assert caught.value.field == "SEALMARK_TLS_CERT"
+    assert caught.value.field == "SEALMARK_TLS_CERT_FILE"
     with pytest.raises(InvalidArgument, match="holds no PEM certificate") as caught:
         load_pem_set(TlsFiles(files.cert, files.key, junk))
-    assert caught.value.field == "SEALMARK_TLS_CLIENT_CA"
+    assert caught.value.field == "SEALMARK_TLS_CLIENT_CA_FILE"
 
 
 def test_a_broken_key_is_refused_without_quoting_it(files: TlsFiles, tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ def test_a_broken_key_is_refused_without_quoting_it(files: TlsFiles, tmp_path: P
     bad.write_text(f"-----BEGIN PRIVATE KEY-----\n{secret}\n-----END PRIVATE KEY-----\n")
     with pytest.raises(InvalidArgument) as caught:
         load_pem_set(TlsFiles(files.cert, bad))
-    assert caught.value.field == "SEALMARK_TLS_KEY"
+    assert caught.value.field == "SEALMARK_TLS_KEY_FILE"
     assert "bad.key holds no unencrypted PEM private key" in str(caught.value)
     assert secret not in str(caught.value) and caught.value.__cause__ is None
 
@@ -109,7 +109,7 @@ def test_a_key_that_does_not_match_its_certificate_is_refused(
     _, other_key = ca.server().write(tmp_path, "other")
     with pytest.raises(InvalidArgument) as caught:
         load_pem_set(TlsFiles(files.cert, other_key))
-    assert caught.value.field == "SEALMARK_TLS_KEY"
+    assert caught.value.field == "SEALMARK_TLS_KEY_FILE"
     assert f"the key in {other_key} does not match the certificate in {files.cert}" in str(
         caught.value
     )
@@ -192,7 +192,7 @@ def test_plaintext_off_loopback_is_refused_unless_allowed() -> None:
     with pytest.raises(InvalidArgument) as caught:
         check_plaintext_binding(ANY_IPV4, allow_insecure=False)
     assert caught.value.field == "SEALMARK_GRPC_HOST"
-    assert "SEALMARK_TLS_CERT" in str(caught.value) and "SEALMARK_ALLOW_INSECURE" in str(
+    assert "SEALMARK_TLS_CERT_FILE" in str(caught.value) and "SEALMARK_ALLOW_INSECURE" in str(
         caught.value
     )
     check_plaintext_binding(ANY_IPV4, allow_insecure=True)
@@ -217,9 +217,9 @@ def test_peer_identity_from_the_auth_context() -> None:
 @pytest.mark.parametrize(
     ("env", "key"),
     [
-        ({"SEALMARK_TLS_CERT": "server.pem"}, "SEALMARK_TLS_KEY"),
-        ({"SEALMARK_TLS_KEY": "server.key"}, "SEALMARK_TLS_KEY"),
-        ({"SEALMARK_TLS_CLIENT_CA": "ca.pem"}, "SEALMARK_TLS_CLIENT_CA"),
+        ({"SEALMARK_TLS_CERT_FILE": "server.pem"}, "SEALMARK_TLS_KEY_FILE"),
+        ({"SEALMARK_TLS_KEY_FILE": "server.key"}, "SEALMARK_TLS_KEY_FILE"),
+        ({"SEALMARK_TLS_CLIENT_CA_FILE": "ca.pem"}, "SEALMARK_TLS_CLIENT_CA_FILE"),
         ({"SEALMARK_ALLOW_INSECURE": "maybe"}, "SEALMARK_ALLOW_INSECURE"),
     ],
 )
@@ -232,13 +232,13 @@ def test_tls_settings_that_do_not_fit_name_the_key(env: dict[str, str], key: str
 def test_tls_settings() -> None:
     settings = load_settings(
         {
-            "SEALMARK_TLS_CERT": "s.pem",
-            "SEALMARK_TLS_KEY": "s.key",
-            "SEALMARK_TLS_CLIENT_CA": "ca.pem",
+            "SEALMARK_TLS_CERT_FILE": "s.pem",
+            "SEALMARK_TLS_KEY_FILE": "s.key",
+            "SEALMARK_TLS_CLIENT_CA_FILE": "ca.pem",
         }
     )
-    assert (settings.tls_cert, settings.tls_key) == (Path("s.pem"), Path("s.key"))
-    assert settings.tls_client_ca == Path("ca.pem") and not settings.allow_insecure
+    assert (settings.tls_cert_file, settings.tls_key_file) == (Path("s.pem"), Path("s.key"))
+    assert settings.tls_client_ca_file == Path("ca.pem") and not settings.allow_insecure
 
 
 def _client_args(**values: object) -> argparse.Namespace:
