@@ -108,7 +108,7 @@ def validate_match(kind: MatchKind, value: str, field: str = "value") -> str:
 
 def _split_dn(value: str) -> list[str]:
     """RDNs of an RFC 4514 string (a backslash escapes a comma inside a value)."""
-    return [p for p in re.split(r"(?<!\\),", value)]
+    return re.split(r"(?<!\\),", value)
 
 
 def registration_id(random_bytes: bytes) -> str:
