@@ -7,10 +7,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import queue
+import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -394,6 +397,7 @@ def test_serve_and_cli_over_mutual_tls(world: dict[str, Any], tmp_path: Path) ->
         stderr=subprocess.STDOUT,
         text=True,
     )
+    reader: threading.Thread | None = None
     try:
         assert server.stdout is not None
         seen = []
@@ -434,8 +438,21 @@ def test_serve_and_cli_over_mutual_tls(world: dict[str, Any], tmp_path: Path) ->
                 break
             time.sleep(1)
         assert again.returncode == 1 and "UNAUTHENTICATED" in again.stderr, again.stderr
+        # SIGHUP re-reads the certificate files of the running server.
+        lines: queue.Queue[str] = queue.Queue()
+        out_stream = server.stdout
+        reader = threading.Thread(target=lambda: [lines.put(x) for x in out_stream], daemon=True)
+        reader.start()
+        server.send_signal(signal.SIGHUP)
+        reloaded = ""
+        while "tls.reloaded" not in reloaded:
+            reloaded = lines.get(timeout=15)
+        assert "signal" in reloaded and "CN=localhost" in reloaded
+        assert server.poll() is None
     finally:
         server.terminate()
         server.wait(timeout=30)
+        if reader is not None:
+            reader.join(timeout=10)  # to the pipe's end, before the pipe is closed under it
         if server.stdout is not None:
             server.stdout.close()
