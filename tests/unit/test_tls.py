@@ -11,6 +11,7 @@ import signal
 from pathlib import Path
 
 import pytest
+import structlog.testing
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -277,3 +278,17 @@ def _write(path: Path, data: bytes) -> None:
 def _replace(issued: Issued, files: TlsFiles) -> None:
     _write(files.cert, issued.cert_pem)
     _write(files.key, issued.key_pem)
+
+
+def test_reload_logs_name_files_never_their_contents(ca: TestCA, files: TlsFiles) -> None:
+    certs = ServerCertificates(files)
+    new = ca.server(cn="logged.example")
+    with structlog.testing.capture_logs() as logs:
+        _write(files.key, ca.server().key_pem)  # a key of another certificate: refused
+        assert certs.fetch() is None
+        _replace(new, files)
+        assert certs.fetch() is not None
+    assert [e["event"] for e in logs] == ["tls.reload_refused", "tls.reloaded"]
+    assert str(files.key) in logs[0]["error"] and logs[1]["subject"] == "CN=logged.example"
+    text = repr(logs)
+    assert "BEGIN" not in text and new.key_pem.decode().splitlines()[1] not in text
