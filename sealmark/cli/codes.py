@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from sealmark.cli.aggregation import UNCERTAIN
 from sealmark.cli.output import Endpoint, emit, endpoint, rpc_failed
+from sealmark.cli.transport import add_tls_options, open_channel
 from sealmark.errors import FailedPrecondition, InvalidArgument
 from sealmark.gs1 import (
     ScanKind,
@@ -85,6 +86,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     commission.add_argument("--target", default=None, help="host:port of the Issuer")
     commission.add_argument("--token", default=None, help="line token (or SEALMARK_TOKEN)")
+    add_tls_options(commission)
     commission.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
     )
@@ -127,7 +129,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     batch_id = args.batch_id or f"cli-{uuid.uuid4().hex[:16]}"
     outcome, sending = Outcome(), False
     try:
-        with grpc.insecure_channel(where.target) as channel:
+        with open_channel(where.target, args) as channel:
             stub = issuer_pb2_grpc.IssuerStub(channel)
             if args.pool is not None:
                 codes = pool_codes(stub, where, args.pool)

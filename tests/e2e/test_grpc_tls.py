@@ -423,6 +423,10 @@ def test_serve_and_cli_over_mutual_tls(world: dict[str, Any], tmp_path: Path) ->
         done = sealmark(*issue, *tls, **db)
         assert done.returncode == 0, done.stderr
         assert len(out.read_text().splitlines()) == 3
+        commission = sealmark(
+            "codes", "commission", "--target", target, "--file", str(out), *tls, **db
+        )
+        assert commission.returncode == 0, commission.stderr
         plaintext = sealmark(*issue, "--token", a.tokens["line"], **db)
         assert plaintext.returncode == 1 and "UNAVAILABLE" in plaintext.stderr
         no_key = sealmark(*issue, "--ca", str(files.client_ca), "--cert", str(client_cert), **db)
