@@ -48,14 +48,12 @@ DOCKERFILE = DEPLOY / "Dockerfile"
 PROTO_NAMES = {name: f"sealmark.v1.{name.capitalize()}" for name in SERVICES}
 PROBE_MODULE = ["python", "-m", "sealmark.cli.health"]
 
-# The TLS settings of docs/tls.md, being added to Settings on another branch. Allowed here
-# until then; test_pending_tls_settings fails if Settings gains TLS settings by other names.
-PENDING_TLS = frozenset(
+# The TLS settings of docs/tls.md: the files a service reads must be mounted where they point.
+TLS_FILES = frozenset(
     {
         "SEALMARK_TLS_CERT_FILE",
         "SEALMARK_TLS_KEY_FILE",
         "SEALMARK_TLS_CLIENT_CA_FILE",
-        "SEALMARK_ALLOW_INSECURE",
     }
 )
 
@@ -66,12 +64,8 @@ def settings_names() -> frozenset[str]:
     return frozenset(fields | {"SEALMARK_CONFIG"})
 
 
-def known_names() -> frozenset[str]:
-    return settings_names() | PENDING_TLS
-
-
 def unknown_settings(names: Iterator[str] | list[str] | set[str]) -> list[str]:
-    known = known_names()
+    known = settings_names()
     return sorted({n for n in names if n.startswith("SEALMARK_") and n not in known})
 
 
@@ -132,12 +126,9 @@ def test_settings_names_come_from_the_settings_class() -> None:
     ]
 
 
-def test_pending_tls_settings() -> None:
-    """Once Settings has TLS settings, they must be the names deploy/ uses (docs/tls.md)."""
-    names = settings_names()
-    landed = {n for n in names if n.startswith("SEALMARK_TLS_") or "INSECURE" in n}
-    if landed:
-        assert landed >= PENDING_TLS, f"Settings has {sorted(landed)}; deploy/ uses the others"
+def test_the_tls_settings_deploy_uses_are_settings() -> None:
+    """deploy/ names the TLS settings of docs/tls.md; Settings must read exactly those."""
+    assert TLS_FILES | {"SEALMARK_ALLOW_INSECURE"} <= settings_names()
 
 
 def test_every_sealmark_variable_named_in_deploy_is_a_setting() -> None:
@@ -307,7 +298,7 @@ def compose_problems(doc: dict[str, Any]) -> list[str]:
             continue
         images.add(image)
         problems += [f"{name}: {n} is no setting" for n in unknown_settings(set(env))]
-        for key in ("SEALMARK_CONFIG", *sorted(PENDING_TLS)):
+        for key in ("SEALMARK_CONFIG", *sorted(TLS_FILES)):
             value = env.get(key)
             if isinstance(value, str) and value.startswith("/") and value not in mounted:
                 problems.append(f"{name}: {key}={value} is not mounted")
@@ -924,12 +915,6 @@ def test_the_image_healthcheck_runs(plain: Server) -> None:
     assert _run_probe(["/bin/sh", "-c", script], plain.port, Path("/nonexistent"), env) == 1
 
 
-def _without_pending(environ: dict[str, str]) -> dict[str, str]:
-    """The TLS settings are checked by name only until Settings has them (PENDING_TLS)."""
-    landed = settings_names()
-    return {k: v for k, v in environ.items() if k not in PENDING_TLS or k in landed}
-
-
 def image_env() -> dict[str, str]:
     text = DOCKERFILE.read_text(encoding="utf-8")
     envs: dict[str, str] = DockerfileParser(fileobj=io.BytesIO(text.encode())).envs
@@ -944,13 +929,13 @@ def test_compose_environments_are_valid_settings(dev_secrets: Path) -> None:
             continue
         environ = {**image_env(), **{k: str(v) for k, v in service["environment"].items()}}
         environ["SEALMARK_CONFIG"] = str(dev_secrets / "sealmark.toml")
-        settings = load_settings(_without_pending(environ))
+        settings = load_settings(environ)
         assert settings.redis_url is not None and settings.redis_url.startswith("rediss://")
         assert settings.database_url is not None and not settings.embedded
         assert settings.grpc_host == image_env()["SEALMARK_GRPC_HOST"] != "127.0.0.1"
     environ["SEALMARK_REDIS_URL"] = "tcp://redis:6379"  # the check bites on a bad value
     with pytest.raises(InvalidArgument, match="SEALMARK_REDIS_URL"):
-        load_settings(_without_pending(environ))
+        load_settings(environ)
 
 
 def test_k8s_environments_are_valid_settings() -> None:
@@ -974,7 +959,7 @@ def test_k8s_environments_are_valid_settings() -> None:
                 else:
                     value = secrets[ref["name"]]["stringData"][ref["key"]]
                     environ[var["name"]] = real.get(ref["key"], value)
-            settings = load_settings(_without_pending(environ))
+            settings = load_settings(environ)
             assert settings.database_url is not None and settings.redis_url is not None
             checked += 1
     assert checked == len(SERVICES) + 1
