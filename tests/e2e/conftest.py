@@ -4,6 +4,7 @@ admin token, a signing key, and a real Issuer server on a free port."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -85,3 +86,12 @@ def world(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
 
 def _md(token: str) -> list[tuple[str, str]]:
     return [("authorization", f"Bearer {token}")]
+
+
+@pytest.fixture
+def unraisable(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """What the interpreter would print as "Exception ignored" during the test (a generator
+    or cursor finalised too late), collected instead, so the test can assert there is none."""
+    ignored: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", ignored.append)
+    return ignored

@@ -13,7 +13,6 @@ from __future__ import annotations
 import collections
 import os
 import random
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -152,12 +151,11 @@ def check(
 
 def test_every_rpc_survives_every_class_of_hostile_input(
     world: HostileWorld,
-    monkeypatch: pytest.MonkeyPatch,
+    unraisable: list[Any],
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     w = world
-    ignored: list[Any] = []
-    monkeypatch.setattr(sys, "unraisablehook", ignored.append)
+    ignored = unraisable
     rng = random.Random(SEED)
     tally = Tally()
     admin = w.md("admin")

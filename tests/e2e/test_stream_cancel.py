@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import itertools
 import json
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -53,12 +52,12 @@ def _settled(w: HostileWorld, within_s: float = 10.0) -> list[tuple[str, str]]:
 
 def test_a_cancelled_paged_export_releases_its_cursor_and_connection(
     world: HostileWorld,
+    unraisable: list[Any],
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     w = world
-    ignored: list[Any] = []
-    monkeypatch.setattr(sys, "unraisablehook", ignored.append)
+    ignored = unraisable
     monkeypatch.setattr(audit.export_storage, "FETCH_ROWS", 1)  # one row per cursor fetch
     monkeypatch.setattr(audit.grpc_service, "CHUNK", 64)  # and many small messages
     for round_ in range(5):
@@ -88,12 +87,12 @@ def test_a_cancelled_paged_export_releases_its_cursor_and_connection(
 
 def test_a_client_that_disconnects_mid_export_leaves_nothing_open(
     world: HostileWorld,
+    unraisable: list[Any],
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     w = world
-    ignored: list[Any] = []
-    monkeypatch.setattr(sys, "unraisablehook", ignored.append)
+    ignored = unraisable
     monkeypatch.setattr(audit.export_storage, "FETCH_ROWS", 1)
     monkeypatch.setattr(audit.grpc_service, "CHUNK", 64)
     target = f"127.0.0.1:{w.running.port}"
@@ -123,12 +122,12 @@ def test_a_client_that_disconnects_mid_export_leaves_nothing_open(
 
 def test_an_export_that_fails_midway_closes_its_cursor_inside_the_transaction(
     world: HostileWorld,
+    unraisable: list[Any],
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     w = world
-    ignored: list[Any] = []
-    monkeypatch.setattr(sys, "unraisablehook", ignored.append)
+    ignored = unraisable
     monkeypatch.setattr(audit.export_storage, "FETCH_ROWS", 1)
     monkeypatch.setattr(audit.grpc_service, "CHUNK", 64)
     mapped = audit.epcis_mapping.Mapper.events
