@@ -20,8 +20,8 @@ from sealmark.gs1 import (
     validate_sscc,
 )
 from sealmark.lifecycle import CodeState
+from sealmark.validators import check_request_id
 
-EVENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # as EPCIS 2.0 has it (-14:00..+14:00): a stored offset must export
 OFFSET = re.compile(r"[+-]((0\d|1[0-3]):[0-5]\d|14:00)")
 MAX_CHILDREN = 10_000
@@ -179,9 +179,7 @@ def scanned(payload: str, field: str) -> UnitRef:
 
 
 def check_event_id(value: str, field: str) -> str:
-    if not EVENT_ID.match(value):
-        raise InvalidArgument(field, "want 1..64 characters of A-Z a-z 0-9 . _ : -")
-    return value
+    return check_request_id(value, field)
 
 
 def event_time(value: datetime | None, now: datetime, field: str) -> datetime:

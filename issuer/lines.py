@@ -3,7 +3,6 @@ batch and per code), reconciliation per work order, QC lot holds, and SSCC range
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
@@ -17,8 +16,8 @@ from sealmark.gs1 import make_sscc, normalize_gtin, validate_cset82
 from sealmark.lifecycle import CodeState, check_transition
 from sealmark.storage.postgres import PostgresDatabase, retrying
 from sealmark.tenancy.model import Principal, validate_market
+from sealmark.validators import check_request_id
 
-_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 MAX_BATCH = 10_000
 FUTURE_SLACK = timedelta(minutes=5)
 
@@ -91,9 +90,7 @@ def _unit_name(key: str) -> str:
 
 
 def _check_id(value: str, name: str) -> str:
-    if not _ID.match(value):
-        raise InvalidArgument(name, "want 1..64 characters of A-Z a-z 0-9 . _ : -")
-    return value
+    return check_request_id(value, name)
 
 
 def _owned_gtin(db: PostgresDatabase, principal: Principal, gtin: str, name: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -38,6 +37,7 @@ from sealmark.events import NewEvent
 from sealmark.storage.postgres import PostgresDatabase, retrying
 from sealmark.tenancy.model import CodeProfile, Principal, Product, Role
 from sealmark.tenancy.usecases import product_for
+from sealmark.validators import check_request_id
 
 RandomBytes = Callable[[int], bytes]
 CHUNK = 5_000
@@ -429,10 +429,8 @@ class Issuer:
         ``revoke_previous`` (a compromised key; ``reason`` required) it is also revoked: offline
         checkers stop trusting it and its requests are never streamed to a line again. A
         ``request_id`` makes the rotation idempotent: a retry returns the key it created."""
-        if request_id and not _ROTATE_ID.match(request_id):
-            raise InvalidArgument(
-                "RotateKeyRequest.request_id", "want 1..64 characters of A-Z a-z 0-9 . _ : -"
-            )
+        if request_id:
+            check_request_id(request_id, "RotateKeyRequest.request_id")
         if len(reason) > 500:
             raise InvalidArgument("RotateKeyRequest.reason", "at most 500 characters")
         if revoke_previous and not reason.strip():
@@ -490,7 +488,6 @@ def _never_sign(messages: list[bytes]) -> list[bytes]:
     raise AssertionError("compact-profile codes carry a MAC and are never signed")
 
 
-_ROTATE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _KEY_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_"
 
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
 
 from sealmark.errors import InvalidArgument
 from sealmark.gs1 import format_yymmdd, normalize_gtin, parse_yymmdd, validate_cset82
+from sealmark.validators import check_request_id
 
 MAX_QUANTITY = 500_000
 MAX_BATCH = 5_000
 DEFAULT_BATCH = 1_000
-_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -59,8 +58,7 @@ def validate_issue(
         ("line_id", cmd.line_id),
         ("work_order", cmd.work_order),
     ):
-        if not _ID.match(value):
-            raise InvalidArgument(f(name), "want 1..64 characters of A-Z a-z 0-9 . _ : -")
+        check_request_id(value, f(name))
     gtin = normalize_gtin(cmd.gtin, f("gtin"))
     lot = validate_cset82(cmd.lot, f("lot"), max_length=20)
     if not 1 <= cmd.quantity <= MAX_QUANTITY:
