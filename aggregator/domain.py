@@ -4,32 +4,21 @@ decommission reasons and the undo window. Pure: standard library and sealmark's 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import IntEnum
 
 from sealmark.errors import FailedPrecondition, InvalidArgument
-from sealmark.gs1 import (
-    ScanKind,
-    classify_scan,
-    normalize_gtin,
-    parse_digital_link,
-    parse_element_string,
-    parse_hri,
-    validate_cset82,
-    validate_sscc,
-)
 from sealmark.lifecycle import CodeState
+from sealmark.units import UnitRef
 from sealmark.validators import check_request_id
 
 # as EPCIS 2.0 has it (-14:00..+14:00): a stored offset must export
 OFFSET = re.compile(r"[+-]((0\d|1[0-3]):[0-5]\d|14:00)")
 MAX_CHILDREN = 10_000
 MAX_LOGISTICS = 1_000
-MAX_SCAN = 4096
 FUTURE_SLACK = timedelta(minutes=5)
 UNDO_WINDOW = timedelta(days=10)
-SSCC_PREFIX = "sscc:"
 
 
 class Level(IntEnum):
@@ -48,35 +37,6 @@ class Level(IntEnum):
 
 
 _LEVELS = {level.name.lower(): level for level in Level}
-
-
-@dataclass(frozen=True)
-class UnitRef:
-    """A code (GTIN + serial) or an SSCC, as the caller named it."""
-
-    gtin: str = ""
-    serial: str = ""
-    sscc: str = ""
-    # The unit's storage key ("sscc:" + SSCC, or GTIN + serial), made once: it is read many
-    # times per unit on the packing path.
-    key: str = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        key = SSCC_PREFIX + self.sscc if self.sscc else self.gtin + self.serial
-        object.__setattr__(self, "key", key)
-
-    @property
-    def is_sscc(self) -> bool:
-        return bool(self.sscc)
-
-    def __str__(self) -> str:
-        return f"SSCC {self.sscc}" if self.sscc else f"code {self.gtin} / {self.serial}"
-
-    @classmethod
-    def of_key(cls, key: str) -> UnitRef:
-        if key.startswith(SSCC_PREFIX):
-            return cls(sscc=key[len(SSCC_PREFIX) :])
-        return cls(gtin=key[:14], serial=key[14:])
 
 
 # A unit under a parent, as ListChildren streams it: (key, parent key, depth, level, state,
@@ -143,39 +103,6 @@ class SsccRange:
             and sscc[1:cut] == self.company_prefix
             and self.first <= int(sscc[cut:17]) < self.first + self.quantity
         )
-
-
-def sgtin(gtin: str, serial: str, field: str) -> UnitRef:
-    return UnitRef(
-        gtin=normalize_gtin(gtin, f"{field}.sgtin.gtin"),
-        serial=validate_cset82(serial, f"{field}.sgtin.serial"),
-    )
-
-
-def sscc(value: str, field: str) -> UnitRef:
-    return UnitRef(sscc=validate_sscc(value, f"{field}.sscc"))
-
-
-def scanned(payload: str, field: str) -> UnitRef:
-    """A unit from a scanned payload: a Digital Link URI, an element string (with or without
-    symbology identifier) or HRI carrying (00) SSCC or (01) GTIN + (21) serial."""
-    name = f"{field}.scanned"
-    if len(payload) > MAX_SCAN:
-        raise InvalidArgument(name, f"{len(payload)} bytes, at most {MAX_SCAN}")
-    scan = classify_scan(payload)
-    if scan.kind is ScanKind.DIGITAL_LINK:
-        pairs = dict(parse_digital_link(scan.body, name))
-    elif scan.kind is ScanKind.ELEMENT_STRING:
-        pairs = dict(parse_element_string(payload, name))
-    elif scan.kind is ScanKind.HRI:
-        pairs = dict(parse_hri(scan.body, name))
-    else:
-        raise InvalidArgument(name, "not a GS1 Digital Link, element string or HRI")
-    if "00" in pairs:
-        return sscc(pairs["00"], field)
-    if "01" in pairs and "21" in pairs:
-        return sgtin(pairs["01"], pairs["21"], field)
-    raise InvalidArgument(name, "carries neither (00) SSCC nor (01) GTIN with (21) serial")
 
 
 def check_event_id(value: str, field: str) -> str:

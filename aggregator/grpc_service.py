@@ -5,13 +5,11 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from aggregator.domain import Level, UnitRef, scanned, sgtin, sscc
+from aggregator.domain import Level
 from aggregator.usecases import Aggregator, BatchInterrupted, Outcome, Where
 from aggregator.wire import children_page
 from sealmark.bootstrap import Container
@@ -21,6 +19,7 @@ from sealmark.server.edge import Refused, refusals_in_band
 from sealmark.server.errors import status_for
 from sealmark.server.interceptor import current_principal
 from sealmark.server.policy import READ, policy
+from sealmark.server.wire import code_ref, stamp, time_of, unit_of, units_of
 from sealmark.tenancy.model import Principal, Role
 from sealmark.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2
 
@@ -43,33 +42,6 @@ _HISTORY_TYPES = {
 }
 
 
-def unit_of(ref: common_pb2.CodeRef, field: str) -> UnitRef:
-    """A CodeRef as a unit; InvalidArgument naming ``field`` when it is empty or malformed."""
-    which = ref.WhichOneof("key")
-    if which == "sgtin":
-        return sgtin(ref.sgtin.gtin, ref.sgtin.serial, field)
-    if which == "sscc":
-        return sscc(ref.sscc, field)
-    if which == "scanned":
-        return scanned(ref.scanned, field)
-    raise InvalidArgument(field, "required: one of sgtin, sscc, scanned")
-
-
-def units_of(refs: Any, field: str) -> list[UnitRef]:
-    return [unit_of(ref, f"{field}[{i}]") for i, ref in enumerate(refs)]
-
-
-def code_ref(unit: UnitRef) -> common_pb2.CodeRef:
-    if unit.is_sscc:
-        return common_pb2.CodeRef(sscc=unit.sscc)
-    return common_pb2.CodeRef(sgtin=common_pb2.Sgtin(gtin=unit.gtin, serial=unit.serial))
-
-
-def time_of(message: Any, field: str) -> datetime | None:
-    """A Timestamp field as an aware UTC datetime; None when unset."""
-    return getattr(message, field).ToDatetime(tzinfo=UTC) if message.HasField(field) else None
-
-
 def where_of(request: Any, time_field: str = "event_time") -> Where:
     place = request.place
     return Where(
@@ -83,12 +55,6 @@ def where_of(request: Any, time_field: str = "event_time") -> Where:
 
 def _level(value: int) -> Level | None:
     return None if value == common_pb2.PACK_LEVEL_UNSPECIFIED else Level(value)
-
-
-def stamp(at: datetime) -> Timestamp:
-    value = Timestamp()
-    value.FromDatetime(at)
-    return value
 
 
 def _aggregation_result(outcome: Outcome) -> aggregator_pb2.AggregationResult:

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aggregator.domain import SSCC_PREFIX, ChildGroup, Level, SsccRange
+from aggregator.domain import ChildGroup, Level, SsccRange
 from sealmark.storage.postgres import PostgresUnitOfWork
+from sealmark.units import SSCC_PREFIX
 
 
 @dataclass(frozen=True)
@@ -264,8 +265,8 @@ class AggregationStore:
             "   THEN NULL ELSE string_agg(level || E'\\t' || state || E'\\t'"
             "   || coalesce(market, ''), E'\\n' ORDER BY key) END AS varying,"
             "  sum(count(*)) OVER (ORDER BY depth, parent) AS upto FROM ("
-            " SELECT key COLLATE \"C\" AS key, parent COLLATE \"C\" AS parent, depth, level,"
-            "  state COLLATE \"C\" AS state, market COLLATE \"C\" AS market FROM ("
+            ' SELECT key COLLATE "C" AS key, parent COLLATE "C" AS parent, depth, level,'
+            '  state COLLATE "C" AS state, market COLLATE "C" AS market FROM ('
             " SELECT c1.child_key AS key, c1.parent_key AS parent, 1 AS depth,"
             "  c1.child_level AS level, c1.state, c1.market"
             "  FROM containment c1 WHERE c1.parent_key = $1::text"

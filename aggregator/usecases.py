@@ -30,7 +30,6 @@ from aggregator.domain import (
     ChildGroup,
     Level,
     SsccRange,
-    UnitRef,
     check_event_id,
     check_offset,
     check_packable,
@@ -55,6 +54,7 @@ from sealmark.events import NewEvent
 from sealmark.lifecycle import CodeState, check_transition
 from sealmark.storage.postgres import PostgresDatabase, PostgresUnitOfWork, retrying
 from sealmark.tenancy.model import Principal, Role, Tenant, validate_market
+from sealmark.units import UnitRef
 
 MAX_PAGE = 1000
 TENANT_TTL_S = 5.0

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 
 from google.protobuf.descriptor import FieldDescriptor
 
-from aggregator.domain import SSCC_PREFIX, ChildGroup, ChildRow
+from aggregator.domain import ChildGroup, ChildRow
+from sealmark.units import SSCC_PREFIX
 from sealmark.v1 import aggregator_pb2, common_pb2
 
 _LENGTH_DELIMITED = 2

@@ -8,8 +8,6 @@ from collections.abc import Iterator
 
 import grpc
 
-from aggregator.domain import UnitRef
-from aggregator.grpc_service import code_ref, stamp, time_of, unit_of, units_of
 from audit.domain import (
     Alert,
     AlertKind,
@@ -31,7 +29,9 @@ from sealmark.gs1.checkdigit import normalize_gtin
 from sealmark.server.app import ServiceBinding, add_servicer
 from sealmark.server.interceptor import current_principal
 from sealmark.server.policy import policy
+from sealmark.server.wire import code_ref, stamp, time_of, unit_of, units_of
 from sealmark.tenancy.model import Role
+from sealmark.units import UnitRef
 from sealmark.v1 import audit_pb2, audit_pb2_grpc, common_pb2, verifier_pb2
 
 POLICY = policy(

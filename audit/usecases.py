@@ -14,7 +14,6 @@ from typing import Any
 import redis
 import structlog
 
-from aggregator.domain import UnitRef, check_event_id
 from audit.domain import (
     REASON_MAX,
     RECALL_CODES_MAX,
@@ -41,6 +40,8 @@ from sealmark.errors import AlreadyExists, InvalidArgument, NotFound
 from sealmark.events import NewEvent
 from sealmark.storage.postgres import PostgresDatabase
 from sealmark.tenancy.model import Principal, Role
+from sealmark.units import UnitRef
+from sealmark.validators import check_request_id as check_event_id
 
 log = structlog.get_logger("audit")
 

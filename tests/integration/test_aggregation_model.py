@@ -18,11 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aggregator.domain import Level, UnitRef
+from aggregator.domain import Level
 from aggregator.usecases import Aggregator
 from sealmark.errors import SealmarkError
 from sealmark.gs1 import make_sscc
 from sealmark.tenancy.model import Principal, Role
+from sealmark.units import UnitRef
 from tests.e2e.conftest import make_container
 from tests.support.tenants import seed_tenant
 

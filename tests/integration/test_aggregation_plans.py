@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aggregator.domain import Level, SsccRange, UnitRef
+from aggregator.domain import Level, SsccRange
 from aggregator.storage import AggregationStore
 from aggregator.usecases import Aggregator
 from audit.domain import RecallScope
@@ -26,6 +26,7 @@ from audit.storage import AuditStore
 from sealmark.gs1 import make_sscc
 from sealmark.storage.postgres import PostgresDatabase
 from sealmark.tenancy.model import Principal, Role
+from sealmark.units import UnitRef
 from tests.e2e.conftest import make_container
 from tests.support.tenants import seed_tenant
 
