@@ -65,7 +65,7 @@ proto: $(STAMP)
 	$(PY) -m sealmark.protogen .
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check sealmark issuer aggregator verifier audit tests
+	$(VENV)/bin/ruff check sealmark sealmark_app issuer aggregator verifier audit tests
 	$(VENV)/bin/mypy
 
 clean:

@@ -282,6 +282,19 @@ class AuditStore:
         )
         return (rows[0][0], rows[0][1]) if rows else None
 
+    def hold_recalled_lot(
+        self, tenant_id: str, gtin: str, lot: str, reason: str, at: datetime, by: str
+    ) -> None:
+        """Hold the recalled lot (the Issuer's lot_holds row): lines cannot commission, pack or
+        ship it, and the Issuer refuses to release it while the recall stands."""
+        self._uow.execute(
+            "INSERT INTO lot_holds (gtin, lot, tenant_id, held, reason, changed_at, changed_by)"
+            " VALUES (%s, %s, %s, true, %s, %s, %s) ON CONFLICT (gtin, lot) DO UPDATE SET"
+            " held = true, reason = EXCLUDED.reason, changed_at = EXCLUDED.changed_at,"
+            " changed_by = EXCLUDED.changed_by",
+            (gtin, lot, tenant_id, reason, at, by),
+        )
+
     def recall_units(self, tenant_id: str, scope: RecallScope, recall_id: str, at: datetime) -> int:
         """Mark every recallable unit in ``scope`` recalled by ``recall_id`` (units recalled
         before keep their first recall); returns how many codes changed. One statement per

@@ -34,7 +34,6 @@ from audit.domain import (
 )
 from audit.storage import AuditStore
 from audit.trace import trace
-from issuer.line_storage import LineStore
 from sealmark.clock import Clock
 from sealmark.errors import AlreadyExists, InvalidArgument, NotFound
 from sealmark.events import NewEvent
@@ -270,11 +269,10 @@ class Auditor:
                 if scope.kind == "lot":
                     # Codes of the lot not yet on the market stay off it: lines cannot
                     # commission, pack or ship a held lot, and this hold cannot be released.
-                    LineStore(uow).set_hold(
+                    store.hold_recalled_lot(
                         principal.tenant_id,
                         scope.gtin,
                         scope.lot,
-                        True,
                         f"recalled ({recall_id}): {reason}"[:200],
                         now,
                         principal.token_id,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -36,25 +35,19 @@ POLL_S = 0.5
 
 
 class ServingProcesses:
-    """``count`` copies of ``sealmark serve --worker-of <this pid> SERVICES`` with ``environ``,
-    each with the extra variables ``per_copy[n]`` gives it (n = 1..count)."""
+    """``count`` copies of ``<serve_command> --worker-of <this pid> SERVICES`` with ``environ``,
+    each with the extra variables ``per_copy[n]`` gives it (n = 1..count). ``serve_command`` is
+    the application's serve command (the core does not know the application)."""
 
     def __init__(
         self,
         count: int,
         services: Sequence[str],
         environ: Mapping[str, str],
+        serve_command: Sequence[str],
         per_copy: Mapping[int, Mapping[str, str]] | None = None,
     ) -> None:
-        self._argv = [
-            sys.executable,
-            "-m",
-            "sealmark.cli.main",
-            "serve",
-            "--worker-of",
-            str(os.getpid()),
-            *services,
-        ]
+        self._argv = [*serve_command, "--worker-of", str(os.getpid()), *services]
         self._environ = dict(environ)
         self._per_copy = per_copy or {}
         self._procs: dict[int, subprocess.Popen[bytes]] = {}

@@ -24,7 +24,6 @@ import pytest
 from sealmark.clock import FixedClock
 from sealmark.epcis.document import check_event
 from sealmark.server.app import create_server
-from sealmark.services import binding_for
 from sealmark.tlog import merkle
 from sealmark.v1 import (
     aggregator_pb2,
@@ -37,6 +36,7 @@ from sealmark.v1 import (
     verifier_pb2,
     verifier_pb2_grpc,
 )
+from sealmark_app.services import binding_for
 from tests.e2e.conftest import _md, make_container
 from tests.e2e.test_verification import GENEROUS, _issue, _pack_and_ship, _verify
 from tests.support.epcis_schema import VALIDATOR
@@ -487,7 +487,7 @@ def test_reports_render_as_json_csv_and_charts(world: dict[str, Any]) -> None:
 def _cli(w: dict[str, Any], *args: str, role: str = "auditor") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SEALMARK_TOKEN": w["brand"].tokens[role]}
     return subprocess.run(
-        [sys.executable, "-m", "sealmark.cli.main", "audit", *args, "--target", w["target"]],
+        [sys.executable, "-m", "sealmark_app.cli.main", "audit", *args, "--target", w["target"]],
         capture_output=True,
         text=True,
         timeout=60,

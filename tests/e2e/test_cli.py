@@ -154,7 +154,7 @@ def test_bad_setting_names_the_variable(pg_dsn: str, redis_url: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMARK_")}
     env.update(SEALMARK_GRPC_PORT="port")
     result = subprocess.run(
-        [sys.executable, "-m", "sealmark.cli.main", "tenants", "list"],
+        [sys.executable, "-m", "sealmark_app.cli.main", "tenants", "list"],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -166,7 +166,7 @@ def test_bad_setting_names_the_variable(pg_dsn: str, redis_url: str) -> None:
 
 def test_bench_lists_the_baselines() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "sealmark.cli.main", "bench", "--list"],
+        [sys.executable, "-m", "sealmark_app.cli.main", "bench", "--list"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -245,7 +245,7 @@ def _with_env(
 )
 def test_label_bad_input(args: list[str], needle: str, tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "sealmark.cli.main", *args],
+        [sys.executable, "-m", "sealmark_app.cli.main", *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -270,7 +270,7 @@ def test_label_renders_a_decodable_datamatrix(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "sealmark.cli.main",
+            "sealmark_app.cli.main",
             "label",
             data.replace("\x1d", "^"),
             "--symbology",

@@ -17,8 +17,8 @@ import pytest
 
 from sealmark.gs1 import GS
 from sealmark.server.app import create_server
-from sealmark.services import binding_for
 from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
+from sealmark_app.services import binding_for
 from tests.e2e.conftest import _md, make_container
 from tests.support.cli import ROOT, sealmark
 from tests.support.tenants import seed_tenant
@@ -123,7 +123,7 @@ def verify(*args: str, stdin: str | None = None, **env: str) -> subprocess.Compl
     environ.pop("LC_MESSAGES", None)
     environ.update(env)
     return subprocess.run(
-        [sys.executable, "-m", "sealmark.cli.main", "verify", *args],
+        [sys.executable, "-m", "sealmark_app.cli.main", "verify", *args],
         env=environ,
         cwd=ROOT,
         input=stdin,

@@ -25,10 +25,10 @@ from sealmark.clock import FixedClock
 from sealmark.crypto.mac import MacScheme, brand_master_key, decode_mac, product_key
 from sealmark.errors import FailedPrecondition
 from sealmark.server.app import create_server
-from sealmark.services import binding_for
 from sealmark.tenancy import usecases
 from sealmark.tenancy.model import CodeProfile, Principal, Role
 from sealmark.v1 import common_pb2, issuer_pb2, issuer_pb2_grpc, verifier_pb2, verifier_pb2_grpc
+from sealmark_app.services import binding_for
 from tests.e2e.conftest import _md, make_container
 from tests.storage_contract import gtin_under
 from tests.support.cli import sealmark

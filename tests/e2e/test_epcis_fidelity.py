@@ -21,7 +21,6 @@ from sealmark.clock import FixedClock
 from sealmark.epcis.document import CONTEXT, Identifiers, event_json
 from sealmark.epcis.recorded import export_events
 from sealmark.server.app import create_server
-from sealmark.services import binding_for
 from sealmark.v1 import (
     aggregator_pb2,
     aggregator_pb2_grpc,
@@ -31,6 +30,7 @@ from sealmark.v1 import (
     issuer_pb2,
     issuer_pb2_grpc,
 )
+from sealmark_app.services import binding_for
 from tests.e2e.conftest import _md, make_container
 from tests.support.epcis_reader import Unreadable, read_document
 from tests.support.epcis_schema import EXAMPLES

@@ -20,7 +20,7 @@ from tests.support.servers import DemoServe, embedded_data_dir
 
 pytestmark = pytest.mark.e2e
 
-SEALMARK = f"{shlex.quote(sys.executable)} -m sealmark.cli.main"
+SEALMARK = f"{shlex.quote(sys.executable)} -m sealmark_app.cli.main"
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,16 @@ def client_env(**extra: str) -> dict[str, str]:
 def verdict_of_first_code(cwd: Path, target: str) -> str:
     first = (cwd / "codes.jsonl").read_text().splitlines()[0]
     done = subprocess.run(
-        [sys.executable, "-m", "sealmark.cli.main", "--json", "verify", "--target", target, "-"],
+        [
+            sys.executable,
+            "-m",
+            "sealmark_app.cli.main",
+            "--json",
+            "verify",
+            "--target",
+            target,
+            "-",
+        ],
         input=first,
         capture_output=True,
         text=True,

@@ -13,7 +13,6 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sealmark.errors import InvalidArgument
 from sealmark.server.app import RunningServer, ServiceBinding, create_server
 from sealmark.server.interceptor import PUBLIC
-from sealmark.services import binding_for
 from sealmark.settings import SERVICES
 from sealmark.tenancy import usecases
 from sealmark.v1 import (
@@ -24,6 +23,7 @@ from sealmark.v1 import (
     verifier_pb2,
     verifier_pb2_grpc,
 )
+from sealmark_app.services import binding_for
 from tests.e2e.conftest import make_container
 from tests.storage_contract import gtin_under
 from tests.support.tenants import unique_prefix

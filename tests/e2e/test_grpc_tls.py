@@ -28,10 +28,10 @@ from sealmark.bootstrap import CachingCertAuthenticator, Container
 from sealmark.errors import InvalidArgument
 from sealmark.server.app import RunningServer, create_server
 from sealmark.server.tls import ServerCertificates, TlsFiles
-from sealmark.services import binding_for
 from sealmark.tenancy import cert_usecases
 from sealmark.tenancy.certs import ClientCert, MatchKind
 from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
+from sealmark_app.services import binding_for
 from tests.e2e.conftest import make_container
 from tests.support.certs import Issued, TestCA
 from tests.support.cli import ROOT, sealmark
@@ -390,7 +390,7 @@ def test_serve_and_cli_over_mutual_tls(world: dict[str, Any], tmp_path: Path) ->
         SEALMARK_TLS_CLIENT_CA_FILE=str(files.client_ca),
     )
     server = subprocess.Popen(
-        [sys.executable, "-m", "sealmark.cli.main", "serve", "issuer"],
+        [sys.executable, "-m", "sealmark_app.cli.main", "serve", "issuer"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,

@@ -74,7 +74,7 @@ def _env(dsn: str, redis_url: str, **extra: str) -> dict[str, str]:
 
 def _run(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sealmark.cli.main", *argv],
+        [sys.executable, "-m", "sealmark_app.cli.main", *argv],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -170,7 +170,7 @@ def test_server_examples_run_against_a_real_server(session: dict[str, Any]) -> N
         where = " ".join(argv)
         if command[0] == "serve":
             server = subprocess.Popen(
-                [sys.executable, "-m", "sealmark.cli.main", *command],
+                [sys.executable, "-m", "sealmark_app.cli.main", *command],
                 env=env,
                 cwd=cwd,
                 stdout=subprocess.DEVNULL,
@@ -189,7 +189,7 @@ def test_server_examples_run_against_a_real_server(session: dict[str, Any]) -> N
             continue
         if command[:2] == ["audit", "alerts"] and "--watch" in command:
             watching = subprocess.Popen(
-                [sys.executable, "-m", "sealmark.cli.main", *command],
+                [sys.executable, "-m", "sealmark_app.cli.main", *command],
                 env=env,
                 cwd=cwd,
                 stdout=subprocess.DEVNULL,

@@ -38,7 +38,7 @@ def _serve(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], int, lis
         SEALMARK_SHUTDOWN_GRACE_S="2",
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sealmark.cli.main", "serve", "--seed-demo", *extra],
+        [sys.executable, "-m", "sealmark_app.cli.main", "serve", "--seed-demo", *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -80,7 +80,7 @@ def _issue_with_the_cli(output: str, port: int, tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "sealmark.cli.main",
+            "sealmark_app.cli.main",
             "issue",
             "--target",
             f"127.0.0.1:{port}",

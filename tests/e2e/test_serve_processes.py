@@ -76,7 +76,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
         SEALMARK_MINT_PROCESSES="0",
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sealmark.cli.main", "serve", "--seed-demo"],
+        [sys.executable, "-m", "sealmark_app.cli.main", "serve", "--seed-demo"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -22,7 +22,7 @@ import pytest
 from grpc_reflection.v1alpha import reflection_pb2
 
 from sealmark.server.app import STOP_MARGIN_S, create_server
-from sealmark.services import binding_for
+from sealmark_app.services import binding_for
 from tests.e2e.conftest import make_container
 from tests.support.procs import processes_in
 from tests.support.servers import DemoServe, embedded_data_dir
@@ -311,12 +311,12 @@ def test_unparsable_stream_message_is_invalid_argument_and_server_stops(
 
 
 def _cli() -> list[str]:
-    return [sys.executable, "-m", "sealmark.cli.main"]
+    return [sys.executable, "-m", "sealmark_app.cli.main"]
 
 
 OVERRUN = """
 import sys, time, types
-from sealmark.cli.serve import exit_by
+from sealmark_app.cli.serve import exit_by
 
 class Embedded:
     def stop(self):

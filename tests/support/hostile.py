@@ -15,7 +15,6 @@ import psycopg2
 
 from sealmark.bootstrap import Container
 from sealmark.server.app import RunningServer, create_server
-from sealmark.services import binding_for
 from sealmark.v1 import (
     aggregator_pb2_grpc,
     audit_pb2,
@@ -23,6 +22,7 @@ from sealmark.v1 import (
     issuer_pb2,
     issuer_pb2_grpc,
 )
+from sealmark_app.services import binding_for
 from tests.e2e.conftest import _md, make_container
 from tests.support.epcis_schema import VALIDATOR
 from tests.support.tenants import Brand, seed_tenant

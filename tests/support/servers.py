@@ -25,7 +25,7 @@ class IssuerProcess:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sealmark.cli.main", "serve", "issuer"],
+            [sys.executable, "-m", "sealmark_app.cli.main", "serve", "issuer"],
             env=env,
             cwd=ROOT,
             stdout=subprocess.PIPE,
@@ -71,7 +71,7 @@ class DemoServe:
         )
         self.data_dir = data_dir
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sealmark.cli.main", "serve", "--seed-demo"],
+            [sys.executable, "-m", "sealmark_app.cli.main", "serve", "--seed-demo"],
             env=env,
             cwd=ROOT,
             stdout=subprocess.PIPE,

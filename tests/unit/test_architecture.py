@@ -120,3 +120,53 @@ def test_nothing_reads_outside_the_repository() -> None:
             offenders.append(name)
     assert looked_at > 50
     assert offenders == [], f"these files read outside the repository: {offenders}"
+
+
+SERVICES = ("issuer", "aggregator", "verifier", "audit")
+APP = "sealmark_app"
+
+
+def _imports_of_package(package: str) -> dict[str, set[str]]:
+    """Every module of ``package`` (its path relative to the root) and the absolute imports it
+    makes, including imports inside functions."""
+    return {
+        str(path.relative_to(ROOT)): imported_names(path)
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if "v1" not in path.relative_to(ROOT).parts
+    }
+
+
+def _names(imports: set[str], top: str) -> set[str]:
+    return {name for name in imports if name == top or name.startswith(top + ".")}
+
+
+def test_the_core_imports_no_service_and_no_application() -> None:
+    modules = _imports_of_package("sealmark")
+    assert len(modules) > 60
+    offenders = [
+        f"{module} imports {name}"
+        for module, imports in modules.items()
+        for top in (*SERVICES, APP)
+        for name in sorted(_names(imports, top))
+    ]
+    assert offenders == []
+
+
+def test_no_service_imports_another_service_or_the_application() -> None:
+    offenders = []
+    for service in SERVICES:
+        modules = _imports_of_package(service)
+        assert modules, service
+        for module, imports in modules.items():
+            for top in (*SERVICES, APP):
+                if top == service:
+                    continue
+                offenders += [f"{module} imports {name}" for name in sorted(_names(imports, top))]
+    assert offenders == []
+
+
+def test_the_import_rules_see_imports_inside_functions(tmp_path: Path) -> None:
+    sneaky = tmp_path / "sneaky.py"
+    sneaky.write_text("def f():\n    from issuer.usecases import Issuer\n    import audit.trace\n")
+    assert _names(imported_names(sneaky), "issuer") == {"issuer.usecases"}
+    assert _names(imported_names(sneaky), "audit") == {"audit.trace"}

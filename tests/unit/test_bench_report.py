@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from sealmark.bench import registry
-from sealmark.bench.load import BOUNDS_MS, LoadResult, histogram_ms
-from sealmark.bench.registry import Bar, Measurement
-from sealmark.bench.report import read_lines, render_html, standing, write_report
-from sealmark.cli.main import main
 from sealmark.errors import InvalidArgument
+from sealmark_app.bench import registry
+from sealmark_app.bench.load import BOUNDS_MS, LoadResult, histogram_ms
+from sealmark_app.bench.registry import Bar, Measurement
+from sealmark_app.bench.report import read_lines, render_html, standing, write_report
+from sealmark_app.cli.main import main
 
 MADE = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 LINES = [

@@ -9,7 +9,11 @@ import re
 
 import pytest
 
-from sealmark.cli.aggregation import (
+from sealmark.errors import InvalidArgument
+from sealmark.gs1 import build_digital_link, build_element_string, build_hri, make_sscc
+from sealmark.settings import load_settings
+from sealmark.v1 import aggregator_pb2, common_pb2
+from sealmark_app.cli.aggregation import (
     code_ref,
     level_name,
     render_tree,
@@ -19,12 +23,8 @@ from sealmark.cli.aggregation import (
     unit_text,
     write_request,
 )
-from sealmark.cli.main import build_parser
-from sealmark.cli.output import emit, endpoint
-from sealmark.errors import InvalidArgument
-from sealmark.gs1 import build_digital_link, build_element_string, build_hri, make_sscc
-from sealmark.settings import load_settings
-from sealmark.v1 import aggregator_pb2, common_pb2
+from sealmark_app.cli.main import build_parser
+from sealmark_app.cli.output import emit, endpoint
 
 GTIN = "09520123456788"
 PALLET = make_sscc(0, "9520123", 1)

@@ -21,8 +21,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from issuer.domain.encoding import CodeFormatter
 from issuer.minting import MintSpec, mint
-from sealmark.cli.main import build_parser
-from sealmark.cli.verifying import (
+from sealmark.crypto.pins import PinScheme
+from sealmark.errors import InvalidArgument
+from sealmark.gs1 import GS, build_digital_link, build_element_string, build_hri
+from sealmark.settings import load_settings
+from sealmark.tenancy.alphabets import SERIAL_ALPHABETS
+from sealmark.v1 import verifier_pb2
+from sealmark_app.cli.main import build_parser
+from sealmark_app.cli.verifying import (
     STDIN_LIMIT,
     KeySet,
     Outcome,
@@ -35,12 +41,6 @@ from sealmark.cli.verifying import (
     response_document,
     run,
 )
-from sealmark.crypto.pins import PinScheme
-from sealmark.errors import InvalidArgument
-from sealmark.gs1 import GS, build_digital_link, build_element_string, build_hri
-from sealmark.settings import load_settings
-from sealmark.tenancy.alphabets import SERIAL_ALPHABETS
-from sealmark.v1 import verifier_pb2
 
 TODAY = date(2026, 1, 15)
 GTIN = "09520123456788"

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sealmark.cli.certs import normalize_subject
 from sealmark.clock import FixedClock
 from sealmark.errors import (
     AlreadyExists,
@@ -31,6 +30,7 @@ from sealmark.tenancy.certs import (
     validate_match,
 )
 from sealmark.tenancy.model import Principal, Role
+from sealmark_app.cli.certs import normalize_subject
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 LINE_A = Principal("acme", frozenset({Role.LINE}), token_id="tok-a")

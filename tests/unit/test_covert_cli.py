@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from sealmark.cli.main import main
 from sealmark.covert.reader import check, find_symbol
 from sealmark.crypto.covert import CovertKeys
 from sealmark.crypto.pins import PinScheme
+from sealmark_app.cli.main import main
 from tests.unit.test_labels import _RECT, parse_svg
 
 PEPPER = "cli-covert-test-pepper-0123"

@@ -36,9 +36,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from sealmark.cli import health as health_cli
 from sealmark.errors import InvalidArgument
 from sealmark.settings import SERVICES, Settings, load_settings
+from sealmark_app.cli import health as health_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -46,7 +46,7 @@ COMPOSE = DEPLOY / "compose" / "compose.yaml"
 K8S = DEPLOY / "k8s"
 DOCKERFILE = DEPLOY / "Dockerfile"
 PROTO_NAMES = {name: f"sealmark.v1.{name.capitalize()}" for name in SERVICES}
-PROBE_MODULE = ["python", "-m", "sealmark.cli.health"]
+PROBE_MODULE = ["python", "-m", "sealmark_app.cli.health"]
 
 # The TLS settings of docs/tls.md: the files a service reads must be mounted where they point.
 TLS_FILES = frozenset(
@@ -182,8 +182,8 @@ def dockerfile_problems(text: str) -> list[str]:
     checks = [r["value"] for r in final if r["instruction"] == "HEALTHCHECK"]
     if not checks:
         problems.append("no HEALTHCHECK in the runtime stage")
-    elif not any("sealmark.cli.health" in c for c in checks):
-        problems.append("HEALTHCHECK does not ask grpc.health.v1 (sealmark.cli.health)")
+    elif not any("sealmark_app.cli.health" in c for c in checks):
+        problems.append("HEALTHCHECK does not ask grpc.health.v1 (sealmark_app.cli.health)")
     for row in rows:
         value = row["value"]
         if row["instruction"] == "ADD" and re.search(r"\b(https?|ftp)://", value):
@@ -332,9 +332,9 @@ def compose_problems(doc: dict[str, Any]) -> list[str]:
 def probe_problems(
     where: str, command: list[str], service: str, ports: set[int], mounted: set[str]
 ) -> list[str]:
-    """An exec health check: sealmark.cli.health on a declared port, with a mounted CA."""
+    """An exec health check: sealmark_app.cli.health on a declared port, with a mounted CA."""
     if command[:3] != PROBE_MODULE:
-        return [f"{where}: not `python -m sealmark.cli.health`: {command}"]
+        return [f"{where}: not `python -m sealmark_app.cli.health`: {command}"]
     problems = []
     if probe_port(command) not in ports:
         problems.append(f"{where}: targets port {probe_port(command)}, declared {ports}")

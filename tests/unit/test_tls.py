@@ -15,7 +15,6 @@ import structlog.testing
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from sealmark.cli.transport import channel_credentials
 from sealmark.errors import InvalidArgument
 from sealmark.server.tls import (
     ServerCertificates,
@@ -28,6 +27,7 @@ from sealmark.server.tls import (
 )
 from sealmark.settings import load_settings
 from sealmark.tenancy.certs import CertIdentity
+from sealmark_app.cli.transport import channel_credentials
 from tests.support.certs import Issued, TestCA
 
 ANY_IPV4 = "0.0.0.0"  # noqa: S104 (what the refusal is about)

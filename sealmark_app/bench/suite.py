@@ -65,7 +65,7 @@ def suite_server(
                 **(settings or {}),
             }
             server = subprocess.Popen(
-                [sys.executable, "-m", "sealmark.cli.main", "serve", *services],
+                [sys.executable, "-m", "sealmark_app.cli.main", "serve", *services],
                 env=env,
                 stdout=subprocess.PIPE,
                 text=True,

@@ -21,7 +21,7 @@ import grpc
 from sealmark.server import affinity
 from sealmark.server.tls import ServerCertificates, TlsFiles
 
-METHOD = "/sealmark.bench.Echo/Echo"
+METHOD = "/sealmark_app.bench.Echo/Echo"
 
 
 def _identity(data: bytes) -> bytes:
@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
     handler = grpc.method_handlers_generic_handler(
-        "sealmark.bench.Echo",
+        "sealmark_app.bench.Echo",
         {"Echo": grpc.unary_unary_rpc_method_handler(_echo, _identity, _identity)},
     )
     server.add_generic_rpc_handlers((handler,))

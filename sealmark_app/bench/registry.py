@@ -91,7 +91,7 @@ def registered() -> dict[str, Benchmark]:
 
 def _load_all() -> None:
     # Importing the modules registers their benchmarks; kept lazy so `import sealmark` is cheap.
-    from sealmark.bench import (  # noqa: F401
+    from sealmark_app.bench import (  # noqa: F401
         aggregation,
         audit,
         baselines,

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 import grpc
 import psycopg2
 
-from sealmark.bench.registry import Bar, Measurement, benchmark
-from sealmark.bench.suite import server_rss_mb, suite_server
 from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
+from sealmark_app.bench.registry import Bar, Measurement, benchmark
+from sealmark_app.bench.suite import server_rss_mb, suite_server
 
 
 @contextmanager

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 import grpc
 
-from sealmark.bench.load import gc_paused, histogram_ms
-from sealmark.bench.registry import Bar, Measurement, benchmark
-from sealmark.bench.suite import (
+from sealmark.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2, issuer_pb2, issuer_pb2_grpc
+from sealmark_app.bench.load import gc_paused, histogram_ms
+from sealmark_app.bench.registry import Bar, Measurement, benchmark
+from sealmark_app.bench.suite import (
     GTIN,
     PREFIX,
     BenchSuite,
@@ -30,7 +31,6 @@ from sealmark.bench.suite import (
     store_commissioned_codes,
     suite_for_process,
 )
-from sealmark.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2, issuer_pb2, issuer_pb2_grpc
 
 STORED = 1_000_000
 ITEMS_PER_CASE = 24

@@ -2,7 +2,7 @@
 checks and probes. Needs no settings, token or database: only the address, and the CA that
 signed the server's certificate when the port speaks TLS.
 
-Also runnable as ``python -m sealmark.cli.health`` (what the Dockerfile's HEALTHCHECK and the
+Also runnable as ``python -m sealmark_app.cli.health`` (what the Dockerfile's HEALTHCHECK and the
 Kubernetes exec probes run): that loads this module and grpc alone, not the whole CLI, which
 matters for a command run every few seconds.
 
@@ -97,7 +97,7 @@ def _read(path: Path, flag: str) -> bytes:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sealmark.cli.health", description="check a server's gRPC health"
+        prog="python -m sealmark_app.cli.health", description="check a server's gRPC health"
     )
     add_arguments(parser)
     return run(parser.parse_args(argv))

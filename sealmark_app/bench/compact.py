@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sealmark.bench.registry import Measurement, benchmark, self_peak_rss_mb
 from sealmark.crypto.mac import MacScheme, decode_mac
+from sealmark_app.bench.registry import Measurement, benchmark, self_peak_rss_mb
 
 _GTIN = "09520123456788"
 

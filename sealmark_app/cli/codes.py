@@ -33,9 +33,6 @@ from typing import Any
 import grpc
 from tqdm import tqdm
 
-from sealmark.cli.aggregation import UNCERTAIN
-from sealmark.cli.output import Endpoint, emit, endpoint, rpc_failed
-from sealmark.cli.transport import add_tls_options, open_channel
 from sealmark.errors import FailedPrecondition, InvalidArgument
 from sealmark.gs1 import (
     ScanKind,
@@ -47,6 +44,9 @@ from sealmark.gs1 import (
 )
 from sealmark.settings import Settings
 from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
+from sealmark_app.cli.aggregation import UNCERTAIN
+from sealmark_app.cli.output import Endpoint, emit, endpoint, rpc_failed
+from sealmark_app.cli.transport import add_tls_options, open_channel
 
 MAX_BATCH = 10_000  # CodeBatch.serials: 1..10000
 CODE_HELP = "GTIN/SERIAL, a Digital Link URL, an element string or HRI"

@@ -16,12 +16,12 @@ from typing import Any
 
 import grpc
 
-from sealmark.cli.output import Endpoint, emit, endpoint, rpc_failed
-from sealmark.cli.transport import add_tls_options, open_channel
 from sealmark.errors import InvalidArgument
 from sealmark.gs1 import ScanKind, classify_scan
 from sealmark.settings import Settings
 from sealmark.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2
+from sealmark_app.cli.output import Endpoint, emit, endpoint, rpc_failed
+from sealmark_app.cli.transport import add_tls_options, open_channel
 
 COMMANDS = frozenset({"pack", "unpack", "ship", "receive", "decommission", "tree"})
 LEVELS = ("bundle", "case", "pallet")

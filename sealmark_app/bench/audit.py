@@ -12,10 +12,17 @@ from dataclasses import dataclass
 import grpc
 import psycopg2
 
-from sealmark.bench.registry import Bar, Measurement, benchmark
-from sealmark.bench.suite import GTIN, PREFIX, TENANT, BenchSuite, server_rss_mb, suite_for_process
 from sealmark.gs1.checkdigit import check_digit
 from sealmark.v1 import audit_pb2, audit_pb2_grpc
+from sealmark_app.bench.registry import Bar, Measurement, benchmark
+from sealmark_app.bench.suite import (
+    GTIN,
+    PREFIX,
+    TENANT,
+    BenchSuite,
+    server_rss_mb,
+    suite_for_process,
+)
 
 EVENTS = 100_000  # packing events of 4 items each
 CHILDREN = 4

@@ -13,8 +13,8 @@ from functools import cache
 import zxingcpp
 from PIL import Image
 
-from sealmark.bench.registry import Measurement, benchmark, self_peak_rss_mb
 from sealmark.covert.reader import check, find_symbol, load_image
+from sealmark_app.bench.registry import Measurement, benchmark, self_peak_rss_mb
 
 _KEY = hashlib.sha256(b"bench covert key").digest()
 _GTIN = "09520123456788"

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 import grpc
 import psycopg2
 
-from sealmark.bench.load import LoadResult, client_channels, closed_loop
-from sealmark.bench.registry import Bar, Measurement, benchmark
-from sealmark.bench.suite import (
+from sealmark.v1 import issuer_pb2, issuer_pb2_grpc, verifier_pb2, verifier_pb2_grpc
+from sealmark_app.bench.load import LoadResult, client_channels, closed_loop
+from sealmark_app.bench.registry import Bar, Measurement, benchmark
+from sealmark_app.bench.suite import (
     GTIN,
     TENANT,
     BenchSuite,
@@ -30,7 +31,6 @@ from sealmark.bench.suite import (
     store_commissioned_codes,
     suite_for_process,
 )
-from sealmark.v1 import issuer_pb2, issuer_pb2_grpc, verifier_pb2, verifier_pb2_grpc
 
 SCANNED = 2_000  # real codes the load cycles through
 SMALL, LARGE = 100_000, 10_000_000  # stored codes for the growth ratio

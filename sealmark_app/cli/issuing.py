@@ -15,10 +15,10 @@ import grpc
 from tqdm import tqdm
 
 from sealmark.bootstrap import Container
-from sealmark.cli.output import emit
-from sealmark.cli.transport import add_tls_options, open_channel
 from sealmark.errors import InvalidArgument
 from sealmark.settings import Settings
+from sealmark_app.cli.output import emit
+from sealmark_app.cli.transport import add_tls_options, open_channel
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -13,11 +13,11 @@ from pathlib import Path
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sealmark.bench.certs import write_bench_pki
-from sealmark.bench.echo_server import METHOD
-from sealmark.bench.load import LoadResult, client_channels, closed_loop, tls_credentials
-from sealmark.bench.registry import Measurement, benchmark, self_peak_rss_mb
 from sealmark.server.affinity import usable_cpus
+from sealmark_app.bench.certs import write_bench_pki
+from sealmark_app.bench.echo_server import METHOD
+from sealmark_app.bench.load import LoadResult, client_channels, closed_loop, tls_credentials
+from sealmark_app.bench.registry import Measurement, benchmark, self_peak_rss_mb
 
 # A message the size of the issuer's canonical code bytes (GTIN, serial, lot, expiry, key id).
 _SAMPLE_MESSAGE = (
@@ -138,7 +138,7 @@ def _echo_load(
         [
             sys.executable,
             "-m",
-            "sealmark.bench.echo_server",
+            "sealmark_app.bench.echo_server",
             *([] if cpu is None else [str(cpu)]),
             *(server_args or []),
         ],

@@ -13,7 +13,7 @@ from sealmark.errors import InvalidArgument, SealmarkError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sealmark.cli import (
+    from sealmark_app.cli import (
         admin,
         aggregation,
         auditing,
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "bench":
-        from sealmark.bench.registry import registered, run
+        from sealmark_app.bench.registry import registered, run
 
         if args.list:
             for name, bench in registered().items():
@@ -81,7 +81,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise InvalidArgument("--from", "goes with --report")
         if args.from_file is not None and args.names:
             raise InvalidArgument("--from", "renders a saved run; name no benchmarks with it")
-        from sealmark.bench.report import read_lines, write_report
+        from sealmark_app.bench.report import read_lines, write_report
 
         lines = read_lines(args.from_file) if args.from_file else run(args.names)
         if args.report is not None:
@@ -89,7 +89,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"report: {args.report}", file=sys.stderr)
         return 0
     if args.command == "health":  # a probe: no settings, logging or database
-        from sealmark.cli import health
+        from sealmark_app.cli import health
 
         return health.run(args)
 
@@ -99,31 +99,31 @@ def _dispatch(args: argparse.Namespace) -> int:
     settings = load_settings(os.environ)
     configure_logging(settings.log_level, settings.log_format)
     if args.command == "serve":
-        from sealmark.cli import serve
+        from sealmark_app.cli import serve
 
         return serve.run(args, settings)
 
     if args.command == "label":
-        from sealmark.cli import issuing
+        from sealmark_app.cli import issuing
 
         return issuing.run_label(args, settings)
     if args.command == "issue":
-        from sealmark.cli import issuing
+        from sealmark_app.cli import issuing
 
         return issuing.run_issue(args, settings)
     if args.command == "codes":
-        from sealmark.cli import codes
+        from sealmark_app.cli import codes
 
         return codes.run(args, settings)
     if args.command == "verify":
-        from sealmark.cli import verifying
+        from sealmark_app.cli import verifying
 
         return verifying.run(args, settings, os.environ)
     if args.command == "audit":
-        from sealmark.cli import auditing
+        from sealmark_app.cli import auditing
 
         return auditing.run(args, settings)
-    from sealmark.cli import aggregation
+    from sealmark_app.cli import aggregation
 
     if args.command in aggregation.COMMANDS:
         return aggregation.run(args, settings)
@@ -135,12 +135,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "migrate":
             print("migrations applied")
             return 0
-        from sealmark.cli import admin, issuing
+        from sealmark_app.cli import admin, issuing
 
         if args.command == "keys":
             return issuing.run_keys(args, container)
         if args.command == "certs":
-            from sealmark.cli import certs
+            from sealmark_app.cli import certs
 
             return certs.run(args, container)
         return admin.run(args, container)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from sealmark.bootstrap import Container
-from sealmark.cli.output import emit
 from sealmark.tenancy import usecases
 from sealmark.tenancy.alphabets import SERIAL_ALPHABETS
 from sealmark.tenancy.model import CodeProfile, PackLevel
+from sealmark_app.cli.output import emit
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

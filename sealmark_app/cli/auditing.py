@@ -37,13 +37,13 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from audit.offline import VerificationFailed, verify_files
-from sealmark.cli.aggregation import code_ref
-from sealmark.cli.output import emit, endpoint, rpc_failed
-from sealmark.cli.transport import add_tls_options, open_channel
 from sealmark.errors import InvalidArgument
 from sealmark.settings import Settings
 from sealmark.tlog.note import parse_checkpoint
 from sealmark.v1 import audit_pb2, audit_pb2_grpc, common_pb2
+from sealmark_app.cli.aggregation import code_ref
+from sealmark_app.cli.output import emit, endpoint, rpc_failed
+from sealmark_app.cli.transport import add_tls_options, open_channel
 
 KINDS = (
     "clone",

@@ -6,6 +6,7 @@ import argparse
 import gc
 import os
 import signal
+import sys
 import threading
 from typing import TYPE_CHECKING
 
@@ -13,13 +14,13 @@ import structlog
 from prometheus_client import start_http_server
 
 from sealmark.bootstrap import Container, bootstrap
-from sealmark.demo import DEMO_GTIN, seed_demo
 from sealmark.server import affinity
 from sealmark.server.app import ShutdownSignal, create_server
 from sealmark.server.processes import ServingProcesses, on_parent_exit
 from sealmark.server.tls import check_plaintext_binding, reload_on_sighup, server_certificates
-from sealmark.services import binding_for
 from sealmark.settings import SERVICES, Settings
+from sealmark_app.demo import DEMO_GTIN, seed_demo
+from sealmark_app.services import binding_for
 
 if TYPE_CHECKING:
     from verifier.http import VerifyHttp
@@ -203,7 +204,8 @@ def _start_copies(
         }
         for n in range(1, count + 1)
     }
-    return ServingProcesses(count, names, environ, per_copy)
+    command = [sys.executable, "-m", "sealmark_app.cli.main", "serve"]
+    return ServingProcesses(count, names, environ, command, per_copy)
 
 
 def start_consumer_page(container: Container, *, reuse_port: bool = False) -> VerifyHttp:

@@ -28,8 +28,6 @@ from typing import IO, Any
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from sealmark.cli.output import rpc_failed
-from sealmark.cli.transport import add_tls_options, open_channel
 from sealmark.clock import SystemClock
 from sealmark.crypto.signature import KEY_ID, canonical_bytes, decode_ai8030
 from sealmark.crypto.signature import verify as signature_holds
@@ -37,6 +35,8 @@ from sealmark.errors import InvalidArgument
 from sealmark.gs1 import GS1Code
 from sealmark.settings import Settings
 from sealmark.v1 import verifier_pb2, verifier_pb2_grpc
+from sealmark_app.cli.output import rpc_failed
+from sealmark_app.cli.transport import add_tls_options, open_channel
 
 Verify = Callable[[verifier_pb2.VerifyRequest, str], verifier_pb2.VerifyResponse]
 TIMEOUT_S = 10.0
@@ -225,7 +225,7 @@ def verify_request(
 
 
 def _grpc_verify(args: argparse.Namespace) -> Verify:
-    """Verify over gRPC, plaintext or TLS as ``args`` say (:mod:`sealmark.cli.transport`)."""
+    """Verify over gRPC, plaintext or TLS as ``args`` say (:mod:`sealmark_app.cli.transport`)."""
 
     def send(request: verifier_pb2.VerifyRequest, target: str) -> verifier_pb2.VerifyResponse:
         with open_channel(target, args) as channel:
