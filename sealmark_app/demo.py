@@ -48,7 +48,7 @@ def seed_demo(container: Container, resolver_host: str) -> dict[str, Any]:
             serial_length=12,
             pin_length=6,
         )
-        from issuer.bootstrap import build_issuer
+        from sealmark_app.root.issuer import build_issuer
 
         build_issuer(container).rotate_key(DEMO_TENANT)
         tokens = {}

@@ -83,7 +83,7 @@ def _covert_key(tenant: str | None, settings: Settings) -> bytes | None:
 
 
 def run_keys(args: argparse.Namespace, container: Container) -> int:
-    from issuer.bootstrap import build_issuer
+    from sealmark_app.root.issuer import build_issuer
 
     issuer = build_issuer(container)
     if args.action == "rotate":

@@ -20,7 +20,7 @@ from sealmark.server.processes import ServingProcesses, on_parent_exit
 from sealmark.server.tls import check_plaintext_binding, reload_on_sighup, server_certificates
 from sealmark.settings import SERVICES, Settings
 from sealmark_app.demo import DEMO_GTIN, seed_demo
-from sealmark_app.services import binding_for
+from sealmark_app.root import binding_for
 
 if TYPE_CHECKING:
     from verifier.http import VerifyHttp

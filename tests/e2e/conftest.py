@@ -19,7 +19,7 @@ from sealmark.settings import load_settings
 from sealmark.storage.postgres import PostgresDatabase
 from sealmark.tenancy import usecases
 from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
-from sealmark_app.services import binding_for
+from sealmark_app.root import binding_for
 from tests.storage_contract import gtin_under
 from tests.support.tenants import seed_tenant
 

@@ -36,7 +36,7 @@ from sealmark.v1 import (
     verifier_pb2,
     verifier_pb2_grpc,
 )
-from sealmark_app.services import binding_for
+from sealmark_app.root import binding_for
 from tests.e2e.conftest import _md, make_container
 from tests.e2e.test_verification import GENEROUS, _issue, _pack_and_ship, _verify
 from tests.support.epcis_schema import VALIDATOR

@@ -16,7 +16,7 @@ import pytest
 
 from sealmark.server.app import create_server
 from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
-from sealmark_app.services import binding_for
+from sealmark_app.root import binding_for
 from tests.e2e.conftest import _md, make_container
 from tests.support.cli import sealmark
 from tests.support.tenants import seed_tenant

@@ -18,7 +18,6 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from issuer.bootstrap import build_issuer
 from issuer.domain.commands import IssueCommand
 from issuer.labels import Label, Symbology, render_png
 from sealmark.clock import FixedClock
@@ -28,7 +27,8 @@ from sealmark.server.app import create_server
 from sealmark.tenancy import usecases
 from sealmark.tenancy.model import CodeProfile, Principal, Role
 from sealmark.v1 import common_pb2, issuer_pb2, issuer_pb2_grpc, verifier_pb2, verifier_pb2_grpc
-from sealmark_app.services import binding_for
+from sealmark_app.root import binding_for
+from sealmark_app.root.issuer import build_issuer
 from tests.e2e.conftest import _md, make_container
 from tests.storage_contract import gtin_under
 from tests.support.cli import sealmark

@@ -30,7 +30,7 @@ from sealmark.v1 import (
     issuer_pb2,
     issuer_pb2_grpc,
 )
-from sealmark_app.services import binding_for
+from sealmark_app.root import binding_for
 from tests.e2e.conftest import _md, make_container
 from tests.support.epcis_reader import Unreadable, read_document
 from tests.support.epcis_schema import EXAMPLES

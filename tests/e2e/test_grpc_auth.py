@@ -23,7 +23,7 @@ from sealmark.v1 import (
     verifier_pb2,
     verifier_pb2_grpc,
 )
-from sealmark_app.services import binding_for
+from sealmark_app.root import binding_for
 from tests.e2e.conftest import make_container
 from tests.storage_contract import gtin_under
 from tests.support.tenants import unique_prefix

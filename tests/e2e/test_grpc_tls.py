@@ -31,7 +31,7 @@ from sealmark.server.tls import ServerCertificates, TlsFiles
 from sealmark.tenancy import cert_usecases
 from sealmark.tenancy.certs import ClientCert, MatchKind
 from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
-from sealmark_app.services import binding_for
+from sealmark_app.root import binding_for
 from tests.e2e.conftest import make_container
 from tests.support.certs import Issued, TestCA
 from tests.support.cli import ROOT, sealmark

@@ -19,7 +19,7 @@ from issuer.labels import Label, Symbology, render_png
 from sealmark.crypto.covert import CovertKeys
 from sealmark.server.app import create_server
 from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
-from sealmark_app.services import binding_for
+from sealmark_app.root import binding_for
 from tests.e2e.conftest import _md, make_container
 from tests.e2e.test_verify_page import (
     ARTIFACTS,

@@ -24,7 +24,7 @@ from sealmark.storage.migrate import apply_migrations, load_migrations
 from sealmark.tenancy import usecases
 from sealmark.tenancy.alphabets import SERIAL_ALPHABETS
 from sealmark.v1 import audit_pb2, audit_pb2_grpc, issuer_pb2, issuer_pb2_grpc
-from sealmark_app.services import binding_for
+from sealmark_app.root import binding_for
 from tests.e2e.conftest import _md, make_container
 from tests.e2e.test_issuance_pkcs11 import _softhsm, hsm_env
 from tests.pg_fixtures import create_database, drop_database

@@ -22,7 +22,7 @@ import pytest
 from grpc_reflection.v1alpha import reflection_pb2
 
 from sealmark.server.app import STOP_MARGIN_S, create_server
-from sealmark_app.services import binding_for
+from sealmark_app.root import binding_for
 from tests.e2e.conftest import make_container
 from tests.support.procs import processes_in
 from tests.support.servers import DemoServe, embedded_data_dir

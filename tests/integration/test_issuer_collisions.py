@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from issuer.bootstrap import build_issuer
 from issuer.domain.commands import IssueCommand
 from issuer.usecases import Issuer
 from sealmark.storage.postgres import PostgresDatabase
 from sealmark.tenancy.model import Principal, Role
+from sealmark_app.root.issuer import build_issuer
 from tests.e2e.conftest import make_container
 from tests.support.tenants import seed_tenant
 
