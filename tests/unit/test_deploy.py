@@ -248,6 +248,20 @@ def test_dockerignore_admits_what_the_dockerfile_copies_and_nothing_else() -> No
     assert not any("secrets" in a or a.startswith(".") for a in admitted)
 
 
+def test_the_image_copies_every_package_the_project_installs() -> None:
+    """A package left out of the image breaks the entry point or an import at run time."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    assert {"sealmark", "sealmark_app", "issuer"} <= packages
+    copied: set[str] = set()
+    for row in dockerfile_rows(DOCKERFILE.read_text(encoding="utf-8")):
+        if row["instruction"] == "COPY" and "--from=" not in row["value"]:
+            copied |= set(row["value"].split()[:-1])
+    assert packages <= copied, f"not copied into the image: {sorted(packages - copied)}"
+    entry = project["project"]["scripts"]["sealmark"].partition(":")[0].split(".")[0]
+    assert entry in copied
+
+
 def test_constraints_pin_every_runtime_dependency_within_its_range() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     pins: dict[str, str] = {}
