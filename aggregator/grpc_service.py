@@ -12,7 +12,6 @@ import grpc
 from aggregator.domain import Level
 from aggregator.usecases import Aggregator, BatchInterrupted, Outcome, Where
 from aggregator.wire import children_page
-from sealmark.bootstrap import Container
 from sealmark.errors import Aborted, InvalidArgument, SealmarkError, Unavailable
 from sealmark.server.app import ServiceBinding, add_servicer
 from sealmark.server.edge import Refused, refusals_in_band
@@ -77,8 +76,8 @@ def _logistics_result(outcome: Outcome) -> aggregator_pb2.LogisticsResult:
 
 
 class AggregatorService(aggregator_pb2_grpc.AggregatorServicer):
-    def __init__(self, container: Container) -> None:
-        self._aggregator = Aggregator(container.database, container.clock)
+    def __init__(self, aggregator: Aggregator) -> None:
+        self._aggregator = aggregator
 
     # -- packing ------------------------------------------------------------------------
     def Pack(
@@ -368,12 +367,14 @@ class AggregatorService(aggregator_pb2_grpc.AggregatorServicer):
         return aggregator_pb2.GetContainmentHistoryResponse(events=events, next_page_token=token)
 
 
-def binding(container: Container) -> ServiceBinding:
+def binding(aggregator: Aggregator) -> ServiceBinding:
+    """The Aggregator service on ``aggregator`` (built by ``sealmark_app.root.aggregator``)."""
+
     def register(server: grpc.Server) -> None:
         add_servicer(
             server,
             aggregator_pb2.DESCRIPTOR.services_by_name["Aggregator"],
-            AggregatorService(container),
+            AggregatorService(aggregator),
             encoded={"ListChildren"},  # pages are encoded by aggregator.wire
         )
 

@@ -14,10 +14,10 @@ from typing import Any
 import grpc
 import pytest
 
-from aggregator.usecases import Aggregator
 from sealmark.server.app import create_server
 from sealmark.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2, issuer_pb2, issuer_pb2_grpc
 from sealmark_app.root import binding_for
+from sealmark_app.root.aggregator import build_aggregator
 from tests.e2e.conftest import _md, make_container
 from tests.support.cli import sealmark
 from tests.support.tenants import seed_tenant
@@ -44,9 +44,7 @@ def plant(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     tokens, item, prefix = brand.tokens, brand.gtin, brand.prefix
     other = seed_tenant(uow, clock, "other", tokens={})
     # Servers cache packing rules for a few seconds: set this one before any server reads it.
-    Aggregator(container.database, container.clock).set_rule(
-        brand.tenant_id, "sscc-bundle", 2, "none"
-    )
+    build_aggregator(container).set_rule(brand.tenant_id, "sscc-bundle", 2, "none")
     running = create_server(
         [binding_for("issuer", container), binding_for("aggregator", container)],
         container.authenticator,

@@ -24,6 +24,7 @@ from sealmark.errors import SealmarkError
 from sealmark.gs1 import make_sscc
 from sealmark.tenancy.model import Principal, Role
 from sealmark.units import UnitRef
+from sealmark_app.root.aggregator import build_aggregator
 from tests.e2e.conftest import make_container
 from tests.support.tenants import seed_tenant
 
@@ -46,7 +47,7 @@ def env(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
             (tenant_id, prefix),
         )
     yield {
-        "aggregator": Aggregator(container.database, container.clock),
+        "aggregator": build_aggregator(container),
         "tenant": tenant_id,
         "gtin": gtin,
         "prefix": prefix,

@@ -19,14 +19,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator.domain import Level, SsccRange
-from aggregator.storage import AggregationStore
-from aggregator.usecases import Aggregator
+from aggregator.postgres import PostgresAggregationStore
 from audit.domain import RecallScope
 from audit.storage import AuditStore
 from sealmark.gs1 import make_sscc
 from sealmark.storage.postgres import PostgresDatabase
 from sealmark.tenancy.model import Principal, Role
 from sealmark.units import UnitRef
+from sealmark_app.root.aggregator import build_aggregator
 from tests.e2e.conftest import make_container
 from tests.support.tenants import seed_tenant
 
@@ -60,7 +60,7 @@ def packed(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     case, pallet = (UnitRef(sscc=make_sscc(3, brand.prefix, n)) for n in (1, 2))
     items = [UnitRef(gtin=brand.gtin, serial=s) for s in ("P1", "P2", "P3")]
     line = Principal(brand.tenant_id, frozenset({Role.LINE}), "plans-line")
-    aggregator = Aggregator(container.database, container.clock)
+    aggregator = build_aggregator(container)
     aggregator.pack(line, "plans-case", case, items, level=Level.CASE)
     aggregator.pack(line, "plans-pallet", pallet, [case], level=Level.PALLET)
     yield {
@@ -96,14 +96,16 @@ def test_units_of_ssccs_use_the_key(packed: dict[str, Any], lock: bool) -> None:
     keys = [packed["case"].key, packed["pallet"].key]
 
     def run(uow: Any) -> None:
-        assert set(AggregationStore(uow).units(packed["tenant"], keys, lock=lock)) == set(keys)
+        assert set(PostgresAggregationStore(uow).units(packed["tenant"], keys, lock=lock)) == set(
+            keys
+        )
 
     assert not _ssccs_read_whole(packed, run)
 
 
 def test_state_of_ssccs_uses_the_key(packed: dict[str, Any]) -> None:
     def run(uow: Any) -> None:
-        AggregationStore(uow).set_state([packed["case"].key], "in_transit", AT, "CN")
+        PostgresAggregationStore(uow).set_state([packed["case"].key], "in_transit", AT, "CN")
         assert uow.execute(
             "SELECT state, market FROM ssccs WHERE sscc = %s", (packed["case"].sscc,)
         ) == [("in_transit", "CN")]
@@ -113,7 +115,7 @@ def test_state_of_ssccs_uses_the_key(packed: dict[str, Any]) -> None:
 
 def test_ancestors_of_an_sscc_use_the_key(packed: dict[str, Any]) -> None:
     def run(uow: Any) -> None:
-        chain = AggregationStore(uow).owned_ancestors(packed["tenant"], packed["case"].key)
+        chain = PostgresAggregationStore(uow).owned_ancestors(packed["tenant"], packed["case"].key)
         assert chain == [packed["pallet"].key]
 
     assert not _ssccs_read_whole(packed, run)
@@ -121,7 +123,7 @@ def test_ancestors_of_an_sscc_use_the_key(packed: dict[str, Any]) -> None:
 
 def test_pallet_explosion_uses_the_key(packed: dict[str, Any]) -> None:
     def run(uow: Any) -> None:
-        groups = AggregationStore(uow).descendant_groups(
+        groups = PostgresAggregationStore(uow).descendant_groups(
             packed["tenant"], packed["pallet"].key, True, None, 100
         )
         assert [(g.depth, g.parent, g.count) for g in groups] == [
@@ -156,7 +158,7 @@ def test_lock_chain_locks_the_units_and_everything_above(
     other = packed["item"].gtin + "P3"
     database: PostgresDatabase = packed["database"]
     with database.unit_of_work() as uow:
-        assert AggregationStore(uow).lock_chain(item, [other]) == [case, pallet]
+        assert PostgresAggregationStore(uow).lock_chain(item, [other]) == [case, pallet]
         with psycopg2.connect(pg_dsn) as conn, conn.cursor() as cur:
             free = {}
             for key in (item, other, case, pallet, "sscc:000000000000000000"):
@@ -172,7 +174,7 @@ def test_lock_chain_locks_the_units_and_everything_above(
         "sscc:000000000000000000": True,
     }
     with database.unit_of_work() as uow:
-        assert AggregationStore(uow).lock_chain(pallet, []) == []
+        assert PostgresAggregationStore(uow).lock_chain(pallet, []) == []
 
 
 ranges = st.builds(
@@ -220,7 +222,7 @@ def test_a_range_holds_what_the_database_finds_in_it(
                 allocated.quantity,
             ),
         )
-        found = AggregationStore(uow).sscc_range(packed["tenant"], sscc)
+        found = PostgresAggregationStore(uow).sscc_range(packed["tenant"], sscc)
         uow.rollback()
     assert (found is not None) == allocated.holds(sscc)
     assert found in (None, allocated)

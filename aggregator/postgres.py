@@ -1,44 +1,24 @@
-"""The Aggregator's SQL: units (codes and SSCCs), the containment hierarchy and its history,
-idempotent event results, pack rules and decommissions. Tables: migration 0007."""
+"""The Aggregator's storage port on PostgreSQL: units (codes and SSCCs), the containment
+hierarchy and its history, idempotent event results, pack rules and decommissions. Tables:
+migration 0007 (and 0008, 0011, 0013 for state copies, packs and the lock functions)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aggregator.domain import ChildGroup, Level, SsccRange
-from sealmark.storage.postgres import PostgresUnitOfWork
+from aggregator.ports import Decommission, HistoryEntry, Rule, StoredResult, Unit
+from sealmark.errors import Unavailable
+from sealmark.events import NewEvent
+from sealmark.storage.postgres import PostgresDatabase, PostgresUnitOfWork, retrying
+from sealmark.tenancy.model import Tenant
 from sealmark.units import SSCC_PREFIX
 
-
-@dataclass(frozen=True)
-class Unit:
-    key: str
-    state: str
-    level: Level
-    gtin: str  # empty for an SSCC
-    lot: str
-    market: str | None
-    parent: str | None = None  # the unit it is packed in now
-    held: bool = False  # its lot is on hold
-
-
-@dataclass(frozen=True)
-class Rule:
-    capacity: int | None
-    homogeneous: str  # none | gtin | lot
-
-
-@dataclass(frozen=True)
-class Decommission:
-    unit_key: str
-    event_id: str
-    previous_state: str
-    state: str
-    token_id: str
-    decided_at: datetime
+T = TypeVar("T")
 
 
 _UP = """
@@ -61,14 +41,56 @@ WITH RECURSIVE down(key, parent, depth) AS (
 """
 
 
-class AggregationStore:
+class PostgresAggregationStorage:
+    """:class:`aggregator.ports.AggregationStorage` on one database."""
+
+    def __init__(self, database: PostgresDatabase) -> None:
+        self._db = database
+
+    @contextmanager
+    def reads(self) -> Iterator[PostgresAggregationStore]:
+        with self._db.reads() as uow:
+            yield PostgresAggregationStore(uow)
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresAggregationStore]:
+        with self._db.unit_of_work() as uow:
+            yield PostgresAggregationStore(uow)
+            uow.commit()
+
+    def retrying(self, fn: Callable[[], T]) -> T:
+        return retrying(fn)
+
+
+class PostgresAggregationStore:
+    """:class:`aggregator.ports.AggregationStore` over one unit of work."""
+
     def __init__(self, uow: PostgresUnitOfWork) -> None:
         self._uow = uow
 
+    # -- tenants and events -------------------------------------------------------------
+    def tenant(self, tenant_id: str) -> Tenant:
+        return self._uow.tenants.get(tenant_id)
+
+    def append_event(self, event: NewEvent) -> None:
+        self._uow.events.append_later(event)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """SAVEPOINT and RELEASE are deferred: they travel with the block's first statement
+        and the next one after it (or the commit), instead of costing two round trips."""
+        self._uow.defer("SAVEPOINT aggregation_event")
+        try:
+            yield
+        except Unavailable:
+            raise
+        except BaseException:
+            self._uow.execute("ROLLBACK TO SAVEPOINT aggregation_event")
+            raise
+        self._uow.defer("RELEASE SAVEPOINT aggregation_event")
+
     # -- idempotency --------------------------------------------------------------------
-    def stored_result(
-        self, tenant_id: str, event_id: str
-    ) -> tuple[str, str, dict[str, Any]] | None:
+    def stored_result(self, tenant_id: str, event_id: str) -> StoredResult | None:
         rows = self._uow.execute_prepared(
             "agg_stored",
             "SELECT kind, fingerprint, result FROM aggregation_events"
@@ -385,9 +407,7 @@ class AggregationStore:
             (tenant_id, parent, action, event_id, at, json.dumps(attributes or {}), keys),
         )
 
-    def history(
-        self, key: str, after_id: int, limit: int
-    ) -> list[tuple[int, str | None, str, str, datetime, dict[str, str]]]:
+    def history(self, key: str, after_id: int, limit: int) -> list[HistoryEntry]:
         rows = self._uow.execute(
             "SELECT id, parent_key, action, event_id, event_time, attributes"
             " FROM containment_history WHERE unit_key = %s AND id > %s ORDER BY id LIMIT %s",
