@@ -1,0 +1,1 @@
+"""Storage contract suites, one per service, run on every adapter."""
