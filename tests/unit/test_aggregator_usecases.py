@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,7 @@ from sealmark.tenancy.model import Principal, Role
 from sealmark.units import UnitRef
 from tests.contracts.aggregator_storage import gtin
 from tests.storage_contract import tenant
+from tests.unit.test_architecture import FORBIDDEN, imported_names
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
@@ -278,3 +280,18 @@ def test_codes_outside_the_prefixes_are_denied(plant: Plant) -> None:
         plant.aggregator.pack(plant.line, "pack-1", plant.sscc(1), [foreign])
     with pytest.raises(PermissionDenied):
         plant.aggregator.pack(plant.logistics, "pack-2", plant.sscc(1), plant.items[:1])
+
+
+def test_use_cases_and_ports_see_no_adapter() -> None:
+    """The port, the fake and the use cases import no driver, server or adapter module: only
+    the composition root (sealmark_app/root/aggregator.py) names aggregator.postgres."""
+    root = Path(__file__).resolve().parents[2] / "aggregator"
+    names = ("ports", "memory", "base", "packing", "logistics", "queries", "usecases")
+    banned = (*FORBIDDEN, "sealmark.bootstrap", "aggregator.postgres", "aggregator.grpc_service")
+    offenders = [
+        f"aggregator/{name}.py imports {imported}"
+        for name in names
+        for imported in sorted(imported_names(root / f"{name}.py"))
+        if any(imported == bad or imported.startswith(bad + ".") for bad in banned)
+    ]
+    assert offenders == []
