@@ -9,6 +9,7 @@ codes, SSCC allocations, lot holds, and reading back the domain event log)."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -194,6 +195,33 @@ class AggregatorStorageContract:
         with storage.reads() as store:
             found = store.stored_result(tenant_id, "race")
         assert found is not None and found[1] in ("fp0", "fp1")
+
+    def test_a_lock_is_held_until_the_transaction_ends(
+        self, storage: AggregationStorage, seed: Seeder
+    ) -> None:
+        tenant_id, _ = seed.tenant()
+        locked = threading.Event()
+        seen: list[Rule | None] = []
+
+        def first() -> None:
+            with storage.transaction() as store:
+                store.lock(["unit-a", "unit-b"])
+                locked.set()
+                time.sleep(0.3)  # the second writer waits meanwhile
+                store.set_rule(tenant_id, "sscc-case", Rule(7, "none"))
+
+        def second() -> None:
+            locked.wait(timeout=10)
+            with storage.transaction() as store:
+                store.lock(["unit-b"])
+                seen.append(store.rule(tenant_id, "sscc-case"))
+
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert seen == [Rule(7, "none")]
 
     # -- units --------------------------------------------------------------------------
     def test_units_are_the_tenants_own_with_level_lot_and_hold(

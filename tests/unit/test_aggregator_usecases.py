@@ -3,6 +3,7 @@ states, the decommission undo window, the queries, and the fields a refusal name
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,6 +128,29 @@ def test_a_packed_unit_cannot_go_into_a_second_parent(plant: Plant) -> None:
         plant.aggregator.pack(plant.line, "pack-2", second, plant.items[:1], level=Level.CASE)
     with pytest.raises(NotFound, match="not issued to you"):
         plant.aggregator.ancestors(plant.line, second)
+
+
+def test_of_two_concurrent_packs_of_one_child_exactly_one_wins(plant: Plant) -> None:
+    results: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def pack(n: int) -> None:
+        barrier.wait()
+        try:
+            plant.aggregator.pack(
+                plant.line, f"race-{n}", plant.sscc(n), plant.items[:1], level=Level.CASE
+            )
+            results.append("packed")
+        except FailedPrecondition:
+            results.append("refused")
+
+    threads = [threading.Thread(target=pack, args=(n,)) for n in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(results) == ["packed", "refused"]
+    assert len(plant.aggregator.ancestors(plant.line, plant.items[0])) == 1
 
 
 def test_a_cycle_is_refused(plant: Plant) -> None:
