@@ -107,6 +107,7 @@ class MemoryAggregationStorage:
         self.lock = threading.RLock()
         self.committed = _State()
         self._history_ids = itertools.count(1)
+        self._open = threading.local()
 
     # -- the port -----------------------------------------------------------------------
     @contextmanager
@@ -115,11 +116,19 @@ class MemoryAggregationStorage:
 
     @contextmanager
     def transaction(self) -> Iterator[MemoryAggregationStore]:
+        """One transaction; a thread opens one at a time (a second inside the first would
+        commit over it, not beside it as PostgreSQL's would: refused instead)."""
         with self.lock:
-            store = MemoryAggregationStore(self, self.committed.copy())
-            yield store
-            assert store.work is not None
-            self.committed = store.work
+            if getattr(self._open, "transaction", False):
+                raise RuntimeError("a transaction is open on this thread already")
+            self._open.transaction = True
+            try:
+                store = MemoryAggregationStore(self, self.committed.copy())
+                yield store
+                assert store.work is not None
+                self.committed = store.work
+            finally:
+                self._open.transaction = False
 
     def retrying(self, fn: Callable[[], T]) -> T:
         for attempt in range(1, RETRY_ATTEMPTS + 1):

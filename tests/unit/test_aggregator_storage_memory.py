@@ -58,3 +58,12 @@ def test_a_reads_store_refuses_writes() -> None:
     storage = MemoryAggregationStorage()
     with storage.reads() as store, pytest.raises(RuntimeError, match="writes nothing"):
         store.set_state(["k"], "destroyed", T0)
+
+
+def test_a_second_transaction_on_one_thread_is_refused() -> None:
+    storage = MemoryAggregationStorage()
+    refused = pytest.raises(RuntimeError, match="open on this thread")
+    with storage.transaction(), refused, storage.transaction():
+        pass
+    with storage.transaction() as store:  # the first one ended: a new one may open
+        store.set_state([], "destroyed", T0)
