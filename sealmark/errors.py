@@ -12,7 +12,9 @@ Errors are named by what the caller should do, not by what broke::
      ├── ResourceExhausted    slow down, or a configured bound was reached
      ├── Aborted              a conflict; retry the whole operation
      ├── Unavailable          a dependency is down; retry later
-     └── Unimplemented        this part of the contract is not built yet
+     ├── Unimplemented        this part of the contract is not built yet
+     └── StorageFault         the database refused a statement for a reason no caller can
+                              act on (a bug, or a feature the backend lacks): INTERNAL
 
 Library exceptions (psycopg2, redis, cryptography) are translated into this tree at exactly
 one boundary per adapter (``raise X(...) from exc``); gRPC status codes are assigned in exactly
@@ -82,3 +84,14 @@ class Unavailable(SealmarkError):
 
 class Unimplemented(SealmarkError):
     """The contract names this operation but this build does not provide it."""
+
+
+class StorageFault(SealmarkError):
+    """The database refused a statement for a reason outside the adapters' table: a bug, or a
+    feature this backend does not have (a Citus coordinator refusing a multi-shard lock). The
+    message is safe to show (the SQLSTATE only); ``detail`` is the server's text, for the log."""
+
+    def __init__(self, sqlstate: str, detail: str) -> None:
+        super().__init__(f"storage fault (SQLSTATE {sqlstate or 'none'})")
+        self.sqlstate = sqlstate
+        self.detail = detail

@@ -36,5 +36,14 @@ def status_for(exc: BaseException, method: str) -> tuple[grpc.StatusCode, str]:
         if code is not None:
             return code, str(exc)
     incident = uuid.uuid4().hex[:12]
+    if isinstance(exc, errors.StorageFault):
+        log.error(
+            "rpc.storage_fault",
+            method=method,
+            incident=incident,
+            sqlstate=exc.sqlstate,
+            detail=exc.detail,
+        )
+        return grpc.StatusCode.INTERNAL, f"{exc} (incident {incident})"
     log.error("rpc.internal_error", method=method, incident=incident, exc_info=exc)
     return grpc.StatusCode.INTERNAL, f"internal error (incident {incident})"

@@ -18,7 +18,7 @@ from importlib import resources
 
 import psycopg2
 
-from sealmark.errors import FailedPrecondition, SealmarkError
+from sealmark.errors import FailedPrecondition
 from sealmark.storage.postgres import connect, translate_db_error
 
 # An arbitrary constant: the advisory lock id that serialises migrations.
@@ -113,7 +113,7 @@ def _apply_one(conn: psycopg2.extensions.connection, migration: Migration) -> No
     except psycopg2.Error as exc:
         conn.rollback()
         translated = translate_db_error(exc)
-        if isinstance(translated, SealmarkError) and translated.retryable:
+        if translated.retryable:
             raise translated from exc  # the server went away: retry later, not a bad file
         raise MigrationError(
             f"migration {migration.filename} failed and was rolled back: {str(exc).strip()}"

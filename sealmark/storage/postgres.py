@@ -16,7 +16,8 @@ OperationalError/InterfaceError without SQLSTATE
 23503 foreign key: referenced row missing              NotFound
 23503 foreign key: row still referenced                FailedPrecondition
 22xxx data exception, 23502 not null, 23514 check      InvalidArgument
-anything else (a bug: syntax, undefined column …)      the driver error itself
+anything else (a bug: syntax, undefined column …;     StorageFault (INTERNAL,
+0A000 a feature the backend lacks, e.g. Citus)        SQLSTATE only shown)
 =====================================================  ===================
 
 Nothing here connects at import or construction: the pool opens connections on first use.
@@ -44,6 +45,7 @@ from sealmark.errors import (
     InvalidArgument,
     NotFound,
     SealmarkError,
+    StorageFault,
     Unavailable,
 )
 from sealmark.storage.postgres_repos import (
@@ -58,12 +60,12 @@ T = TypeVar("T")
 Connection = psycopg2.extensions.connection
 
 
-def translate_db_error(exc: psycopg2.Error) -> SealmarkError | psycopg2.Error:
+def translate_db_error(exc: psycopg2.Error) -> SealmarkError:
     """Map a driver error to the Sealmark error tree (see the module table).
 
-    Use as ``raise translate_db_error(exc) from exc``. An error outside the table is returned
-    unchanged, so that statement re-raises it as it was: it is a bug, not a condition callers
-    can act on.
+    Use as ``raise translate_db_error(exc) from exc``. An error outside the table becomes a
+    StorageFault (INTERNAL, its SQLSTATE in the message, the server's text kept for the log):
+    it is a bug or a missing backend feature, not a condition callers can act on.
     """
     code = getattr(exc, "pgcode", None) or ""
     detail = (getattr(exc, "pgerror", None) or str(exc)).strip().splitlines()[0:1]
@@ -83,7 +85,7 @@ def translate_db_error(exc: psycopg2.Error) -> SealmarkError | psycopg2.Error:
     if code.startswith("22") or code in ("23502", "23514"):
         column = getattr(exc.diag, "column_name", None) or "database"
         return InvalidArgument(column, message)
-    return exc
+    return StorageFault(code, message)
 
 
 def connect(

@@ -19,6 +19,7 @@ from sealmark.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    StorageFault,
     Unavailable,
 )
 from sealmark.storage.embedded import EmbeddedServers
@@ -236,8 +237,12 @@ def test_driver_errors_are_translated_in_one_place(database: PostgresDatabase) -
         with pytest.raises(InvalidArgument):
             uow.execute("SELECT 1 / 0")  # 22012
         uow.rollback()
-        with pytest.raises(psycopg2.errors.SyntaxError):  # a bug: re-raised as it is
+        with pytest.raises(StorageFault) as fault:  # a bug: named, the SQLSTATE only shown
             uow.execute("SELEC 1")
+        assert fault.value.sqlstate == "42601"
+        assert str(fault.value) == "storage fault (SQLSTATE 42601)"
+        assert "SELEC" in fault.value.detail
+        assert isinstance(fault.value.__cause__, psycopg2.errors.SyntaxError)
         uow.rollback()
         with pytest.raises(NotFound):  # 23503, the referenced row is missing
             uow.execute(
