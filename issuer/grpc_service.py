@@ -11,17 +11,17 @@ from datetime import UTC
 
 import grpc
 
-from issuer.bootstrap import build_issuer
 from issuer.domain.commands import IssueCommand
 from issuer.domain.serials import guess_probability
 from issuer.lines import LineReports, ReportBatch
-from sealmark.bootstrap import Container
+from issuer.usecases import Issuer
 from sealmark.errors import InvalidArgument
 from sealmark.lifecycle import CodeState
 from sealmark.server.app import ServiceBinding, add_servicer
 from sealmark.server.interceptor import current_principal
 from sealmark.server.keys import key_set_message, public_key_message
 from sealmark.server.policy import READ, policy
+from sealmark.storage.ports import UnitOfWorkFactory
 from sealmark.tenancy import usecases
 from sealmark.tenancy.model import CodeProfile, PackLevel, Product, Role
 from sealmark.v1 import common_pb2, issuer_pb2, issuer_pb2_grpc
@@ -78,12 +78,13 @@ def product_message(product: Product) -> common_pb2.Product:
 
 
 class IssuerService(issuer_pb2_grpc.IssuerServicer):
-    def __init__(self, container: Container) -> None:
-        self._uow = container.uow
-        self._issuer = build_issuer(container)
-        self._issuer.start_workers()
-        self._lines = LineReports(container.database, container.clock)
-        self._bound = container.settings.guess_bound
+    def __init__(
+        self, issuer: Issuer, lines: LineReports, tenancy: UnitOfWorkFactory, guess_bound: float
+    ) -> None:
+        self._uow = tenancy
+        self._issuer = issuer
+        self._lines = lines
+        self._bound = guess_bound
 
     def _product(self, product: Product) -> common_pb2.Product:
         message = product_message(product)
@@ -368,10 +369,15 @@ class IssuerService(issuer_pb2_grpc.IssuerServicer):
         return issuer_pb2.ListProductsResponse(products=[self._product(p) for p in products])
 
 
-def binding(container: Container) -> ServiceBinding:
+def binding(
+    issuer: Issuer, lines: LineReports, tenancy: UnitOfWorkFactory, guess_bound: float
+) -> ServiceBinding:
+    """The Issuer's servicer over built use cases; registering it starts the minting
+    workers, so that the first issuance does not wait for them."""
+
     def register(server: grpc.Server) -> None:
-        add_servicer(
-            server, issuer_pb2.DESCRIPTOR.services_by_name["Issuer"], IssuerService(container)
-        )
+        issuer.start_workers()
+        servicer = IssuerService(issuer, lines, tenancy, guess_bound)
+        add_servicer(server, issuer_pb2.DESCRIPTOR.services_by_name["Issuer"], servicer)
 
     return ServiceBinding("issuer", "sealmark.v1.Issuer", register, POLICY)

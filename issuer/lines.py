@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from issuer.line_storage import LineStore
+from issuer.ports import IssuerStorage
 from sealmark.clock import Clock
 from sealmark.epcis.events import TZ_OFFSET
 from sealmark.epcis.recorded import business_event_id, event_ids
@@ -14,7 +14,6 @@ from sealmark.errors import AlreadyExists, FailedPrecondition, InvalidArgument, 
 from sealmark.events import NewEvent
 from sealmark.gs1 import make_sscc, normalize_gtin, validate_cset82
 from sealmark.lifecycle import CodeState, check_transition
-from sealmark.storage.postgres import PostgresDatabase, retrying
 from sealmark.tenancy.model import Principal, validate_market
 from sealmark.validators import check_request_id
 
@@ -93,24 +92,24 @@ def _check_id(value: str, name: str) -> str:
     return check_request_id(value, name)
 
 
-def _owned_gtin(db: PostgresDatabase, principal: Principal, gtin: str, name: str) -> str:
+def _owned_gtin(storage: IssuerStorage, principal: Principal, gtin: str, name: str) -> str:
     gtin14 = normalize_gtin(gtin, name)
-    with db.unit_of_work() as uow:
-        if not uow.tenants.get(principal.tenant_id).owns_gtin(gtin14):
+    with storage.transaction() as tx:
+        if not tx.tenants.get(principal.tenant_id).owns_gtin(gtin14):
             raise PermissionDenied(f"GTIN {gtin14} is not under your company prefixes")
     return gtin14
 
 
 class LineReports:
-    def __init__(self, database: PostgresDatabase, clock: Clock) -> None:
-        self._db = database
+    def __init__(self, storage: IssuerStorage, clock: Clock) -> None:
+        self._storage = storage
         self._clock = clock
 
     def report(self, principal: Principal, batch: ReportBatch, target: CodeState) -> Summary:
         """Move a batch of codes to ``target``. Per-code failures are listed, not raised; the
         batch is atomic and its acknowledgement is stored, so a resent batch changes nothing."""
         _check_id(batch.batch_id, "CodeBatch.batch_id")
-        gtin = _owned_gtin(self._db, principal, batch.gtin, "CodeBatch.gtin")
+        gtin = _owned_gtin(self._storage, principal, batch.gtin, "CodeBatch.gtin")
         if batch.all_outstanding:
             if target is not CodeState.RETURNED:
                 raise InvalidArgument("CodeBatch.all_outstanding", "only for ReturnCodes")
@@ -135,13 +134,13 @@ class LineReports:
                 raise InvalidArgument(f"CodeBatch.place.{name}", "at most 128 characters")
         if batch.market:
             validate_market(batch.market, "CodeBatch.place.market")
-        return retrying(lambda: self._report(principal, batch, gtin, target))
+        return self._storage.retrying(lambda: self._report(principal, batch, gtin, target))
 
     def _report(
         self, principal: Principal, batch: ReportBatch, gtin: str, target: CodeState
     ) -> Summary:
-        with self._db.unit_of_work() as uow:
-            store = LineStore(uow)
+        with self._storage.transaction() as tx:
+            store = tx.lines
             stored = store.stored_summary(principal.tenant_id, batch.batch_id)
             if stored is not None:
                 if stored.pop("kind", None) != target.value:
@@ -214,7 +213,7 @@ class LineReports:
                     payload["epcis_event_ids"] = ids
                 elif target is CodeState.SCRAPPED:
                     payload["epcis_event_id"] = business_event_id(kind, payload, now)
-                uow.events.append(
+                tx.events.append(
                     NewEvent(
                         tenant_id=principal.tenant_id,
                         kind=kind,
@@ -230,13 +229,13 @@ class LineReports:
                 target.value,
                 {**asdict(summary), "kind": target.value},
             )
-            uow.commit()
+            tx.commit()
         return summary
 
     def reconcile(self, principal: Principal, work_order: str) -> Reconciliation:
         _check_id(work_order, "ReconcileRequest.work_order")
-        with self._db.unit_of_work() as uow:
-            pools, counts = LineStore(uow).reconcile(principal.tenant_id, work_order)
+        with self._storage.transaction() as tx:
+            pools, counts = tx.lines.reconcile(principal.tenant_id, work_order)
         total = sum(counts.values())
         return Reconciliation(
             work_order=work_order,
@@ -251,16 +250,16 @@ class LineReports:
         )
 
     def set_hold(self, principal: Principal, gtin: str, lot: str, reason: str, held: bool) -> Hold:
-        gtin14 = _owned_gtin(self._db, principal, gtin, "LotHoldRequest.gtin")
+        gtin14 = _owned_gtin(self._storage, principal, gtin, "LotHoldRequest.gtin")
         validate_cset82(lot, "LotHoldRequest.lot")
         if held and not reason.strip():
             raise InvalidArgument("LotHoldRequest.reason", "required when holding a lot")
         if len(reason) > 200:
             raise InvalidArgument("LotHoldRequest.reason", "at most 200 characters")
         now = self._clock.now()
-        with self._db.unit_of_work() as uow:
-            uow.products.get(gtin14)
-            store = LineStore(uow)
+        with self._storage.transaction() as tx:
+            tx.products.get(gtin14)
+            store = tx.lines
             if not held and store.recalled_lot(principal.tenant_id, gtin14, lot):
                 raise FailedPrecondition(
                     f"lot {lot} of GTIN {gtin14} was recalled: its hold cannot be released"
@@ -270,7 +269,7 @@ class LineReports:
             payload: dict[str, object] = {"gtin": gtin14, "lot": lot, "reason": reason}
             payload["event_time"] = now.isoformat()
             payload["epcis_event_id"] = business_event_id(kind, payload, now)
-            uow.events.append(
+            tx.events.append(
                 NewEvent(
                     tenant_id=principal.tenant_id,
                     kind=kind,
@@ -279,7 +278,7 @@ class LineReports:
                     payload=payload,
                 )
             )
-            uow.commit()
+            tx.commit()
         return Hold(
             gtin14, lot, held, reason, now, principal.token_id, str(payload["epcis_event_id"])
         )
@@ -300,14 +299,14 @@ class LineReports:
             )
         if not 1 <= quantity <= 100_000:
             raise InvalidArgument("AllocateSsccsRequest.quantity", f"{quantity}, want 1..100000")
-        with self._db.unit_of_work() as uow:
-            tenant = uow.tenants.get(principal.tenant_id)
+        with self._storage.transaction() as tx:
+            tenant = tx.tenants.get(principal.tenant_id)
             if company_prefix not in tenant.company_prefixes:
                 raise InvalidArgument(
                     "AllocateSsccsRequest.company_prefix",
                     f"{company_prefix!r} is not one of your company prefixes",
                 )
-            store = LineStore(uow)
+            store = tx.lines
             existing = store.allocation(principal.tenant_id, request_id)
             if existing is None:
                 first = store.reserve_references(
@@ -317,7 +316,7 @@ class LineReports:
                     raise FailedPrecondition(
                         f"SSCC serial references of prefix {company_prefix} are exhausted"
                     )
-                uow.events.append(
+                tx.events.append(
                     NewEvent(
                         tenant_id=principal.tenant_id,
                         kind="ssccs.allocated",
@@ -332,7 +331,7 @@ class LineReports:
                         request_id=request_id,
                     )
                 )
-                uow.commit()
+                tx.commit()
                 existing = (company_prefix, extension_digit, first, quantity)
         prefix, extension, first, count = existing
         if (prefix, extension, count) != (company_prefix, extension_digit, quantity):

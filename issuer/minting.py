@@ -20,59 +20,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
+from issuer.domain.records import Minted, MintSpec
 from issuer.domain.serials import draw_serials
-from issuer.storage import CodeRow, copy_line, copy_line_tail
+from issuer.postgres import copy_line, copy_line_tail
 from sealmark.crypto.keys import SealedKey, SoftwareSigner, unseal
 from sealmark.crypto.pins import PinScheme
 from sealmark.crypto.signature import ai8030_encoder, canonical_parts
 from sealmark.server import affinity
 from sealmark.server.processes import on_parent_exit
-from sealmark.tenancy.alphabets import SerialAlphabet
 
 RandomBytes = Callable[[int], bytes]
 SignMany = Callable[[list[bytes]], list[bytes]]
 
-
-@dataclass(frozen=True)
-class MintSpec:
-    """What every code of one issuance request shares."""
-
-    tenant_id: str
-    request_id: str
-    gtin: str
-    lot: str
-    expiry: date
-    production_date: date | None
-    key_id: str
-    work_order: str
-    line_id: str
-    alphabet: SerialAlphabet
-    serial_length: int
-    pin_length: int
-
-
-@dataclass(frozen=True)
-class Minted:
-    """Codes drawn and signed for ``seqs`` but not stored yet (parallel lists)."""
-
-    seqs: list[int]
-    copy_text: str  # the rows in COPY text, issuer.storage.CODE_COLUMNS order
-    code_keys: list[str]
-    serials: list[str]
-    signatures: list[str]  # AI 8030 values (compact profile: AI 92 values)
-    pins: list[str]
-    at: datetime
-
-    def rows(self) -> list[CodeRow]:
-        return [
-            CodeRow(seq, serial, signature, pin)
-            for seq, serial, signature, pin in zip(
-                self.seqs, self.serials, self.signatures, self.pins, strict=True
-            )
-        ]
+__all__ = ["MintSpec", "MintWorkers", "Minted", "mint"]
 
 
 def mint(

@@ -19,22 +19,17 @@ from dataclasses import dataclass
 
 from issuer.domain.commands import IssueCommand, ValidIssue, validate_issue
 from issuer.domain.encoding import CodeFormatter, CompactFormatter
+from issuer.domain.records import CodeRow, IssueRequestRow, Minted, MintSpec, StoredKey
 from issuer.domain.serials import check_bound
-from issuer.line_storage import LineStore
-from issuer.minting import Minted, MintSpec, MintWorkers, mint
-from issuer.storage import (
-    CodeRow,
-    IssuanceStore,
-    IssueRequestRow,
-    StoredKey,
-)
+from issuer.minting import MintWorkers, mint
+from issuer.ports import IssuerStorage
 from sealmark.clock import Clock
 from sealmark.crypto.keys import KeyVault, SealedKey, Signer
 from sealmark.crypto.mac import MacScheme
 from sealmark.crypto.pins import PinScheme
 from sealmark.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from sealmark.events import NewEvent
-from sealmark.storage.postgres import PostgresDatabase, retrying
+from sealmark.storage.ports import UnitOfWorkFactory
 from sealmark.tenancy.model import CodeProfile, Principal, Product, Role
 from sealmark.tenancy.usecases import product_for
 from sealmark.validators import check_request_id
@@ -66,7 +61,8 @@ class IssueBatch:
 class Issuer:
     def __init__(
         self,
-        database: PostgresDatabase,
+        storage: IssuerStorage,
+        tenancy: UnitOfWorkFactory,
         clock: Clock,
         random_bytes: RandomBytes,
         pins: PinScheme,
@@ -76,7 +72,8 @@ class Issuer:
         workers: MintWorkers | None = None,
         macs: MacScheme | None = None,
     ) -> None:
-        self._db = database
+        self._storage = storage
+        self._tenancy = tenancy
         self._clock = clock
         self._random = random_bytes
         self._pins = pins
@@ -103,12 +100,12 @@ class Issuer:
         """Stream the request's codes from ``resume_from``, in batches, each durable first."""
         principal.require(Role.LINE)
         cmd = validate_issue(command, today=self._clock.now().date())
-        product = product_for(
-            self._db.unit_of_work, principal, cmd.gtin, field="IssueCodesRequest.gtin"
+        product = product_for(self._tenancy, principal, cmd.gtin, field="IssueCodesRequest.gtin")
+        with self._storage.transaction() as tx:
+            tenant = tx.tenants.get(principal.tenant_id)
+        request = self._storage.retrying(
+            lambda: self._open_request(principal.tenant_id, cmd, product)
         )
-        with self._db.unit_of_work() as uow:
-            tenant = uow.tenants.get(principal.tenant_id)
-        request = retrying(lambda: self._open_request(principal.tenant_id, cmd, product))
         signer = self._signer(principal.tenant_id, request.key_id)
         formatter: CodeFormatter | CompactFormatter
         if product.code_profile is CodeProfile.COMPACT:
@@ -139,10 +136,10 @@ class Issuer:
         with IssueCodes and the same request id. Idempotent like IssueCodes."""
         principal.require(Role.LINE)
         cmd = validate_issue(command, today=self._clock.now().date(), prefix="RequestPoolRequest")
-        product = product_for(
-            self._db.unit_of_work, principal, cmd.gtin, field="RequestPoolRequest.gtin"
+        product = product_for(self._tenancy, principal, cmd.gtin, field="RequestPoolRequest.gtin")
+        request = self._storage.retrying(
+            lambda: self._open_request(principal.tenant_id, cmd, product)
         )
-        request = retrying(lambda: self._open_request(principal.tenant_id, cmd, product))
         signer = self._signer(principal.tenant_id, request.key_id)
         first = request.generated - request.generated % CHUNK
         for _ in self._chunks(request, product, signer, first):
@@ -151,14 +148,14 @@ class Issuer:
 
     def pool(self, principal: Principal, request_id: str) -> tuple[IssueRequestRow, dict[str, int]]:
         """The pool (issuance request) and how many of its codes are in each state."""
-        with self._db.unit_of_work() as uow:
-            store = IssuanceStore(uow)
+        with self._storage.transaction() as tx:
+            store = tx.issuance
             request = store.request(principal.tenant_id, request_id)
             return request, store.state_counts(principal.tenant_id, request_id)
 
     def _open_request(self, tenant_id: str, cmd: ValidIssue, product: Product) -> IssueRequestRow:
-        with self._db.unit_of_work() as uow:
-            store = IssuanceStore(uow)
+        with self._storage.transaction() as tx:
+            store = tx.issuance
             active = store.active_key(tenant_id)
             key_id = active.key_id
             self._open_signer(tenant_id, active)  # a key we cannot sign with writes nothing
@@ -177,12 +174,12 @@ class Issuer:
                 key_id,
                 0,
             )
-            if cmd.lot in LineStore(uow).held_lots(cmd.gtin, [cmd.lot]):
+            if cmd.lot in tx.lines.held_lots(cmd.gtin, [cmd.lot]):
                 raise FailedPrecondition(f"IssueCodesRequest.lot: lot {cmd.lot} is on hold")
             if store.create_request(wanted):
                 issued_before = store.reserve_serials(cmd.gtin, cmd.quantity)
                 check_bound(issued_before, cmd.quantity, product.serial_space, self._bound)
-                uow.commit()
+                tx.commit()
                 return wanted
             existing = store.request(tenant_id, cmd.request_id)
         same = (
@@ -238,7 +235,7 @@ class Issuer:
             if previous is not None:
                 previous.result()  # chunks commit in order; a failure stops the ones after it
             stop = min(start + CHUNK, request.quantity)
-            return retrying(
+            return self._storage.retrying(
                 functools.partial(
                     self._store_chunk, request, product, signer, start, stop, minted.result()
                 )
@@ -277,8 +274,8 @@ class Issuer:
     ) -> list[CodeRow]:
         """Store codes ``start..stop`` of the request and advance its counter, in one
         transaction under its row lock; or read them back when they are stored already."""
-        with self._db.unit_of_work() as uow:
-            store = IssuanceStore(uow)
+        with self._storage.transaction() as tx:
+            store = tx.issuance
             current = store.request(request.tenant_id, request.request_id, lock=True)
             revoked = store.revocation(request.tenant_id, request.key_id)
             if revoked is not None:
@@ -297,7 +294,7 @@ class Issuer:
                 minted = self._mint(request, product, signer, list(range(start, stop)))
             by_seq: dict[int, CodeRow] = {}
             while True:
-                collided = store.insert_codes(minted.copy_text, minted.code_keys)
+                collided = store.insert_codes(request, minted)
                 redo = []
                 for key, row in zip(minted.code_keys, minted.rows(), strict=True):
                     if key in collided:
@@ -308,7 +305,7 @@ class Issuer:
                     break
                 minted = self._mint(request, product, signer, redo)  # redraw only those
             store.set_generated(request.tenant_id, request.request_id, stop)
-            uow.events.append(
+            tx.events.append(
                 NewEvent(
                     tenant_id=request.tenant_id,
                     kind="codes.issued",
@@ -326,7 +323,7 @@ class Issuer:
                     request_id=request.request_id,
                 )
             )
-            uow.commit()
+            tx.commit()
         return [by_seq[seq] for seq in range(start, stop)]
 
     def _mint(
@@ -405,8 +402,8 @@ class Issuer:
         with self._lock:
             signer = self._signers.get((tenant_id, key_id))
         if signer is None:
-            with self._db.unit_of_work() as uow:
-                sealed = IssuanceStore(uow).sealed_key(tenant_id, key_id)
+            with self._storage.transaction() as tx:
+                sealed = tx.issuance.sealed_key(tenant_id, key_id)
             signer = self._open_signer(tenant_id, sealed)
         return signer
 
@@ -437,10 +434,10 @@ class Issuer:
             raise InvalidArgument(
                 "RotateKeyRequest.reason", "required with revoke_previous: say why it is revoked"
             )
-        with self._db.unit_of_work() as uow:
-            store = IssuanceStore(uow)
+        with self._storage.transaction() as tx:
+            store = tx.issuance
             count = store.lock_tenant_keys(tenant_id)
-            uow.tenants.get(tenant_id)
+            tx.tenants.get(tenant_id)
             earlier = store.rotation(tenant_id, request_id) if request_id else None
             if earlier is not None:
                 if earlier[1] != revoke_previous:
@@ -461,7 +458,7 @@ class Issuer:
             payload: dict[str, object] = {"key_id": key_id, "previous": previous}
             if revoke_previous:
                 payload.update(revoked=previous, reason=reason.strip())
-            uow.events.append(
+            tx.events.append(
                 NewEvent(
                     tenant_id=tenant_id,
                     kind="keys.rotated",
@@ -471,17 +468,17 @@ class Issuer:
                     request_id=request_id or None,
                 )
             )
-            uow.commit()
+            tx.commit()
             return next(k for k in store.keys(tenant_id) if k.key_id == key_id)
 
     def key_set(self, tenant_id: str) -> list[StoredKey]:
-        with self._db.unit_of_work() as uow:
-            uow.tenants.get(tenant_id)
-            return IssuanceStore(uow).keys(tenant_id)
+        with self._storage.transaction() as tx:
+            tx.tenants.get(tenant_id)
+            return tx.issuance.keys(tenant_id)
 
     def issued_count(self, gtin: str) -> int:
-        with self._db.unit_of_work() as uow:
-            return IssuanceStore(uow).issued_count(gtin)
+        with self._storage.transaction() as tx:
+            return tx.issuance.issued_count(gtin)
 
 
 def _never_sign(messages: list[bytes]) -> list[bytes]:

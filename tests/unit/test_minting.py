@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from issuer.minting import MintSpec, mint
-from issuer.storage import CODE_COLUMNS
+from issuer.postgres import CODE_COLUMNS
 from sealmark.crypto.mac import MacScheme, decode_mac
 from sealmark.crypto.pins import PinScheme
 from sealmark.crypto.signature import canonical_bytes, decode_ai8030, verify

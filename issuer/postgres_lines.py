@@ -1,4 +1,5 @@
-"""PostgreSQL adapter for line reports, reconciliation, lot holds and SSCC ranges."""
+"""PostgreSQL adapter of the Issuer's :class:`issuer.ports.LineStore`: line reports,
+reconciliation, lot holds and SSCC ranges."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from sealmark.storage.postgres import PostgresUnitOfWork
 
 
-class LineStore:
+class PgLineStore:
     def __init__(self, uow: PostgresUnitOfWork) -> None:
         self._uow = uow
 

@@ -1,19 +1,33 @@
-"""PostgreSQL adapter of the Issuer: keys, issuance requests and code rows. All the Issuer's
-SQL lives here; it runs inside a :class:`PostgresUnitOfWork` transaction."""
+"""PostgreSQL adapter of the Issuer's storage port (:mod:`issuer.ports`): the transaction, and
+the keys, issuance requests and code rows. The SQL of line reports is in
+:mod:`issuer.postgres_lines`. Driver errors become :mod:`sealmark.errors` through
+:func:`sealmark.storage.postgres.translate_db_error`, as everywhere."""
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeVar
 
 import psycopg2
 import psycopg2.errors
 
+from issuer.domain.records import CodeRow, IssueRequestRow, Minted, StoredKey
+from issuer.postgres_lines import PgLineStore
 from sealmark.crypto.keys import SealedKey
 from sealmark.errors import NotFound
-from sealmark.storage.postgres import PostgresUnitOfWork, copy_value, translate_db_error
+from sealmark.storage.postgres import (
+    PostgresDatabase,
+    PostgresUnitOfWork,
+    copy_value,
+    retrying,
+    translate_db_error,
+)
+from sealmark.storage.postgres_repos import PgEvents, PgProducts, PgTenants
+
+T = TypeVar("T")
 
 # The per-code columns first, then those every code of one issuance chunk shares.
 CODE_COLUMNS = (
@@ -54,40 +68,6 @@ def copy_line(code_key: str, serial: str, signature: str, pin_hash: bytes, seq: 
 _NEEDS_ESCAPE = frozenset("\\\t\n\r")
 
 
-@dataclass(frozen=True)
-class IssueRequestRow:
-    tenant_id: str
-    request_id: str
-    gtin: str
-    lot: str
-    expiry: date
-    production_date: date | None
-    quantity: int
-    line_id: str
-    work_order: str
-    key_id: str
-    generated: int
-    created_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class CodeRow:
-    seq: int
-    serial: str
-    signature: str
-    pin: str | None = None  # known only while the code is being minted
-
-
-@dataclass(frozen=True)
-class StoredKey:
-    key_id: str
-    public_key: bytes
-    created_at: datetime
-    retired_at: datetime | None
-    revoked_at: datetime | None = None
-    revoke_reason: str | None = None
-
-
 _KEY_COLUMNS = "key_id, public_key, private_key_pem, backend, token_label"
 
 
@@ -96,7 +76,38 @@ def _sealed(row: tuple[Any, ...]) -> SealedKey:
     return SealedKey(row[0], bytes(row[1]), pem, row[3], row[4])
 
 
-class IssuanceStore:
+class PostgresIssuerStorage:
+    """The Issuer's storage on one PostgreSQL database (or a coordinator that speaks its
+    SQL)."""
+
+    def __init__(self, database: PostgresDatabase) -> None:
+        self._database = database
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresIssuerTransaction]:
+        with self._database.unit_of_work() as uow:
+            yield PostgresIssuerTransaction(uow)
+
+    def retrying(self, fn: Callable[[], T]) -> T:
+        return retrying(fn)
+
+
+class PostgresIssuerTransaction:
+    """One :class:`PostgresUnitOfWork` seen through the Issuer's port."""
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self._uow = uow
+        self.issuance = PgIssuanceStore(uow)
+        self.lines = PgLineStore(uow)
+        self.tenants: PgTenants = uow.tenants
+        self.products: PgProducts = uow.products
+        self.events: PgEvents = uow.events
+
+    def commit(self) -> None:
+        self._uow.commit()
+
+
+class PgIssuanceStore:
     def __init__(self, uow: PostgresUnitOfWork) -> None:
         self._uow = uow
 
@@ -246,15 +257,16 @@ class IssuanceStore:
         return int(rows[0][0]) if rows else 0
 
     # -- codes --------------------------------------------------------------------------
-    def insert_codes(self, copy_text: str, code_keys: list[str]) -> set[str]:
-        """Insert code rows given as COPY text (columns as ``CODE_COLUMNS``, one line per key
-        in ``code_keys``); return the code keys NOT inserted because they exist already
-        (serial collisions, about one per 10^4 draws at the EU FMD bound).
+    def insert_codes(self, request: IssueRequestRow, minted: Minted) -> set[str]:
+        """Insert the minted rows, given as COPY text (columns as ``CODE_COLUMNS``, one line
+        per key in ``code_keys``); return the code keys NOT inserted because they exist
+        already (serial collisions, about one per 10^4 draws at the EU FMD bound).
 
         The common case is one COPY straight into ``codes`` under a savepoint. Only when it
         hits a duplicate key are the rows COPYed into a per-session staging table and moved
         with INSERT … ON CONFLICT DO NOTHING, which tells which keys collided.
         """
+        copy_text, code_keys = minted.copy_text, minted.code_keys
         columns = ", ".join(CODE_COLUMNS)
         try:
             with self._uow.connection.cursor() as cur:
