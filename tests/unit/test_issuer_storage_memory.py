@@ -1,0 +1,41 @@
+"""The Issuer's storage contract on the in-memory fake."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from issuer.memory import MemoryIssuerStorage
+from sealmark.storage.memory import MemoryStore
+from sealmark.storage.ports import UnitOfWorkFactory
+from tests.contracts.issuer_storage import IssuerStorageContract
+
+
+@dataclass
+class MemoryBackend:
+    storage: MemoryIssuerStorage
+    tenancy: UnitOfWorkFactory
+
+    def pack(self, tenant_id: str, child_key: str, parent_key: str) -> None:
+        self.storage.pack(child_key, parent_key)
+
+    def recall_lot(self, tenant_id: str, gtin: str, lot: str) -> None:
+        self.storage.recall_lot(tenant_id, gtin, lot)
+
+
+class TestMemoryIssuerStorage(IssuerStorageContract):
+    @pytest.fixture
+    def backend(self) -> MemoryBackend:
+        tenancy = MemoryStore()
+        return MemoryBackend(MemoryIssuerStorage(tenancy), tenancy.unit_of_work)
+
+
+def test_a_nested_transaction_is_refused_not_deadlocked() -> None:
+    storage = MemoryIssuerStorage(MemoryStore())
+    with (
+        storage.transaction(),
+        pytest.raises(RuntimeError, match="open in this thread"),
+        storage.transaction(),
+    ):
+        pass
