@@ -59,6 +59,9 @@ class IssueBatch:
 
 
 class Issuer:
+    """Issuance and signing keys, over the Issuer's storage port and the tenancy port (the
+    caller's products)."""
+
     def __init__(
         self,
         storage: IssuerStorage,

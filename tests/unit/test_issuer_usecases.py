@@ -386,3 +386,34 @@ def test_line_operations_name_the_bad_field(world: World, call: object, field: s
     with pytest.raises(InvalidArgument) as caught:
         call(world)  # type: ignore[operator]
     assert caught.value.field == field
+
+
+# -- layering -----------------------------------------------------------------------------------
+
+
+def test_the_use_cases_and_the_port_see_no_database() -> None:
+    from tests.unit.test_architecture import FORBIDDEN, ROOT, imported_names
+
+    issuer = ROOT / "issuer"
+    pure = [issuer / "ports.py", *sorted((issuer / "domain").glob("*.py"))]
+    use_cases = [issuer / "usecases.py", issuer / "lines.py"]
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in pure
+        for name in imported_names(path)
+        if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN)
+    ]
+    banned = ("psycopg2", "redis", "sealmark.storage.postgres", "sealmark.bootstrap")
+    offenders += [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in use_cases
+        for name in imported_names(path)
+        if any(name == bad or name.startswith(bad + ".") for bad in banned)
+    ]
+    offenders += [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted(issuer.rglob("*.py"))
+        for name in imported_names(path)
+        if name == "sealmark.bootstrap" or name.startswith("sealmark.bootstrap.")
+    ]
+    assert offenders == []
