@@ -33,8 +33,12 @@ PINS = PinScheme(b"contract-pepper-0123456789")
 class IssuerBackend(Protocol):
     """One adapter under test, with the hooks that stand in for other services' writes."""
 
-    storage: IssuerStorage
-    tenancy: UnitOfWorkFactory  # to seed tenants and products, and read the event log
+    @property
+    def storage(self) -> IssuerStorage: ...
+
+    @property
+    def tenancy(self) -> UnitOfWorkFactory:
+        """To seed tenants and products, and to read the event log."""
 
     def pack(self, tenant_id: str, child_key: str, parent_key: str) -> None:
         """The Aggregator packed ``child_key`` in ``parent_key``."""

@@ -12,7 +12,7 @@ import pytest
 from issuer.postgres import PostgresIssuerStorage
 from sealmark.storage.ports import UnitOfWorkFactory
 from sealmark.storage.postgres import PostgresDatabase
-from tests.contracts.issuer_storage import IssuerStorageContract
+from tests.contracts.issuer_storage import IssuerBackend, IssuerStorageContract
 
 pytestmark = pytest.mark.integration
 
@@ -53,5 +53,5 @@ def database(pg_dsn: str) -> Iterator[PostgresDatabase]:
 
 class TestPostgresIssuerStorage(IssuerStorageContract):
     @pytest.fixture
-    def backend(self, database: PostgresDatabase) -> PostgresBackend:
+    def backend(self, database: PostgresDatabase) -> IssuerBackend:
         return PostgresBackend(PostgresIssuerStorage(database), database.unit_of_work, database)

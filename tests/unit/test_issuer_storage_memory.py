@@ -9,7 +9,7 @@ import pytest
 from issuer.memory import MemoryIssuerStorage
 from sealmark.storage.memory import MemoryStore
 from sealmark.storage.ports import UnitOfWorkFactory
-from tests.contracts.issuer_storage import IssuerStorageContract
+from tests.contracts.issuer_storage import IssuerBackend, IssuerStorageContract
 
 
 @dataclass
@@ -26,7 +26,7 @@ class MemoryBackend:
 
 class TestMemoryIssuerStorage(IssuerStorageContract):
     @pytest.fixture
-    def backend(self) -> MemoryBackend:
+    def backend(self) -> IssuerBackend:
         tenancy = MemoryStore()
         return MemoryBackend(MemoryIssuerStorage(tenancy), tenancy.unit_of_work)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pytest
@@ -200,8 +200,9 @@ def test_another_tenants_gtin_is_permission_denied(world: World) -> None:
     ],
 )
 def test_issuance_names_the_bad_field(world: World, changes: dict[str, object], field: str) -> None:
+    command = replace(world.command(), **changes)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgument) as caught:
-        world.issue(world.command(**changes))
+        world.issue(command)
     assert caught.value.field == field
 
 
