@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from issuer.domain.commands import IssueCommand, ValidIssue, validate_issue
 from issuer.domain.encoding import CodeFormatter, CompactFormatter
+from issuer.domain.keys import key_id as next_key_id
 from issuer.domain.records import CodeRow, IssueRequestRow, Minted, MintSpec, StoredKey
 from issuer.domain.serials import check_bound
 from issuer.minting import MintWorkers, mint
@@ -449,7 +450,7 @@ class Issuer:
                         f"{'with' if earlier[1] else 'without'} revoke_previous"
                     )
                 return next(k for k in store.keys(tenant_id) if k.key_id == earlier[0])
-            key_id = _key_id(count + 1)
+            key_id = next_key_id(count + 1)
             now = self._clock.now()
             previous = store.add_key(
                 tenant_id,
@@ -486,12 +487,3 @@ class Issuer:
 
 def _never_sign(messages: list[bytes]) -> list[bytes]:
     raise AssertionError("compact-profile codes carry a MAC and are never signed")
-
-
-_KEY_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_"
-
-
-def _key_id(number: int) -> str:
-    if not 1 <= number < 64 * 64:
-        raise InvalidArgument("key_id", "a tenant may have at most 4095 keys")
-    return _KEY_ALPHABET[number // 64] + _KEY_ALPHABET[number % 64]

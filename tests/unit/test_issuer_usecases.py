@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from issuer.domain.commands import IssueCommand
+from issuer.domain.keys import key_id
 from issuer.lines import LineReports, ReportBatch
 from issuer.memory import MemoryIssuerStorage
 from issuer.usecases import IssuedCode, Issuer
@@ -229,6 +230,14 @@ def test_a_rotation_with_a_request_id_happens_once(world: World) -> None:
         {"key_id": "01", "previous": None},
         {"key_id": "02", "previous": "01"},
     ]
+
+
+def test_key_ids_count_in_the_key_id_alphabet() -> None:
+    assert [key_id(n) for n in (1, 2, 10, 63, 64, 4095)] == ["01", "02", "0A", "0_", "10", "__"]
+    for number in (0, 4096):
+        with pytest.raises(InvalidArgument) as caught:
+            key_id(number)
+        assert caught.value.field == "key_id"
 
 
 def test_a_rotation_id_reused_with_another_revoke_flag_is_refused(world: World) -> None:
