@@ -237,11 +237,27 @@ class IssuerStorageContract:
             tx.issuance.reserve_serials(gtin, 10)
             tx.issuance.add_key(tenant_id, _sealed("AA", 1), T0)
             tx.events.append(NewEvent(tenant_id, "codes.issued", "issue:r1", T0, {}))
+            tx.lines.set_hold(tenant_id, gtin, "LOT1", True, "QC", T0, "tok")
+            tx.lines.store_summary(tenant_id, "b1", "commissioned", {"accepted": 1})
+            tx.lines.reserve_references(tenant_id, "s1", "9520000001", 0, 5)
+        stored = _request(tenant_id, gtin, "r2", quantity=3)
+        minted = _minted(stored, [0, 1, 2], seed=41)
+        _stored_request(backend, stored)
+        with backend.storage.transaction() as tx:
+            assert tx.issuance.insert_codes(stored, minted) == set()
+            tx.issuance.set_generated(tenant_id, "r2", 3)
         with backend.storage.transaction() as tx:
             with pytest.raises(NotFound):
                 tx.issuance.request(tenant_id, "r1")
             assert tx.issuance.issued_count(gtin) == 0
             assert tx.issuance.keys(tenant_id) == []
+            assert tx.lines.held_lots(gtin, ["LOT1"]) == set()
+            assert tx.lines.stored_summary(tenant_id, "b1") is None
+            assert tx.lines.allocation(tenant_id, "s1") is None
+            assert tx.issuance.codes(tenant_id, "r2", 0, 3) == []
+            assert tx.issuance.request(tenant_id, "r2").generated == 0
+            # The codes left nothing behind: drawn again, they are stored.
+            assert tx.issuance.insert_codes(stored, minted) == set()
         with backend.tenancy() as uow:
             assert list(uow.events.read(tenant_id)) == []
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from issuer.postgres import PostgresIssuerStorage
+from sealmark.errors import Unavailable
 from sealmark.storage.ports import UnitOfWorkFactory
 from sealmark.storage.postgres import PostgresDatabase
 from tests.contracts.issuer_storage import IssuerBackend, IssuerStorageContract
@@ -55,3 +56,21 @@ class TestPostgresIssuerStorage(IssuerStorageContract):
     @pytest.fixture
     def backend(self, database: PostgresDatabase) -> IssuerBackend:
         return PostgresBackend(PostgresIssuerStorage(database), database.unit_of_work, database)
+
+
+def test_an_unreachable_database_is_unavailable() -> None:
+    database = PostgresDatabase("postgresql://postgres@127.0.0.1:1/none", connect_timeout_s=1)
+    storage = PostgresIssuerStorage(database)
+    with pytest.raises(Unavailable), storage.transaction() as tx:
+        tx.issuance.issued_count("09520000000003")
+    calls: list[int] = []
+
+    def attempt() -> int:
+        calls.append(1)
+        with storage.transaction() as tx:
+            return tx.issuance.issued_count("09520000000003")
+
+    with pytest.raises(Unavailable):
+        storage.retrying(attempt)
+    assert len(calls) == 5  # retried, then the last error propagates
+    database.close()
