@@ -16,6 +16,7 @@ from issuer.memory import MemoryIssuerStorage
 from issuer.usecases import IssuedCode, Issuer
 from sealmark.clock import FixedClock
 from sealmark.crypto.keys import KeyVault
+from sealmark.crypto.mac import MacScheme
 from sealmark.crypto.pins import PinScheme
 from sealmark.crypto.signature import canonical_bytes, decode_ai8030, verify
 from sealmark.errors import (
@@ -27,7 +28,9 @@ from sealmark.errors import (
 )
 from sealmark.lifecycle import CodeState
 from sealmark.storage.memory import MemoryStore
+from sealmark.tenancy import usecases
 from sealmark.tenancy.model import Principal, Role
+from tests.storage_contract import gtin_under
 from tests.support.tenants import seed_tenant
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -211,6 +214,50 @@ def test_a_pool_request_names_its_own_fields(world: World) -> None:
     with pytest.raises(InvalidArgument) as caught:
         world.issuer.request_pool(world.line, world.command(quantity=0))
     assert caught.value.field == "RequestPoolRequest.quantity"
+
+
+def _compact_product(world: World) -> str:
+    gtin = gtin_under(world.gtin[1:9] + "7")
+    usecases.add_product(
+        world.tenancy.unit_of_work,
+        FixedClock(NOW),
+        tenant_id=world.tenant_id,
+        gtin=gtin,
+        name="small vial",
+        code_profile="compact",
+    )
+    return gtin
+
+
+def test_a_compact_product_needs_the_mac_secret_and_writes_nothing(world: World) -> None:
+    gtin = _compact_product(world)
+    with pytest.raises(FailedPrecondition, match="SEALMARK_MAC_SECRET"):
+        world.issue(world.command(gtin=gtin))
+    assert world.issuer.issued_count(gtin) == 0
+
+
+def test_compact_codes_carry_a_mac_and_no_signature(world: World) -> None:
+    gtin = _compact_product(world)
+    macs = MacScheme(b"unit-mac-secret-0123456789abcdef")
+    issuer = Issuer(
+        world.storage,
+        world.tenancy.unit_of_work,
+        FixedClock(NOW),
+        world.source,
+        PinScheme(b"unit-pepper-0123456789"),
+        KeyVault("software", b"unit-passphrase"),
+        guess_bound=1e-4,
+        macs=macs,
+    )
+    command = world.command(gtin=gtin, quantity=4)
+    codes = [c for batch in issuer.issue(world.line, command) for c in batch.codes]
+    (key,) = world.issuer.key_set(world.tenant_id)
+    encode = macs.encoder(world.tenant_id, key.key_id, gtin)
+    assert [c.mac for c in codes] == [encode(c.serial) for c in codes]
+    assert {c.signature for c in codes} == {""}
+    assert [c.serial for b in issuer.issue(world.line, command) for c in b.codes] == [
+        c.serial for c in codes
+    ]
 
 
 # -- keys ---------------------------------------------------------------------------------------
