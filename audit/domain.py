@@ -169,6 +169,10 @@ def check_resolvable(alert: Alert) -> None:
 # market; scrapped, returned, destroyed, sampled and exported ones are out of it.
 RECALLABLE = sorted(s.value for s, targets in ALLOWED.items() if CodeState.RECALLED in targets)
 REASON_MAX = 500
+# What the reports count as a unit still on the market, and as a suspect verdict.
+ACTIVE_STATES = ("commissioned", "in_transit", "received")
+SUSPECT_VERDICTS = ("suspect_clone", "counterfeit", "diverted")
+GENUINE_VERDICTS = ("authentic", "authentic_seen_before")
 RECALL_CODES_MAX = 10_000
 
 

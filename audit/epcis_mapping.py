@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
-from audit.export_storage import ExportStore, Recorded
+from audit.ports import ExportReader, Recorded
 from sealmark.epcis.document import Identifiers, stream_document
 from sealmark.epcis.events import ExportEvent
 from sealmark.epcis.recorded import export_events
@@ -37,7 +37,7 @@ __all__ = ["Mapper"]
 
 
 class Mapper:
-    def __init__(self, store: ExportStore, tenant_id: str, identifiers: Identifiers) -> None:
+    def __init__(self, store: ExportReader, tenant_id: str, identifiers: Identifiers) -> None:
         self._store = store
         self._tenant = tenant_id
         self._identifiers = identifiers

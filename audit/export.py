@@ -10,13 +10,11 @@ from datetime import datetime
 
 from audit.domain import check_range
 from audit.epcis_mapping import Mapper
-from audit.export_storage import ExportStore, Recorded
-from audit.storage import AuditStore
+from audit.ports import ExportReader, ExportStorage, Recorded
 from audit.trace import holders
 from sealmark.epcis.document import IdentifierFormat, Identifiers
 from sealmark.epcis.events import ExportEvent
 from sealmark.errors import InvalidArgument, NotFound
-from sealmark.storage.postgres import PostgresDatabase, PostgresUnitOfWork
 from sealmark.tenancy.model import Principal, Role
 
 
@@ -39,8 +37,8 @@ class Counter:
 
 
 class Exporter:
-    def __init__(self, database: PostgresDatabase, now: Callable[[], datetime]) -> None:
-        self._db = database
+    def __init__(self, storage: ExportStorage, now: Callable[[], datetime]) -> None:
+        self._storage = storage
         self._now = now
 
     def export(
@@ -56,11 +54,10 @@ class Exporter:
         if query.descendants and not query.code:
             raise InvalidArgument(f"{name}.include_descendants", "needs code")
         tenant = principal.tenant_id
-        with self._db.unit_of_work() as uow:
-            store = ExportStore(uow)
-            wanted, windows = self._scope(uow, tenant, query)
+        with self._storage.snapshot() as store:
+            wanted, windows = self._scope(store, tenant, query)
             identifiers = (
-                Identifiers(IdentifierFormat.EPC_URN, uow.tenants.get(tenant).prefix_length_for)
+                Identifiers(IdentifierFormat.EPC_URN, store.tenant(tenant).prefix_length_for)
                 if query.urn
                 else Identifiers()
             )
@@ -85,12 +82,10 @@ class Exporter:
                 rows.close()
 
     def _scope(
-        self, uow: PostgresUnitOfWork, tenant: str, query: ExportFilter
+        self, store: ExportReader, tenant: str, query: ExportFilter
     ) -> tuple[set[str] | None, dict[str, list[tuple[datetime, datetime | None]]]]:
         """The units whose events are wanted (None: all), and for ancestors of a code the
         times they held it (their events count only then)."""
-        store = AuditStore(uow)
-        export = ExportStore(uow)
         if query.code:
             key = query.code
             if not store.owns_unit(tenant, key):
@@ -101,10 +96,10 @@ class Exporter:
                 windows.setdefault(h.ancestor, []).append((h.since, h.until))
             wanted = {key}
             if query.descendants:
-                wanted |= export.descendants_ever([key])
+                wanted |= store.descendants_ever([key])
             return wanted | set(windows), windows
         if query.lot:
-            return export.lot_units(tenant, query.gtin, query.lot), {}
+            return store.lot_units(tenant, query.gtin, query.lot), {}
         return None, {}
 
 

@@ -1,33 +1,51 @@
-"""The reads behind the EPCIS export: recorded events in order, streamed with a server-side
-cursor so a ten-million-event export never holds more than one batch in memory."""
+"""The PostgreSQL adapter of :class:`audit.ports.ExportStorage`: recorded events in order,
+streamed with a server-side cursor so a ten-million-event export never holds more than one
+batch in memory."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from dataclasses import dataclass
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
-from typing import Any
 
+import psycopg2
+
+from audit.ports import HistoryRow, Recorded
+from audit.postgres import PostgresAuditStore
 from sealmark.epcis.recorded import KINDS
-from sealmark.storage.postgres import PostgresUnitOfWork
+from sealmark.storage.postgres import PostgresDatabase, PostgresUnitOfWork, translate_db_error
+from sealmark.tenancy.model import Tenant
+
+__all__ = ["FETCH_ROWS", "PostgresExportReader", "PostgresExportStorage", "Recorded"]
 
 EXPORTED = KINDS
 FETCH_ROWS = 2000
 
 
-@dataclass(frozen=True)
-class Recorded:
-    id: int
-    kind: str
-    request_id: str
-    occurred_at: datetime
-    payload: dict[str, Any]
-    subject: str = ""
+class PostgresExportStorage:
+    def __init__(self, database: PostgresDatabase) -> None:
+        self._db = database
+
+    @contextmanager
+    def snapshot(self) -> Iterator[PostgresExportReader]:
+        # A transaction, not reads(): a server-side cursor lives inside one.
+        with self._db.unit_of_work() as uow:
+            yield PostgresExportReader(uow)
 
 
-class ExportStore:
+class PostgresExportReader:
     def __init__(self, uow: PostgresUnitOfWork) -> None:
         self._uow = uow
+        self._units = PostgresAuditStore(uow)
+
+    def tenant(self, tenant_id: str) -> Tenant:
+        return self._uow.tenants.get(tenant_id)
+
+    def owns_unit(self, tenant_id: str, key: str) -> bool:
+        return self._units.owns_unit(tenant_id, key)
+
+    def containment_history(self, keys: list[str]) -> list[HistoryRow]:
+        return self._units.containment_history(keys)
 
     def events(
         self, tenant_id: str, since: datetime | None, until: datetime | None
@@ -37,15 +55,18 @@ class ExportStore:
         cursor = self._uow.connection.cursor(name="epcis_export")
         cursor.itersize = FETCH_ROWS
         try:
-            cursor.execute(
-                "SELECT id, kind, coalesce(request_id, ''), occurred_at, payload, subject"
-                " FROM domain_events WHERE tenant_id = %s AND kind = ANY(%s)"
-                " AND (%s::timestamptz IS NULL OR occurred_at >= %s)"
-                " AND (%s::timestamptz IS NULL OR occurred_at < %s) ORDER BY id",
-                (tenant_id, list(EXPORTED), since, since, until, until),
-            )
-            for row in cursor:
-                yield Recorded(int(row[0]), row[1], row[2], row[3], row[4], row[5])
+            try:
+                cursor.execute(
+                    "SELECT id, kind, coalesce(request_id, ''), occurred_at, payload, subject"
+                    " FROM domain_events WHERE tenant_id = %s AND kind = ANY(%s)"
+                    " AND (%s::timestamptz IS NULL OR occurred_at >= %s)"
+                    " AND (%s::timestamptz IS NULL OR occurred_at < %s) ORDER BY id",
+                    (tenant_id, list(EXPORTED), since, since, until, until),
+                )
+                for row in cursor:
+                    yield Recorded(int(row[0]), row[1], row[2], row[3], row[4], row[5])
+            except psycopg2.Error as exc:
+                raise translate_db_error(exc) from exc
         finally:
             cursor.close()
 

@@ -23,7 +23,6 @@ from audit.export import Counter, Exporter, ExportFilter
 from audit.reports import Reporter, ReportQuery
 from audit.transparency import TransparencyLog
 from audit.usecases import Auditor
-from sealmark.bootstrap import Container
 from sealmark.errors import InvalidArgument
 from sealmark.gs1.checkdigit import normalize_gtin
 from sealmark.server.app import ServiceBinding, add_servicer
@@ -183,11 +182,13 @@ def chunks(blocks: Iterator[bytes]) -> Iterator[bytes]:
 
 
 class AuditService(audit_pb2_grpc.AuditServicer):
-    def __init__(self, container: Container) -> None:
-        self._auditor = Auditor(container.database, container.redis, container.clock)
-        self._log = transparency_log(container)
-        self._reporter = Reporter(container.database, container.clock, self._auditor)
-        self._exporter = Exporter(container.database, container.clock.now)
+    def __init__(
+        self, auditor: Auditor, log: TransparencyLog, reporter: Reporter, exporter: Exporter
+    ) -> None:
+        self._auditor = auditor
+        self._log = log
+        self._reporter = reporter
+        self._exporter = exporter
 
     # -- alerts -------------------------------------------------------------------------
     def WatchAlerts(
@@ -364,20 +365,14 @@ class AuditService(audit_pb2_grpc.AuditServicer):
         )
 
 
-def transparency_log(container: Container) -> TransparencyLog:
-    def passphrase() -> bytes:
-        secrets = container.secrets
-        return secrets.key_passphrase or secrets.pepper
+def binding(
+    auditor: Auditor, log: TransparencyLog, reporter: Reporter, exporter: Exporter
+) -> ServiceBinding:
+    """The Audit service for ``sealmark serve``, over use cases built by the composition root
+    (``sealmark_app.root.audit``)."""
+    service = AuditService(auditor, log, reporter, exporter)
 
-    return TransparencyLog(
-        container.database, container.clock, passphrase, container.settings.tlog_origin
-    )
-
-
-def binding(container: Container) -> ServiceBinding:
     def register(server: grpc.Server) -> None:
-        add_servicer(
-            server, audit_pb2.DESCRIPTOR.services_by_name["Audit"], AuditService(container)
-        )
+        add_servicer(server, audit_pb2.DESCRIPTOR.services_by_name["Audit"], service)
 
     return ServiceBinding("audit", "sealmark.v1.Audit", register, POLICY)

@@ -13,11 +13,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from audit.domain import check_range
+from audit.ports import AuditStorage, ReportStore
 from audit.usecases import Auditor
 from sealmark.clock import Clock
 from sealmark.errors import InvalidArgument
 from sealmark.gs1.checkdigit import normalize_gtin
-from sealmark.storage.postgres import PostgresDatabase
 from sealmark.tenancy.alphabets import SERIAL_ALPHABETS, legacy_exposure
 from sealmark.tenancy.model import Principal, Role
 
@@ -36,8 +36,6 @@ FORMATS = {
     "svg": "image/svg+xml",
     "png": "image/png",
 }
-ACTIVE = ["commissioned", "in_transit", "received"]
-SUSPECT = ["suspect_clone", "counterfeit", "diverted"]
 DAYS_DEFAULT = 90
 DAYS_MAX = 3650
 
@@ -112,8 +110,8 @@ class Table:
 
 
 class Reporter:
-    def __init__(self, database: PostgresDatabase, clock: Clock, auditor: Auditor) -> None:
-        self._db = database
+    def __init__(self, storage: AuditStorage, clock: Clock, auditor: Auditor) -> None:
+        self._storage = storage
         self._clock = clock
         self._auditor = auditor
 
@@ -136,140 +134,58 @@ class Reporter:
                 *(["last_scan_region", r, n] for r, n in report.by_last_scan_region),
             ]
             return Table(f"Recall {report.recall_id}", ["measure", "group", "units"], rows)
-        if query.kind == "serial_exposure":
-            return self._serial_exposure(tenant, query.gtin)
-        with self._db.reads() as uow:
-            sql, params, table = self._query(tenant, query)
-            rows = [list(r) for r in uow.execute(sql, params)]
-        return Table(table.title, table.columns, rows, table.label, table.values)
+        with self._storage.reads() as store:
+            if query.kind == "serial_exposure":
+                # Per product, the serials minted from the letters of the alphabet's name and
+                # what they expose; see alphabets.py.
+                rows = [exposure_row(*p) for p in store.serial_products(tenant, query.gtin or None)]
+                return Table(
+                    "Serials drawn from the letters of the alphabet's name", EXPOSURE, rows
+                )
+            return self._table(store, tenant, query)
 
-    def _serial_exposure(self, tenant: str, gtin: str) -> Table:
-        """Per product, the serials minted from the letters of the alphabet's name (marked
-        ``serial_scheme = 1`` by migration 0014) and what they expose; see alphabets.py."""
-        with self._db.reads() as uow:
-            products = uow.execute(
-                "SELECT p.gtin, p.serial_alphabet, p.serial_length,"
-                " (SELECT count(*) FROM codes c WHERE c.tenant_id = p.tenant_id"
-                "  AND c.gtin = p.gtin),"
-                " (SELECT count(*) FROM codes c WHERE c.tenant_id = p.tenant_id"
-                "  AND c.gtin = p.gtin AND c.serial_scheme = 1)"
-                " FROM products p WHERE p.tenant_id = %(tenant)s"
-                " AND (%(gtin)s::text IS NULL OR p.gtin = %(gtin)s) ORDER BY p.gtin",
-                {"tenant": tenant, "gtin": gtin or None},
-            )
-        rows = [exposure_row(*product) for product in products]
-        return Table("Serials drawn from the letters of the alphabet's name", EXPOSURE, rows)
-
-    def _query(self, tenant: str, q: ReportQuery) -> tuple[str, dict[str, Any], Table]:
-        params: dict[str, Any] = {
-            "tenant": tenant,
-            "since": q.since,
-            "until": q.until,
-            "gtin": q.gtin or None,
-            "lot": q.lot or None,
-            "region": q.region.upper() or None,
-            "active": ACTIVE,
-            "suspect": SUSPECT,
-        }
-        scans_where = (
-            "tenant_id = %(tenant)s"
-            " AND (%(since)s::timestamptz IS NULL OR verified_at >= %(since)s)"
-            " AND (%(until)s::timestamptz IS NULL OR verified_at < %(until)s)"
-            " AND (%(region)s::text IS NULL OR region = %(region)s)"
-        )
-        codes_where = (
-            "tenant_id = %(tenant)s AND (%(gtin)s::text IS NULL OR gtin = %(gtin)s)"
-            " AND (%(lot)s::text IS NULL OR lot = %(lot)s)"
-        )
+    def _table(self, store: ReportStore, tenant: str, q: ReportQuery) -> Table:
+        gtin, lot, region = q.gtin or None, q.lot or None, q.region.upper() or None
         if q.kind == "reconciliation":
-            params["work_order"] = q.work_order
-            return (
-                "SELECT coalesce(lot, ''), count(*),"
-                " count(*) FILTER (WHERE state NOT IN ('allocated', 'scrapped', 'returned')),"
-                " count(*) FILTER (WHERE state = 'scrapped'),"
-                " count(*) FILTER (WHERE state = 'returned'),"
-                " count(*) FILTER (WHERE state IN ('in_transit', 'received')),"
-                " count(*) FILTER (WHERE state = 'allocated')"
-                # Through the work order's issue requests: codes are indexed by request.
-                " FROM codes WHERE (tenant_id, request_id) IN (SELECT tenant_id, request_id"
-                "  FROM issue_requests WHERE tenant_id = %(tenant)s"
-                "  AND work_order = %(work_order)s)"
-                f" AND {codes_where}"
-                " GROUP BY 1 ORDER BY 1",
-                params,
-                Table(
-                    f"Reconciliation of work order {q.work_order}",
-                    [
-                        "lot",
-                        "allocated",
-                        "commissioned",
-                        "scrapped",
-                        "returned",
-                        "shipped",
-                        "outstanding",
-                    ],
-                    [],
-                    0,
-                    (2, 3, 4, 6),
-                ),
+            return Table(
+                f"Reconciliation of work order {q.work_order}",
+                [
+                    "lot",
+                    "allocated",
+                    "commissioned",
+                    "scrapped",
+                    "returned",
+                    "shipped",
+                    "outstanding",
+                ],
+                store.reconciliation(tenant, q.work_order, gtin, lot),
+                0,
+                (2, 3, 4, 6),
             )
         if q.kind == "scans_by_region_day":
-            return (
-                "SELECT (verified_at AT TIME ZONE 'UTC')::date AS day, region,"
-                " count(*) FILTER (WHERE verdict IN ('authentic', 'authentic_seen_before')),"
-                " count(*) FILTER (WHERE verdict = ANY(%(suspect)s)),"
-                " count(*) FILTER (WHERE NOT verdict IN ('authentic', 'authentic_seen_before')"
-                "  AND NOT verdict = ANY(%(suspect)s)), count(*)"
-                f" FROM scans WHERE {scans_where} GROUP BY 1, 2 ORDER BY 1, 2",
-                params,
-                Table(
-                    "Verifications per region and day",
-                    ["day", "region", "genuine", "suspect", "other", "total"],
-                    [],
-                    1,
-                    (2, 3, 4),
-                ),
+            return Table(
+                "Verifications per region and day",
+                ["day", "region", "genuine", "suspect", "other", "total"],
+                store.scans_by_region_day(tenant, q.since, q.until, region),
+                1,
+                (2, 3, 4),
             )
         if q.kind == "hotspots":
-            return (
-                "WITH s AS (SELECT region, count(*) FILTER (WHERE verdict = 'suspect_clone') c,"
-                "  count(*) FILTER (WHERE verdict = 'counterfeit') f,"
-                "  count(*) FILTER (WHERE verdict = 'diverted') d"
-                f"  FROM scans WHERE {scans_where} GROUP BY region),"
-                " a AS (SELECT coalesce(details ->> 'region', '') region, count(*) n FROM alerts"
-                "  WHERE tenant_id = %(tenant)s"
-                "  AND (%(since)s::timestamptz IS NULL OR raised_at >= %(since)s)"
-                "  AND (%(until)s::timestamptz IS NULL OR raised_at < %(until)s) GROUP BY 1)"
-                " SELECT coalesce(s.region, a.region), coalesce(c, 0), coalesce(f, 0),"
-                "  coalesce(d, 0), coalesce(n, 0) FROM s FULL JOIN a ON a.region = s.region"
-                " WHERE coalesce(c, 0) + coalesce(f, 0) + coalesce(d, 0) + coalesce(n, 0) > 0"
-                "  AND (%(region)s::text IS NULL OR coalesce(s.region, a.region) = %(region)s)"
-                " ORDER BY 2 + 3 + 4 + 5 DESC, 1",
-                params,
-                Table(
-                    "Clone, counterfeit and diversion hotspots",
-                    ["region", "suspect_clone", "counterfeit", "diverted", "alerts"],
-                    [],
-                    0,
-                    (1, 2, 3),
-                ),
+            return Table(
+                "Clone, counterfeit and diversion hotspots",
+                ["region", "suspect_clone", "counterfeit", "diverted", "alerts"],
+                store.hotspots(tenant, q.since, q.until, region),
+                0,
+                (1, 2, 3),
             )
         days = q.days_ahead or DAYS_DEFAULT
         today = self._clock.now().date()
-        params.update(today=today, horizon=today + timedelta(days=days))
-        return (
-            "SELECT gtin, coalesce(lot, ''), expiry, coalesce(market, ''), count(*)"
-            f" FROM codes WHERE {codes_where} AND state = ANY(%(active)s)"
-            " AND expiry >= %(today)s AND expiry <= %(horizon)s"
-            " GROUP BY 1, 2, 3, 4 ORDER BY 3, 1, 2, 4",
-            params,
-            Table(
-                f"Active units expiring within {days} days, by market",
-                ["gtin", "lot", "expiry", "market", "units"],
-                [],
-                1,
-                (4,),
-            ),
+        return Table(
+            f"Active units expiring within {days} days, by market",
+            ["gtin", "lot", "expiry", "market", "units"],
+            store.nearing_expiry(tenant, gtin, lot, today, today + timedelta(days=days)),
+            1,
+            (4,),
         )
 
 

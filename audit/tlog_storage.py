@@ -1,30 +1,36 @@
-"""SQL of the transparency log (tables of migration 0010)."""
+"""The PostgreSQL adapter of :class:`audit.ports.TlogStorage` (tables of migration 0010)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sealmark.storage.postgres import PostgresUnitOfWork
+from audit.ports import Head
+from sealmark.errors import NotFound
+from sealmark.storage.postgres import PostgresDatabase, PostgresUnitOfWork
+
+__all__ = ["Head", "PostgresTlogStorage", "PostgresTlogStore"]
 
 
-@dataclass(frozen=True)
-class Head:
-    """A tenant's log: identity, key, and the latest signed checkpoint."""
+class PostgresTlogStorage:
+    def __init__(self, database: PostgresDatabase) -> None:
+        self._db = database
 
-    tenant_id: str
-    origin: str
-    key_name: str
-    public_key: bytes
-    private_key_pem: bytes
-    size: int
-    root_hash: bytes
-    signed_note: str
-    updated_at: datetime
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresTlogStore]:
+        with self._db.unit_of_work() as uow:
+            yield PostgresTlogStore(uow)
+            uow.commit()
+
+    @contextmanager
+    def reads(self) -> Iterator[PostgresTlogStore]:
+        with self._db.reads() as uow:
+            yield PostgresTlogStore(uow)
 
 
-class TlogStore:
+class PostgresTlogStore:
     def __init__(self, uow: PostgresUnitOfWork) -> None:
         self._uow = uow
 
@@ -108,13 +114,16 @@ class TlogStore:
         return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def entry(self, tenant_id: str, index: int) -> bytes:
-        """The stored bytes of entry ``index`` (which must exist)."""
         rows = self._uow.execute(
             "SELECT data FROM tlog_entries WHERE tenant_id = %s AND idx = %s", (tenant_id, index)
         )
+        if not rows:
+            raise NotFound(f"no entry {index} in the log of {tenant_id}")
         return bytes(rows[0][0])
 
-    def entries(self, tenant_id: str, start: int, count: int) -> list[tuple[Any, ...]]:
+    def entries(
+        self, tenant_id: str, start: int, count: int
+    ) -> list[tuple[int, str, bytes, datetime]]:
         rows = self._uow.execute(
             "SELECT idx, kind, data, integrated_at FROM tlog_entries"
             " WHERE tenant_id = %s AND idx >= %s ORDER BY idx LIMIT %s",

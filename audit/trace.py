@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from audit.domain import Alert, TraceEvent, TraceItem, TraceScan, in_order
-from audit.storage import AuditStore, CodeFacts
+from audit.ports import CodeFacts, HistoryReader, UnitStore
 
 _ACTIONS = {
     "packed": "PACKED",
@@ -42,7 +42,7 @@ class Held:
         return self.since <= at and (self.until is None or at < self.until)
 
 
-def holders(store: AuditStore, key: str) -> tuple[list[Held], list[tuple[Any, ...]]]:
+def holders(store: HistoryReader, key: str) -> tuple[list[Held], list[tuple[Any, ...]]]:
     """Every ancestor that ever held ``key`` with when, and ``key``'s own history rows."""
     own: list[tuple[Any, ...]] = []
     held: list[Held] = []
@@ -103,7 +103,7 @@ def _attrs(payload: dict[str, Any], *names: str) -> dict[str, str]:
 
 
 def trace(
-    store: AuditStore,
+    store: UnitStore,
     tenant_id: str,
     key: str,
     code: CodeFacts | None,

@@ -20,11 +20,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from audit.domain import entry_bytes, unit_commitment
-from audit.tlog_storage import Head, TlogStore
+from audit.ports import Head, TlogStorage, TlogStore
 from sealmark.clock import Clock
 from sealmark.crypto.keys import SealedKey, generate_sealed_key, unseal_private
 from sealmark.errors import InvalidArgument, NotFound
-from sealmark.storage.postgres import PostgresDatabase
 from sealmark.tlog import merkle
 from sealmark.tlog.note import Checkpoint, NoteSigner
 
@@ -58,12 +57,12 @@ class LogEntry:
 class TransparencyLog:
     def __init__(
         self,
-        database: PostgresDatabase,
+        storage: TlogStorage,
         clock: Clock,
         passphrase: Callable[[], bytes],
         origin_prefix: str,
     ) -> None:
-        self._db = database
+        self._storage = storage
         self._clock = clock
         self._passphrase = passphrase
         self._origin_prefix = origin_prefix.rstrip("/")
@@ -72,8 +71,7 @@ class TransparencyLog:
     def integrate(self, tenant_id: str) -> Head:
         """Append every queued event of the tenant and sign a checkpoint over the new tree
         (the current one when nothing was queued)."""
-        with self._db.unit_of_work() as uow:
-            store = TlogStore(uow)
+        with self._storage.transaction() as store:
             head = store.head(tenant_id, lock=True)
             if head is None:
                 head = self._create(store, tenant_id)
@@ -96,8 +94,7 @@ class TransparencyLog:
                     now,
                 )
                 head = self._sign(store, head, leaves + added, now)
-            uow.commit()
-            return head
+        return head
 
     def _create(self, store: TlogStore, tenant_id: str) -> Head:
         origin = f"{self._origin_prefix}/{tenant_id}"
@@ -242,8 +239,7 @@ class TransparencyLog:
         whose leaf hash is the proven leaf)."""
         size = self._proof_size(tenant_id, tree_size)
         name = "GetInclusionProofRequest"
-        with self._db.reads() as uow:
-            store = TlogStore(uow)
+        with self._storage.reads() as store:
             if leaf is not None:
                 if len(leaf) != 32:
                     raise InvalidArgument(f"{name}.leaf_hash", f"{len(leaf)} bytes, want 32")
@@ -265,8 +261,7 @@ class TransparencyLog:
         bytes) and the code's place in that batch's tree."""
         size = self._proof_size(tenant_id, tree_size)
         name = "GetInclusionProofRequest"
-        with self._db.reads() as uow:
-            store = TlogStore(uow)
+        with self._storage.reads() as store:
             found = store.batch_entry_of(tenant_id, code_key)
             if found is None:
                 raise NotFound(f"{name}.code: no logged issuance of this code of yours")
@@ -295,8 +290,8 @@ class TransparencyLog:
                 "GetConsistencyProofRequest.first_size",
                 f"want 0 < first_size ({first}) <= second_size ({second}) <= {head.size}",
             )
-        with self._db.reads() as uow:
-            leaves = TlogStore(uow).leaf_hashes(tenant_id, second)
+        with self._storage.reads() as store:
+            leaves = store.leaf_hashes(tenant_id, second)
         return first, second, merkle.consistency_proof(first, leaves)
 
     def entries(self, tenant_id: str, start: int, count: int) -> list[LogEntry]:
@@ -305,8 +300,8 @@ class TransparencyLog:
                 "GetLogEntriesRequest.count", f"{count}, want 1..{LOG_ENTRIES_MAX}"
             )
         self.integrate(tenant_id)
-        with self._db.reads() as uow:
-            rows = TlogStore(uow).entries(tenant_id, start, count)
+        with self._storage.reads() as store:
+            rows = store.entries(tenant_id, start, count)
         return [LogEntry(*r) for r in rows]
 
 

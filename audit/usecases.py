@@ -9,9 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
-import redis
 import structlog
 
 from audit.domain import (
@@ -32,12 +30,11 @@ from audit.domain import (
     signature_alerts,
     stored_kinds,
 )
-from audit.storage import AuditStore
+from audit.ports import AlertWake, AuditStorage, AuditStore
 from audit.trace import trace
 from sealmark.clock import Clock
 from sealmark.errors import AlreadyExists, InvalidArgument, NotFound
 from sealmark.events import NewEvent
-from sealmark.storage.postgres import PostgresDatabase
 from sealmark.tenancy.model import Principal, Role
 from sealmark.units import UnitRef
 from sealmark.validators import check_request_id as check_event_id
@@ -60,10 +57,20 @@ def page_size(value: int, field: str) -> int:
 
 
 class Auditor:
-    def __init__(self, database: PostgresDatabase, client: redis.Redis, clock: Clock) -> None:
-        self._db = database
-        self._redis = client
+    """The alert workflow, Trace and Recall over the Audit store; ``wake`` only shortens the
+    live feed's polling. ``monotonic`` times how long the feed waits for a gap in the ids."""
+
+    def __init__(
+        self,
+        storage: AuditStorage,
+        wake: AlertWake,
+        clock: Clock,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._storage = storage
+        self._wake = wake
         self._clock = clock
+        self._monotonic = monotonic
 
     # -- alerts -------------------------------------------------------------------------
     def list_alerts(
@@ -82,8 +89,8 @@ class Auditor:
         limit = page_size(size, "ListAlertsRequest.page.page_size")
         before = _int_token(token, "ListAlertsRequest.page.page_token")
         check_range(since, until, "ListAlertsRequest")
-        with self._db.reads() as uow:
-            rows = AuditStore(uow).alerts(
+        with self._storage.reads() as store:
+            rows = store.alerts(
                 principal.tenant_id,
                 status=status.value if status else None,
                 kinds=stored_kinds(kind) if kind else None,
@@ -100,8 +107,7 @@ class Auditor:
     def acknowledge(self, principal: Principal, alert_id: int, note: str) -> Alert:
         principal.require(Role.AUDITOR)
         text = check_note(note, "AlertActionRequest.note", required=False)
-        with self._db.unit_of_work() as uow:
-            store = AuditStore(uow)
+        with self._storage.transaction() as store:
             alert = self._alert(store, principal, alert_id)
             if acknowledge(alert):
                 store.set_alert_status(
@@ -113,7 +119,6 @@ class Auditor:
                     self._clock.now(),
                 )
                 alert = self._alert(store, principal, alert_id)
-            uow.commit()
         return alert
 
     def resolve(
@@ -125,8 +130,7 @@ class Auditor:
             raise InvalidArgument(
                 "AlertActionRequest.resolution", "required: confirmed, false_positive or duplicate"
             )
-        with self._db.unit_of_work() as uow:
-            store = AuditStore(uow)
+        with self._storage.transaction() as store:
             check_resolvable(self._alert(store, principal, alert_id))
             store.set_alert_status(
                 alert_id,
@@ -137,7 +141,6 @@ class Auditor:
                 self._clock.now(),
             )
             alert = self._alert(store, principal, alert_id)
-            uow.commit()
         return alert
 
     def _alert(self, store: AuditStore, principal: Principal, alert_id: int) -> Alert:
@@ -162,16 +165,15 @@ class Auditor:
         principal.require(Role.AUDITOR)
         tenant = principal.tenant_id
         if after_id == 0:
-            with self._db.reads() as uow:
-                after_id = AuditStore(uow).last_alert_id(tenant)
+            with self._storage.reads() as store:
+                after_id = store.last_alert_id(tenant)
         gaps: dict[int, float] = {}
         stream_id = "$"
         while alive():
-            with self._db.reads() as uow:
-                store = AuditStore(uow)
+            with self._storage.reads() as store:
                 found = store.alerts_by_id(tenant, sorted(gaps)) if gaps else []
                 fresh = store.alerts_after(tenant, after_id, WATCH_BATCH)
-            now = time.monotonic()
+            now = self._monotonic()
             for alert in fresh:
                 for missing in range(after_id + 1, alert.id):
                     gaps[missing] = now + GAP_WAIT_S
@@ -186,26 +188,12 @@ class Auditor:
                     yield alert
             if len(fresh) == WATCH_BATCH:
                 continue
-            stream_id = self._wait(f"alerts:{tenant}", stream_id, gaps)
-
-    def _wait(self, stream: str, stream_id: str, gaps: dict[int, float]) -> str:
-        block = 200 if gaps else WAKE_BLOCK_MS
-        try:
-            got = self._redis.xread({stream: stream_id}, count=100, block=block)
-        except redis.RedisError:
-            time.sleep(block / 1000)
-            return "$"
-        if not got:
-            return stream_id
-        entries: Any = got
-        last = entries[0][1][-1][0]  # the id of the newest entry read
-        return last.decode() if isinstance(last, bytes) else str(last)
+            stream_id = self._wake.wait(tenant, stream_id, 200 if gaps else WAKE_BLOCK_MS)
 
     # -- trace --------------------------------------------------------------------------
     def trace(self, principal: Principal, unit: UnitRef) -> list[TraceItem]:
         principal.require(Role.AUDITOR)
-        with self._db.reads() as uow:
-            store = AuditStore(uow)
+        with self._storage.reads() as store:
             code = None if unit.is_sscc else store.code(principal.tenant_id, unit.key)
             if code is None and not (
                 unit.is_sscc and store.owns_unit(principal.tenant_id, unit.key)
@@ -236,13 +224,10 @@ class Auditor:
         recall_id = (
             "rc-" + hashlib.sha256(f"{principal.tenant_id}\n{request_id}".encode()).hexdigest()[:20]
         )
-        with self._db.unit_of_work() as uow:
-            store = AuditStore(uow)
+        with self._storage.transaction() as store:
             # One recall at a time per tenant: two recalls of overlapping scopes must not
             # deadlock on the units they both lock.
-            uow.execute(
-                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"recall:{principal.tenant_id}",)
-            )
+            store.lock_recalls(principal.tenant_id)
             earlier = store.recall_by_request(principal.tenant_id, request_id)
             if earlier is not None:
                 if earlier[1] != fingerprint:
@@ -277,7 +262,7 @@ class Auditor:
                         now,
                         principal.token_id,
                     )
-                uow.events.append(
+                store.record(
                     NewEvent(
                         tenant_id=principal.tenant_id,
                         kind="audit.recalled",
@@ -295,7 +280,6 @@ class Auditor:
                         request_id=request_id,
                     )
                 )
-                uow.commit()
         report = self.recall_report(principal, recall_id)
         if duplicate:
             return replace(report, duplicate=True)
@@ -315,8 +299,7 @@ class Auditor:
 
     def recall_report(self, principal: Principal, recall_id: str) -> RecallReport:
         principal.require(Role.AUDITOR)
-        with self._db.reads() as uow:
-            store = AuditStore(uow)
+        with self._storage.reads() as store:
             found = store.recall(principal.tenant_id, recall_id)
             if found is None:
                 raise NotFound(f"ReportRequest.recall_id: no recall {recall_id}")

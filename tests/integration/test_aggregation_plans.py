@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from aggregator.domain import Level, SsccRange
 from aggregator.postgres import PostgresAggregationStore
 from audit.domain import RecallScope
-from audit.storage import AuditStore
+from audit.postgres import PostgresAuditStore
 from sealmark.gs1 import make_sscc
 from sealmark.storage.postgres import PostgresDatabase
 from sealmark.tenancy.model import Principal, Role
@@ -138,7 +138,7 @@ def test_recall_of_a_parent_uses_the_key(packed: dict[str, Any]) -> None:
     scope = RecallScope("parent", keys=(packed["pallet"].key,))
 
     def run(uow: Any) -> None:
-        audit = AuditStore(uow)
+        audit = PostgresAuditStore(uow)
         audit.add_recall("plans-recall", packed["tenant"], "plans", scope, "test", AT, "t", "f")
         assert audit.recall_units(packed["tenant"], scope, "plans-recall", AT) == 3
         assert uow.execute(

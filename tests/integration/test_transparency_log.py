@@ -12,10 +12,10 @@ from typing import Any
 import psycopg2
 import pytest
 
-from audit.grpc_service import transparency_log
 from audit.transparency import TransparencyLog
 from sealmark.tlog import merkle
 from sealmark.tlog.note import open_checkpoint, parse_verifier_key
+from sealmark_app.root.audit import build_transparency_log
 from tests.e2e.conftest import make_container
 from tests.support.tenants import seed_tenant
 
@@ -24,7 +24,7 @@ from tests.support.tenants import seed_tenant
 def log(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     container = make_container(pg_dsn, redis_url)
     brand = seed_tenant(container.uow, container.clock, "tlog", tokens={})
-    yield {"log": transparency_log(container), "tenant": brand.tenant_id, "dsn": pg_dsn}
+    yield {"log": build_transparency_log(container), "tenant": brand.tenant_id, "dsn": pg_dsn}
     container.close()
 
 

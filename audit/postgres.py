@@ -1,10 +1,12 @@
-"""Audit's SQL: alerts, the reads behind Trace, and recalls. Every query is scoped by tenant;
-a row of another tenant is indistinguishable from a missing one."""
+"""The PostgreSQL adapter of :class:`audit.ports.AuditStorage`: alerts, the reads behind
+Trace, recalls (the report queries are in :mod:`audit.postgres_reports`). Every query is
+scoped by tenant; a row of another tenant is indistinguishable from a missing one."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +19,10 @@ from audit.domain import (
     Resolution,
     alert_kind,
 )
-from sealmark.storage.postgres import PostgresUnitOfWork
+from audit.ports import CodeFacts, EventRow, HistoryRow, RecallCounts, ScanRow
+from audit.postgres_reports import ReportQueries
+from sealmark.events import NewEvent
+from sealmark.storage.postgres import PostgresDatabase, PostgresUnitOfWork
 
 _ALERT_COLUMNS = (
     "id, kind, status, code_key, details, raised_at, note, acknowledged_at, resolved_at,"
@@ -43,24 +48,27 @@ def _alert(row: tuple[Any, ...]) -> Alert:
     )
 
 
-@dataclass(frozen=True)
-class CodeFacts:
-    key: str
-    gtin: str
-    serial: str
-    lot: str | None
-    expiry: Any
-    state: str
-    key_id: str | None
-    signature: str | None
-    work_order: str | None
-    line_id: str | None
-    request_id: str | None
-    issued_at: datetime
-    market: str | None
+class PostgresAuditStorage:
+    """:class:`audit.ports.AuditStorage` on a :class:`PostgresDatabase`."""
+
+    def __init__(self, database: PostgresDatabase) -> None:
+        self._db = database
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresAuditStore]:
+        with self._db.unit_of_work() as uow:
+            yield PostgresAuditStore(uow)
+            uow.commit()
+
+    @contextmanager
+    def reads(self) -> Iterator[PostgresAuditStore]:
+        with self._db.reads() as uow:
+            yield PostgresAuditStore(uow)
 
 
-class AuditStore:
+class PostgresAuditStore(ReportQueries):
+    """:class:`audit.ports.AuditStore` in one unit of work."""
+
     def __init__(self, uow: PostgresUnitOfWork) -> None:
         self._uow = uow
 
@@ -184,9 +192,7 @@ class AuditStore:
             sql = "SELECT 1 FROM codes WHERE code_key = %s AND tenant_id = %s"
         return bool(self._uow.execute(sql, (key, tenant_id)))
 
-    def status_events(
-        self, tenant_id: str, gtin: str, serial: str
-    ) -> list[tuple[str, str, datetime, datetime, dict[str, Any]]]:
+    def status_events(self, tenant_id: str, gtin: str, serial: str) -> list[EventRow]:
         """(kind, request id, occurred at, recorded at, payload) of line status batches that
         name the code."""
         rows = self._uow.execute(
@@ -197,9 +203,7 @@ class AuditStore:
         )
         return [(r[0], r[1] or "", r[2], r[3], r[4]) for r in rows]
 
-    def containment_history(
-        self, keys: list[str]
-    ) -> list[tuple[str, str | None, str, str, datetime, dict[str, Any]]]:
+    def containment_history(self, keys: list[str]) -> list[HistoryRow]:
         """(unit, parent, action, event id, event time, attributes) of every unit in ``keys``,
         oldest first per unit."""
         rows = self._uow.execute(
@@ -209,9 +213,7 @@ class AuditStore:
         )
         return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
-    def logistics_events(
-        self, tenant_id: str, keys: list[str]
-    ) -> list[tuple[str, str, datetime, datetime, dict[str, Any]]]:
+    def logistics_events(self, tenant_id: str, keys: list[str]) -> list[EventRow]:
         """(kind, event id, occurred at, recorded at, payload) of logistics writes naming any
         of ``keys`` as a root, oldest first."""
         rows = self._uow.execute(
@@ -231,7 +233,7 @@ class AuditStore:
         )
         return (rows[0][0], rows[0][1], rows[0][2], rows[0][3]) if rows else None
 
-    def scans(self, key: str) -> list[tuple[str, datetime, str, str, list[str], float]]:
+    def scans(self, key: str) -> list[ScanRow]:
         rows = self._uow.execute(
             "SELECT verification_id, verified_at, verdict, region, reasons, risk_score"
             " FROM scans WHERE code_key = %s ORDER BY verified_at",
@@ -240,6 +242,19 @@ class AuditStore:
         return [(r[0], r[1], r[2], r[3], list(r[4]), float(r[5])) for r in rows]
 
     # -- recalls ------------------------------------------------------------------------
+    def lock_recalls(self, tenant_id: str) -> None:
+        self._uow.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"recall:{tenant_id}",))
+
+    def record(self, event: NewEvent) -> int:
+        return self._uow.events.append(event)
+
+    def lot_hold(self, tenant_id: str, gtin: str, lot: str) -> tuple[bool, str] | None:
+        rows = self._uow.execute(
+            "SELECT held, reason FROM lot_holds WHERE gtin = %s AND lot = %s AND tenant_id = %s",
+            (gtin, lot, tenant_id),
+        )
+        return (bool(rows[0][0]), str(rows[0][1])) if rows else None
+
     def recall_by_request(self, tenant_id: str, request_id: str) -> tuple[str, str] | None:
         """(recall id, fingerprint) of an earlier recall with this request id."""
         rows = self._uow.execute(
@@ -347,9 +362,7 @@ class AuditStore:
             )
         return len(rows)
 
-    def recall_report(
-        self, recall_id: str, effective_at: datetime
-    ) -> tuple[int, list[tuple[str, int]], list[tuple[str, int]], int, int, int]:
+    def recall_report(self, recall_id: str, effective_at: datetime) -> RecallCounts:
         """(units, by shipment market, by last scan region, scans since, not shipped,
         dispensed) of the codes a recall took."""
         head = self._uow.execute(

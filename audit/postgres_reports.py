@@ -1,0 +1,121 @@
+"""The SQL of the tabular reports (:class:`audit.ports.ReportStore`), mixed into
+:class:`audit.postgres.PostgresAuditStore`."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from audit.domain import ACTIVE_STATES, SUSPECT_VERDICTS
+from sealmark.storage.postgres import PostgresUnitOfWork
+
+_SCANS_WHERE = (
+    "tenant_id = %(tenant)s"
+    " AND (%(since)s::timestamptz IS NULL OR verified_at >= %(since)s)"
+    " AND (%(until)s::timestamptz IS NULL OR verified_at < %(until)s)"
+    " AND (%(region)s::text IS NULL OR region = %(region)s)"
+)
+_CODES_WHERE = (
+    "tenant_id = %(tenant)s AND (%(gtin)s::text IS NULL OR gtin = %(gtin)s)"
+    " AND (%(lot)s::text IS NULL OR lot = %(lot)s)"
+)
+
+
+class ReportQueries:
+    _uow: PostgresUnitOfWork
+
+    def _rows(self, sql: str, params: dict[str, Any]) -> list[list[Any]]:
+        return [list(r) for r in self._uow.execute(sql, params)]
+
+    def reconciliation(
+        self, tenant_id: str, work_order: str, gtin: str | None, lot: str | None
+    ) -> list[list[Any]]:
+        return self._rows(
+            "SELECT coalesce(lot, ''), count(*),"
+            " count(*) FILTER (WHERE state NOT IN ('allocated', 'scrapped', 'returned')),"
+            " count(*) FILTER (WHERE state = 'scrapped'),"
+            " count(*) FILTER (WHERE state = 'returned'),"
+            " count(*) FILTER (WHERE state IN ('in_transit', 'received')),"
+            " count(*) FILTER (WHERE state = 'allocated')"
+            # Through the work order's issue requests: codes are indexed by request.
+            " FROM codes WHERE (tenant_id, request_id) IN (SELECT tenant_id, request_id"
+            "  FROM issue_requests WHERE tenant_id = %(tenant)s"
+            "  AND work_order = %(work_order)s)"
+            f" AND {_CODES_WHERE}"
+            " GROUP BY 1 ORDER BY 1",
+            {"tenant": tenant_id, "work_order": work_order, "gtin": gtin, "lot": lot},
+        )
+
+    def scans_by_region_day(
+        self, tenant_id: str, since: datetime | None, until: datetime | None, region: str | None
+    ) -> list[list[Any]]:
+        return self._rows(
+            "SELECT (verified_at AT TIME ZONE 'UTC')::date AS day, region,"
+            " count(*) FILTER (WHERE verdict IN ('authentic', 'authentic_seen_before')),"
+            " count(*) FILTER (WHERE verdict = ANY(%(suspect)s)),"
+            " count(*) FILTER (WHERE NOT verdict IN ('authentic', 'authentic_seen_before')"
+            "  AND NOT verdict = ANY(%(suspect)s)), count(*)"
+            f" FROM scans WHERE {_SCANS_WHERE} GROUP BY 1, 2 ORDER BY 1, 2",
+            {
+                "tenant": tenant_id,
+                "since": since,
+                "until": until,
+                "region": region,
+                "suspect": list(SUSPECT_VERDICTS),
+            },
+        )
+
+    def hotspots(
+        self, tenant_id: str, since: datetime | None, until: datetime | None, region: str | None
+    ) -> list[list[Any]]:
+        return self._rows(
+            "WITH s AS (SELECT region, count(*) FILTER (WHERE verdict = 'suspect_clone') c,"
+            "  count(*) FILTER (WHERE verdict = 'counterfeit') f,"
+            "  count(*) FILTER (WHERE verdict = 'diverted') d"
+            f"  FROM scans WHERE {_SCANS_WHERE} GROUP BY region),"
+            " a AS (SELECT coalesce(details ->> 'region', '') region, count(*) n FROM alerts"
+            "  WHERE tenant_id = %(tenant)s"
+            "  AND (%(since)s::timestamptz IS NULL OR raised_at >= %(since)s)"
+            "  AND (%(until)s::timestamptz IS NULL OR raised_at < %(until)s) GROUP BY 1)"
+            " SELECT coalesce(s.region, a.region), coalesce(c, 0), coalesce(f, 0),"
+            "  coalesce(d, 0), coalesce(n, 0) FROM s FULL JOIN a ON a.region = s.region"
+            " WHERE coalesce(c, 0) + coalesce(f, 0) + coalesce(d, 0) + coalesce(n, 0) > 0"
+            "  AND (%(region)s::text IS NULL OR coalesce(s.region, a.region) = %(region)s)"
+            " ORDER BY 2 + 3 + 4 + 5 DESC, 1",
+            {"tenant": tenant_id, "since": since, "until": until, "region": region},
+        )
+
+    def nearing_expiry(
+        self, tenant_id: str, gtin: str | None, lot: str | None, today: date, horizon: date
+    ) -> list[list[Any]]:
+        return self._rows(
+            "SELECT gtin, coalesce(lot, ''), expiry, coalesce(market, ''), count(*)"
+            f" FROM codes WHERE {_CODES_WHERE} AND state = ANY(%(active)s)"
+            " AND expiry >= %(today)s AND expiry <= %(horizon)s"
+            " GROUP BY 1, 2, 3, 4 ORDER BY 3, 1, 2, 4",
+            {
+                "tenant": tenant_id,
+                "gtin": gtin,
+                "lot": lot,
+                "active": list(ACTIVE_STATES),
+                "today": today,
+                "horizon": horizon,
+            },
+        )
+
+    def serial_products(
+        self, tenant_id: str, gtin: str | None
+    ) -> list[tuple[str, str, int, int, int]]:
+        # Serials minted from the letters of the alphabet's name are marked serial_scheme = 1
+        # by migration 0014 (see sealmark/tenancy/alphabets.py).
+        rows = self._uow.execute(
+            "SELECT p.gtin, p.serial_alphabet, p.serial_length,"
+            " (SELECT count(*) FROM codes c WHERE c.tenant_id = p.tenant_id"
+            "  AND c.gtin = p.gtin),"
+            " (SELECT count(*) FROM codes c WHERE c.tenant_id = p.tenant_id"
+            "  AND c.gtin = p.gtin AND c.serial_scheme = 1)"
+            " FROM products p WHERE p.tenant_id = %(tenant)s"
+            " AND (%(gtin)s::text IS NULL OR p.gtin = %(gtin)s) ORDER BY p.gtin",
+            {"tenant": tenant_id, "gtin": gtin},
+        )
+        return [(r[0], r[1], int(r[2]), int(r[3]), int(r[4])) for r in rows]

@@ -1,0 +1,26 @@
+"""The Redis adapter of :class:`audit.ports.AlertWake`: the verifier appends to the stream
+``alerts:<tenant>`` (see verifier/scanstate.py) as it raises alerts."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+
+
+class RedisAlertWake:
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+
+    def wait(self, tenant_id: str, cursor: str, block_ms: int) -> str:
+        try:
+            got = self._redis.xread({f"alerts:{tenant_id}": cursor}, count=100, block=block_ms)
+        except redis.RedisError:
+            time.sleep(block_ms / 1000)
+            return "$"
+        if not got:
+            return cursor
+        entries: Any = got
+        last = entries[0][1][-1][0]  # the id of the newest entry read
+        return last.decode() if isinstance(last, bytes) else str(last)
