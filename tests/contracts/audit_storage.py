@@ -104,10 +104,12 @@ class AuditStorageContract:
         tenant_id, gtin = brand(world)
         other, _ = brand(world)
         key = world.add_code(tenant_id, gtin, "A1")
-        a1 = world.add_alert(tenant_id, "clone", at(0), code_key=key, details={"region": "DE"})
+        a1 = world.add_alert(
+            tenant_id, "suspect_clone", at(0), code_key=key, details={"region": "DE"}
+        )
         a2 = world.add_alert(tenant_id, "counterfeit", at(1), details={"reason": "bad_signature"})
         a3 = world.add_alert(tenant_id, "counterfeit", at(2), details={"reason": "unknown_gtin"})
-        world.add_alert(other, "clone", at(1))
+        world.add_alert(other, "suspect_clone", at(1))
         with world.storage.reads() as store:
             assert [a.id for a in store.alerts(tenant_id)] == [a3, a2, a1]
             assert [a.id for a in store.alerts(tenant_id, limit=2)] == [a3, a2]
@@ -128,7 +130,7 @@ class AuditStorageContract:
         tenant_id, _ = brand(world)
         with world.storage.reads() as store:
             assert store.last_alert_id(tenant_id) == 0
-        ids = [world.add_alert(tenant_id, "clone", at(n)) for n in range(3)]
+        ids = [world.add_alert(tenant_id, "suspect_clone", at(n)) for n in range(3)]
         with world.storage.reads() as store:
             assert [a.id for a in store.alerts_after(tenant_id, ids[0], 10)] == ids[1:]
             assert [a.id for a in store.alerts_after(tenant_id, 0, 2)] == ids[:2]
@@ -140,7 +142,7 @@ class AuditStorageContract:
 
     def test_alert_status_changes_keep_the_note_when_none(self, world: AuditWorld) -> None:
         tenant_id, _ = brand(world)
-        alert_id = world.add_alert(tenant_id, "clone", at(0))
+        alert_id = world.add_alert(tenant_id, "suspect_clone", at(0))
         with world.storage.transaction() as store:
             store.set_alert_status(alert_id, AlertStatus.ACKNOWLEDGED, "seen", None, "tok", at(1))
         with world.storage.transaction() as store:
@@ -160,7 +162,7 @@ class AuditStorageContract:
 
     def test_a_block_that_raises_writes_nothing(self, world: AuditWorld) -> None:
         tenant_id, _ = brand(world)
-        alert_id = world.add_alert(tenant_id, "clone", at(0))
+        alert_id = world.add_alert(tenant_id, "suspect_clone", at(0))
         with pytest.raises(RuntimeError), world.storage.transaction() as store:
             store.set_alert_status(alert_id, AlertStatus.ACKNOWLEDGED, "x", None, "t", at(1))
             store.record(event(tenant_id, "audit.recalled", at(1), recall_id="rc-x"))
@@ -383,7 +385,7 @@ class AuditStorageContract:
         world.add_scan(tenant_id, f"v{key}2", key, "counterfeit", at(2), region="DE")
         world.add_scan(tenant_id, f"v{key}3", key, "diverted", at(30), region="FR")
         world.add_scan(tenant_id, f"v{key}4", key, "unknown_code", at(31), region="FR")
-        world.add_alert(tenant_id, "clone", at(1), details={"region": "PL"})
+        world.add_alert(tenant_id, "suspect_clone", at(1), details={"region": "PL"})
         with world.storage.reads() as store:
             assert store.reconciliation(tenant_id, "WO-1", None, None) == [
                 ["A", 2, 1, 0, 0, 1, 1],
