@@ -25,6 +25,7 @@ from sealmark.tlog import merkle
 from sealmark.tlog.note import open_checkpoint, parse_verifier_key
 from sealmark.units import UnitRef
 from tests.storage_contract import gtin_under, tenant
+from tests.unit.test_architecture import FORBIDDEN, ROOT, imported_names
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -189,7 +190,7 @@ def test_acknowledge_then_resolve(s: Setup) -> None:
 
 
 def test_watch_yields_new_alerts_woken_by_the_stream(s: Setup) -> None:
-    s.world.add_alert(s.tenant, "suspect_clone", T0)  # before the feed starts: not shown
+    before = s.world.add_alert(s.tenant, "suspect_clone", T0)  # before the feed: not shown
     seen: list[int] = []
     done = threading.Event()
 
@@ -197,7 +198,7 @@ def test_watch_yields_new_alerts_woken_by_the_stream(s: Setup) -> None:
         return not done.is_set()
 
     def feed() -> None:
-        for alert in s.audit.watch(s.auditor, 0, {AlertKind.CLONE}, None, alive):
+        for alert in s.audit.watch(s.auditor, before, {AlertKind.CLONE}, None, alive):
             seen.append(alert.id)
             if len(seen) == 2:
                 done.set()
@@ -205,7 +206,6 @@ def test_watch_yields_new_alerts_woken_by_the_stream(s: Setup) -> None:
     thread = threading.Thread(target=feed)
     thread.start()
     try:
-        threading.Event().wait(0.2)
         s.world.add_alert(s.tenant, "counterfeit", T0)  # another kind: filtered out
         first = s.world.add_alert(s.tenant, "suspect_clone", T0)
         s.world.wake.ring(s.tenant)
@@ -216,6 +216,8 @@ def test_watch_yields_new_alerts_woken_by_the_stream(s: Setup) -> None:
         done.set()
         thread.join(timeout=5)
     assert seen == [first, second]
+    # 0 starts after the newest alert: nothing already stored is replayed
+    assert list(s.audit.watch(s.auditor, 0, set(), None, iter([True, False]).__next__)) == []
 
 
 # -- trace --------------------------------------------------------------------------------
@@ -327,3 +329,26 @@ def test_log_append_and_inclusion_proof_verify_against_the_checkpoint(s: Setup) 
     with pytest.raises(InvalidArgument) as bad:
         log.entries(s.tenant, 0, 0)
     assert _field(bad) == "GetLogEntriesRequest.count"
+
+
+# -- layering -----------------------------------------------------------------------------
+PORT_SIDE = ["ports", "memory", "memory_stores", "memory_tables", "memory_tlog"]
+USE_CASES = ["usecases", "export", "epcis_mapping", "reports", "trace", "transparency"]
+ADAPTERS_ONLY = ("psycopg2", "redis", "sealmark.storage", "sealmark.bootstrap", "grpc")
+
+
+def test_ports_and_fakes_are_pure_and_use_cases_see_no_adapter() -> None:
+    audit = ROOT / "audit"
+    offenders = [
+        f"{name}.py imports {imported}"
+        for name in PORT_SIDE
+        for imported in imported_names(audit / f"{name}.py")
+        if any(imported == bad or imported.startswith(bad + ".") for bad in FORBIDDEN)
+    ] + [
+        f"{name}.py imports {imported}"
+        for name in USE_CASES
+        for imported in imported_names(audit / f"{name}.py")
+        if any(imported == bad or imported.startswith(bad + ".") for bad in ADAPTERS_ONLY)
+        or imported in {f"audit.{a}" for a in ("postgres", "export_storage", "tlog_storage")}
+    ]
+    assert offenders == []
