@@ -260,7 +260,8 @@ class AuditStorage(Protocol):
         docstring for rollback and the retry rule)."""
 
     def reads(self) -> AbstractContextManager[AuditStore]:
-        """Reads only (each read sees what is committed when it runs); writing is an error."""
+        """Reads only (each read sees what is committed when it runs); a write method raises
+        RuntimeError (a bug, not a condition)."""
 
 
 class ExportReader(HistoryReader, Protocol):

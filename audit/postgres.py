@@ -63,14 +63,20 @@ class PostgresAuditStorage:
     @contextmanager
     def reads(self) -> Iterator[PostgresAuditStore]:
         with self._db.reads() as uow:
-            yield PostgresAuditStore(uow)
+            yield PostgresAuditStore(uow, writable=False)
 
 
 class PostgresAuditStore(ReportQueries):
     """:class:`audit.ports.AuditStore` in one unit of work."""
 
-    def __init__(self, uow: PostgresUnitOfWork) -> None:
+    def __init__(self, uow: PostgresUnitOfWork, writable: bool = True) -> None:
         self._uow = uow
+        self._writable = writable
+
+    def _writes(self) -> PostgresUnitOfWork:
+        if not self._writable:
+            raise RuntimeError("a reads() store writes nothing: use transaction()")
+        return self._uow
 
     # -- alerts -------------------------------------------------------------------------
     def alert(self, tenant_id: str, alert_id: int, lock: bool = False) -> Alert | None:
@@ -153,7 +159,7 @@ class PostgresAuditStore(ReportQueries):
         at: datetime,
     ) -> None:
         stamp = "acknowledged_at" if status is AlertStatus.ACKNOWLEDGED else "resolved_at"
-        self._uow.execute(
+        self._writes().execute(
             f"UPDATE alerts SET status = %s, note = coalesce(%s, note), resolution = %s,"
             f" changed_by = %s, changed_at = %s, {stamp} = %s WHERE id = %s",
             (
@@ -243,10 +249,12 @@ class PostgresAuditStore(ReportQueries):
 
     # -- recalls ------------------------------------------------------------------------
     def lock_recalls(self, tenant_id: str) -> None:
-        self._uow.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"recall:{tenant_id}",))
+        self._writes().execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"recall:{tenant_id}",)
+        )
 
     def record(self, event: NewEvent) -> int:
-        return self._uow.events.append(event)
+        return self._writes().events.append(event)
 
     def lot_hold(self, tenant_id: str, gtin: str, lot: str) -> tuple[bool, str] | None:
         rows = self._uow.execute(
@@ -274,7 +282,7 @@ class PostgresAuditStore(ReportQueries):
         token_id: str,
         fingerprint: str,
     ) -> None:
-        self._uow.execute(
+        self._writes().execute(
             "INSERT INTO recalls (recall_id, tenant_id, request_id, scope, reason, effective_at,"
             " token_id, fingerprint) VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s, %s)",
             (
@@ -302,7 +310,7 @@ class PostgresAuditStore(ReportQueries):
     ) -> None:
         """Hold the recalled lot (the Issuer's lot_holds row): lines cannot commission, pack or
         ship it, and the Issuer refuses to release it while the recall stands."""
-        self._uow.execute(
+        self._writes().execute(
             "INSERT INTO lot_holds (gtin, lot, tenant_id, held, reason, changed_at, changed_by)"
             " VALUES (%s, %s, %s, true, %s, %s, %s) ON CONFLICT (gtin, lot) DO UPDATE SET"
             " held = true, reason = EXCLUDED.reason, changed_at = EXCLUDED.changed_at,"
@@ -336,7 +344,7 @@ class PostgresAuditStore(ReportQueries):
             "at": at,
             "states": RECALLABLE,
         }
-        rows = self._uow.execute(
+        rows = self._writes().execute(
             f"{units}, hit AS (SELECT code_key, state, market FROM codes"
             f" WHERE tenant_id = %(tenant)s AND {codes_where} AND state = ANY(%(states)s)"
             " FOR UPDATE),"
@@ -348,7 +356,7 @@ class PostgresAuditStore(ReportQueries):
             params,
         )
         if scope.kind == "parent":
-            self._uow.execute(
+            self._writes().execute(
                 f"{units}, hit AS (SELECT sscc, state, market FROM ssccs"
                 " WHERE tenant_id = %(tenant)s AND sscc IN (SELECT substr(k, 6)::bpchar FROM tree"
                 "  WHERE k LIKE 'sscc:%%')"

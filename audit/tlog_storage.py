@@ -27,12 +27,18 @@ class PostgresTlogStorage:
     @contextmanager
     def reads(self) -> Iterator[PostgresTlogStore]:
         with self._db.reads() as uow:
-            yield PostgresTlogStore(uow)
+            yield PostgresTlogStore(uow, writable=False)
 
 
 class PostgresTlogStore:
-    def __init__(self, uow: PostgresUnitOfWork) -> None:
+    def __init__(self, uow: PostgresUnitOfWork, writable: bool = True) -> None:
         self._uow = uow
+        self._writable = writable
+
+    def _writes(self) -> PostgresUnitOfWork:
+        if not self._writable:
+            raise RuntimeError("a reads() store writes nothing: use transaction()")
+        return self._uow
 
     def head(self, tenant_id: str, lock: bool = False) -> Head | None:
         rows = self._uow.execute(
@@ -49,7 +55,7 @@ class PostgresTlogStore:
     def create_head(self, head: Head) -> None:
         # Two first integrations race on the insert: the loser waits on the winner's row
         # lock, then finds nothing to do (ON CONFLICT) and locks the stored row instead.
-        self._uow.execute(
+        self._writes().execute(
             "INSERT INTO tlog_heads (tenant_id, origin, key_name, public_key, private_key_pem,"
             " size, root_hash, signed_note, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (tenant_id) DO NOTHING",
@@ -67,7 +73,7 @@ class PostgresTlogStore:
         )
 
     def update_head(self, head: Head) -> None:
-        self._uow.execute(
+        self._writes().execute(
             "UPDATE tlog_heads SET size = %s, root_hash = %s, signed_note = %s, updated_at = %s"
             " WHERE tenant_id = %s",
             (head.size, head.root_hash, head.signed_note, head.updated_at, head.tenant_id),
@@ -76,7 +82,7 @@ class PostgresTlogStore:
     def take_queue(self, tenant_id: str) -> list[tuple[int, str, str, datetime, dict[str, Any]]]:
         """Consume the tenant's queued events: (event id, kind, request id, occurred at,
         payload), oldest first. Committed with the entries they become."""
-        rows = self._uow.execute(
+        rows = self._writes().execute(
             "WITH taken AS (DELETE FROM tlog_queue WHERE tenant_id = %s RETURNING event_id)"
             " SELECT e.id, e.kind, coalesce(e.request_id, ''), e.occurred_at, e.payload"
             " FROM domain_events e JOIN taken t ON e.id = t.event_id ORDER BY e.id",
@@ -100,7 +106,7 @@ class PostgresTlogStore:
     ) -> None:
         """Entries (kind, data, leaf hash, source event) at indices ``start``, ``start`` + 1…"""
         for offset, (kind, data, leaf, source) in enumerate(entries):
-            self._uow.execute(
+            self._writes().execute(
                 "INSERT INTO tlog_entries (tenant_id, idx, kind, data, leaf_hash, source_event,"
                 " integrated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 (tenant_id, start + offset, kind, data, leaf, source, at),

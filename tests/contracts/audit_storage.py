@@ -10,6 +10,7 @@ adapters under test. Each test works in fresh tenants, so worlds may be shared."
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
@@ -172,6 +173,36 @@ class AuditStorageContract:
         assert alert is not None and alert.status is AlertStatus.OPEN
         with world.tlog.transaction() as log:
             assert log.take_queue(tenant_id) == []
+
+    def test_reads_refuse_writes(self, world: AuditWorld) -> None:
+        tenant_id, _ = brand(world)
+        with world.storage.reads() as store, pytest.raises(RuntimeError):
+            store.record(event(tenant_id, "audit.recalled", at(1)))
+        with world.tlog.reads() as log, pytest.raises(RuntimeError):
+            log.take_queue(tenant_id)
+        with world.tlog.transaction() as log:
+            assert log.take_queue(tenant_id) == []
+
+    def test_the_recall_lock_lets_one_recall_run_at_a_time(self, world: AuditWorld) -> None:
+        tenant_id, gtin = brand(world)
+        scope = RecallScope("gtin", gtin=gtin)
+        holding, seen = threading.Event(), []
+
+        def second() -> None:
+            holding.wait(timeout=10)
+            with world.storage.transaction() as store:
+                store.lock_recalls(tenant_id)
+                seen.append(store.recall_by_request(tenant_id, "same"))
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        with world.storage.transaction() as store:
+            store.lock_recalls(tenant_id)
+            holding.set()
+            time.sleep(0.3)  # the second is waiting for the lock by now
+            store.add_recall("rc-" + tenant_id, tenant_id, "same", scope, "w", at(1), "t", "fp")
+        thread.join(timeout=10)
+        assert seen == [("rc-" + tenant_id, "fp")]
 
     # -- units ----------------------------------------------------------------------------
     def test_codes_units_and_products_are_the_tenants_own(self, world: AuditWorld) -> None:
