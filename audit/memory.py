@@ -33,6 +33,7 @@ class MemoryAudit:
         self.state = State()
         self.now = now
         self.lock = threading.RLock()
+        self._open = threading.local()
         self.storage = MemoryAuditStorage(self)
         self.export = MemoryExportStorage(self)
         self.tlog = MemoryTlogStorage(self)
@@ -40,16 +41,25 @@ class MemoryAudit:
 
     @contextmanager
     def transaction(self, writable: bool) -> Iterator[State]:
+        """The tables, under the world's lock. A write transaction works on them in place and
+        puts back a copy taken at its start when its block raises. Nothing may open inside a
+        write transaction on the same thread: it would see, or roll back, writes PostgreSQL
+        would keep apart (refused rather than wrong)."""
         with self.lock:
+            if getattr(self._open, "writing", False):
+                raise RuntimeError("a write transaction is open on this thread already")
             if not writable:
                 yield self.state
                 return
             saved = copy.deepcopy(self.state)
+            self._open.writing = True
             try:
                 yield self.state
             except BaseException:
                 self.state = saved
                 raise
+            finally:
+                self._open.writing = False
 
     # -- seeding: the rows other services write -------------------------------------------
     def add_tenant(self, tenant: Tenant) -> None:
