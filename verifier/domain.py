@@ -136,6 +136,65 @@ class Reason:
 
 
 @dataclass(frozen=True)
+class ReasonSpec:
+    """A reason code's rule (a template when it names a threshold), the verdict it alone
+    would reach and its weight in the risk score."""
+
+    rule: str
+    verdict: Verdict
+    weight: float
+
+
+# The reason catalogue: every code a verification can give. The one place for rules, verdicts
+# and weights; the consumer's texts are in verifier.messages, keyed by the same codes.
+REASONS: dict[str, ReasonSpec] = {
+    "unparseable": ReasonSpec(
+        "payload is a GS1 Digital Link, element string or HRI", Verdict.INVALID, 0.0
+    ),
+    "not_our_code": ReasonSpec(
+        "GTIN under a company prefix of a Sealmark brand", Verdict.INVALID, 0.0
+    ),
+    # HRI text as printed under the symbol leaves the signature out: the serial is still
+    # checked against those issued (a guessed one is never_issued), the signature is not.
+    "no_signature": ReasonSpec(
+        "signature checked when the scan carries it", Verdict.AUTHENTIC, 0.1
+    ),
+    "bad_signature": ReasonSpec("Ed25519 signature over the code", Verdict.COUNTERFEIT, 1.0),
+    "unknown_key": ReasonSpec("signed by one of the brand's keys", Verdict.COUNTERFEIT, 1.0),
+    # Compact-profile codes: a 64-bit MAC in AI (92), checked online only (sealmark.crypto.mac).
+    "no_mac": ReasonSpec("MAC checked when the scan carries it", Verdict.AUTHENTIC, 0.1),
+    "bad_mac": ReasonSpec(
+        "MAC over GTIN, serial and key id (compact code)", Verdict.COUNTERFEIT, 1.0
+    ),
+    "never_issued": ReasonSpec("serial issued by the brand", Verdict.COUNTERFEIT, 1.0),
+    "never_commissioned": ReasonSpec("code printed and commissioned", Verdict.COUNTERFEIT, 1.0),
+    "returned": ReasonSpec("code printed and commissioned", Verdict.COUNTERFEIT, 1.0),
+    "scrapped": ReasonSpec("label not scrapped", Verdict.COUNTERFEIT, 1.0),
+    "recalled": ReasonSpec("product not recalled", Verdict.RECALLED, 0.3),
+    "inactive": ReasonSpec("code still active", Verdict.INACTIVE, 0.5),
+    "expired": ReasonSpec("expiry date not passed", Verdict.EXPIRED, 0.2),
+    "pin_reused": ReasonSpec("hidden PIN used once", Verdict.SUSPECT_CLONE, 0.95),
+    "pin_wrong": ReasonSpec("hidden PIN as printed", Verdict.AUTHENTIC, 0.2),
+    "pin_confirmed": ReasonSpec("hidden PIN used once", Verdict.AUTHENTIC, 0.0),
+    "too_many_sessions": ReasonSpec("sessions > {max_sessions}", Verdict.SUSPECT_CLONE, 0.6),
+    "impossible_travel": ReasonSpec(
+        "speed > {travel_kmh:g} km/h beyond {travel_min_km:g} km", Verdict.SUSPECT_CLONE, 0.8
+    ),
+    "diverted": ReasonSpec("scanned in the market it was shipped to", Verdict.DIVERTED, 0.5),
+    "seen_before": ReasonSpec("first verification", Verdict.AUTHENTIC_SEEN_BEFORE, 0.05),
+}
+
+
+def reason(code: str, params: dict[str, str] | None = None, **thresholds: float) -> Reason:
+    """The catalogue's reason ``code`` with its message ``params``; ``thresholds`` fill in
+    a rule that names them (``max_sessions``, ``travel_kmh``...). KeyError for a code not
+    in the catalogue (a bug: every code must have a rule and a text)."""
+    spec = REASONS[code]
+    rule = spec.rule.format(**thresholds) if thresholds else spec.rule
+    return Reason(code, rule, spec.verdict, spec.weight, params or {})
+
+
+@dataclass(frozen=True)
 class Product:
     gtin: str
     name: str
@@ -193,12 +252,10 @@ def clone_reasons(
     out = []
     if history.sessions > rules.max_sessions:
         out.append(
-            Reason(
+            reason(
                 "too_many_sessions",
-                f"sessions > {rules.max_sessions}",
-                Verdict.SUSPECT_CLONE,
-                0.6,
                 {"sessions": str(history.sessions), "limit": str(rules.max_sessions)},
+                max_sessions=rules.max_sessions,
             )
         )
     if (
@@ -214,12 +271,11 @@ def clone_reasons(
         hours = max((now - history.last_at).total_seconds(), 1.0) / 3600
         if km > rules.travel_min_km and km / hours > rules.travel_kmh:
             out.append(
-                Reason(
+                reason(
                     "impossible_travel",
-                    f"speed > {rules.travel_kmh:g} km/h beyond {rules.travel_min_km:g} km",
-                    Verdict.SUSPECT_CLONE,
-                    0.8,
                     {"km": f"{km:.0f}", "minutes": f"{hours * 60:.0f}"},
+                    travel_kmh=rules.travel_kmh,
+                    travel_min_km=rules.travel_min_km,
                 )
             )
     return out

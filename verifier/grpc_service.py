@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import grpc
 
-from sealmark.bootstrap import Container
 from sealmark.errors import InvalidArgument
 from sealmark.server.app import ServiceBinding, add_servicer
 from sealmark.server.interceptor import PUBLIC
@@ -139,9 +138,11 @@ class VerifierService(verifier_pb2_grpc.VerifierServicer):
         return key_set_message(owner, keys)
 
 
-def binding(container: Container) -> ServiceBinding:
+def binding(verifier: Verifier, images: ImageVerifier) -> ServiceBinding:
+    """The Verifier's servicer on the built use cases (sealmark_app.root.verifier)."""
+
     def register(server: grpc.Server) -> None:
-        service = VerifierService(Verifier.of(container), ImageVerifier.of(container))
+        service = VerifierService(verifier, images)
         add_servicer(server, verifier_pb2.DESCRIPTOR.services_by_name["Verifier"], service)
 
     return ServiceBinding("verifier", "sealmark.v1.Verifier", register, POLICY)

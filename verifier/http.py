@@ -78,7 +78,14 @@ _NO_FORM: tuple[str | None, float | None, float | None] = (None, None, None)
 class VerifierPort(Protocol):
     """What the HTTP face needs of :class:`verifier.usecases.Verifier`."""
 
-    def verify(self, payload: str, pin: str | None, context: ClientContext) -> Verification: ...
+    def verify(
+        self,
+        payload: str,
+        pin: str | None,
+        context: ClientContext,
+        *,
+        parsed: GS1Code | InvalidArgument | None = None,
+    ) -> Verification: ...
 
     def key_set(self, tenant_id: str | None, gtin: str | None) -> dict[str, Any]: ...
 
@@ -180,8 +187,8 @@ class VerifyApp:
 
     def _verify(self, request: Request, view: _View) -> Response:
         payload = view.payload(self._fallback_host)
-        try:
-            GS1Code.from_digital_link(payload, today=self._clock.now().date(), field="link")
+        try:  # parsed once: the use case takes this parse
+            code = GS1Code.from_digital_link(payload, today=self._clock.now().date(), field="link")
         except InvalidArgument as exc:
             return self.error(view, HTTPStatus.BAD_REQUEST, "error_bad_link", exc.message)
         if request.method == "HEAD":  # a link checker's probe is not a consumer's scan
@@ -197,7 +204,7 @@ class VerifyApp:
                 locale=view.locale,
                 client=view.client(),
             )
-            verification = self._verifier.verify(payload, pin, context)
+            verification = self._verifier.verify(payload, pin, context, parsed=code)
         except InvalidArgument as exc:
             key = "error_bad_link" if exc.field in ("link", "payload") else "error_bad_input"
             return self.error(view, HTTPStatus.BAD_REQUEST, key, exc.message)

@@ -16,7 +16,6 @@ from datetime import date
 from enum import StrEnum
 from typing import Protocol
 
-from sealmark.bootstrap import Container
 from sealmark.covert.mark import Judgement, MarkTooSmall
 from sealmark.covert.qr import DoesNotFit
 from sealmark.covert.reader import check, find_symbol, load_image
@@ -24,7 +23,6 @@ from sealmark.crypto.covert import CovertKeys
 from sealmark.errors import InvalidArgument
 from sealmark.gs1.code import GS1Code
 from verifier.domain import ClientContext, Verification, checked_context
-from verifier.usecases import Verifier
 
 IMAGE_FIELD = "image"
 
@@ -57,7 +55,14 @@ class Verifies(Protocol):
 
     def admit(self, context: ClientContext) -> None: ...
 
-    def verify(self, payload: str, pin: str | None, context: ClientContext) -> Verification: ...
+    def verify(
+        self,
+        payload: str,
+        pin: str | None,
+        context: ClientContext,
+        *,
+        parsed: GS1Code | InvalidArgument | None = None,
+    ) -> Verification: ...
 
     def today(self) -> date: ...
 
@@ -66,10 +71,6 @@ class ImageVerifier:
     def __init__(self, verifier: Verifies, covert_keys: CovertKeys) -> None:
         self._verifier = verifier
         self._keys = covert_keys
-
-    @classmethod
-    def of(cls, container: Container) -> ImageVerifier:
-        return cls(Verifier.of(container), CovertKeys(container.secrets.pepper))
 
     def verify_image(
         self, image: bytes, pin: str | None, context: ClientContext
@@ -82,9 +83,15 @@ class ImageVerifier:
         reading = find_symbol(load_image(image, IMAGE_FIELD))
         if reading is None:
             raise InvalidArgument(IMAGE_FIELD, "no readable QR Code in the image")
-        verification = self._verifier.verify(reading.text, pin, context)
+        # Parsed once, here: the covert mark is keyed by the code, and verify() takes the parse.
+        parsed: GS1Code | InvalidArgument
+        try:
+            parsed = GS1Code.from_scan(reading.text, today=self._verifier.today())
+        except InvalidArgument as exc:
+            parsed = exc
+        verification = self._verifier.verify(reading.text, pin, context, parsed=parsed)
         covert = CovertResult(MarkStatus.NOT_CHECKED)
-        code_key = self._code_key(reading.text)
+        code_key = None if isinstance(parsed, InvalidArgument) else parsed.gtin + parsed.serial
         if verification.tenant_id and code_key is not None:
             covert_key = self._keys.for_tenant(verification.tenant_id)
             try:
@@ -94,13 +101,6 @@ class ImageVerifier:
             except DoesNotFit:
                 covert = CovertResult(MarkStatus.UNREADABLE, rule="text does not fit the symbol")
         return ImageVerification(reading.text, verification, covert)
-
-    def _code_key(self, text: str) -> str | None:
-        try:
-            code = GS1Code.from_scan(text, today=self._verifier.today())
-        except InvalidArgument:
-            return None
-        return code.gtin + code.serial if code.serial else None
 
 
 def _result(judgement: Judgement) -> CovertResult:

@@ -5,7 +5,9 @@ COPY every ``FLUSH_EVERY_S`` (or sooner when ``FLUSH_ROWS`` are waiting). The wi
 durable at most ``FLUSH_EVERY_S`` after its answer. A graceful stop flushes everything; a crash
 of the process (SIGKILL, power) loses at most the last window. Redis plays no part in
 durability, so restarting Redis loses nothing. While PostgreSQL refuses a batch, the batch stays
-queued and is retried (idempotent by verification id).
+queued and is retried (idempotent by verification id). Batches go to a
+:class:`~verifier.ports.ScanSink` (``verifier.postgres`` in production, ``verifier.memory`` in
+unit tests).
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ import time
 
 import structlog
 
-from sealmark.errors import SealmarkError
-from sealmark.storage.postgres import PostgresDatabase
-from verifier.storage import ScanRow, VerificationStore
+from sealmark.errors import Unavailable
+from verifier.ports import ScanRow, ScanSink
 
 log = structlog.get_logger("sealmark.verifier")
 
@@ -27,8 +28,8 @@ MAX_QUEUED = 500_000  # beyond this (PostgreSQL down for long) new scans are ref
 
 
 class ScanLog:
-    def __init__(self, database: PostgresDatabase, *, every_s: float = FLUSH_EVERY_S) -> None:
-        self._db = database
+    def __init__(self, sink: ScanSink, *, every_s: float = FLUSH_EVERY_S) -> None:
+        self._sink = sink
         self._every_s = every_s
         self._queue: list[ScanRow] = []
         # Batches taken from the queue and not yet committed: still pending for readers,
@@ -41,9 +42,12 @@ class ScanLog:
         self._thread.start()
 
     def append(self, scan: ScanRow) -> None:
+        """Queue the scan. Unavailable when ``MAX_QUEUED`` scans are already waiting: the
+        sink has refused them for so long that this process must stop answering scans it
+        could not record (retry later), rather than grow without bound."""
         with self._lock:
             if len(self._queue) >= MAX_QUEUED:
-                raise SealmarkError("scan log full: PostgreSQL has refused scans for too long")
+                raise Unavailable("scan log full: PostgreSQL has refused scans for too long")
             self._queue.append(scan)
             if len(self._queue) >= FLUSH_ROWS:
                 self._wake.set()
@@ -66,9 +70,7 @@ class ScanLog:
                 return 0
             self._writing.append(batch)
         try:
-            with self._db.unit_of_work() as uow:
-                VerificationStore(uow).append_scans(batch)
-                uow.commit()
+            self._sink.append_scans(batch)
         except Exception:
             with self._lock:
                 self._queue[:0] = batch  # keep the order; retried on the next round

@@ -1,5 +1,6 @@
-"""The hot path's state: per-serial scan history and per-client limits in Redis (atomic Lua
-scripts), with PostgreSQL and in-process counters standing in while Redis is away.
+"""The Redis adapter of :class:`~verifier.ports.ScanStateStore`, the hot path's state:
+per-serial scan history and per-client limits in Redis (atomic Lua scripts), with PostgreSQL
+and in-process counters standing in while Redis is away.
 
 PostgreSQL's scan log is the truth; Redis holds a copy. A serial Redis does not know (evicted,
 expired, Redis restarted) is rebuilt from the scan log plus the scans still waiting in this
@@ -12,8 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +22,9 @@ import structlog
 
 from verifier.coalesce import Coalescer
 from verifier.domain import ClientContext, History
+from verifier.ports import Limits, Rebuild
+
+__all__ = ["Call", "Limits", "RedisGate", "ScanState"]
 
 log = structlog.get_logger("sealmark.verifier")
 
@@ -80,17 +83,7 @@ if g == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return g
 """
 
-Rebuild = Callable[[str], tuple[History, set[str]]]
 Call = tuple[list[str], list[str | int]]  # a script's keys and arguments
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Whom to count (a client address, scoped by the caller) and the limits that apply."""
-
-    client: str
-    per_minute: int  # -1: admitted already (record() then only records)
-    guesses: int
 
 
 class RedisGate:
@@ -144,6 +137,8 @@ class RedisGate:
 
 
 class ScanState:
+    """:class:`~verifier.ports.ScanStateStore` in Redis, through ``gate``."""
+
     def __init__(self, gate: RedisGate) -> None:
         self._gate = gate
         self._record = gate.client.register_script(_RECORD)

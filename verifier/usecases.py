@@ -6,13 +6,15 @@ profile comes from a per-process cache; a forged MAC never reaches the codes), t
 (one primary-key probe), the hidden PIN, the serial's scan history (Redis, or the scan log),
 then the verdict. The scan is queued for the scan log and alerts go to PostgreSQL and the
 tenant's Redis stream.
+
+The Verifier holds its ports (verifier.ports: the stored codes, the scan state) and the scan log
+(verifier.scanlog), the clock and the PIN and MAC schemes; sealmark_app.root.verifier builds it.
 """
 
 from __future__ import annotations
 
 import base64
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -21,7 +23,7 @@ from typing import Any
 
 from nacl.signing import VerifyKey
 
-from sealmark.bootstrap import Container
+from sealmark.clock import Clock
 from sealmark.crypto.mac import MacScheme, decode_mac
 from sealmark.crypto.pins import PinScheme
 from sealmark.crypto.signature import canonical_bytes, decode_ai8030, load_key, verify
@@ -43,18 +45,21 @@ from verifier.domain import (
     checked_context,
     clone_reasons,
     decide,
+    reason,
 )
-from verifier.scanlog import ScanLog
-from verifier.scanstate import Limits, RedisGate, ScanState
-from verifier.storage import (
+from verifier.ports import (
     MAX_CODES,
     AlertRow,
+    Limits,
     ProductFacts,
     PublicKey,
     ScanRow,
+    ScanStateStore,
     StoredCode,
-    VerificationStore,
+    VerifierStorage,
+    VerifierStore,
 )
+from verifier.scanlog import ScanLog
 
 CACHE_TTL_S = 5.0  # prefixes, keys, rules, product and brand names: a change applies within this
 ALERT_REPEAT_S = 3600  # one alert per kind and serial (or client) per hour
@@ -86,7 +91,6 @@ ALERTS = {
 }
 
 
-_SHARED_LOCK = threading.Lock()
 DEFAULT_RULES = Rules()
 
 
@@ -105,15 +109,32 @@ class _Cached:
         return hit[1]
 
 
+def new_verification_id() -> str:
+    return secrets.token_hex(8)
+
+
 class Verifier:
-    def __init__(self, container: Container, scan_log: ScanLog | None = None) -> None:
-        self._db = container.database
-        self._clock = container.clock
-        self._pins = PinScheme(container.secrets.pepper)
-        mac_secret = container.secrets.mac_secret
-        self._macs = MacScheme(mac_secret) if mac_secret is not None else None
-        self._state = ScanState(RedisGate(container.redis))
-        self._log = scan_log or ScanLog(container.database)
+    """The consumer's question, on its ports. ``macs`` None: no SEALMARK_MAC_SECRET here, so
+    compact-profile codes are refused (FailedPrecondition). ``new_id`` names verifications."""
+
+    def __init__(
+        self,
+        storage: VerifierStorage,
+        state: ScanStateStore,
+        scan_log: ScanLog,
+        *,
+        clock: Clock,
+        pins: PinScheme,
+        macs: MacScheme | None,
+        new_id: Callable[[], str] = new_verification_id,
+    ) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._pins = pins
+        self._macs = macs
+        self._new_id = new_id
+        self._state = state
+        self._log = scan_log
         self._prefixes = _Cached(lambda _: self._read(lambda s: s.prefixes()))
         self._keys = _Cached(self._load_keys)
         self._rules = _Cached(lambda t: self._read(lambda s: s.rules(t)))
@@ -123,26 +144,24 @@ class Verifier:
             self._read_codes, max_batch=MAX_CODES
         )
 
-    @classmethod
-    def of(cls, container: Container) -> Verifier:
-        """The process's one Verifier (its gRPC and HTTP faces share the scan log and the
-        caches); closed with the container."""
-        with _SHARED_LOCK:
-            verifier = container.shared.get("verifier")
-            if verifier is None:
-                verifier = container.shared["verifier"] = cls(container)
-                container.closers.append(verifier.close)
-        assert isinstance(verifier, Verifier)
-        return verifier
-
     def close(self) -> None:
         self._log.close()
         self._state.close()
 
     # -- the question --------------------------------------------------------------------
-    def verify(self, payload: str, pin: str | None, context: ClientContext) -> Verification:
+    def verify(
+        self,
+        payload: str,
+        pin: str | None,
+        context: ClientContext,
+        *,
+        parsed: GS1Code | InvalidArgument | None = None,
+    ) -> Verification:
         """The verdict on one scan. InvalidArgument (naming the field) for a malformed
-        request, ResourceExhausted for a client over its limits; anything else is a verdict."""
+        request, ResourceExhausted for a client over its limits, Unavailable when the scan
+        cannot be recorded; anything else is a verdict. ``parsed``: what a caller that had to
+        parse ``payload`` already (``GS1Code.from_scan(payload, today=self.today())``) got,
+        the code or the InvalidArgument raised, so a scan is parsed once; None: parsed here."""
         if not payload:
             raise InvalidArgument("payload", "required: the scanned code")
         if len(payload.encode("utf-8", "surrogatepass")) > MAX_PAYLOAD_BYTES:
@@ -151,31 +170,34 @@ class Verifier:
             raise InvalidArgument("pin", f"over {MAX_PIN_CHARS} characters")
         context = checked_context(context, "context")
         now = self._clock.now()
-        scan = _Scan(secrets.token_hex(8), now, context)
-        try:
-            code = GS1Code.from_scan(payload, today=now.date())
-        except InvalidArgument as exc:
-            return self._answer(scan, [_reason("unparseable", {"detail": exc.message})])
-        scan.code = code
+        scan = _Scan(self._new_id(), now, context)
+        if parsed is None:
+            try:
+                parsed = GS1Code.from_scan(payload, today=now.date())
+            except InvalidArgument as exc:
+                parsed = exc
+        if isinstance(parsed, InvalidArgument):
+            return self._answer(scan, [reason("unparseable", {"detail": parsed.message})])
+        code = scan.code = parsed
         tenant_id = self._tenant_of(code.gtin)
         rules: Rules = self._rules.get(tenant_id) if tenant_id else DEFAULT_RULES
         if tenant_id is None:
-            return self._answer(scan, [_reason("not_our_code", {"gtin": code.gtin})], rules)
+            return self._answer(scan, [reason("not_our_code", {"gtin": code.gtin})], rules)
         scan.tenant_id = tenant_id
         signature = self._check_proof(tenant_id, code)
         if signature is not None and signature.verdict is Verdict.COUNTERFEIT:
             return self._answer(scan, [signature], rules)  # a forgery never reaches the database
         stored = self._codes.submit(code.gtin + code.serial)
         if stored is None or stored.tenant_id != tenant_id:
-            return self._answer(scan, [_reason("never_issued", {})], rules)
+            return self._answer(scan, [reason("never_issued", {})], rules)
         scan.stored = stored
         reasons = _state_reasons(stored, now)
         if stored.state == CodeState.RECALLED.value:  # rare: one more read for the why
-            with self._db.reads() as uow:
-                why = VerificationStore(uow).recall_reason(code.gtin + code.serial)
+            with self._storage.reads() as store:
+                why = store.recall_reason(code.gtin + code.serial)
             if why:
                 reasons = [
-                    _reason("recalled", {"reason": why}) if r.code == "recalled" else r
+                    reason("recalled", {"reason": why}) if r.code == "recalled" else r
                     for r in reasons
                 ]
         if signature is not None:
@@ -203,10 +225,10 @@ class Verifier:
         scan.history, scan.active, scan.degraded = history, active, not from_redis
         reasons += clone_reasons(rules, history, context, now)
         if stored.market and context.country and context.country != stored.market[:2]:
-            reasons.append(_reason("diverted", {"market": stored.market, "region": context.region}))
+            reasons.append(reason("diverted", {"market": stored.market, "region": context.region}))
         if active and history.first_at is not None:
             reasons.append(
-                _reason(
+                reason(
                     "seen_before",
                     {
                         "first_at": history.first_at.isoformat(),
@@ -230,9 +252,9 @@ class Verifier:
         owner = tenant_id or (self._tenant_of(gtin) if gtin else None)
         if owner is None:
             raise NotFound(f"no brand owns GTIN {gtin}" if gtin else "tenant_id or gtin required")
-        with self._db.reads() as uow:
-            uow.tenants.get(owner)  # NotFound for an unknown tenant
-            return owner, VerificationStore(uow).public_keys(owner)
+        with self._storage.reads() as store:
+            store.check_tenant(owner)
+            return owner, store.public_keys(owner)
 
     def key_set(self, tenant_id: str | None, gtin: str | None) -> dict[str, Any]:
         """:meth:`public_keys`, JSON-ready (the HTTP face; offline checks)."""
@@ -257,10 +279,11 @@ class Verifier:
         return {"status": "degraded" if degraded else "ok", "redis": "down" if degraded else "up"}
 
     def set_rules(self, tenant_id: str, rules: Rules) -> None:
-        with self._db.unit_of_work() as uow:
-            uow.tenants.get(tenant_id)
-            VerificationStore(uow).set_rules(tenant_id, rules, self._clock.now())
-            uow.commit()
+        """Replace the tenant's rules (NotFound for an unknown tenant); this process applies
+        them at once, the others within ``CACHE_TTL_S``."""
+        with self._storage.transaction() as store:
+            store.check_tenant(tenant_id)
+            store.set_rules(tenant_id, rules, self._clock.now())
         self._rules.get(tenant_id, fresh=True)
 
     def flush(self) -> int:
@@ -268,9 +291,9 @@ class Verifier:
         return self._log.flush()
 
     # -- steps ------------------------------------------------------------------------------
-    def _read(self, query: Callable[[VerificationStore], Any]) -> Any:
-        with self._db.reads() as uow:
-            return query(VerificationStore(uow))
+    def _read(self, query: Callable[[VerifierStore], Any]) -> Any:
+        with self._storage.reads() as store:
+            return query(store)
 
     def _read_codes(self, keys: list[str]) -> list[StoredCode | None]:
         found: dict[str, StoredCode] = self._read(lambda s: s.codes(keys))
@@ -309,7 +332,7 @@ class Verifier:
         COUNTERFEIT reason when it carries a wrong one; ``no_mac`` when it carries none.
         FailedPrecondition when this server has no SEALMARK_MAC_SECRET to check it with."""
         if code.mac is None:
-            return _reason("no_mac", {})
+            return reason("no_mac", {})
         if self._macs is None:
             raise FailedPrecondition(
                 "compact-profile codes cannot be checked here: set SEALMARK_MAC_SECRET on the"
@@ -318,30 +341,30 @@ class Verifier:
         try:
             key_id, tag = decode_mac(code.mac)
         except InvalidArgument:
-            return _reason("bad_mac", {})
+            return reason("bad_mac", {})
         keys = self._keys.get(tenant_id)
         if key_id not in keys:
             keys = self._keys.get(tenant_id, fresh=True)  # a key made in the last seconds
             if key_id not in keys:
-                return _reason("unknown_key", {"key_id": key_id})
+                return reason("unknown_key", {"key_id": key_id})
         if not self._macs.matches(tenant_id, code.gtin, code.serial, key_id, tag):
-            return _reason("bad_mac", {})
+            return reason("bad_mac", {})
         return None
 
     def _check_signature(self, tenant_id: str, code: GS1Code) -> Reason | None:
         """None when the code carries a valid signature under one of the tenant's keys; a
         COUNTERFEIT reason when it carries a bad one; ``no_signature`` when it carries none."""
         if code.signature is None:
-            return _reason("no_signature", {})
+            return reason("no_signature", {})
         try:
             key_id, signature = decode_ai8030(code.signature)
         except InvalidArgument:
-            return _reason("bad_signature", {})
+            return reason("bad_signature", {})
         keys = self._keys.get(tenant_id)
         if key_id not in keys:
             keys = self._keys.get(tenant_id, fresh=True)  # a key made in the last seconds
             if key_id not in keys:
-                return _reason("unknown_key", {"key_id": key_id})
+                return reason("unknown_key", {"key_id": key_id})
         message = canonical_bytes(
             code.gtin,
             code.serial,
@@ -350,17 +373,17 @@ class Verifier:
             key_id,
         )
         if not verify(keys[key_id], message, signature):
-            return _reason("bad_signature", {})
+            return reason("bad_signature", {})
         return None
 
     def _check_pin(self, scan: _Scan, code: GS1Code, stored: StoredCode, pin: str) -> Reason:
         key = code.gtin + code.serial
         if not pin.isascii() or not pin.isdigit() or stored.pin_hash is None:
-            return _reason("pin_wrong", {})
+            return reason("pin_wrong", {})
         if not self._pins.matches(key, pin, stored.pin_hash):
-            return _reason("pin_wrong", {})
-        with self._db.unit_of_work() as uow:
-            earlier = VerificationStore(uow).claim_pin(
+            return reason("pin_wrong", {})
+        with self._storage.transaction() as store:
+            earlier = store.claim_pin(
                 key,
                 stored.tenant_id,
                 scan.verification_id,
@@ -368,17 +391,16 @@ class Verifier:
                 scan.context.region,
                 scan.now,
             )
-            uow.commit()
         if earlier is None or earlier[1] == scan.session:
             # The first entry, or the same session entering it again (a reload, a double tap).
             scan.pin_confirmed = True
-            return _reason("pin_confirmed", {})
-        return _reason("pin_reused", {"first_used_at": earlier[0].isoformat()})
+            return reason("pin_confirmed", {})
+        return reason("pin_reused", {"first_used_at": earlier[0].isoformat()})
 
     def _rebuild(self, code_key: str) -> tuple[History, set[str]]:
         """A serial's history from the scan log, plus its scans still queued here."""
-        with self._db.reads() as uow:
-            history, sessions = VerificationStore(uow).history(code_key)
+        with self._storage.reads() as store:
+            history, sessions = store.history(code_key)
         for row in self._log.pending(code_key):
             sessions.add(row.session_key)
             if row.active and (history.first_at is None or row.verified_at < history.first_at):
@@ -471,8 +493,8 @@ class Verifier:
 
     def _raise_alerts(self, scan: _Scan, reasons: list[Reason], key: str | None) -> list[str]:
         raised = []
-        for reason in reasons:
-            kind = ALERTS.get(reason.code)
+        for given in reasons:
+            kind = ALERTS.get(given.code)
             if kind is None:
                 continue
             subject = key or scan.context.client
@@ -481,16 +503,15 @@ class Verifier:
                 f"{kind}:{subject}", ALERT_REPEAT_S
             ):
                 continue
-            raised.append(self._alert(scan, kind, key, {"reason": reason.code, **reason.params}))
+            raised.append(self._alert(scan, kind, key, {"reason": given.code, **given.params}))
         return raised
 
     def _alert(self, scan: _Scan, kind: str, key: str | None, details: dict[str, Any]) -> str:
         details = {**details, "region": scan.context.region}
-        with self._db.unit_of_work() as uow:
-            alert_id = VerificationStore(uow).add_alert(
+        with self._storage.transaction() as store:
+            alert_id = store.add_alert(
                 AlertRow(scan.tenant_id, kind, key, scan.verification_id, details, scan.now)
             )
-            uow.commit()
         if scan.tenant_id:
             self._state.publish_alert(scan.tenant_id, alert_id, kind)
         return kind
@@ -513,54 +534,22 @@ class _Scan:
         self.pin_confirmed = False
 
 
-# Reason code → (rule, verdict, weight).
-_REASONS: dict[str, tuple[str, Verdict, float]] = {
-    "unparseable": ("payload is a GS1 Digital Link, element string or HRI", Verdict.INVALID, 0.0),
-    "not_our_code": ("GTIN under a company prefix of a Sealmark brand", Verdict.INVALID, 0.0),
-    # HRI text as printed under the symbol leaves the signature out: the serial is still
-    # checked against those issued (a guessed one is never_issued), the signature is not.
-    "no_signature": ("signature checked when the scan carries it", Verdict.AUTHENTIC, 0.1),
-    "bad_signature": ("Ed25519 signature over the code", Verdict.COUNTERFEIT, 1.0),
-    "unknown_key": ("signed by one of the brand's keys", Verdict.COUNTERFEIT, 1.0),
-    # Compact-profile codes: a 64-bit MAC in AI (92), checked online only (sealmark.crypto.mac).
-    "no_mac": ("MAC checked when the scan carries it", Verdict.AUTHENTIC, 0.1),
-    "bad_mac": ("MAC over GTIN, serial and key id (compact code)", Verdict.COUNTERFEIT, 1.0),
-    "never_issued": ("serial issued by the brand", Verdict.COUNTERFEIT, 1.0),
-    "never_commissioned": ("code printed and commissioned", Verdict.COUNTERFEIT, 1.0),
-    "returned": ("code printed and commissioned", Verdict.COUNTERFEIT, 1.0),
-    "scrapped": ("label not scrapped", Verdict.COUNTERFEIT, 1.0),
-    "recalled": ("product not recalled", Verdict.RECALLED, 0.3),
-    "inactive": ("code still active", Verdict.INACTIVE, 0.5),
-    "expired": ("expiry date not passed", Verdict.EXPIRED, 0.2),
-    "pin_reused": ("hidden PIN used once", Verdict.SUSPECT_CLONE, 0.95),
-    "pin_wrong": ("hidden PIN as printed", Verdict.AUTHENTIC, 0.2),
-    "pin_confirmed": ("hidden PIN used once", Verdict.AUTHENTIC, 0.0),
-    "diverted": ("scanned in the market it was shipped to", Verdict.DIVERTED, 0.5),
-    "seen_before": ("first verification", Verdict.AUTHENTIC_SEEN_BEFORE, 0.05),
-}
-
-
-def _reason(code: str, params: dict[str, str]) -> Reason:
-    rule, verdict, weight = _REASONS[code]
-    return Reason(code, rule, verdict, weight, params)
-
-
 def _state_reasons(stored: StoredCode, now: datetime) -> list[Reason]:
     state = CodeState(stored.state)
     out = []
     if state is CodeState.ALLOCATED:
-        out.append(_reason("never_commissioned", {}))
+        out.append(reason("never_commissioned", {}))
     elif state is CodeState.RETURNED:
-        out.append(_reason("returned", {}))
+        out.append(reason("returned", {}))
     elif state is CodeState.SCRAPPED:
-        out.append(_reason("scrapped", {}))
+        out.append(reason("scrapped", {}))
     elif state is CodeState.RECALLED:
-        out.append(_reason("recalled", {}))
+        out.append(reason("recalled", {}))
     elif state in INACTIVE:
-        out.append(_reason("inactive", {"state": state.value}))
+        out.append(reason("inactive", {"state": state.value}))
     if state is CodeState.EXPIRED or (stored.expiry is not None and stored.expiry < now.date()):
         expiry = stored.expiry.isoformat() if stored.expiry else ""
-        out.append(_reason("expired", {"expiry": expiry}))
+        out.append(reason("expired", {"expiry": expiry}))
     return out
 
 

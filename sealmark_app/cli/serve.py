@@ -209,23 +209,10 @@ def _start_copies(
 
 
 def start_consumer_page(container: Container, *, reuse_port: bool = False) -> VerifyHttp:
-    """The Verifier's HTTP face (consumer page, key set, resolver description) on
-    ``verify_http_host:verify_http_port``, sharing the process's one Verifier with gRPC."""
-    from verifier.http import start_http
-    from verifier.images import ImageVerifier
-    from verifier.usecases import Verifier
+    """The Verifier's HTTP face, built by the composition root (sealmark_app.root.verifier)."""
+    from sealmark_app.root.verifier import start_consumer_page as start
 
-    settings = container.settings
-    page, _ = start_http(
-        Verifier.of(container),
-        settings.verify_http_host,
-        settings.verify_http_port,
-        clock=container.clock,
-        trust_proxy=settings.verify_http_trust_proxy,
-        reuse_port=reuse_port,
-        images=ImageVerifier.of(container),
-    )
-    return page
+    return start(container, reuse_port=reuse_port)
 
 
 def settle_garbage_collector() -> None:

@@ -1,11 +1,70 @@
-"""How the Verifier is built from the process container."""
+"""How the Verifier is built from the process container: its PostgreSQL and Redis adapters,
+the scan log, the use cases, and its two faces (gRPC, and the HTTP consumer page) sharing one
+Verifier, so they share the scan log, the caches and the rate counters."""
 
 from __future__ import annotations
 
+import threading
+
 from sealmark.bootstrap import Container
+from sealmark.crypto.covert import CovertKeys
+from sealmark.crypto.mac import MacScheme
+from sealmark.crypto.pins import PinScheme
 from sealmark.server.app import ServiceBinding
 from verifier import grpc_service
+from verifier.http import VerifyHttp, start_http
+from verifier.images import ImageVerifier
+from verifier.postgres import PostgresVerifierStorage
+from verifier.scanlog import ScanLog
+from verifier.scanstate import RedisGate, ScanState
+from verifier.usecases import Verifier
+
+__all__ = ["build_image_verifier", "build_verifier", "service_binding", "start_consumer_page"]
+
+_SHARED_LOCK = threading.Lock()
+
+
+def build_verifier(container: Container) -> Verifier:
+    """The process's one Verifier (built on first call, kept in ``container.shared``; its
+    gRPC and HTTP faces share it), closed with the container."""
+    with _SHARED_LOCK:
+        verifier = container.shared.get("verifier")
+        if verifier is None:
+            storage = PostgresVerifierStorage(container.database)
+            mac_secret = container.secrets.mac_secret
+            verifier = container.shared["verifier"] = Verifier(
+                storage,
+                ScanState(RedisGate(container.redis)),
+                ScanLog(storage),
+                clock=container.clock,
+                pins=PinScheme(container.secrets.pepper),
+                macs=MacScheme(mac_secret) if mac_secret is not None else None,
+            )
+            container.closers.append(verifier.close)
+    assert isinstance(verifier, Verifier)
+    return verifier
+
+
+def build_image_verifier(container: Container) -> ImageVerifier:
+    """Verification from a photo of a label, on the process's one Verifier."""
+    return ImageVerifier(build_verifier(container), CovertKeys(container.secrets.pepper))
 
 
 def service_binding(container: Container) -> ServiceBinding:
-    return grpc_service.binding(container)
+    return grpc_service.binding(build_verifier(container), build_image_verifier(container))
+
+
+def start_consumer_page(container: Container, *, reuse_port: bool = False) -> VerifyHttp:
+    """The Verifier's HTTP face (consumer page, key set, resolver description, /scan) on
+    ``verify_http_host:verify_http_port``, sharing the process's one Verifier with gRPC."""
+    settings = container.settings
+    page, _ = start_http(
+        build_verifier(container),
+        settings.verify_http_host,
+        settings.verify_http_port,
+        clock=container.clock,
+        trust_proxy=settings.verify_http_trust_proxy,
+        reuse_port=reuse_port,
+        images=build_image_verifier(container),
+    )
+    return page

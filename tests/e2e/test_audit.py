@@ -37,12 +37,12 @@ from sealmark.v1 import (
     verifier_pb2_grpc,
 )
 from sealmark_app.root import binding_for
+from sealmark_app.root.verifier import build_verifier
 from tests.e2e.conftest import _md, make_container
 from tests.e2e.test_verification import GENEROUS, _issue, _pack_and_ship, _verify
 from tests.support.epcis_schema import VALIDATOR
 from tests.support.tenants import seed_tenant
 from verifier.http import start_http
-from verifier.usecases import Verifier
 
 pytestmark = pytest.mark.e2e
 Code = grpc.StatusCode
@@ -62,7 +62,7 @@ def world(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     container.clock = clock
     brand = seed_tenant(container.uow, clock, "aud", tokens=ROLES)
     other = seed_tenant(container.uow, clock, "aud2", tokens={"auditor": ["auditor"]})
-    verifier = Verifier.of(container)
+    verifier = build_verifier(container)
     verifier.set_rules(brand.tenant_id, GENEROUS)
     running = create_server(
         [binding_for(n, container) for n in ("issuer", "aggregator", "verifier", "audit")],
@@ -107,7 +107,7 @@ def _tick(w: dict[str, Any], seconds: float = 60) -> None:
 
 def _flush(w: dict[str, Any]) -> None:
     """Scans reach PostgreSQL within 100 ms (the verifier's batch window); no waiting here."""
-    Verifier.of(w["container"]).flush()
+    build_verifier(w["container"]).flush()
 
 
 def _trace(w: dict[str, Any], ref: common_pb2.CodeRef, role: str = "auditor") -> list[Any]:

@@ -19,11 +19,11 @@ from sealmark.gs1 import GS
 from sealmark.server.app import create_server
 from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
 from sealmark_app.root import binding_for
+from sealmark_app.root.verifier import build_verifier
 from tests.e2e.conftest import _md, make_container
 from tests.support.cli import ROOT, sealmark
 from tests.support.tenants import seed_tenant
 from verifier.domain import Rules
-from verifier.usecases import Verifier
 
 pytestmark = pytest.mark.e2e
 # The secrets of tests.e2e.conftest.make_container: `keys export` opens the same database.
@@ -40,7 +40,7 @@ def brand(pg_dsn: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory)
     container = make_container(pg_dsn, redis_url)
     seeded = seed_tenant(container.uow, container.clock, "vcli")
     # Generous limits: every scan here comes from 127.0.0.1.
-    Verifier.of(container).set_rules(
+    build_verifier(container).set_rules(
         seeded.tenant_id, Rules(rate_per_minute=100_000, guess_limit=100_000)
     )
     running = create_server(
@@ -159,7 +159,7 @@ def test_offline_checks_every_printed_form_with_the_exported_keys(brand: dict[st
 
 def test_offline_takes_the_key_set_the_verifier_publishes(brand: dict[str, Any]) -> None:
     # What GET /keys?tenant=… serves (base64url public keys, "tenant").
-    published = Verifier.of(brand["container"]).key_set(brand["brand"].tenant_id, None)
+    published = build_verifier(brand["container"]).key_set(brand["brand"].tenant_id, None)
     path = brand["dir"] / "published.json"
     path.write_text(json.dumps(published))
     code = brand["codes"][0]

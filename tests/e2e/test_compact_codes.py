@@ -29,13 +29,13 @@ from sealmark.tenancy.model import CodeProfile, Principal, Role
 from sealmark.v1 import common_pb2, issuer_pb2, issuer_pb2_grpc, verifier_pb2, verifier_pb2_grpc
 from sealmark_app.root import binding_for
 from sealmark_app.root.issuer import build_issuer
+from sealmark_app.root.verifier import build_verifier
 from tests.e2e.conftest import _md, make_container
 from tests.storage_contract import gtin_under
 from tests.support.cli import sealmark
 from tests.support.tenants import seed_tenant
 from verifier.domain import ClientContext, Rules, Verdict
 from verifier.http import start_http
-from verifier.usecases import Verifier
 
 pytestmark = pytest.mark.e2e
 V = verifier_pb2
@@ -59,7 +59,7 @@ def world(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
         serial_length=12,
         code_profile="compact",
     )
-    Verifier.of(container).set_rules(brand.tenant_id, GENEROUS)
+    build_verifier(container).set_rules(brand.tenant_id, GENEROUS)
     running = create_server(
         [binding_for(n, container) for n in ("issuer", "verifier")], container.authenticator
     )
@@ -267,7 +267,7 @@ def test_without_the_secret_compact_codes_are_refused(world: dict[str, Any]) -> 
         with psycopg2.connect(world["dsn"]) as conn, conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM issue_requests WHERE request_id = %s", (request_id,))
             assert cur.fetchone() == (0,)  # nothing written
-        verifier = Verifier(container)
+        verifier = build_verifier(container)
         try:
             with pytest.raises(FailedPrecondition, match="SEALMARK_MAC_SECRET"):
                 verifier.verify(world["codes"][6].element_string, None, ClientContext())
@@ -316,7 +316,7 @@ def test_the_cli_registers_a_compact_product(world: dict[str, Any]) -> None:
 
 
 def test_a_verdict_names_the_mac_rule(world: dict[str, Any]) -> None:
-    verifier = Verifier.of(world["container"])
+    verifier = build_verifier(world["container"])
     code = world["codes"][7]
     forged = code.element_string[:-1] + ("1" if code.element_string[-1] != "1" else "2")
     answer = verifier.verify(forged, None, ClientContext(session_id="rule"))
@@ -346,7 +346,7 @@ def test_a_key_rotation_rotates_the_mac_keys_and_old_codes_still_verify(
 
 
 def test_the_consumer_page_answers_a_compact_digital_link(world: dict[str, Any]) -> None:
-    running, port = start_http(Verifier.of(world["container"]), "127.0.0.1", 0)
+    running, port = start_http(build_verifier(world["container"]), "127.0.0.1", 0)
     try:
         code = world["codes"][5]
         path = code.digital_link.removeprefix("https://id.cmp.example")

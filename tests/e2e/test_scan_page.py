@@ -20,6 +20,7 @@ from sealmark.crypto.covert import CovertKeys
 from sealmark.server.app import create_server
 from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
 from sealmark_app.root import binding_for
+from sealmark_app.root.verifier import build_image_verifier, build_verifier
 from tests.e2e.conftest import _md, make_container
 from tests.e2e.test_verify_page import (
     ARTIFACTS,
@@ -33,8 +34,6 @@ from tests.e2e.test_verify_page import (
 from tests.support.tenants import seed_tenant
 from verifier.domain import Rules
 from verifier.http import start_http
-from verifier.images import ImageVerifier
-from verifier.usecases import Verifier
 
 pytestmark = pytest.mark.e2e
 PEPPER = b"e2e-test-pepper-0123456789"  # as make_container sets it
@@ -45,7 +44,7 @@ def shop(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     _require_chromium()
     container = make_container(pg_dsn, redis_url)
     brand = seed_tenant(container.uow, container.clock, "scan")
-    verifier = Verifier.of(container)
+    verifier = build_verifier(container)
     verifier.set_rules(brand.tenant_id, Rules(rate_per_minute=100_000, guess_limit=100_000))
     running = create_server([binding_for("issuer", container)], container.authenticator)
     channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
@@ -53,7 +52,7 @@ def shop(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     issuer.RotateKey(issuer_pb2.RotateKeyRequest(), metadata=_md(brand.tokens["admin"]), timeout=10)
     codes = _issue_and_commission(issuer, brand.gtin, brand.tokens["line"], count=2)
     page, _ = start_http(
-        verifier, "127.0.0.1", 0, clock=container.clock, images=ImageVerifier.of(container)
+        verifier, "127.0.0.1", 0, clock=container.clock, images=build_image_verifier(container)
     )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     yield {"page": page, "codes": codes, "key": CovertKeys(PEPPER).for_tenant(brand.tenant_id)}

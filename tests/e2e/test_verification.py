@@ -29,10 +29,10 @@ from sealmark.v1 import (
     verifier_pb2_grpc,
 )
 from sealmark_app.root import binding_for
+from sealmark_app.root.verifier import build_verifier
 from tests.e2e.conftest import _md, make_container
 from tests.support.tenants import seed_tenant
 from verifier.domain import Rules
-from verifier.usecases import Verifier
 
 pytestmark = pytest.mark.e2e
 Code = grpc.StatusCode
@@ -51,7 +51,7 @@ def _start(pg_dsn: str, redis_url: str, clock: FixedClock) -> dict[str, Any]:
         "ver",
         tokens={"line": ["line"], "logistics": ["logistics"], "admin": ["admin"]},
     )
-    Verifier.of(container).set_rules(brand.tenant_id, GENEROUS)
+    build_verifier(container).set_rules(brand.tenant_id, GENEROUS)
     running = create_server(
         [binding_for(n, container) for n in ("issuer", "aggregator", "verifier")],
         container.authenticator,
@@ -331,7 +331,7 @@ def test_malformed_requests_name_the_field(shop: dict[str, Any]) -> None:
 def test_scans_reach_the_log(shop: dict[str, Any]) -> None:
     code = shop["codes"][5]
     ids = [_verify(shop, code.digital_link, session=f"log-{n}").verification_id for n in range(3)]
-    Verifier.of(shop["container"]).flush()
+    build_verifier(shop["container"]).flush()
     with psycopg2.connect(shop["dsn"]) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM scans WHERE verification_id = ANY(%s)", (ids,))
         assert cur.fetchone() == (3,)
@@ -419,7 +419,7 @@ def test_redis_down_answers_continue_and_no_scan_is_lost(pg_dsn: str) -> None:
             assert during.session_count == 2 + n  # rebuilt from the scan log
             assert during.first_verified_region == "DE"
             ids.append(during.verification_id)
-        assert Verifier.of(world["container"]).health()["status"] == "degraded"
+        assert build_verifier(world["container"]).health()["status"] == "degraded"
         private.start()  # empty: it kept nothing
         time.sleep(2.1)  # the gate leaves Redis alone for 2 s after a failure
         world["clock"].advance(minutes=1)
@@ -429,8 +429,8 @@ def test_redis_down_answers_continue_and_no_scan_is_lost(pg_dsn: str) -> None:
         assert after.session_count == 3, after  # the sessions seen during the outage count
         assert after.first_verified_at == before.verified_at
         ids.append(after.verification_id)
-        assert Verifier.of(world["container"]).health()["status"] == "ok"
-        Verifier.of(world["container"]).flush()
+        assert build_verifier(world["container"]).health()["status"] == "ok"
+        build_verifier(world["container"]).flush()
         with psycopg2.connect(pg_dsn) as conn, conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM scans WHERE verification_id = ANY(%s)", (ids,))
             assert cur.fetchone() == (4,)
@@ -443,7 +443,7 @@ def test_a_client_over_its_rate_is_refused(pg_dsn: str, redis_url: str) -> None:
     world = _start(pg_dsn, redis_url, FixedClock(datetime(2026, 11, 23, 9, 0, tzinfo=UTC)))
     try:
         code = _issue(world, 1)[0]
-        Verifier.of(world["container"]).set_rules(
+        build_verifier(world["container"]).set_rules(
             world["brand"].tenant_id, Rules(rate_per_minute=5, guess_limit=100_000)
         )
         for attempt in range(3):
@@ -469,7 +469,7 @@ def test_serial_guessing_is_limited_and_alerted(pg_dsn: str, redis_url: str) -> 
     world = _start(pg_dsn, redis_url, FixedClock(datetime(2026, 11, 23, 9, 0, tzinfo=UTC)))
     try:
         code = _issue(world, 1)[0]
-        Verifier.of(world["container"]).set_rules(
+        build_verifier(world["container"]).set_rules(
             world["brand"].tenant_id, Rules(rate_per_minute=1000, guess_limit=4)
         )
         refused = 0

@@ -27,11 +27,11 @@ from selenium.webdriver.support.ui import WebDriverWait
 from sealmark.server.app import create_server
 from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
 from sealmark_app.root import binding_for
+from sealmark_app.root.verifier import build_verifier
 from tests.e2e.conftest import _md, make_container
 from tests.support.tenants import seed_tenant
 from verifier.domain import Rules
 from verifier.http import VerifyHttp, start_http
-from verifier.usecases import Verifier
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +59,7 @@ def site(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     _require_chromium()
     container = make_container(pg_dsn, redis_url)
     brand = seed_tenant(container.uow, container.clock, "page")
-    verifier = Verifier.of(container)
+    verifier = build_verifier(container)
     # One loopback client makes every scan here: no rate limit may get in the way.
     verifier.set_rules(brand.tenant_id, Rules(rate_per_minute=100_000, guess_limit=100_000))
     running = create_server([binding_for("issuer", container)], container.authenticator)

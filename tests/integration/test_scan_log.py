@@ -14,8 +14,9 @@ import pytest
 
 from sealmark.storage.postgres import PostgresDatabase
 from tests.e2e.conftest import make_container
+from verifier.ports import ScanRow
+from verifier.postgres import PostgresVerifierStorage
 from verifier.scanlog import ScanLog
-from verifier.storage import ScanRow
 
 
 @pytest.fixture()
@@ -33,7 +34,7 @@ def _scan(code_key: str) -> ScanRow:
 
 
 def test_a_scan_being_written_is_still_pending(database: PostgresDatabase, pg_dsn: str) -> None:
-    log = ScanLog(database, every_s=3600)  # flushed only when told
+    log = ScanLog(PostgresVerifierStorage(database), every_s=3600)  # flushed only when told
     key = "0952012345678" + os.urandom(4).hex()
     scan = _scan(key)
     log.append(scan)

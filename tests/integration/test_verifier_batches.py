@@ -17,8 +17,9 @@ from sealmark.storage.postgres import PostgresDatabase
 from tests.e2e.conftest import make_container
 from tests.support.tenants import seed_tenant
 from verifier.domain import ClientContext, History
-from verifier.scanstate import Call, Limits, RedisGate, ScanState
-from verifier.storage import MAX_CODES, VerificationStore
+from verifier.ports import MAX_CODES, Limits
+from verifier.postgres import PostgresVerifierStore
+from verifier.scanstate import Call, RedisGate, ScanState
 
 AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 OTHERS = 300  # codes of the tenant besides the ones asked for: what a full read would read
@@ -59,7 +60,7 @@ def test_codes_answers_each_stored_key_with_its_own_row(stored: dict[str, Any]) 
     brand = stored["brand"]
     keys = [brand.gtin + s for s in ("A3", "A1", "NOPE", "A2", "A1")]
     with stored["database"].reads() as uow:
-        found = VerificationStore(uow).codes(keys)
+        found = PostgresVerifierStore(uow).codes(keys)
     assert sorted(found) == sorted({brand.gtin + s for s in ("A1", "A2", "A3")})
     a1, a2, a3 = (found[brand.gtin + s] for s in ("A1", "A2", "A3"))
     assert (a1.state, a1.lot, a1.pin_hash, a1.market) == ("commissioned", "L-A1", None, None)
@@ -68,9 +69,9 @@ def test_codes_answers_each_stored_key_with_its_own_row(stored: dict[str, Any]) 
     assert {c.tenant_id for c in found.values()} == {brand.tenant_id}
     assert a1.expiry == date(2030, 1, 31)
     with stored["database"].reads() as uow:
-        assert VerificationStore(uow).codes([]) == {}
-        facts = VerificationStore(uow).product(brand.gtin)
-        assert VerificationStore(uow).product("09999999999999") is None
+        assert PostgresVerifierStore(uow).codes([]) == {}
+        facts = PostgresVerifierStore(uow).product(brand.gtin)
+        assert PostgresVerifierStore(uow).product("09999999999999") is None
     assert facts is not None
     assert (facts.name, facts.brand) == ("batches product", "batches")
 
@@ -85,7 +86,7 @@ def test_codes_reads_only_the_keys_asked_for(stored: dict[str, Any], plan: str) 
     with database.reads() as uow:
         uow.execute(f"SET LOCAL plan_cache_mode = {plan}")
         uow.execute("SET LOCAL enable_seqscan = off")
-        store = VerificationStore(uow)
+        store = PostgresVerifierStore(uow)
         for _ in range(3):  # past a fresh connection's first executions
             store.codes([brand.gtin + "A1", brand.gtin + "A2"])
         before = _codes_reads(uow)
@@ -102,7 +103,7 @@ def test_codes_reads_only_the_keys_asked_for(stored: dict[str, Any], plan: str) 
 
 def test_codes_refuses_more_keys_than_it_prepares_for(stored: dict[str, Any]) -> None:
     with stored["database"].reads() as uow, pytest.raises(ValueError, match="at most 16"):
-        VerificationStore(uow).codes([f"{n:020d}" for n in range(MAX_CODES + 1)])
+        PostgresVerifierStore(uow).codes([f"{n:020d}" for n in range(MAX_CODES + 1)])
 
 
 def _codes_reads(uow: Any) -> dict[str, tuple[int, int, int]]:

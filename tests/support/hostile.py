@@ -23,11 +23,11 @@ from sealmark.v1 import (
     issuer_pb2_grpc,
 )
 from sealmark_app.root import binding_for
+from sealmark_app.root.verifier import build_verifier
 from tests.e2e.conftest import _md, make_container
 from tests.support.epcis_schema import VALIDATOR
 from tests.support.tenants import Brand, seed_tenant
 from verifier.domain import Rules
-from verifier.usecases import Verifier
 
 ROLES = {
     "line": ["line"],
@@ -93,7 +93,7 @@ def start_world(pg_dsn: str, redis_url: str, slug: str, codes: int = 24) -> Host
     and twelve SSCCs."""
     container = make_container(pg_dsn, redis_url)
     brand = seed_tenant(container.uow, container.clock, slug, tokens=ROLES)
-    Verifier.of(container).set_rules(
+    build_verifier(container).set_rules(
         brand.tenant_id, Rules(rate_per_minute=100_000, guess_limit=100_000)
     )
     running = create_server([binding_for(n, container) for n in SERVICES], container.authenticator)

@@ -40,7 +40,9 @@ class FakeVerifier:
     keys: dict[str, Any] = field(default_factory=dict)
     health_status: str = "ok"
 
-    def verify(self, payload: str, pin: str | None, context: ClientContext) -> Verification:
+    def verify(
+        self, payload: str, pin: str | None, context: ClientContext, *, parsed: object = None
+    ) -> Verification:
         self.calls.append((payload, pin, context))
         if self.error is not None:
             raise self.error

@@ -1,83 +1,65 @@
-"""The Verifier's SQL: the code behind a scan, tenants by prefix, public keys, scan history,
-first PIN uses, alerts and rules. Tables: migrations 0001 (codes), 0002 (keys), 0009."""
+"""The Verifier's PostgreSQL adapter (ports :class:`~verifier.ports.VerifierStorage` and
+:class:`~verifier.ports.ScanSink`): the code behind a scan, tenants by prefix, public keys, scan
+history, first PIN uses, alerts and rules. Tables: migrations 0001 (codes), 0002 (keys), 0009.
+Driver errors become Sealmark errors in sealmark.storage.postgres (``translate_db_error``)."""
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
 
 import psycopg2
 
-from sealmark.storage.postgres import PostgresUnitOfWork, copy_value, translate_db_error
+from sealmark.storage.postgres import (
+    PostgresDatabase,
+    PostgresUnitOfWork,
+    copy_value,
+    translate_db_error,
+)
 from verifier.domain import History, Rules
+from verifier.ports import MAX_CODES, AlertRow, ProductFacts, PublicKey, ScanRow, StoredCode
 
-MAX_CODES = 16  # keys per read of codes (so at most 16 statements prepared per connection)
-
-
-@dataclass(frozen=True)
-class StoredCode:
-    tenant_id: str
-    state: str
-    lot: str
-    expiry: date | None
-    production_date: date | None
-    key_id: str | None
-    pin_hash: bytes | None
-    market: str | None
+__all__ = ["MAX_CODES", "PostgresVerifierStorage", "PostgresVerifierStore"]
 
 
-@dataclass(frozen=True)
-class ProductFacts:
-    """What a consumer is told of the product behind a code, besides the code's own lot and
-    dates."""
+class PostgresVerifierStorage:
+    """:class:`~verifier.ports.VerifierStorage` and :class:`~verifier.ports.ScanSink` on one
+    database."""
 
-    name: str
-    brand: str
-    code_profile: str = "signed"  # "compact": its codes carry a MAC in AI (92), not AI (8030)
+    def __init__(self, database: PostgresDatabase) -> None:
+        self._db = database
 
+    @contextmanager
+    def reads(self) -> Iterator[PostgresVerifierStore]:
+        with self._db.reads() as uow:
+            yield PostgresVerifierStore(uow, writable=False)
 
-@dataclass(frozen=True)
-class PublicKey:
-    key_id: str
-    public_key: bytes  # raw Ed25519, 32 bytes
-    created_at: datetime
-    retired_at: datetime | None
-    revoked_at: datetime | None
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresVerifierStore]:
+        with self._db.unit_of_work() as uow:
+            yield PostgresVerifierStore(uow)
+            uow.commit()
 
-
-@dataclass(frozen=True)
-class ScanRow:
-    verification_id: str
-    tenant_id: str | None
-    code_key: str | None
-    verdict: str
-    reasons: list[str]
-    risk_score: float
-    session_key: str
-    region: str
-    latitude: float | None
-    longitude: float | None
-    active: bool
-    verified_at: datetime
+    def append_scans(self, scans: Sequence[ScanRow]) -> None:
+        with self._db.unit_of_work() as uow:
+            PostgresVerifierStore(uow).append_scans(scans)
+            uow.commit()
 
 
-@dataclass(frozen=True)
-class AlertRow:
-    tenant_id: str | None
-    kind: str
-    code_key: str | None
-    verification_id: str | None
-    details: dict[str, Any]
-    raised_at: datetime
+class PostgresVerifierStore:
+    """:class:`~verifier.ports.VerifierStore` in one unit of work (``writable`` False: a
+    reads() unit, where every statement commits on its own, so writes are refused)."""
 
-
-class VerificationStore:
-    def __init__(self, uow: PostgresUnitOfWork) -> None:
+    def __init__(self, uow: PostgresUnitOfWork, *, writable: bool = True) -> None:
         self._uow = uow
+        self._writable = writable
+
+    def _writes(self) -> None:
+        if not self._writable:
+            raise RuntimeError("a reads() block writes nothing: use transaction()")
 
     def codes(self, code_keys: Sequence[str]) -> dict[str, StoredCode]:
         """The stored codes among ``code_keys``, by key: one statement of primary-key probes
@@ -131,6 +113,9 @@ class VerificationStore:
         rows = self._uow.execute("SELECT prefix, tenant_id FROM tenant_prefixes")
         return {r[0]: r[1] for r in rows}
 
+    def check_tenant(self, tenant_id: str) -> None:
+        self._uow.tenants.get(tenant_id)  # NotFound for an unknown tenant
+
     def public_keys(self, tenant_id: str) -> list[PublicKey]:
         """The tenant's signing keys (public halves), oldest first."""
         rows = self._uow.execute(
@@ -152,6 +137,7 @@ class VerificationStore:
         return Rules(int(r[0]), float(r[1]), float(r[2]), int(r[3]), int(r[4]), int(r[5]))
 
     def set_rules(self, tenant_id: str, rules: Rules, at: datetime) -> None:
+        self._writes()
         self._uow.execute(
             "INSERT INTO verify_rules (tenant_id, max_sessions, travel_kmh, travel_min_km,"
             " guess_limit, guess_window_s, rate_per_minute, changed_at)"
@@ -218,6 +204,7 @@ class VerificationStore:
     ) -> tuple[datetime, str] | None:
         """Record the first correct PIN entry. None when this is it; otherwise the earlier
         use (time, session), which makes this entry a reuse."""
+        self._writes()
         rows = self._uow.execute_prepared(
             "ver_claim_pin",
             "INSERT INTO pin_uses (code_key, tenant_id, verification_id, session_key, region,"
@@ -230,6 +217,7 @@ class VerificationStore:
     def append_scans(self, scans: Sequence[ScanRow]) -> None:
         """Append a batch with one COPY into a staging table; a verification id already stored
         is not stored twice (a batch retried after an unknown commit outcome)."""
+        self._writes()
         text = "".join(
             "\t".join(
                 map(
@@ -266,6 +254,7 @@ class VerificationStore:
         )
 
     def add_alert(self, alert: AlertRow) -> int:
+        self._writes()
         rows = self._uow.execute(
             "INSERT INTO alerts (tenant_id, kind, code_key, verification_id, details, raised_at)"
             " VALUES (%s, %s, %s, %s, %s::jsonb, %s) RETURNING id",
