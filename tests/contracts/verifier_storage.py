@@ -1,0 +1,371 @@
+"""The contract of the Verifier's ports (verifier/ports.py), one suite for every adapter: the
+in-memory fakes (tests/unit/test_verifier_storage_memory.py) and PostgreSQL with Redis
+(tests/integration/test_verifier_storage_postgres.py), and any backend to come.
+
+A subclass provides four fixtures: ``storage`` (a VerifierStorage that is also the ScanSink),
+``seed`` (a :class:`Seeder` writing what other services write: tenants, products, codes, keys,
+recalls), ``state`` (a ScanStateStore) and ``published`` (the alert notices of a tenant, as
+watchers read them). Keys are random, so suites may share servers with other tests."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
+
+import pytest
+
+from sealmark.errors import NotFound
+from verifier.domain import ClientContext, History, Rules
+from verifier.ports import (
+    MAX_CODES,
+    AlertRow,
+    Limits,
+    PublicKey,
+    ScanRow,
+    ScanSink,
+    ScanStateStore,
+    StoredCode,
+    VerifierStorage,
+)
+
+AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+NO_LIMITS = Limits("unlimited", 1_000_000, 1_000_000)
+
+
+class Seeder(Protocol):
+    def tenant(self, name: str) -> tuple[str, str]:
+        """A new tenant named ``name`` with a company prefix of its own: (id, prefix)."""
+
+    def product(self, tenant_id: str, gtin: str, name: str, profile: str = "signed") -> None: ...
+
+    def code(self, tenant_id: str, gtin: str, serial: str, stored: StoredCode) -> None:
+        """Store code ``gtin + serial`` with the facts of ``stored`` (its tenant_id ignored)."""
+
+    def key(self, tenant_id: str, key: PublicKey) -> None: ...
+
+    def recall(self, tenant_id: str, code_key: str, reason: str) -> None: ...
+
+
+class Storage(VerifierStorage, ScanSink, Protocol):
+    """What the ``storage`` fixture gives: both ports of one database."""
+
+
+def gtin_of(prefix: str, item: str = "1") -> str:
+    """A 14-digit GTIN under ``prefix`` with a valid check digit."""
+    body = ("0" + prefix + item).ljust(13, "0")[:13]
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return body + str((10 - total % 10) % 10)
+
+
+def _code(state: str = "commissioned", **changes: object) -> StoredCode:
+    facts: dict[str, object] = {
+        "tenant_id": "",
+        "state": state,
+        "lot": "L1",
+        "expiry": date(2030, 1, 31),
+        "production_date": date(2025, 6, 1),
+        "key_id": None,
+        "pin_hash": None,
+        "market": None,
+    }
+    facts.update(changes)
+    return StoredCode(**facts)  # type: ignore[arg-type]
+
+
+def _scan(code_key: str, at: datetime, session: str, **changes: object) -> ScanRow:
+    facts: dict[str, object] = {
+        "verification_id": "v-" + os.urandom(6).hex(),
+        "tenant_id": None,
+        "code_key": code_key,
+        "verdict": "authentic",
+        "reasons": ["no_signature"],
+        "risk_score": 0.1,
+        "session_key": session,
+        "region": "DE",
+        "latitude": None,
+        "longitude": None,
+        "active": True,
+        "verified_at": at,
+    }
+    facts.update(changes)
+    return ScanRow(**facts)  # type: ignore[arg-type]
+
+
+def _key() -> str:
+    return "c-" + os.urandom(6).hex()
+
+
+class VerifierStorageContract:
+    # ------------------------------------------------------------------ codes and products
+    def test_codes_answers_the_stored_keys_only(self, storage: Storage, seed: Seeder) -> None:
+        tenant, prefix = seed.tenant("codes")
+        gtin = gtin_of(prefix)
+        seed.product(tenant, gtin, "Tonic")
+        seed.code(tenant, gtin, "A1", _code())
+        seed.code(
+            tenant,
+            gtin,
+            "A2",
+            _code("recalled", lot="", expiry=None, production_date=None, market="FR-75",
+                  pin_hash=b"\x01\x02"),
+        )  # fmt: skip
+        with storage.reads() as store:
+            found = store.codes([gtin + "A2", gtin + "NOPE", gtin + "A1", gtin + "A1"])
+            assert store.codes([]) == {}
+        assert sorted(found) == [gtin + "A1", gtin + "A2"]
+        assert found[gtin + "A1"] == _code(tenant_id=tenant)
+        a2 = found[gtin + "A2"]
+        assert (a2.tenant_id, a2.state, a2.lot, a2.expiry, a2.production_date) == (
+            tenant, "recalled", "", None, None,
+        )  # fmt: skip
+        assert (a2.pin_hash, a2.market) == (b"\x01\x02", "FR-75")
+
+    def test_codes_refuses_more_keys_than_a_batch(self, storage: Storage) -> None:
+        with storage.reads() as store, pytest.raises(ValueError, match="at most 16"):
+            store.codes([f"{n:020d}" for n in range(MAX_CODES + 1)])
+
+    def test_product_facts_name_the_brand(self, storage: Storage, seed: Seeder) -> None:
+        tenant, prefix = seed.tenant("Acme Pharma")
+        signed, compact = gtin_of(prefix, "1"), gtin_of(prefix, "2")
+        seed.product(tenant, signed, "Tonic 100 ml")
+        seed.product(tenant, compact, "Sachet", "compact")
+        with storage.reads() as store:
+            tonic, sachet = store.product(signed), store.product(compact)
+            assert store.product(gtin_of("99999999", "9")) is None
+        assert (tonic.name, tonic.brand, tonic.code_profile) == (
+            "Tonic 100 ml",
+            "Acme Pharma",
+            "signed",
+        )
+        assert (sachet.name, sachet.code_profile) == ("Sachet", "compact")
+
+    def test_prefixes_map_to_their_tenant(self, storage: Storage, seed: Seeder) -> None:
+        first, second = seed.tenant("one"), seed.tenant("two")
+        with storage.reads() as store:
+            prefixes = store.prefixes()
+        assert prefixes[first[1]] == first[0] and prefixes[second[1]] == second[0]
+
+    def test_an_unknown_tenant_is_not_found(self, storage: Storage, seed: Seeder) -> None:
+        tenant, _ = seed.tenant("known")
+        with storage.reads() as store:
+            store.check_tenant(tenant)
+            with pytest.raises(NotFound, match="tenant nobody-here not found"):
+                store.check_tenant("nobody-here")
+
+    def test_recall_reason(self, storage: Storage, seed: Seeder) -> None:
+        tenant, prefix = seed.tenant("recalls")
+        gtin = gtin_of(prefix)
+        seed.product(tenant, gtin, "Tonic")
+        seed.code(tenant, gtin, "R1", _code("recalled"))
+        seed.code(tenant, gtin, "R2", _code())
+        seed.recall(tenant, gtin + "R1", "contamination in lot L1")
+        with storage.reads() as store:
+            assert store.recall_reason(gtin + "R1") == "contamination in lot L1"
+            assert store.recall_reason(gtin + "R2") is None
+
+    # ---------------------------------------------------------------------- keys and rules
+    def test_public_keys_oldest_first(self, storage: Storage, seed: Seeder) -> None:
+        tenant, _ = seed.tenant("keys")
+        later = PublicKey("K2", b"\x02" * 32, AT + timedelta(days=1), None, None)
+        tie = PublicKey("K1", b"\x01" * 32, AT + timedelta(days=1), AT + timedelta(days=2), None)
+        first = PublicKey("K3", b"\x03" * 32, AT, AT + timedelta(days=1), AT + timedelta(days=3))
+        for key in (later, tie, first):
+            seed.key(tenant, key)
+        with storage.reads() as store:
+            assert store.public_keys(tenant) == [first, tie, later]
+            assert store.public_keys("nobody-here") == []
+
+    def test_rules_default_then_replaced(self, storage: Storage, seed: Seeder) -> None:
+        tenant, _ = seed.tenant("rules")
+        with storage.reads() as store:
+            assert store.rules(tenant) == Rules()
+        strict = Rules(2, 500.0, 20.0, 5, 60, 30)
+        with storage.transaction() as store:
+            store.set_rules(tenant, strict, AT)
+        with storage.reads() as store:
+            assert store.rules(tenant) == strict
+        with storage.transaction() as store:
+            store.set_rules(tenant, Rules(rate_per_minute=7), AT)
+        with storage.reads() as store:
+            assert store.rules(tenant) == Rules(rate_per_minute=7)
+
+    def test_a_transaction_that_raises_writes_nothing(self, storage: Storage, seed: Seeder) -> None:
+        tenant, _ = seed.tenant("rollback")
+        with pytest.raises(KeyError), storage.transaction() as store:
+            store.set_rules(tenant, Rules(max_sessions=9), AT)
+            store.claim_pin("rollback-key", tenant, "v-1", "s-1", "DE", AT)
+            raise KeyError("boom")
+        with storage.reads() as store:
+            assert store.rules(tenant) == Rules()
+        with storage.transaction() as store:
+            assert store.claim_pin("rollback-key", tenant, "v-2", "s-2", "DE", AT) is None
+
+    def test_reads_write_nothing(self, storage: Storage, seed: Seeder) -> None:
+        tenant, _ = seed.tenant("readonly")
+        with storage.reads() as store, pytest.raises(RuntimeError):
+            store.set_rules(tenant, Rules(max_sessions=9), AT)
+        with storage.reads() as store:
+            assert store.rules(tenant) == Rules()
+
+    # ----------------------------------------------------------------- PINs and alerts
+    def test_the_first_pin_entry_is_kept(self, storage: Storage, seed: Seeder) -> None:
+        tenant, _ = seed.tenant("pins")
+        key = _key()
+        with storage.transaction() as store:
+            assert store.claim_pin(key, tenant, "v-1", "phone-1", "DE", AT) is None
+        later = AT + timedelta(hours=2)
+        with storage.transaction() as store:
+            assert store.claim_pin(key, tenant, "v-2", "phone-2", "FR", later) == (AT, "phone-1")
+            assert store.claim_pin(key, tenant, "v-3", "phone-1", "DE", later) == (AT, "phone-1")
+
+    def test_alert_ids_increase(self, storage: Storage, seed: Seeder) -> None:
+        tenant, _ = seed.tenant("alerts")
+        ids = []
+        for kind in ("counterfeit", "pin_reused", "diversion"):
+            alert = AlertRow(tenant, kind, _key(), "v-1", {"reason": "bad_signature"}, AT)
+            with storage.transaction() as store:
+                ids.append(store.add_alert(alert))
+        assert ids == sorted(ids) and len(set(ids)) == 3
+
+    # ------------------------------------------------------------------ scan log, history
+    def test_history_of_a_serial_never_scanned_is_empty(self, storage: Storage) -> None:
+        with storage.reads() as store:
+            assert store.history(_key()) == (History(), set())
+
+    def test_history_from_the_scan_log(self, storage: Storage) -> None:
+        key = _key()
+        storage.append_scans(
+            [
+                _scan(key, AT, "s-inactive", active=False, region="PL"),
+                _scan(key, AT + timedelta(minutes=5), "s-1", region="FR"),
+                _scan(key, AT + timedelta(minutes=9), "s-2", latitude=48.85, longitude=2.35),
+                _scan(key, AT + timedelta(minutes=20), "s-1", latitude=52.52, longitude=13.4),
+                _scan(key, AT + timedelta(minutes=30), "s-2", region="IT"),
+                _scan(_key(), AT - timedelta(days=1), "s-other"),  # another serial
+            ]
+        )
+        with storage.reads() as store:
+            history, sessions = store.history(key)
+        assert sessions == {"s-inactive", "s-1", "s-2"}
+        assert history == History(
+            first_at=AT + timedelta(minutes=5),
+            first_region="FR",
+            last_at=AT + timedelta(minutes=20),
+            last_latitude=52.52,
+            last_longitude=13.4,
+            sessions=3,
+        )
+
+    def test_a_scan_stored_twice_counts_once(self, storage: Storage) -> None:
+        key = _key()
+        scan = _scan(key, AT, "s-1")
+        storage.append_scans([scan])
+        storage.append_scans([scan, _scan(key, AT, "s-2")])
+        retried = replace(scan, session_key="s-3")  # the same verification id
+        storage.append_scans([retried])
+        with storage.reads() as store:
+            assert store.history(key)[1] == {"s-1", "s-2"}
+
+    # ------------------------------------------------------------------------ scan state
+    def test_an_unknown_serial_is_seeded_from_the_rebuild(self, state: ScanStateStore) -> None:
+        key, calls = _key(), []
+        earlier = AT - timedelta(days=3)
+
+        def rebuild(code_key: str) -> tuple[History, set[str]]:
+            calls.append(code_key)
+            return History(first_at=earlier, first_region="FR", sessions=1), {"old"}
+
+        first = state.record(key, ClientContext(region="DE"), "new", True, AT, rebuild, NO_LIMITS)
+        assert first == (History(first_at=earlier, first_region="FR", sessions=2), True, "")
+        second = state.record(key, ClientContext(), "third", True, AT, rebuild, NO_LIMITS)
+        assert second[0].sessions == 3 and second[0].first_at == earlier
+        assert calls == [key]  # seeded once
+        assert not state.degraded
+
+    def test_the_first_active_scan_is_the_first_verification(self, state: ScanStateStore) -> None:
+        key, at = _key(), AT.replace(microsecond=123000)
+
+        def rebuild(_: str) -> tuple[History, set[str]]:
+            return History(), set()
+
+        empty = state.record(key, ClientContext(region="PL"), "s-1", False, at, rebuild, NO_LIMITS)
+        assert empty[0] == History(sessions=1)
+        state.record(key, ClientContext(region="FR"), "s-2", True, at, rebuild, NO_LIMITS)
+        later = at + timedelta(minutes=1)
+        state.record(key, ClientContext(region="IT"), "s-3", True, later, rebuild, NO_LIMITS)
+        history, _, _ = state.record(key, ClientContext(), "s-2", True, later, rebuild, NO_LIMITS)
+        assert (history.first_at, history.first_region, history.sessions) == (at, "FR", 3)
+
+    def test_the_last_located_scan_is_kept(self, state: ScanStateStore) -> None:
+        key = _key()
+
+        def rebuild(_: str) -> tuple[History, set[str]]:
+            return History(), set()
+
+        paris = ClientContext(latitude=48.85, longitude=2.35)
+        state.record(key, paris, "s-1", True, AT, rebuild, NO_LIMITS)
+        state.record(
+            key, ClientContext(), "s-1", True, AT + timedelta(minutes=1), rebuild, NO_LIMITS
+        )
+        history, _, _ = state.record(key, ClientContext(), "s-1", True, AT, rebuild, NO_LIMITS)
+        assert (history.last_at, history.last_latitude, history.last_longitude) == (
+            AT, 48.85, 2.35,
+        )  # fmt: skip
+
+    def test_a_client_over_its_minute_is_refused_and_nothing_recorded(
+        self, state: ScanStateStore
+    ) -> None:
+        def rebuild(_: str) -> tuple[History, set[str]]:
+            return History(), set()
+
+        for _ in range(3):  # a minute boundary in the middle resets the count: try again
+            minute = int(time.time() // 60)
+            key, limits = _key(), Limits(_key(), 2, 100)
+            answers = [
+                state.record(key, ClientContext(), f"s-{n}", True, AT, rebuild, limits)
+                for n in range(3)
+            ]
+            if int(time.time() // 60) == minute:
+                break
+        assert [a[2] for a in answers[:2]] == ["", ""]
+        assert answers[2] == (
+            History(), True, "more than 2 verifications a minute from this client",
+        )  # fmt: skip
+        admitted = Limits(limits.client, -1, limits.guesses)  # admitted already: not counted
+        after = state.record(key, ClientContext(), "s-9", True, AT, rebuild, admitted)
+        assert after[2] == "" and after[0].sessions == 3  # s-0, s-1 and s-9: not s-2
+
+    def test_admit_counts_requests_and_guesses(self, state: ScanStateStore) -> None:
+        for _ in range(3):
+            minute = int(time.time() // 60)
+            client = _key()
+            answers = [state.admit(Limits(client, 2, 1)) for _ in range(3)]
+            if int(time.time() // 60) == minute:
+                break
+        assert answers == ["", "", "more than 2 verifications a minute from this client"]
+        guesser = _key()
+        assert [state.guessed(guesser, 600) for _ in range(3)] == [1, 2, 3]
+        assert state.admit(Limits(guesser, 100, 3)) == ""
+        assert state.guessed(guesser, 600) == 4
+        assert state.admit(Limits(guesser, 100, 3)) == (
+            "too many unknown serials or wrong PINs from this client"
+        )
+
+    def test_first_time_once_per_ttl(self, state: ScanStateStore) -> None:
+        key = _key()
+        assert state.first_time(key, 3600) is True
+        assert state.first_time(key, 3600) is False
+        assert state.first_time(_key(), 3600) is True
+
+    def test_alerts_are_published_to_the_tenant(
+        self, state: ScanStateStore, published: Callable[[str], list[tuple[int, str]]]
+    ) -> None:
+        tenant = "t-" + os.urandom(4).hex()
+        state.publish_alert(tenant, 41, "counterfeit")
+        state.publish_alert(tenant, 42, "pin_reused")
+        assert published(tenant) == [(41, "counterfeit"), (42, "pin_reused")]
+        assert published("t-" + os.urandom(4).hex()) == []

@@ -1,0 +1,156 @@
+"""The Verifier's storage contract on a real PostgreSQL (verifier/postgres.py) and a real Redis
+(verifier/scanstate.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from sealmark.clock import SystemClock
+from sealmark.errors import Unavailable
+from sealmark.storage.postgres import PostgresDatabase
+from sealmark.tenancy import usecases
+from tests.contracts.verifier_storage import VerifierStorageContract
+from tests.pg_fixtures import with_dbname
+from tests.support.tenants import unique_prefix
+from verifier.ports import PublicKey, StoredCode
+from verifier.postgres import PostgresVerifierStorage
+from verifier.scanstate import RedisGate, ScanState
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def database(pg_dsn: str) -> Iterator[PostgresDatabase]:
+    db = PostgresDatabase(pg_dsn, pool_size=4)
+    yield db
+    db.close()
+
+
+class PostgresSeeder:
+    """What the Issuer, Audit and tenancy write, written as they write it."""
+
+    def __init__(self, database: PostgresDatabase) -> None:
+        self._db = database
+
+    def _run(self, sql: str, params: tuple[object, ...]) -> None:
+        with self._db.unit_of_work() as uow:
+            uow.execute(sql, params)
+            uow.commit()
+
+    def tenant(self, name: str) -> tuple[str, str]:
+        prefix = unique_prefix()
+        tenant = usecases.create_tenant(
+            self._db.unit_of_work,
+            SystemClock(),
+            tenant_id=f"vs-{prefix[-4:]}-{os.urandom(3).hex()}",
+            name=name,
+            company_prefixes=[prefix],
+            resolver_host="id.example.com",
+        )
+        return tenant.id, prefix
+
+    def product(self, tenant_id: str, gtin: str, name: str, profile: str = "signed") -> None:
+        usecases.add_product(
+            self._db.unit_of_work,
+            SystemClock(),
+            tenant_id=tenant_id,
+            gtin=gtin,
+            name=name,
+            code_profile=profile,
+        )
+
+    def code(self, tenant_id: str, gtin: str, serial: str, stored: StoredCode) -> None:
+        self._run(
+            "INSERT INTO codes (code_key, tenant_id, gtin, serial, lot, expiry, production_date,"
+            " state, key_id, pin_hash, market) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+            " %s)",
+            (
+                gtin + serial,
+                tenant_id,
+                gtin,
+                serial,
+                stored.lot or None,
+                stored.expiry,
+                stored.production_date,
+                stored.state,
+                stored.key_id,
+                stored.pin_hash,
+                stored.market,
+            ),
+        )
+
+    def key(self, tenant_id: str, key: PublicKey) -> None:
+        self._run(
+            "INSERT INTO signing_keys (tenant_id, key_id, public_key, private_key_pem,"
+            " created_at, retired_at, revoked_at, revoke_reason)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                tenant_id,
+                key.key_id,
+                key.public_key,
+                b"not a key",
+                key.created_at,
+                key.retired_at,
+                key.revoked_at,
+                None if key.revoked_at is None else "compromised",
+            ),
+        )
+
+    def recall(self, tenant_id: str, code_key: str, reason: str) -> None:
+        recall_id = "rc-" + os.urandom(6).hex()
+        self._run(
+            "INSERT INTO recalls (recall_id, tenant_id, request_id, scope, reason, effective_at,"
+            " token_id, fingerprint) VALUES (%s, %s, %s, %s::jsonb, %s, now(), 'tok', 'fp')",
+            (recall_id, tenant_id, recall_id, json.dumps({"units": [code_key]}), reason),
+        )
+        self._run(
+            "INSERT INTO recalled_units (unit_key, recall_id, is_code, previous_state)"
+            " VALUES (%s, %s, true, 'commissioned')",
+            (code_key, recall_id),
+        )
+
+
+class TestPostgresVerifierStorage(VerifierStorageContract):
+    @pytest.fixture
+    def storage(self, database: PostgresDatabase) -> PostgresVerifierStorage:
+        return PostgresVerifierStorage(database)
+
+    @pytest.fixture
+    def seed(self, database: PostgresDatabase) -> PostgresSeeder:
+        return PostgresSeeder(database)
+
+    @pytest.fixture
+    def client(self, redis_url: str) -> Iterator[redis.Redis]:
+        client = redis.Redis.from_url(redis_url)
+        yield client
+        client.close()
+
+    @pytest.fixture
+    def state(self, client: redis.Redis) -> Iterator[ScanState]:
+        state = ScanState(RedisGate(client))
+        yield state
+        state.close()
+
+    @pytest.fixture
+    def published(self, client: redis.Redis) -> Callable[[str], list[tuple[int, str]]]:
+        def read(tenant: str) -> list[tuple[int, str]]:
+            entries = client.xrange(f"alerts:{tenant}")
+            return [(int(f[b"id"]), f[b"kind"].decode()) for _, f in entries]
+
+        return read
+
+
+def test_a_database_that_is_away_is_unavailable(pg_dsn: str) -> None:
+    """The sink's driver errors surface as named Sealmark errors, never as psycopg2's: the
+    scan log keeps the batch and retries it."""
+    away = PostgresDatabase(with_dbname(pg_dsn, "no_such_db_" + os.urandom(4).hex()), pool_size=1)
+    try:
+        with pytest.raises(Unavailable):
+            PostgresVerifierStorage(away).append_scans([])
+    finally:
+        away.close()

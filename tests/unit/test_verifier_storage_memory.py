@@ -1,0 +1,58 @@
+"""The Verifier's storage contract on the in-memory fakes (verifier/memory.py)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+
+from tests.contracts.verifier_storage import VerifierStorageContract
+from verifier.memory import MemoryScanState, MemoryVerifierStorage
+from verifier.ports import ProductFacts, PublicKey, StoredCode
+
+_NUMBERS = itertools.count(1)
+
+
+class MemorySeeder:
+    def __init__(self, storage: MemoryVerifierStorage) -> None:
+        self._storage = storage
+        self._names: dict[str, str] = {}
+
+    def tenant(self, name: str) -> tuple[str, str]:
+        n = next(_NUMBERS)
+        tenant_id, prefix = f"t-{n}", f"9527{n:04d}"
+        self._names[tenant_id] = name
+        self._storage.add_tenant(tenant_id, [prefix])
+        return tenant_id, prefix
+
+    def product(self, tenant_id: str, gtin: str, name: str, profile: str = "signed") -> None:
+        self._storage.add_product(gtin, ProductFacts(name, self._names[tenant_id], profile))
+
+    def code(self, tenant_id: str, gtin: str, serial: str, stored: StoredCode) -> None:
+        self._storage.add_code(gtin + serial, replace(stored, tenant_id=tenant_id))
+
+    def key(self, tenant_id: str, key: PublicKey) -> None:
+        self._storage.add_key(tenant_id, key)
+
+    def recall(self, tenant_id: str, code_key: str, reason: str) -> None:
+        self._storage.recall(code_key, reason)
+
+
+class TestMemoryVerifierStorage(VerifierStorageContract):
+    @pytest.fixture
+    def storage(self) -> MemoryVerifierStorage:
+        return MemoryVerifierStorage()
+
+    @pytest.fixture
+    def seed(self, storage: MemoryVerifierStorage) -> MemorySeeder:
+        return MemorySeeder(storage)
+
+    @pytest.fixture
+    def state(self) -> MemoryScanState:
+        return MemoryScanState()
+
+    @pytest.fixture
+    def published(self, state: MemoryScanState) -> Callable[[str], list[tuple[int, str]]]:
+        return lambda tenant: [(i, kind) for t, i, kind in state.published if t == tenant]
