@@ -9,6 +9,11 @@ rather than an error, so a new rule never breaks the page.
 
 Times are shown in UTC in English and in Beijing time (UTC+8, 北京时间) in Chinese, each
 labelled, because that is what each reader expects and we do not know the phone's zone.
+
+Longer than 500 lines on purpose: it is a text catalogue (two languages, every verdict, reason
+and page label side by side), read and translated as one table; its logic is a few lines. The
+reasons' rules, verdicts and weights are not here but in verifier.domain.REASONS, keyed by the
+same codes (tests/unit/test_verifier_usecases.py checks that the two key sets are equal).
 """
 
 from __future__ import annotations
