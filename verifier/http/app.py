@@ -1,0 +1,295 @@
+"""The routes and their handlers: request in, response out, no sockets (the server loop is
+verifier.http.server). The handler is thin: it parses the request, calls one
+:class:`VerifierPort` method and renders the result; SealmarkError subclasses become HTTP
+statuses here and only here."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Protocol
+
+import structlog
+
+from sealmark.clock import Clock, SystemClock
+from sealmark.errors import InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from sealmark.gs1.code import GS1Code
+from verifier.domain import ClientContext, Verification
+from verifier.http.pages import (
+    Pages,
+    json_response,
+    page_facts,
+    preflight,
+    secure,
+    status_of,
+    verification_json,
+)
+from verifier.http.requests import (
+    NO_FORM,
+    SCAN_PATH,
+    Request,
+    RequestView,
+    Response,
+    read_form,
+    read_upload,
+)
+from verifier.http.sessions import set_cookie
+
+if TYPE_CHECKING:
+    from verifier.images import ImageVerification
+
+log = structlog.get_logger("sealmark.verify_http")
+
+_QUERY_PARAM = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_PRIMARY_KEY_SEGMENTS = frozenset({"01", "00"})
+
+
+class VerifierPort(Protocol):
+    """What the HTTP face needs of :class:`verifier.usecases.Verifier`."""
+
+    def verify(
+        self,
+        payload: str,
+        pin: str | None,
+        context: ClientContext,
+        *,
+        parsed: GS1Code | InvalidArgument | None = None,
+    ) -> Verification: ...
+
+    def key_set(self, tenant_id: str | None, gtin: str | None) -> dict[str, Any]: ...
+
+    def health(self) -> dict[str, Any]: ...
+
+
+class ImagePort(Protocol):
+    """What the /scan page needs of :class:`verifier.images.ImageVerifier`."""
+
+    def verify_image(
+        self, image: bytes, pin: str | None, context: ClientContext
+    ) -> ImageVerification: ...
+
+
+class VerifyApp:
+    """Request in, response out, no sockets: the routes and their rendering."""
+
+    def __init__(
+        self,
+        verifier: VerifierPort,
+        *,
+        fallback_host: str,
+        clock: Clock | None = None,
+        trust_proxy: bool = False,
+        images: ImagePort | None = None,
+    ) -> None:
+        self._verifier = verifier
+        self._images = images
+        self._fallback_host = fallback_host
+        self._clock = clock or SystemClock()
+        self._trust_proxy = trust_proxy
+        self._pages = Pages()
+
+    def handle(self, request: Request) -> Response:
+        """Answer one request; never raises (an unexpected error is logged and becomes a
+        plain 500 page)."""
+        view = RequestView(request, self._trust_proxy)
+        try:
+            response = self._route(request, view)
+        except Exception:
+            log.exception("verify_http.unexpected", method=request.method, route=view.route)
+            response = self.error(view, HTTPStatus.INTERNAL_SERVER_ERROR, "error_internal")
+        secure(response, view.nonce)
+        return response
+
+    def _route(self, request: Request, view: RequestView) -> Response:
+        path, method = view.path, request.method
+        routes: dict[str, tuple[tuple[str, ...], Callable[[Request, RequestView], Response]]] = {
+            "/": (("GET", "HEAD"), self._home),
+            "/healthz": (("GET", "HEAD"), self._health),
+            "/.well-known/gs1resolver": (("GET", "HEAD", "OPTIONS"), self._resolver),
+            "/keys": (("GET", "HEAD", "OPTIONS"), self._keys),
+        }
+        if self._images is not None:
+            routes[SCAN_PATH] = (("GET", "HEAD", "POST"), self._scan)
+        if path in routes:
+            allowed, handler = routes[path]
+            view.route = path
+        elif _PRIMARY_KEY_SEGMENTS & set(path.split("/")):
+            allowed, handler = ("GET", "HEAD", "POST", "OPTIONS"), self._verify
+            view.route = "digital_link"
+        else:
+            return self.error(view, HTTPStatus.NOT_FOUND, "error_not_found")
+        if method not in allowed:
+            response = self.error(view, HTTPStatus.METHOD_NOT_ALLOWED, "error_method")
+            response.headers.append(("Allow", ", ".join(allowed)))
+            return response
+        if method == "OPTIONS":
+            return preflight(allowed)
+        return handler(request, view)
+
+    # ---------------------------------------------------------------- the verification page
+
+    def _verify(self, request: Request, view: RequestView) -> Response:
+        payload = view.payload(self._fallback_host)
+        try:  # parsed once: the use case takes this parse
+            code = GS1Code.from_digital_link(payload, today=self._clock.now().date(), field="link")
+        except InvalidArgument as exc:
+            return self.error(view, HTTPStatus.BAD_REQUEST, "error_bad_link", exc.message)
+        if request.method == "HEAD":  # a link checker's probe is not a consumer's scan
+            return Response(HTTPStatus.OK, headers=[("Cache-Control", "no-store")])
+        try:
+            pin, latitude, longitude = read_form(request) if request.method == "POST" else NO_FORM
+            session, new_session = view.session()
+            context = ClientContext(
+                session_id=session,
+                latitude=latitude,
+                longitude=longitude,
+                region=view.region(),
+                locale=view.locale,
+                client=view.client(),
+            )
+            verification = self._verifier.verify(payload, pin, context, parsed=code)
+        except InvalidArgument as exc:
+            key = "error_bad_link" if exc.field in ("link", "payload") else "error_bad_input"
+            return self.error(view, HTTPStatus.BAD_REQUEST, key, exc.message)
+        except ResourceExhausted:
+            response = self.error(view, HTTPStatus.TOO_MANY_REQUESTS, "error_rate")
+            response.headers.append(("Retry-After", "60"))
+            return response
+        except NotFound:
+            return self.error(view, HTTPStatus.NOT_FOUND, "error_not_found")
+        except Unavailable:
+            response = self.error(view, HTTPStatus.SERVICE_UNAVAILABLE, "error_unavailable")
+            response.headers.append(("Retry-After", "30"))
+            return response
+        status = status_of(verification)
+        if view.wants_json:
+            response = json_response(status, verification_json(verification, view.locale))
+        else:
+            response = self._page(status, "verify.html", view, page_facts(verification, view))
+        response.headers += [
+            ("Cache-Control", "no-store"),
+            ("Vary", "Accept, Accept-Language, Cookie"),
+        ]
+        if new_session:
+            response.headers.append(("Set-Cookie", set_cookie(session, view.https)))
+        return response
+
+    # -------------------------------------------------------------- a photo of the label
+
+    def _scan(self, request: Request, view: RequestView) -> Response:
+        assert self._images is not None
+        if request.method != "POST":
+            response = self._page(HTTPStatus.OK, "scan.html", view, {"result": None})
+            response.headers.append(("Cache-Control", "no-store"))
+            return response
+        try:
+            image, pin = read_upload(request)
+            session, new_session = view.session()
+            context = ClientContext(
+                session_id=session, region=view.region(), locale=view.locale, client=view.client()
+            )
+            result = self._images.verify_image(image, pin, context)
+        except InvalidArgument as exc:
+            return self.error(view, HTTPStatus.BAD_REQUEST, "error_bad_input", exc.message)
+        except ResourceExhausted:
+            response = self.error(view, HTTPStatus.TOO_MANY_REQUESTS, "error_rate")
+            response.headers.append(("Retry-After", "60"))
+            return response
+        except Unavailable:
+            response = self.error(view, HTTPStatus.SERVICE_UNAVAILABLE, "error_unavailable")
+            response.headers.append(("Retry-After", "30"))
+            return response
+        covert = result.covert
+        mark = {
+            "status": covert.status.value,
+            "score": covert.score,
+            "noise": covert.noise,
+            "modules": covert.modules,
+            "rule": covert.rule,
+        }
+        if view.wants_json:
+            body = {
+                "payload": result.payload,
+                "verification": verification_json(result.verification, view.locale),
+                "covert_mark": mark,
+            }
+            response = json_response(HTTPStatus.OK, body)
+        else:
+            facts = page_facts(result.verification, view)
+            facts["show_pin_form"] = False  # the PIN goes with the photo, on the form below
+            page = {"result": facts, "mark": mark, "mark_score": f"{covert.score:.2f}"}
+            response = self._page(HTTPStatus.OK, "scan.html", view, page)
+        response.headers += [("Cache-Control", "no-store"), ("Vary", "Accept, Accept-Language")]
+        if new_session:
+            response.headers.append(("Set-Cookie", set_cookie(session, view.https)))
+        return response
+
+    # ------------------------------------------------------------------------ other routes
+
+    def _home(self, request: Request, view: RequestView) -> Response:
+        return self._page(HTTPStatus.OK, "home.html", view, {})
+
+    def _health(self, request: Request, view: RequestView) -> Response:
+        try:
+            body = self._verifier.health()
+        except Exception:  # whatever broke, the answer to "are you well" is no, not a 500
+            log.warning("verify_http.health_failed", exc_info=True)
+            return json_response(
+                HTTPStatus.SERVICE_UNAVAILABLE, {"status": "down"}, cache="no-store"
+            )
+        return json_response(HTTPStatus.OK, body, cache="no-store")
+
+    def _resolver(self, request: Request, view: RequestView) -> Response:
+        root = f"{view.scheme}://{view.host(self._fallback_host)}"
+        description = {
+            "name": "Sealmark verifier",
+            "resolverRoot": root,
+            "supportedLinkType": [
+                {
+                    "namespace": "http://gs1.org/voc/",
+                    "prefix": "gs1:",
+                    "profile": "https://gs1.org/voc/?show=linktypes",
+                }
+            ],
+            "supportedPrimaryKeys": ["01"],
+            "linkTypeDefaultCanBeLinkset": False,
+            "linkTypeDefaultCanBeAll": False,
+            "supportedContextValuesEnumerated": [],
+            "supportedContextValuesExternal": [],
+        }
+        return json_response(HTTPStatus.OK, description, cache="public, max-age=3600", cors=True)
+
+    def _keys(self, request: Request, view: RequestView) -> Response:
+        tenant, gtin = view.query.get("tenant") or None, view.query.get("gtin") or None
+        try:
+            for name, value in (("tenant", tenant), ("gtin", gtin)):
+                if value is not None and not _QUERY_PARAM.fullmatch(value):
+                    raise InvalidArgument(name, "want 1..64 of A-Z a-z 0-9 _ . -")
+            if tenant is None and gtin is None:
+                raise InvalidArgument("tenant", "give tenant= or gtin=")
+            key_set = self._verifier.key_set(tenant, gtin)
+        except InvalidArgument as exc:
+            error = {"error": "invalid_argument", "field": exc.field, "message": exc.message}
+            return json_response(HTTPStatus.BAD_REQUEST, error, cors=True)
+        except NotFound as exc:
+            error = {"error": "not_found", "message": exc.message}
+            return json_response(HTTPStatus.NOT_FOUND, error, cors=True)
+        except ResourceExhausted:
+            error = {"error": "resource_exhausted", "message": "too many requests"}
+            return json_response(HTTPStatus.TOO_MANY_REQUESTS, error, cors=True)
+        except Unavailable:
+            error = {"error": "unavailable", "message": "try again later"}
+            return json_response(HTTPStatus.SERVICE_UNAVAILABLE, error, cors=True)
+        return json_response(HTTPStatus.OK, key_set, cache="public, max-age=300", cors=True)
+
+    # ---------------------------------------------------------------------------- rendering
+
+    def error(self, view: RequestView, status: int, key: str, detail: str = "") -> Response:
+        """An error page (or JSON when asked) in the reader's language (see Pages.error)."""
+        return self._pages.error(view, status, key, detail)
+
+    def _page(
+        self, status: int, name: str, view: RequestView, facts: Mapping[str, Any]
+    ) -> Response:
+        return self._pages.page(status, name, view, facts)
