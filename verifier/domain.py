@@ -14,6 +14,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from sealmark.errors import InvalidArgument
+from sealmark.lifecycle import CodeState
 
 MAX_PAYLOAD_BYTES = 4096
 MAX_PIN_CHARS = 32
@@ -278,6 +279,38 @@ def clone_reasons(
                     travel_min_km=rules.travel_min_km,
                 )
             )
+    return out
+
+
+# States in which a scan is a consumer meeting a pack in the market (its first verification).
+ACTIVE_STATES = {CodeState.COMMISSIONED, CodeState.IN_TRANSIT, CodeState.RECEIVED}
+# States in which a scan is of a code out of circulation (reason "inactive").
+INACTIVE_STATES = {
+    CodeState.DISPENSED,
+    CodeState.DESTROYED,
+    CodeState.SAMPLED,
+    CodeState.STOLEN,
+    CodeState.LOCKED,
+    CodeState.EXPORTED,
+}
+
+
+def state_reasons(state: CodeState, expiry: date | None, today: date) -> list[Reason]:
+    """What the stored code's lifecycle state and expiry say, before any scan history."""
+    out = []
+    if state is CodeState.ALLOCATED:
+        out.append(reason("never_commissioned", {}))
+    elif state is CodeState.RETURNED:
+        out.append(reason("returned", {}))
+    elif state is CodeState.SCRAPPED:
+        out.append(reason("scrapped", {}))
+    elif state is CodeState.RECALLED:
+        out.append(reason("recalled", {}))
+    elif state in INACTIVE_STATES:
+        out.append(reason("inactive", {"state": state.value}))
+    if state is CodeState.EXPIRED or (expiry is not None and expiry < today):
+        shown = expiry.isoformat() if expiry else ""
+        out.append(reason("expired", {"expiry": shown}))
     return out
 
 

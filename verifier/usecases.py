@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime
@@ -24,15 +23,15 @@ from typing import Any
 from nacl.signing import VerifyKey
 
 from sealmark.clock import Clock
-from sealmark.crypto.mac import MacScheme, decode_mac
+from sealmark.crypto.mac import MacScheme
 from sealmark.crypto.pins import PinScheme
-from sealmark.crypto.signature import canonical_bytes, decode_ai8030, load_key, verify
-from sealmark.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from sealmark.crypto.signature import load_key
+from sealmark.errors import InvalidArgument, NotFound, ResourceExhausted
 from sealmark.gs1.code import GS1Code
 from sealmark.lifecycle import CodeState
-from sealmark.tenancy.model import CodeProfile
 from verifier.coalesce import Coalescer
 from verifier.domain import (
+    ACTIVE_STATES,
     MAX_PAYLOAD_BYTES,
     MAX_PIN_CHARS,
     ClientContext,
@@ -46,6 +45,7 @@ from verifier.domain import (
     clone_reasons,
     decide,
     reason,
+    state_reasons,
 )
 from verifier.ports import (
     MAX_CODES,
@@ -59,19 +59,10 @@ from verifier.ports import (
     VerifierStorage,
     VerifierStore,
 )
+from verifier.proofs import Cached, Proofs
 from verifier.scanlog import ScanLog
 
-CACHE_TTL_S = 5.0  # prefixes, keys, rules, product and brand names: a change applies within this
 ALERT_REPEAT_S = 3600  # one alert per kind and serial (or client) per hour
-ACTIVE = {CodeState.COMMISSIONED, CodeState.IN_TRANSIT, CodeState.RECEIVED}
-INACTIVE = {
-    CodeState.DISPENSED,
-    CodeState.DESTROYED,
-    CodeState.SAMPLED,
-    CodeState.STOLEN,
-    CodeState.LOCKED,
-    CodeState.EXPORTED,
-}
 # Reasons that a client producing many of is guessing serials or PINs.
 GUESSES = {"never_issued", "bad_signature", "bad_mac", "unknown_key", "pin_wrong"}
 # Reasons that raise an alert, by alert kind.
@@ -92,21 +83,6 @@ ALERTS = {
 
 
 DEFAULT_RULES = Rules()
-
-
-class _Cached:
-    """A value per key, reloaded after ``CACHE_TTL_S``."""
-
-    def __init__(self, load: Callable[[str], Any]) -> None:
-        self._load = load
-        self._values: dict[str, tuple[float, Any]] = {}
-
-    def get(self, key: str, *, fresh: bool = False) -> Any:
-        hit = self._values.get(key)
-        if hit is None or fresh or time.monotonic() - hit[0] > CACHE_TTL_S:
-            hit = (time.monotonic(), self._load(key))
-            self._values[key] = hit
-        return hit[1]
 
 
 def new_verification_id() -> str:
@@ -131,14 +107,13 @@ class Verifier:
         self._storage = storage
         self._clock = clock
         self._pins = pins
-        self._macs = macs
         self._new_id = new_id
         self._state = state
         self._log = scan_log
-        self._prefixes = _Cached(lambda _: self._read(lambda s: s.prefixes()))
-        self._keys = _Cached(self._load_keys)
-        self._rules = _Cached(lambda t: self._read(lambda s: s.rules(t)))
-        self._products = _Cached(lambda gtin: self._read(lambda s: s.product(gtin)))
+        self._prefixes = Cached(lambda _: self._read(lambda s: s.prefixes()))
+        self._rules = Cached(lambda t: self._read(lambda s: s.rules(t)))
+        self._products = Cached(lambda gtin: self._read(lambda s: s.product(gtin)))
+        self._proofs = Proofs(Cached(self._load_keys), self._products, macs)
         # The codes scanned together by this process's threads are read in one statement.
         self._codes: Coalescer[str, StoredCode | None] = Coalescer(
             self._read_codes, max_batch=MAX_CODES
@@ -184,14 +159,14 @@ class Verifier:
         if tenant_id is None:
             return self._answer(scan, [reason("not_our_code", {"gtin": code.gtin})], rules)
         scan.tenant_id = tenant_id
-        signature = self._check_proof(tenant_id, code)
+        signature = self._proofs.check(tenant_id, code)
         if signature is not None and signature.verdict is Verdict.COUNTERFEIT:
             return self._answer(scan, [signature], rules)  # a forgery never reaches the database
         stored = self._codes.submit(code.gtin + code.serial)
         if stored is None or stored.tenant_id != tenant_id:
             return self._answer(scan, [reason("never_issued", {})], rules)
         scan.stored = stored
-        reasons = _state_reasons(stored, now)
+        reasons = state_reasons(CodeState(stored.state), stored.expiry, now.date())
         if stored.state == CodeState.RECALLED.value:  # rare: one more read for the why
             with self._storage.reads() as store:
                 why = store.recall_reason(code.gtin + code.serial)
@@ -208,7 +183,9 @@ class Verifier:
             self._admit(context, rules, tenant_id)
             limits = Limits(limits.client, -1, limits.guesses)
             reasons.append(self._check_pin(scan, code, stored, pin))
-        active = CodeState(stored.state) in ACTIVE and not any(r.code == "expired" for r in reasons)
+        active = CodeState(stored.state) in ACTIVE_STATES and not any(
+            r.code == "expired" for r in reasons
+        )
         # Admission and the scan state in one Redis round trip: on this path a refused client
         # has cost a parse, a signature check and one primary-key read, never a write.
         history, from_redis, refused = self._state.record(
@@ -316,65 +293,6 @@ class Verifier:
         refused = self._state.admit(_limits(tenant_id, context, rules))
         if refused:
             raise ResourceExhausted(f"slow down: {refused}")
-
-    def _check_proof(self, tenant_id: str, code: GS1Code) -> Reason | None:
-        """The signature check, or the MAC check for a compact-profile product's code. A code
-        carrying an AI (8030) is always held to it (compact codes are never signed); only a
-        code without one needs its product's profile, so signed scans read nothing more."""
-        if code.signature is None:
-            facts: ProductFacts | None = self._products.get(code.gtin)
-            if facts is not None and facts.code_profile == CodeProfile.COMPACT:
-                return self._check_mac(tenant_id, code)
-        return self._check_signature(tenant_id, code)
-
-    def _check_mac(self, tenant_id: str, code: GS1Code) -> Reason | None:
-        """None when the code carries the right MAC under one of the tenant's key ids; a
-        COUNTERFEIT reason when it carries a wrong one; ``no_mac`` when it carries none.
-        FailedPrecondition when this server has no SEALMARK_MAC_SECRET to check it with."""
-        if code.mac is None:
-            return reason("no_mac", {})
-        if self._macs is None:
-            raise FailedPrecondition(
-                "compact-profile codes cannot be checked here: set SEALMARK_MAC_SECRET on the"
-                " Verifier (the Issuer's secret)"
-            )
-        try:
-            key_id, tag = decode_mac(code.mac)
-        except InvalidArgument:
-            return reason("bad_mac", {})
-        keys = self._keys.get(tenant_id)
-        if key_id not in keys:
-            keys = self._keys.get(tenant_id, fresh=True)  # a key made in the last seconds
-            if key_id not in keys:
-                return reason("unknown_key", {"key_id": key_id})
-        if not self._macs.matches(tenant_id, code.gtin, code.serial, key_id, tag):
-            return reason("bad_mac", {})
-        return None
-
-    def _check_signature(self, tenant_id: str, code: GS1Code) -> Reason | None:
-        """None when the code carries a valid signature under one of the tenant's keys; a
-        COUNTERFEIT reason when it carries a bad one; ``no_signature`` when it carries none."""
-        if code.signature is None:
-            return reason("no_signature", {})
-        try:
-            key_id, signature = decode_ai8030(code.signature)
-        except InvalidArgument:
-            return reason("bad_signature", {})
-        keys = self._keys.get(tenant_id)
-        if key_id not in keys:
-            keys = self._keys.get(tenant_id, fresh=True)  # a key made in the last seconds
-            if key_id not in keys:
-                return reason("unknown_key", {"key_id": key_id})
-        message = canonical_bytes(
-            code.gtin,
-            code.serial,
-            code.lot or "",
-            code.expiry.strftime("%y%m%d") if code.expiry else "",
-            key_id,
-        )
-        if not verify(keys[key_id], message, signature):
-            return reason("bad_signature", {})
-        return None
 
     def _check_pin(self, scan: _Scan, code: GS1Code, stored: StoredCode, pin: str) -> Reason:
         key = code.gtin + code.serial
@@ -532,25 +450,6 @@ class _Scan:
         self.active = False
         self.degraded = False
         self.pin_confirmed = False
-
-
-def _state_reasons(stored: StoredCode, now: datetime) -> list[Reason]:
-    state = CodeState(stored.state)
-    out = []
-    if state is CodeState.ALLOCATED:
-        out.append(reason("never_commissioned", {}))
-    elif state is CodeState.RETURNED:
-        out.append(reason("returned", {}))
-    elif state is CodeState.SCRAPPED:
-        out.append(reason("scrapped", {}))
-    elif state is CodeState.RECALLED:
-        out.append(reason("recalled", {}))
-    elif state in INACTIVE:
-        out.append(reason("inactive", {"state": state.value}))
-    if state is CodeState.EXPIRED or (stored.expiry is not None and stored.expiry < now.date()):
-        expiry = stored.expiry.isoformat() if stored.expiry else ""
-        out.append(reason("expired", {"expiry": expiry}))
-    return out
 
 
 def _limits(tenant_id: str | None, context: ClientContext, rules: Rules) -> Limits:
