@@ -129,6 +129,7 @@ class MemoryVerifierStorage:
     def __init__(self) -> None:
         self._tables = _Tables()
         self._lock = threading.RLock()
+        self._open = threading.local()
         self.fail_appends: Exception | None = None  # raised by append_scans while set
 
     @contextmanager
@@ -138,10 +139,18 @@ class MemoryVerifierStorage:
 
     @contextmanager
     def transaction(self) -> Iterator[MemoryVerifierStore]:
+        """One transaction; a thread opens one at a time (a second inside the first would
+        commit over it, not beside it as PostgreSQL's would: refused instead)."""
         with self._lock:
-            draft = copy.deepcopy(self._tables)
-            yield MemoryVerifierStore(draft, writable=True)
-            self._tables = draft
+            if getattr(self._open, "transaction", False):
+                raise RuntimeError("a transaction is open on this thread already")
+            self._open.transaction = True
+            try:
+                draft = copy.deepcopy(self._tables)
+                yield MemoryVerifierStore(draft, writable=True)
+                self._tables = draft
+            finally:
+                self._open.transaction = False
 
     def append_scans(self, scans: Sequence[ScanRow]) -> None:
         with self._lock:

@@ -10,6 +10,7 @@ watchers read them). Keys are random, so suites may share servers with other tes
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -221,6 +222,27 @@ class VerifierStorageContract:
         with storage.transaction() as store:
             assert store.claim_pin(key, tenant, "v-2", "phone-2", "FR", later) == (AT, "phone-1")
             assert store.claim_pin(key, tenant, "v-3", "phone-1", "DE", later) == (AT, "phone-1")
+
+    def test_concurrent_first_pin_entries_have_one_winner(
+        self, storage: Storage, seed: Seeder
+    ) -> None:
+        tenant, _ = seed.tenant("pin-race")
+        key, start = _key(), threading.Barrier(6)
+        answers: list[tuple[datetime, str] | None] = []
+
+        def enter(n: int) -> None:
+            start.wait()
+            with storage.transaction() as store:
+                answers.append(store.claim_pin(key, tenant, f"v-{n}", f"s-{n}", "DE", AT))
+
+        threads = [threading.Thread(target=enter, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        winners = [a for a in answers if a is None]
+        assert len(answers) == 6 and len(winners) == 1
+        assert len({a for a in answers if a is not None}) == 1  # every loser sees the winner
 
     def test_alert_ids_increase(self, storage: Storage, seed: Seeder) -> None:
         tenant, _ = seed.tenant("alerts")

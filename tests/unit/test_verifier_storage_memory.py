@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
@@ -56,3 +57,14 @@ class TestMemoryVerifierStorage(VerifierStorageContract):
     @pytest.fixture
     def published(self, state: MemoryScanState) -> Callable[[str], list[tuple[int, str]]]:
         return lambda tenant: [(i, kind) for t, i, kind in state.published if t == tenant]
+
+
+def test_a_second_transaction_on_one_thread_is_refused() -> None:
+    storage = MemoryVerifierStorage()
+    refused = pytest.raises(RuntimeError, match="open on this thread")
+    with storage.transaction(), refused, storage.transaction():
+        pass
+    with storage.transaction() as store:  # the first one ended: a new one may open
+        assert (
+            store.claim_pin("k", "t", "v-1", "s-1", "DE", datetime(2026, 1, 1, tzinfo=UTC)) is None
+        )
