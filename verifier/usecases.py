@@ -86,6 +86,7 @@ DEFAULT_RULES = Rules()
 
 
 def new_verification_id() -> str:
+    """A verification id: 16 hex digits from the operating system's randomness."""
     return secrets.token_hex(8)
 
 
@@ -120,6 +121,8 @@ class Verifier:
         )
 
     def close(self) -> None:
+        """Write what the scan log holds and stop it, then release the scan state; safe to
+        call twice."""
         self._log.close()
         self._state.close()
 
