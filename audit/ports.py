@@ -1,7 +1,7 @@
 """Audit's ports: what the use cases need from storage and from the alert stream. Docstrings
 are contracts every adapter keeps; ``tests/contracts/audit_storage.py`` runs them on the
 in-memory fakes (:mod:`audit.memory`) and on PostgreSQL and Redis (:mod:`audit.postgres`,
-:mod:`audit.export_storage`, :mod:`audit.tlog_storage`, :mod:`audit.redis_wake`).
+:mod:`audit.postgres_export`, :mod:`audit.postgres_tlog`, :mod:`audit.redis_wake`).
 
 Opening a transaction: each ``...Storage`` port has ``transaction()`` (read-write) and a
 read-only form; the store it yields is valid only inside the ``with`` block. Leaving the block

@@ -1,5 +1,5 @@
 """The Redis adapter of :class:`audit.ports.AlertWake`: the verifier appends to the stream
-``alerts:<tenant>`` (see verifier/scanstate.py) as it raises alerts."""
+``alerts:<tenant>`` (see verifier/redis_state.py) as it raises alerts."""
 
 from __future__ import annotations
 

@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sealmark.bootstrap import Container
 from sealmark.errors import NotFound
 from sealmark.tenancy import usecases
+from sealmark_app.root.container import Container
 
 DEMO_TENANT = "demo"
 # GS1 reserves prefix 952 for demonstrations: these can never collide with a real product.

@@ -2,7 +2,7 @@
 (PostgreSQL) and the hot scan state with its rate gate (Redis). Docstrings are contracts that
 every adapter keeps; ``tests/contracts/verifier_storage.py`` holds them to it, on the in-memory
 fakes (``verifier.memory``) and on the real servers (``verifier.postgres``,
-``verifier.scanstate``).
+``verifier.redis_state``).
 
 Errors raised by adapters are only those of :mod:`sealmark.errors`: ``NotFound`` for an
 unknown tenant where one is named, ``Aborted`` for a serialization failure or deadlock and

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from sealmark.bootstrap import Container
 from sealmark.tenancy import usecases
 from sealmark.tenancy.alphabets import SERIAL_ALPHABETS
 from sealmark.tenancy.model import CodeProfile, PackLevel
 from sealmark_app.cli.output import emit
+from sealmark_app.root.container import Container
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from cryptography import x509
 
-from sealmark.bootstrap import Container
 from sealmark.errors import InvalidArgument
 from sealmark.tenancy import cert_usecases
 from sealmark.tenancy.certs import SAN_TYPES, MatchKind
 from sealmark_app.cli.output import emit
+from sealmark_app.root.container import Container
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

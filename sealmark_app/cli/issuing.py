@@ -14,11 +14,11 @@ from typing import IO, Any
 import grpc
 from tqdm import tqdm
 
-from sealmark.bootstrap import Container
 from sealmark.errors import InvalidArgument
 from sealmark.settings import Settings
 from sealmark_app.cli.output import emit
 from sealmark_app.cli.transport import add_tls_options, open_channel
+from sealmark_app.root.container import Container
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

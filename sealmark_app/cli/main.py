@@ -128,7 +128,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command in aggregation.COMMANDS:
         return aggregation.run(args, settings)
 
-    from sealmark.bootstrap import bootstrap
+    from sealmark_app.root.container import bootstrap
 
     container = bootstrap(settings)
     try:

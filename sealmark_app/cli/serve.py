@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import structlog
 from prometheus_client import start_http_server
 
-from sealmark.bootstrap import Container, bootstrap
 from sealmark.server import affinity
 from sealmark.server.app import ShutdownSignal, create_server
 from sealmark.server.processes import ServingProcesses, on_parent_exit
@@ -21,6 +20,7 @@ from sealmark.server.tls import check_plaintext_binding, reload_on_sighup, serve
 from sealmark.settings import SERVICES, Settings
 from sealmark_app.demo import DEMO_GTIN, seed_demo
 from sealmark_app.root import binding_for
+from sealmark_app.root.container import Container, bootstrap
 
 if TYPE_CHECKING:
     from verifier.http import VerifyHttp

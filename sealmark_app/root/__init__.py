@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import importlib
 
-from sealmark.bootstrap import Container
 from sealmark.errors import InvalidArgument
 from sealmark.server.app import ServiceBinding
 from sealmark.settings import SERVICES
+from sealmark_app.root.container import Container
 
 
 def binding_for(name: str, container: Container) -> ServiceBinding:

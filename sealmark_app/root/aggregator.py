@@ -7,8 +7,8 @@ from __future__ import annotations
 from aggregator import grpc_service
 from aggregator.postgres import PostgresAggregationStorage
 from aggregator.usecases import Aggregator
-from sealmark.bootstrap import Container
 from sealmark.server.app import ServiceBinding
+from sealmark_app.root.container import Container
 
 
 def build_aggregator(container: Container) -> Aggregator:

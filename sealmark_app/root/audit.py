@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from audit import grpc_service
 from audit.export import Exporter
-from audit.export_storage import PostgresExportStorage
 from audit.postgres import PostgresAuditStorage
+from audit.postgres_export import PostgresExportStorage
+from audit.postgres_tlog import PostgresTlogStorage
 from audit.redis_wake import RedisAlertWake
 from audit.reports import Reporter
-from audit.tlog_storage import PostgresTlogStorage
 from audit.transparency import TransparencyLog
 from audit.usecases import Auditor
-from sealmark.bootstrap import Container
 from sealmark.server.app import ServiceBinding
+from sealmark_app.root.container import Container
 
 __all__ = [
     "build_auditor",

@@ -8,12 +8,12 @@ from issuer.lines import LineReports
 from issuer.minting import MintWorkers
 from issuer.postgres import PostgresIssuerStorage
 from issuer.usecases import Issuer
-from sealmark.bootstrap import Container
 from sealmark.crypto.keys import KeyVault
 from sealmark.crypto.mac import MacScheme
 from sealmark.crypto.pins import PinScheme
 from sealmark.server.app import ServiceBinding
 from sealmark.settings import Settings
+from sealmark_app.root.container import Container
 
 __all__ = ["build_issuer", "build_line_reports", "service_binding"]
 

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import threading
 
-from sealmark.bootstrap import Container
 from sealmark.crypto.covert import CovertKeys
 from sealmark.crypto.mac import MacScheme
 from sealmark.crypto.pins import PinScheme
 from sealmark.server.app import ServiceBinding
+from sealmark_app.root.container import Container
 from verifier import grpc_service
 from verifier.http import VerifyHttp, start_http
 from verifier.images import ImageVerifier
 from verifier.postgres import PostgresVerifierStorage
+from verifier.redis_state import RedisGate, ScanState
 from verifier.scanlog import ScanLog
-from verifier.scanstate import RedisGate, ScanState
 from verifier.usecases import Verifier
 
 __all__ = ["build_image_verifier", "build_verifier", "service_binding", "start_consumer_page"]

@@ -12,7 +12,6 @@ import grpc
 import pytest
 import redis
 
-from sealmark.bootstrap import Container
 from sealmark.clock import SystemClock
 from sealmark.server.app import create_server
 from sealmark.settings import load_settings
@@ -20,6 +19,7 @@ from sealmark.storage.postgres import PostgresDatabase
 from sealmark.tenancy import usecases
 from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
 from sealmark_app.root import binding_for
+from sealmark_app.root.container import Container
 from tests.storage_contract import gtin_under
 from tests.support.tenants import seed_tenant
 

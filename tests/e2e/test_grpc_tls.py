@@ -24,7 +24,6 @@ import grpc
 import pytest
 from cryptography import x509
 
-from sealmark.bootstrap import CachingCertAuthenticator, Container
 from sealmark.errors import InvalidArgument
 from sealmark.server.app import RunningServer, create_server
 from sealmark.server.tls import ServerCertificates, TlsFiles
@@ -32,6 +31,7 @@ from sealmark.tenancy import cert_usecases
 from sealmark.tenancy.certs import ClientCert, MatchKind
 from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
 from sealmark_app.root import binding_for
+from sealmark_app.root.container import CachingCertAuthenticator, Container
 from tests.e2e.conftest import make_container
 from tests.support.certs import Issued, TestCA
 from tests.support.cli import ROOT, sealmark

@@ -14,8 +14,8 @@ import grpc
 import pytest
 
 import audit.epcis_mapping
-import audit.export_storage
 import audit.grpc_service
+import audit.postgres_export
 from sealmark.errors import InvalidArgument
 from sealmark.v1 import aggregator_pb2, audit_pb2, audit_pb2_grpc, common_pb2
 from tests.support.hostile import HostileWorld, fresh_id, start_world
@@ -58,7 +58,7 @@ def test_a_cancelled_paged_export_releases_its_cursor_and_connection(
 ) -> None:
     w = world
     ignored = unraisable
-    monkeypatch.setattr(audit.export_storage, "FETCH_ROWS", 1)  # one row per cursor fetch
+    monkeypatch.setattr(audit.postgres_export, "FETCH_ROWS", 1)  # one row per cursor fetch
     monkeypatch.setattr(audit.grpc_service, "CHUNK", 64)  # and many small messages
     for round_ in range(5):
         call = w.stubs["audit"].ExportEpcis(
@@ -93,7 +93,7 @@ def test_a_client_that_disconnects_mid_export_leaves_nothing_open(
 ) -> None:
     w = world
     ignored = unraisable
-    monkeypatch.setattr(audit.export_storage, "FETCH_ROWS", 1)
+    monkeypatch.setattr(audit.postgres_export, "FETCH_ROWS", 1)
     monkeypatch.setattr(audit.grpc_service, "CHUNK", 64)
     target = f"127.0.0.1:{w.running.port}"
     channel = grpc.insecure_channel(target)
@@ -128,7 +128,7 @@ def test_an_export_that_fails_midway_closes_its_cursor_inside_the_transaction(
 ) -> None:
     w = world
     ignored = unraisable
-    monkeypatch.setattr(audit.export_storage, "FETCH_ROWS", 1)
+    monkeypatch.setattr(audit.postgres_export, "FETCH_ROWS", 1)
     monkeypatch.setattr(audit.grpc_service, "CHUNK", 64)
     mapped = audit.epcis_mapping.Mapper.events
     seen = itertools.count()

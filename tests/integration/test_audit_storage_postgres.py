@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import redis
 
-from audit.export_storage import PostgresExportStorage
 from audit.postgres import PostgresAuditStorage
+from audit.postgres_export import PostgresExportStorage
+from audit.postgres_tlog import PostgresTlogStorage
 from audit.redis_wake import RedisAlertWake
-from audit.tlog_storage import PostgresTlogStorage
 from sealmark.events import NewEvent
 from sealmark.storage.postgres import PostgresDatabase
 from sealmark.tenancy.model import Product, Tenant

@@ -19,7 +19,7 @@ from tests.support.tenants import seed_tenant
 from verifier.domain import ClientContext, History
 from verifier.ports import MAX_CODES, Limits
 from verifier.postgres import PostgresVerifierStore
-from verifier.scanstate import Call, RedisGate, ScanState
+from verifier.redis_state import Call, RedisGate, ScanState
 
 AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 OTHERS = 300  # codes of the tenant besides the ones asked for: what a full read would read

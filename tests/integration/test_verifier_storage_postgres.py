@@ -1,5 +1,5 @@
 """The Verifier's storage contract on a real PostgreSQL (verifier/postgres.py) and a real Redis
-(verifier/scanstate.py)."""
+(verifier/redis_state.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from tests.pg_fixtures import with_dbname
 from tests.support.tenants import unique_prefix
 from verifier.ports import PublicKey, StoredCode
 from verifier.postgres import PostgresVerifierStorage
-from verifier.scanstate import RedisGate, ScanState
+from verifier.redis_state import RedisGate, ScanState
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,6 @@ from typing import Any
 import grpc
 import psycopg2
 
-from sealmark.bootstrap import Container
 from sealmark.server.app import RunningServer, create_server
 from sealmark.v1 import (
     aggregator_pb2_grpc,
@@ -23,6 +22,7 @@ from sealmark.v1 import (
     issuer_pb2_grpc,
 )
 from sealmark_app.root import binding_for
+from sealmark_app.root.container import Container
 from sealmark_app.root.verifier import build_verifier
 from tests.e2e.conftest import _md, make_container
 from tests.support.epcis_schema import VALIDATOR

@@ -311,7 +311,12 @@ def test_use_cases_and_ports_see_no_adapter() -> None:
     the composition root (sealmark_app/root/aggregator.py) names aggregator.postgres."""
     root = Path(__file__).resolve().parents[2] / "aggregator"
     names = ("ports", "memory", "base", "packing", "logistics", "queries", "usecases")
-    banned = (*FORBIDDEN, "sealmark.bootstrap", "aggregator.postgres", "aggregator.grpc_service")
+    banned = (
+        *FORBIDDEN,
+        "sealmark_app",
+        "aggregator.postgres",
+        "aggregator.grpc_service",
+    )
     offenders = [
         f"aggregator/{name}.py imports {imported}"
         for name in names

@@ -22,10 +22,17 @@ DOMAIN_MODULES = [
     ROOT / "sealmark" / "clock.py",
     ROOT / "sealmark" / "covert" / "geometry.py",
     ROOT / "sealmark" / "covert" / "mark.py",
+    ROOT / "sealmark" / "units.py",
+    ROOT / "sealmark" / "validators.py",
+    *sorted((ROOT / "issuer" / "domain").glob("*.py")),
+    ROOT / "issuer" / "ports.py",
     ROOT / "aggregator" / "domain.py",
+    ROOT / "aggregator" / "ports.py",
     ROOT / "verifier" / "domain.py",
     ROOT / "verifier" / "messages.py",
+    ROOT / "verifier" / "ports.py",
     ROOT / "audit" / "domain.py",
+    ROOT / "audit" / "ports.py",
     *sorted((ROOT / "sealmark" / "tlog").glob("*.py")),
     *sorted((ROOT / "sealmark" / "epcis").glob("*.py")),
 ]
@@ -170,3 +177,43 @@ def test_the_import_rules_see_imports_inside_functions(tmp_path: Path) -> None:
     sneaky.write_text("def f():\n    from issuer.usecases import Issuer\n    import audit.trace\n")
     assert _names(imported_names(sneaky), "issuer") == {"issuer.usecases"}
     assert _names(imported_names(sneaky), "audit") == {"audit.trace"}
+
+
+# Drivers and the modules that hold connections: inside a service only its adapters
+# (postgres*.py, redis*.py) may import them, so use cases, fakes and servicers cannot reach a
+# database or Redis except through a port.
+DRIVERS = ("psycopg2", "psycopg", "redis", "sealmark.storage.postgres", "sealmark.storage.embedded")
+
+
+def _is_adapter(module: str) -> bool:
+    name = Path(module).name
+    return name.startswith(("postgres", "redis")) and name.endswith(".py")
+
+
+def test_inside_a_service_only_its_adapters_touch_a_driver() -> None:
+    offenders = []
+    adapters = []
+    for service in SERVICES:
+        for module, imports in _imports_of_package(service).items():
+            touched = sorted(name for top in DRIVERS for name in _names(imports, top))
+            if _is_adapter(module):
+                adapters.append(module)
+            elif touched:
+                offenders.append(f"{module} imports {', '.join(touched)}")
+    assert offenders == []
+    # Every service has a PostgreSQL adapter, and the Verifier a Redis one.
+    assert {Path(a).parts[0] for a in adapters if Path(a).name.startswith("postgres")} == set(
+        SERVICES
+    )
+    assert "verifier/redis_state.py" in adapters
+
+
+def test_every_service_has_the_same_rooms() -> None:
+    """Port, fake and servicer per service, and the service's part of the composition root."""
+    for service in SERVICES:
+        base = ROOT / service
+        assert (base / "ports.py").is_file(), service
+        assert sorted(base.glob("memory*.py")), f"{service} has no in-memory fake"
+        assert (base / "grpc_service.py").is_file(), service
+        assert (ROOT / APP / "root" / f"{service}.py").is_file(), service
+        assert (ROOT / "tests" / "contracts" / f"{service}_storage.py").is_file(), service

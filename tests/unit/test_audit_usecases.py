@@ -334,7 +334,7 @@ def test_log_append_and_inclusion_proof_verify_against_the_checkpoint(s: Setup) 
 # -- layering -----------------------------------------------------------------------------
 PORT_SIDE = ["ports", "memory", "memory_stores", "memory_tables", "memory_tlog"]
 USE_CASES = ["usecases", "export", "epcis_mapping", "reports", "trace", "transparency"]
-ADAPTERS_ONLY = ("psycopg2", "redis", "sealmark.storage", "sealmark.bootstrap", "grpc")
+ADAPTERS_ONLY = ("psycopg2", "redis", "sealmark.storage", "sealmark_app", "grpc")
 
 
 def test_ports_and_fakes_are_pure_and_use_cases_see_no_adapter() -> None:
@@ -349,6 +349,6 @@ def test_ports_and_fakes_are_pure_and_use_cases_see_no_adapter() -> None:
         for name in USE_CASES
         for imported in imported_names(audit / f"{name}.py")
         if any(imported == bad or imported.startswith(bad + ".") for bad in ADAPTERS_ONLY)
-        or imported in {f"audit.{a}" for a in ("postgres", "export_storage", "tlog_storage")}
+        or imported in {f"audit.{a}" for a in ("postgres", "postgres_export", "postgres_tlog")}
     ]
     assert offenders == []

@@ -460,7 +460,7 @@ def test_the_use_cases_and_the_port_see_no_database() -> None:
         for name in imported_names(path)
         if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN)
     ]
-    banned = ("psycopg2", "redis", "sealmark.storage.postgres", "sealmark.bootstrap")
+    banned = ("psycopg2", "redis", "sealmark.storage.postgres", "sealmark_app")
     offenders += [
         f"{path.relative_to(ROOT)} imports {name}"
         for path in use_cases
@@ -471,6 +471,6 @@ def test_the_use_cases_and_the_port_see_no_database() -> None:
         f"{path.relative_to(ROOT)} imports {name}"
         for path in sorted(issuer.rglob("*.py"))
         for name in imported_names(path)
-        if name == "sealmark.bootstrap" or name.startswith("sealmark.bootstrap.")
+        if name == "sealmark_app" or name.startswith("sealmark_app.")
     ]
     assert offenders == []

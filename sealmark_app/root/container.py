@@ -28,7 +28,7 @@ from sealmark.tenancy.model import Principal
 from sealmark.tenancy.tokens import RandomBytes
 from sealmark.tenancy.usecases import authenticate
 
-log = structlog.get_logger("sealmark.bootstrap")
+log = structlog.get_logger("sealmark_app.root.container")
 
 
 @dataclass
