@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -217,3 +218,13 @@ def test_every_service_has_the_same_rooms() -> None:
         assert (base / "grpc_service.py").is_file(), service
         assert (ROOT / APP / "root" / f"{service}.py").is_file(), service
         assert (ROOT / "tests" / "contracts" / f"{service}_storage.py").is_file(), service
+
+
+def test_the_architecture_walk_names_only_files_that_exist() -> None:
+    """docs/architecture.md follows a code file by file; a rename must update it."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`([A-Za-z0-9_./<>-]+?\.(?:py|proto|md))(?:::[A-Za-z_.]+)?`", text))
+    named = {n for n in named if "<" not in n and "*" not in n}
+    assert len(named) > 40
+    missing = sorted(n for n in named if not (ROOT / n).is_file())
+    assert missing == []
