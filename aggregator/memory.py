@@ -9,6 +9,9 @@ when the block raises; a savepoint is a copy of the working state, put back when
 raises. Reads outside a transaction see the committed state of the moment. The tables the
 Aggregator reads but does not write (tenants, products, codes, SSCC allocations, lot holds)
 are filled through the seeding methods of :class:`MemoryAggregationStorage`.
+
+Over 500 lines on purpose: it is one fake of one port, each method beside the contract it
+keeps; split, the copy-on-write state and the methods that share it would scatter.
 """
 
 from __future__ import annotations
