@@ -5,7 +5,7 @@ migration 0007 (and 0008, 0011, 0013 for state copies, packs and the lock functi
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -14,7 +14,7 @@ from aggregator.domain import ChildGroup, Level, SsccRange
 from aggregator.ports import Decommission, HistoryEntry, Rule, StoredResult, Unit
 from sealmark.errors import Unavailable
 from sealmark.events import NewEvent
-from sealmark.storage.postgres import PostgresDatabase, PostgresUnitOfWork, retrying
+from sealmark.storage.postgres import PostgresDatabase, PostgresUnitOfWork, StoreOpener
 from sealmark.tenancy.model import Tenant
 from sealmark.units import SSCC_PREFIX
 
@@ -41,25 +41,11 @@ WITH RECURSIVE down(key, parent, depth) AS (
 """
 
 
-class PostgresAggregationStorage:
+class PostgresAggregationStorage(StoreOpener["PostgresAggregationStore"]):
     """:class:`aggregator.ports.AggregationStorage` on one database."""
 
     def __init__(self, database: PostgresDatabase) -> None:
-        self._db = database
-
-    @contextmanager
-    def reads(self) -> Iterator[PostgresAggregationStore]:
-        with self._db.reads() as uow:
-            yield PostgresAggregationStore(uow)
-
-    @contextmanager
-    def transaction(self) -> Iterator[PostgresAggregationStore]:
-        with self._db.unit_of_work() as uow:
-            yield PostgresAggregationStore(uow)
-            uow.commit()
-
-    def retrying(self, fn: Callable[[], T]) -> T:
-        return retrying(fn)
+        super().__init__(database, lambda uow, _writable: PostgresAggregationStore(uow))
 
 
 class PostgresAggregationStore:

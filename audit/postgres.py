@@ -5,8 +5,6 @@ scoped by tenant; a row of another tenant is indistinguishable from a missing on
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +20,7 @@ from audit.domain import (
 from audit.ports import CodeFacts, EventRow, HistoryRow, RecallCounts, ScanRow
 from audit.postgres_reports import ReportQueries
 from sealmark.events import NewEvent
-from sealmark.storage.postgres import PostgresDatabase, PostgresUnitOfWork
+from sealmark.storage.postgres import PostgresDatabase, PostgresUnitOfWork, StoreOpener
 
 _ALERT_COLUMNS = (
     "id, kind, status, code_key, details, raised_at, note, acknowledged_at, resolved_at,"
@@ -48,22 +46,11 @@ def _alert(row: tuple[Any, ...]) -> Alert:
     )
 
 
-class PostgresAuditStorage:
+class PostgresAuditStorage(StoreOpener["PostgresAuditStore"]):
     """:class:`audit.ports.AuditStorage` on a :class:`PostgresDatabase`."""
 
     def __init__(self, database: PostgresDatabase) -> None:
-        self._db = database
-
-    @contextmanager
-    def transaction(self) -> Iterator[PostgresAuditStore]:
-        with self._db.unit_of_work() as uow:
-            yield PostgresAuditStore(uow)
-            uow.commit()
-
-    @contextmanager
-    def reads(self) -> Iterator[PostgresAuditStore]:
-        with self._db.reads() as uow:
-            yield PostgresAuditStore(uow, writable=False)
+        super().__init__(database, lambda uow, writable: PostgresAuditStore(uow, writable))
 
 
 class PostgresAuditStore(ReportQueries):

@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from audit.ports import Head
 from sealmark.errors import NotFound
-from sealmark.storage.postgres import PostgresDatabase, PostgresUnitOfWork
+from sealmark.storage.postgres import PostgresDatabase, PostgresUnitOfWork, StoreOpener
 
 __all__ = ["Head", "PostgresTlogStorage", "PostgresTlogStore"]
 
 
-class PostgresTlogStorage:
+class PostgresTlogStorage(StoreOpener["PostgresTlogStore"]):
+    """:class:`audit.ports.TlogStorage` on one database."""
+
     def __init__(self, database: PostgresDatabase) -> None:
-        self._db = database
-
-    @contextmanager
-    def transaction(self) -> Iterator[PostgresTlogStore]:
-        with self._db.unit_of_work() as uow:
-            yield PostgresTlogStore(uow)
-            uow.commit()
-
-    @contextmanager
-    def reads(self) -> Iterator[PostgresTlogStore]:
-        with self._db.reads() as uow:
-            yield PostgresTlogStore(uow, writable=False)
+        super().__init__(database, lambda uow, writable: PostgresTlogStore(uow, writable))
 
 
 class PostgresTlogStore:

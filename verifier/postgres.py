@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 
 import psycopg2
@@ -16,6 +15,7 @@ import psycopg2
 from sealmark.storage.postgres import (
     PostgresDatabase,
     PostgresUnitOfWork,
+    StoreOpener,
     copy_value,
     translate_db_error,
 )
@@ -25,23 +25,14 @@ from verifier.ports import MAX_CODES, AlertRow, ProductFacts, PublicKey, ScanRow
 __all__ = ["MAX_CODES", "PostgresVerifierStorage", "PostgresVerifierStore"]
 
 
-class PostgresVerifierStorage:
+class PostgresVerifierStorage(StoreOpener["PostgresVerifierStore"]):
     """:class:`~verifier.ports.VerifierStorage` and :class:`~verifier.ports.ScanSink` on one
     database."""
 
     def __init__(self, database: PostgresDatabase) -> None:
-        self._db = database
-
-    @contextmanager
-    def reads(self) -> Iterator[PostgresVerifierStore]:
-        with self._db.reads() as uow:
-            yield PostgresVerifierStore(uow, writable=False)
-
-    @contextmanager
-    def transaction(self) -> Iterator[PostgresVerifierStore]:
-        with self._db.unit_of_work() as uow:
-            yield PostgresVerifierStore(uow)
-            uow.commit()
+        super().__init__(
+            database, lambda uow, writable: PostgresVerifierStore(uow, writable=writable)
+        )
 
     def append_scans(self, scans: Sequence[ScanRow]) -> None:
         with self._db.unit_of_work() as uow:

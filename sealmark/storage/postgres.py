@@ -29,10 +29,11 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import psycopg2
 import psycopg2.extensions
@@ -57,6 +58,7 @@ from sealmark.storage.postgres_repos import (
 )
 
 T = TypeVar("T")
+S = TypeVar("S")
 Connection = psycopg2.extensions.connection
 
 
@@ -387,3 +389,32 @@ def copy_value(value: Any) -> str:
     if isinstance(value, (date, datetime)):
         return value.isoformat()
     return str(value).translate(_COPY_ESCAPES)
+
+
+class StoreOpener(Generic[S]):
+    """What every service's PostgreSQL storage does the same way: open its store over a unit of
+    work of one database. ``store(uow, writable)`` makes the service's store.
+
+    ``transaction()`` commits when the block exits normally and rolls back when it raises;
+    ``reads()`` gives an autocommit, read-only store (``writable`` False);
+    ``retrying(fn)`` runs ``fn`` again after Aborted (see :func:`retrying`)."""
+
+    def __init__(
+        self, database: PostgresDatabase, store: Callable[[PostgresUnitOfWork, bool], S]
+    ) -> None:
+        self._db = database
+        self._store = store
+
+    @contextmanager
+    def transaction(self) -> Iterator[S]:
+        with self._db.unit_of_work() as uow:
+            yield self._store(uow, True)
+            uow.commit()
+
+    @contextmanager
+    def reads(self) -> Iterator[S]:
+        with self._db.reads() as uow:
+            yield self._store(uow, False)
+
+    def retrying(self, fn: Callable[[], T]) -> T:
+        return retrying(fn)
