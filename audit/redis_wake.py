@@ -6,17 +6,19 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import redis
+from sealmark.storage.redis_client import REDIS_AWAY, RedisClient
 
 
 class RedisAlertWake:
-    def __init__(self, client: redis.Redis) -> None:
+    """One server or a cluster: the stream is one key, read from the node holding it."""
+
+    def __init__(self, client: RedisClient) -> None:
         self._redis = client
 
     def wait(self, tenant_id: str, cursor: str, block_ms: int) -> str:
         try:
             got = self._redis.xread({f"alerts:{tenant_id}": cursor}, count=100, block=block_ms)
-        except redis.RedisError:
+        except REDIS_AWAY:
             time.sleep(block_ms / 1000)
             return "$"
         if not got:

@@ -6,6 +6,12 @@ PostgreSQL's scan log is the truth; Redis holds a copy. A serial Redis does not 
 expired, Redis restarted) is rebuilt from the scan log plus the scans still waiting in this
 process's batch. After an outage every process moves to a new key epoch, so state that missed
 the scans answered without Redis is never trusted again: it is rebuilt from the log.
+
+One server or a Redis Cluster (see :mod:`sealmark.storage.redis_client`). Every key carries a
+hash tag, ``{code_key}`` for a serial's keys and ``{client}`` for a client's counters, so a
+script's keys are in one slot. On one server a scan is one round trip (admission and the
+serial's state in one script); on a cluster the client's counters and the serial's state are
+in different slots, so admission is a script of its own first.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 import redis
 import structlog
 
+from sealmark.storage.redis_client import REDIS_AWAY, RedisClient, is_cluster
 from verifier.coalesce import Coalescer
 from verifier.domain import ClientContext, History
 from verifier.ports import Limits, Rebuild
@@ -32,11 +39,12 @@ STATE_TTL_S = 30 * 24 * 3600  # a serial's copy in Redis; rebuilt from the log a
 MAX_SESSIONS_KEPT = 64  # past any sensible threshold; keeps a hot serial's set small
 RETRY_AFTER_S = 2.0  # how long Redis is left alone after a failure before it is tried again
 
-# KEYS: state hash, sessions set, this minute's request counter of the client, the client's
-# guess counter. ARGV: now_ms, session, region, lat, lon, active, ttl, max sessions, limit per
-# minute, guess limit, seed flag, then (seeding) first_at, first_region, last_at, lat, lon,
-# sessions... Admission comes first (skipped when the limit is -1: admitted already), so the
-# scan path needs one round trip:
+# KEYS: state hash, sessions set (one slot: tagged by code), then, unless admission is skipped,
+# this minute's request counter of the client and its guess counter (one server only: these
+# are in the client's slot). ARGV: now_ms, session, region, lat, lon, active, ttl, max
+# sessions, limit per minute, guess limit, seed flag, then (seeding) first_at, first_region,
+# last_at, lat, lon, sessions... Admission comes first (skipped when the limit is -1: admitted
+# already), so on one server the scan path needs one round trip:
 # {"limited", requests, guesses} when the client is over a limit (nothing recorded);
 # {"miss"} when the serial is unknown and no seed was given;
 # else {"ok", first_at, first_region, last_at, lat, lon, sessions}: the state before this
@@ -90,7 +98,7 @@ class RedisGate:
     """Whether to use Redis now. A failure keeps it away for ``RETRY_AFTER_S``; the first
     success after that moves every process to a new epoch (see the module docstring)."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self.client = client
         self._lock = threading.Lock()
         self._down_since: float | None = None
@@ -122,7 +130,7 @@ class RedisGate:
             try:
                 self._epoch = str(self.client.incr("verify:epoch"))
                 self._epoch_read = time.monotonic()
-            except redis.RedisError as exc:
+            except REDIS_AWAY as exc:
                 self.failed(exc)
                 return
             log.info("verifier.redis_back", epoch=self._epoch)
@@ -142,9 +150,9 @@ class ScanState:
     def __init__(self, gate: RedisGate) -> None:
         self._gate = gate
         self._record = gate.client.register_script(_RECORD)
+        # One server: admission rides in the record script; a cluster: a script of its own.
+        self._fused = not is_cluster(gate.client)
         # The scans recorded together by this process's threads share a pipeline.
-        pool = gate.client.connection_pool
-        self._lane = pool.connection_class(**pool.connection_kwargs)
         self._records: Coalescer[Call, Any] = Coalescer(self.record_batch)
         self._admit = gate.client.register_script(_ADMIT)
         self._guess = gate.client.register_script(_GUESS)
@@ -159,8 +167,7 @@ class ScanState:
         return self._gate.degraded
 
     def close(self) -> None:
-        """Close the connection of the record batches (the client's pool is the caller's)."""
-        self._lane.disconnect()
+        """Nothing of its own to release: the client (and its connections) is the caller's."""
 
     def record(
         self,
@@ -178,9 +185,14 @@ class ScanState:
         back to ``rebuild`` (the scan log) and per-process limits without Redis."""
         if self._gate.usable():
             try:
+                if not self._fused and limits.per_minute >= 0:
+                    why = self._admit_in_redis(limits)
+                    if why:
+                        self._gate.succeeded()
+                        return History(), True, why
                 call = self.record_call(code_key, context, session, active, now, limits)
                 answer = self._record_in_redis(code_key, call, rebuild, limits)
-            except redis.RedisError as exc:
+            except REDIS_AWAY as exc:
                 self._gate.failed(exc)
             else:
                 self._gate.succeeded()
@@ -233,15 +245,15 @@ class ScanState:
         now: datetime,
         limits: Limits,
     ) -> Call:
-        """The record script's keys and arguments for one scan (not seeding)."""
+        """The record script's keys and arguments for one scan (not seeding). On a cluster,
+        without admission (:meth:`record` admits first)."""
         epoch = self._gate.epoch()
-        minute = int(time.time() // 60)
-        keys = [
-            f"vs:{epoch}:{code_key}",
-            f"vss:{epoch}:{code_key}",
-            f"rl:{limits.client}:{minute}",
-            f"gs:{limits.client}",
-        ]
+        keys = [f"vs:{{{code_key}}}:{epoch}", f"vss:{{{code_key}}}:{epoch}"]
+        per_minute = limits.per_minute
+        if self._fused:
+            keys += _client_keys(limits.client)
+        else:
+            per_minute = -1
         args: list[str | int] = [
             int(now.timestamp() * 1000),
             session,
@@ -251,7 +263,7 @@ class ScanState:
             "1" if active else "0",
             STATE_TTL_S,
             MAX_SESSIONS_KEPT,
-            limits.per_minute,
+            per_minute,
             limits.guesses,
             "0",
         ]
@@ -270,40 +282,40 @@ class ScanState:
         return replies
 
     def _pipeline(self, calls: list[Call]) -> list[Any]:
-        """Send every call, then read every reply, on this process's own connection for
-        batches (the Coalescer runs one batch at a time): the pool, retry and pipeline
-        machinery of redis-py cost more CPU than the round trip on a busy box."""
-        conn = self._lane
+        """Send every call, then read every reply, in one non-transactional pipeline (on a
+        cluster, one per node holding the calls' slots; redirections followed by the client).
+        A call's own error is its reply; a connection's error raises."""
         sha = self._record.sha
-        conn.send_packed_command(
-            conn.pack_commands([("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls])
-        )
-        replies: list[Any] = []
-        try:
-            for _ in calls:
-                try:
-                    replies.append(conn.read_response())
-                except redis.ResponseError as exc:  # this call's error; the next reply follows
-                    replies.append(exc)
-        except BaseException:
-            conn.disconnect()  # replies left unread: never reuse the stream
-            raise
+        with self._gate.client.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                # execute_command: the cluster pipeline blocks its evalsha() method, yet
+                # routes EVALSHA by its keys like any command.
+                pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+            replies: list[Any] = pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, REDIS_AWAY) and not isinstance(reply, redis.ResponseError):
+                raise reply
+            if isinstance(reply, redis.exceptions.ClusterError):
+                raise reply  # CLUSTERDOWN, TRYAGAIN: the cluster, not this call
         return replies
 
     def admit(self, limits: Limits) -> str:
         """Count one request of the client; why it is refused, or "" when admitted."""
         if self._gate.usable():
             try:
-                count, guesses = self._admit(
-                    keys=[f"rl:{limits.client}:{int(time.time() // 60)}", f"gs:{limits.client}"],
-                    args=[limits.per_minute, limits.guesses],
-                )
-            except redis.RedisError as exc:
+                why = self._admit_in_redis(limits)
+            except REDIS_AWAY as exc:
                 self._gate.failed(exc)
             else:
                 self._gate.succeeded()
-                return _why(int(count), int(guesses), limits)
+                return why
         return self._admit_here(limits)[1]
+
+    def _admit_in_redis(self, limits: Limits) -> str:
+        count, guesses = self._admit(
+            keys=_client_keys(limits.client), args=[limits.per_minute, limits.guesses]
+        )
+        return _why(int(count), int(guesses), limits)
 
     def _admit_here(self, limits: Limits) -> tuple[bool, str]:
         """Per-process counting, while Redis is away."""
@@ -321,8 +333,8 @@ class ScanState:
         client; return how many it has in the window."""
         if self._gate.usable():
             try:
-                count = self._guess(keys=[f"gs:{client}"], args=[window_s])
-            except redis.RedisError as exc:
+                count = self._guess(keys=[_client_keys(client)[1]], args=[window_s])
+            except REDIS_AWAY as exc:
                 self._gate.failed(exc)
             else:
                 self._gate.succeeded()
@@ -343,7 +355,7 @@ class ScanState:
         if self._gate.usable():
             try:
                 fresh = self._gate.client.set(f"once:{key}", "1", nx=True, ex=ttl_s)
-            except redis.RedisError as exc:
+            except REDIS_AWAY as exc:
                 self._gate.failed(exc)
             else:
                 self._gate.succeeded()
@@ -362,8 +374,13 @@ class ScanState:
                 maxlen=100_000,
                 approximate=True,
             )
-        except redis.RedisError as exc:
+        except REDIS_AWAY as exc:
             self._gate.failed(exc)
+
+
+def _client_keys(client: str) -> list[str]:
+    """The client's request counter of this minute and its guess counter: one slot."""
+    return [f"rl:{{{client}}}:{int(time.time() // 60)}", f"gs:{{{client}}}"]
 
 
 def _why(count: int, guesses: int, limits: Limits) -> str:

@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from sealmark.storage.postgres import PostgresDatabase
+from sealmark.storage.redis_client import connect_redis
 from tests.e2e.conftest import make_container
 from tests.support.tenants import seed_tenant
 from verifier.domain import ClientContext, History
@@ -146,17 +147,24 @@ def test_a_redis_that_lost_its_scripts_gets_them_again(
     assert [r[0] for r in replies] == [b"miss"] * 3
 
 
-def test_a_dropped_connection_fails_one_batch_then_reconnects(
+def test_a_dropped_connection_is_reconnected_by_the_client(
     redis_url: str, stored: dict[str, Any]
 ) -> None:
+    """The batch goes through the client's public pipeline, so its retry reconnects."""
     client = redis.Redis.from_url(redis_url)
     state = ScanState(RedisGate(client))
     calls = _calls(state, 2, "dropped-" + stored["brand"].tenant_id)
     assert [r[0] for r in state.record_batch(calls)] == [b"miss"] * 2
     client.client_kill_filter(_type="normal", skipme=True)
+    assert [r[0] for r in state.record_batch(calls)] == [b"miss"] * 2
+
+
+def test_a_server_that_is_away_fails_the_batch() -> None:
+    """No server at all: the batch raises (ScanState then answers without Redis)."""
+    state = ScanState(RedisGate(connect_redis("redis://127.0.0.1:1/0", None)))
+    calls = [(["vs:{k}:0", "vss:{k}:0"], ["0", "s", "DE", "", "", "1", 1, 1, -1, 1, "0"])]
     with pytest.raises(redis.ConnectionError):
         state.record_batch(calls)
-    assert [r[0] for r in state.record_batch(calls)] == [b"miss"] * 2
 
 
 def test_record_through_a_batch_keeps_the_history(redis_url: str, stored: dict[str, Any]) -> None:
