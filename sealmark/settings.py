@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sealmark.errors import InvalidArgument
+from sealmark.storage.redis_client import parse_nodes
 
 SERVICES = ("issuer", "aggregator", "verifier", "audit")
 
@@ -30,6 +31,12 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         default=None, description="Redis URL; unset = start the embedded server"
+    )
+    redis_cluster_nodes: str | None = Field(
+        default=None,
+        validate_default=True,
+        description="Redis Cluster instead of one server: seed nodes, host:port,host:port"
+        " (instead of SEALMARK_REDIS_URL)",
     )
     data_dir: Path = Field(
         default=Path(".sealmark"), description="where the embedded servers keep their data"
@@ -164,6 +171,16 @@ class Settings(BaseSettings):
             raise ValueError("want a redis://, rediss:// or unix:// URL")
         return value
 
+    @field_validator("redis_cluster_nodes")
+    @classmethod
+    def _check_cluster(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if info.data.get("redis_url") is not None:
+            raise ValueError("set SEALMARK_REDIS_URL (one server) or this (a cluster), not both")
+        parse_nodes(value)
+        return value
+
     @field_validator("tls_key_file", "tls_client_ca_file")
     @classmethod
     def _check_tls(cls, value: Path | None, info: ValidationInfo) -> Path | None:
@@ -189,8 +206,13 @@ class Settings(BaseSettings):
 
     @property
     def embedded(self) -> bool:
-        """True when neither server URL is set: ``sealmark serve`` starts private servers."""
-        return self.database_url is None and self.redis_url is None
+        """True when no server is given: ``sealmark serve`` starts private servers."""
+        return self.database_url is None and self.redis is None
+
+    @property
+    def redis(self) -> str | None:
+        """The Redis given (a URL or the cluster's seeds), None for the embedded one."""
+        return self.redis_url if self.redis_cluster_nodes is None else self.redis_cluster_nodes
 
 
 def load_settings(

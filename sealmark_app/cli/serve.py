@@ -186,7 +186,11 @@ def _start_copies(
     environ = {
         **os.environ,
         "SEALMARK_DATABASE_URL": container.database.dsn,
-        "SEALMARK_REDIS_URL": redis_url,
+        **(
+            {"SEALMARK_REDIS_CLUSTER_NODES": settings.redis_cluster_nodes}
+            if settings.redis_cluster_nodes is not None
+            else {"SEALMARK_REDIS_URL": redis_url}
+        ),
         # A copy finds its secrets where the first process had them: with the URLs set it is
         # not "embedded" and would not read the embedded default's generated secrets file.
         "SEALMARK_SECRET_PEPPER": container.secrets.pepper.decode(),

@@ -11,17 +11,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import redis
 import structlog
 
 from sealmark.clock import Clock, SystemClock
-from sealmark.errors import InvalidArgument, Unauthenticated
+from sealmark.errors import InvalidArgument, Unauthenticated, Unavailable
 from sealmark.secrets import Secrets, resolve_secrets
 from sealmark.settings import Settings
 from sealmark.storage.embedded import EmbeddedServers, start_embedded
 from sealmark.storage.migrate import apply_migrations
 from sealmark.storage.ports import UnitOfWork
 from sealmark.storage.postgres import PostgresDatabase
+from sealmark.storage.redis_client import REDIS_AWAY, RedisClient, connect_redis
 from sealmark.tenancy.cert_usecases import authenticate_certificate
 from sealmark.tenancy.certs import CertIdentity, CertOutcome
 from sealmark.tenancy.model import Principal
@@ -37,7 +37,7 @@ class Container:
 
     settings: Settings
     database: PostgresDatabase
-    redis: redis.Redis
+    redis: RedisClient
     clock: Clock
     random_bytes: RandomBytes
     embedded: EmbeddedServers | None = None
@@ -131,16 +131,16 @@ def bootstrap(settings: Settings, *, migrate: bool = True) -> Container:
     Raises InvalidArgument when only one of the two server URLs is set, EmbeddedUnavailable
     when the embedded servers cannot run here, Unavailable when a server cannot be reached.
     """
-    if (settings.database_url is None) != (settings.redis_url is None):
-        missing = "SEALMARK_REDIS_URL" if settings.redis_url is None else "SEALMARK_DATABASE_URL"
+    if (settings.database_url is None) != (settings.redis is None):
+        missing = "SEALMARK_REDIS_URL" if settings.redis is None else "SEALMARK_DATABASE_URL"
         raise InvalidArgument(
             missing,
-            "set both SEALMARK_DATABASE_URL and SEALMARK_REDIS_URL, or neither "
-            "(neither = start the embedded servers)",
+            "set both SEALMARK_DATABASE_URL and SEALMARK_REDIS_URL (or"
+            " SEALMARK_REDIS_CLUSTER_NODES), or neither (neither = start the embedded servers)",
         )
     embedded: EmbeddedServers | None = None
     database_url, redis_url = settings.database_url, settings.redis_url
-    if database_url is None or redis_url is None:
+    if database_url is None:
         embedded = start_embedded(settings.data_dir.resolve())
         database_url, redis_url = embedded.database_url, embedded.redis_url
         log.info("embedded.started", data_dir=str(settings.data_dir))
@@ -155,9 +155,13 @@ def bootstrap(settings: Settings, *, migrate: bool = True) -> Container:
             connect_timeout_s=settings.db_connect_timeout_s,
             statement_timeout_ms=settings.db_statement_timeout_ms,
         )
-        client = redis.Redis.from_url(
-            redis_url, socket_timeout=1.0, socket_connect_timeout=1.0, health_check_interval=30
-        )
+        try:
+            client = connect_redis(redis_url, settings.redis_cluster_nodes)
+        except REDIS_AWAY as exc:  # the cluster client asks its seeds for the slots at once
+            database.close()
+            raise Unavailable(
+                f"SEALMARK_REDIS_CLUSTER_NODES: no seed node answered ({type(exc).__name__}: {exc})"
+            ) from exc
     except BaseException:
         if embedded is not None:
             embedded.stop()

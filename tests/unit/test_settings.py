@@ -6,6 +6,7 @@ import pytest
 
 from sealmark.errors import InvalidArgument
 from sealmark.settings import load_settings
+from sealmark.storage.redis_client import parse_nodes
 
 
 def test_defaults_mean_embedded() -> None:
@@ -109,3 +110,51 @@ def test_pkcs11_backend_complete() -> None:
     )
     assert settings.key_backend == "pkcs11"
     assert "123456" not in repr(settings)
+
+
+def test_redis_cluster_seeds_instead_of_a_url() -> None:
+    settings = load_settings(
+        {
+            "SEALMARK_DATABASE_URL": "postgresql://u@h/db",
+            "SEALMARK_REDIS_CLUSTER_NODES": "10.0.0.1:7000, 10.0.0.2:7000,[::1]:7001",
+        }
+    )
+    assert not settings.embedded
+    assert settings.redis == "10.0.0.1:7000, 10.0.0.2:7000,[::1]:7001"
+    assert parse_nodes(settings.redis) == (
+        None,
+        [("10.0.0.1", 7000), ("10.0.0.2", 7000), ("::1", 7001)],
+    )
+    with_tls = "rediss://:pw@10.0.0.1:7000?ssl_ca_certs=/ca.crt,10.0.0.2:7000"
+    assert parse_nodes(with_tls) == (
+        "rediss://:pw@10.0.0.1:7000?ssl_ca_certs=/ca.crt",
+        [("10.0.0.2", 7000)],
+    )
+
+
+@pytest.mark.parametrize(
+    ("nodes", "why"),
+    [
+        ("10.0.0.1", "'10.0.0.1' is not host:port"),
+        ("10.0.0.1:7000,:7001", "':7001' is not host:port"),
+        ("h:0", "'h:0' is not host:port"),
+        ("h:70000", "'h:70000' is not host:port"),
+        ("h:port", "'h:port' is not host:port"),
+        ("redis://:secret@a:1,redis://b:2", "at most one entry may be a URL"),
+        ("redis://:secret@a:1/3", "'a:1/3': want rediss://"),
+    ],
+)
+def test_bad_cluster_seeds_name_the_setting(nodes: str, why: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        load_settings({"SEALMARK_REDIS_CLUSTER_NODES": nodes})
+    assert caught.value.field == "SEALMARK_REDIS_CLUSTER_NODES"
+    assert why in caught.value.reason
+    assert "secret" not in caught.value.reason
+
+
+def test_a_url_and_cluster_seeds_are_one_too_many() -> None:
+    with pytest.raises(InvalidArgument, match="not both") as caught:
+        load_settings(
+            {"SEALMARK_REDIS_URL": "redis://h:6379/0", "SEALMARK_REDIS_CLUSTER_NODES": "h:7000"}
+        )
+    assert caught.value.field == "SEALMARK_REDIS_CLUSTER_NODES"
