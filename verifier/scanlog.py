@@ -38,6 +38,7 @@ class ScanLog:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
+        self._failing = False
         self._thread = threading.Thread(target=self._run, name="scan-log", daemon=True)
         self._thread.start()
 
@@ -51,6 +52,11 @@ class ScanLog:
             self._queue.append(scan)
             if len(self._queue) >= FLUSH_ROWS:
                 self._wake.set()
+
+    @property
+    def failing(self) -> bool:
+        """True while the sink refuses the scans (since the last write failed)."""
+        return self._failing
 
     def pending(self, code_key: str) -> list[ScanRow]:
         """Scans of ``code_key`` not yet written (for rebuilding its history)."""
@@ -72,9 +78,12 @@ class ScanLog:
         try:
             self._sink.append_scans(batch)
         except Exception:
+            self._failing = True
             with self._lock:
                 self._queue[:0] = batch  # keep the order; retried on the next round
             raise
+        else:
+            self._failing = False
         finally:
             with self._lock:
                 self._writing = [b for b in self._writing if b is not batch]

@@ -255,8 +255,14 @@ class Verifier:
         }
 
     def health(self) -> dict[str, str]:
-        degraded = self._state.degraded
-        return {"status": "degraded" if degraded else "ok", "redis": "down" if degraded else "up"}
+        """``status`` ok or degraded, and which backend: ``redis`` (the scan state: answers
+        come from the scan log) or ``postgres`` (the scan log's writes are being retried)."""
+        redis_down, log_failing = self._state.degraded, self._log.failing
+        return {
+            "status": "degraded" if redis_down or log_failing else "ok",
+            "redis": "down" if redis_down else "up",
+            "postgres": "down" if log_failing else "up",
+        }
 
     def set_rules(self, tenant_id: str, rules: Rules) -> None:
         """Replace the tenant's rules (NotFound for an unknown tenant); this process applies

@@ -272,7 +272,7 @@ def test_without_redis_the_history_comes_from_the_scan_log(world: World) -> None
     later = world.verifier.verify(signed("S1"), None, replace(PHONE, session_id="phone-3"))
     assert (queued.degraded, queued.session_count, queued.first_verified_at) == (True, 2, NOW)
     assert later.session_count == 3  # the queued scan of phone-2 counts before it is written
-    assert world.verifier.health() == {"status": "degraded", "redis": "down"}
+    assert world.verifier.health() == {"status": "degraded", "redis": "down", "postgres": "up"}
 
 
 def test_a_full_scan_log_is_unavailable(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -287,8 +287,10 @@ def test_a_refused_batch_stays_queued(world: World) -> None:
     world.storage.fail_appends = Unavailable("database unavailable: connection refused")
     with pytest.raises(Unavailable):
         world.verifier.flush()
+    assert world.verifier.health() == {"status": "degraded", "redis": "up", "postgres": "down"}
     world.storage.fail_appends = None
     assert world.verifier.flush() == 1
+    assert world.verifier.health() == {"status": "ok", "redis": "up", "postgres": "up"}
     assert [s.verification_id for s in world.storage.scans] == ["v-1"]
 
 
