@@ -284,20 +284,38 @@ class ScanState:
     def _pipeline(self, calls: list[Call]) -> list[Any]:
         """Send every call, then read every reply, in one non-transactional pipeline (on a
         cluster, one per node holding the calls' slots; redirections followed by the client).
-        A call's own error is its reply; a connection's error raises."""
+        A call's own error is its reply; a connection's error raises.
+
+        A cluster pipeline that fails (a node gone) does not refresh the client's map of
+        slots, so it would keep failing after a replica took over; the calls are then sent
+        one by one, which asks the cluster for the slots again (or fails the batch)."""
         sha = self._record.sha
-        with self._gate.client.pipeline(transaction=False) as pipe:
-            for keys, args in calls:
-                # execute_command: the cluster pipeline blocks its evalsha() method, yet
-                # routes EVALSHA by its keys like any command.
-                pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
-            replies: list[Any] = pipe.execute(raise_on_error=False)
-        for reply in replies:
-            if isinstance(reply, REDIS_AWAY) and not isinstance(reply, redis.ResponseError):
-                raise reply
-            if isinstance(reply, redis.exceptions.ClusterError):
-                raise reply  # CLUSTERDOWN, TRYAGAIN: the cluster, not this call
+        commands = [("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls]
+        try:
+            with self._gate.client.pipeline(transaction=False) as pipe:
+                for command in commands:
+                    # execute_command: the cluster pipeline blocks its evalsha() method, yet
+                    # routes EVALSHA by its keys like any command.
+                    pipe.execute_command(*command)
+                replies: list[Any] = pipe.execute(raise_on_error=False)
+            for reply in replies:
+                if isinstance(reply, REDIS_AWAY) and not isinstance(reply, redis.ResponseError):
+                    raise reply
+                if isinstance(reply, redis.exceptions.ClusterError):
+                    raise reply  # CLUSTERDOWN, TRYAGAIN: the cluster, not this call
+        except REDIS_AWAY:
+            if self._fused:
+                raise
+            return [self._one(keys, args) for keys, args in calls]
         return replies
+
+    def _one(self, keys: list[str], args: list[str | int]) -> Any:
+        try:
+            return self._gate.client.evalsha(self._record.sha, len(keys), *keys, *args)
+        except redis.exceptions.ClusterError:
+            raise
+        except redis.ResponseError as exc:  # this call's error (NoScriptError: loaded again)
+            return exc
 
     def admit(self, limits: Limits) -> str:
         """Count one request of the client; why it is refused, or "" when admitted."""
