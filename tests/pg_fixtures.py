@@ -22,6 +22,7 @@ import redis
 
 from sealmark.storage.embedded import EmbeddedServers, start_embedded
 from sealmark.storage.migrate import apply_migrations
+from tests.support.redis_cluster import RedisClusterServers, redis_cluster
 
 SYSTEM_PG = os.environ.get(
     "SEALMARK_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -137,3 +138,13 @@ def redis_url(request: pytest.FixtureRequest) -> str:
             pytest.fail(f"SEALMARK_TEST_REDIS_URL is set but does not answer: {SYSTEM_REDIS}")
         servers: EmbeddedServers = request.getfixturevalue("embedded_servers")
         return servers.redis_url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_servers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RedisClusterServers]:
+    """A Redis Cluster of this session's own (3 masters, 3 replicas), for the tests that do
+    not kill nodes of it."""
+    with redis_cluster(Path(tmp_path_factory.mktemp("redis-cluster"))) as servers:
+        yield servers

@@ -16,6 +16,7 @@ from sealmark.clock import SystemClock
 from sealmark.server.app import create_server
 from sealmark.settings import load_settings
 from sealmark.storage.postgres import PostgresDatabase
+from sealmark.storage.redis_client import connect_redis
 from sealmark.tenancy import usecases
 from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
 from sealmark_app.root import binding_for
@@ -32,19 +33,22 @@ def make_container(
 ) -> Container:
     """A process container on the test servers, with test secrets (``settings`` adds or
     overrides SEALMARK_* variables)."""
-    loaded = load_settings(
-        {
-            "SEALMARK_DATABASE_URL": pg_dsn,
-            "SEALMARK_REDIS_URL": redis_url,
-            "SEALMARK_SECRET_PEPPER": "e2e-test-pepper-0123456789",
-            "SEALMARK_KEY_PASSPHRASE": "e2e-test-passphrase",
-            **settings,
-        }
-    )
+    environ = {
+        "SEALMARK_DATABASE_URL": pg_dsn,
+        "SEALMARK_REDIS_URL": redis_url,
+        "SEALMARK_SECRET_PEPPER": "e2e-test-pepper-0123456789",
+        "SEALMARK_KEY_PASSPHRASE": "e2e-test-passphrase",
+        **settings,
+    }
+    if "SEALMARK_REDIS_CLUSTER_NODES" in settings:  # a cluster instead of redis_url
+        del environ["SEALMARK_REDIS_URL"]
+    loaded = load_settings(environ)
     return Container(
         loaded,
         PostgresDatabase(pg_dsn),
-        redis.Redis.from_url(redis_url),
+        redis.Redis.from_url(redis_url)
+        if loaded.redis_cluster_nodes is None
+        else connect_redis(None, loaded.redis_cluster_nodes),
         SystemClock(),
         random_bytes,
     )

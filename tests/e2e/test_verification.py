@@ -42,8 +42,8 @@ SHANGHAI = (31.23, 121.47)
 GENEROUS = Rules(rate_per_minute=100_000, guess_limit=100_000)
 
 
-def _start(pg_dsn: str, redis_url: str, clock: FixedClock) -> dict[str, Any]:
-    container = make_container(pg_dsn, redis_url)
+def _start(pg_dsn: str, redis_url: str, clock: FixedClock, **settings: str) -> dict[str, Any]:
+    container = make_container(pg_dsn, redis_url, **settings)
     container.clock = clock
     brand = seed_tenant(
         container.uow,

@@ -17,14 +17,16 @@ from audit.postgres_tlog import PostgresTlogStorage
 from audit.redis_wake import RedisAlertWake
 from sealmark.events import NewEvent
 from sealmark.storage.postgres import PostgresDatabase
+from sealmark.storage.redis_client import RedisClient, connect_redis
 from sealmark.tenancy.model import Product, Tenant
 from tests.contracts.audit_storage import AuditStorageContract
+from tests.support.redis_cluster import RedisClusterServers
 
 pytestmark = pytest.mark.integration
 
 
 class PostgresWorld:
-    def __init__(self, database: PostgresDatabase, client: redis.Redis) -> None:
+    def __init__(self, database: PostgresDatabase, client: RedisClient) -> None:
         self._db = database
         self._redis = client
         self.storage = PostgresAuditStorage(database)
@@ -205,10 +207,17 @@ class PostgresWorld:
         return entry.decode() if isinstance(entry, bytes) else str(entry)
 
 
-@pytest.fixture(scope="module")
-def postgres_world(pg_dsn: str, redis_url: str) -> Iterator[PostgresWorld]:
+@pytest.fixture(scope="module", params=["single", "cluster"])
+def postgres_world(
+    pg_dsn: str, redis_url: str, request: pytest.FixtureRequest
+) -> Iterator[PostgresWorld]:
+    """On one Redis server, and on a Redis Cluster (the streams in many slots)."""
     database = PostgresDatabase(pg_dsn, pool_size=4)
-    client = redis.Redis.from_url(redis_url, socket_timeout=1.0)
+    if request.param == "cluster":
+        servers: RedisClusterServers = request.getfixturevalue("redis_cluster_servers")
+        client = connect_redis(None, servers.seeds)
+    else:
+        client = connect_redis(redis_url, None)
     yield PostgresWorld(database, client)
     client.close()
     database.close()

@@ -8,14 +8,15 @@ import os
 from collections.abc import Callable, Iterator
 
 import pytest
-import redis
 
 from sealmark.clock import SystemClock
 from sealmark.errors import Unavailable
 from sealmark.storage.postgres import PostgresDatabase
+from sealmark.storage.redis_client import RedisClient, connect_redis
 from sealmark.tenancy import usecases
 from tests.contracts.verifier_storage import VerifierStorageContract
 from tests.pg_fixtures import with_dbname
+from tests.support.redis_cluster import RedisClusterServers
 from tests.support.tenants import unique_prefix
 from verifier.ports import PublicKey, StoredCode
 from verifier.postgres import PostgresVerifierStorage
@@ -124,20 +125,25 @@ class TestPostgresVerifierStorage(VerifierStorageContract):
     def seed(self, database: PostgresDatabase) -> PostgresSeeder:
         return PostgresSeeder(database)
 
-    @pytest.fixture
-    def client(self, redis_url: str) -> Iterator[redis.Redis]:
-        client = redis.Redis.from_url(redis_url)
+    @pytest.fixture(params=["single", "cluster"])
+    def client(self, request: pytest.FixtureRequest, redis_url: str) -> Iterator[RedisClient]:
+        """One Redis server, and a Redis Cluster (keys in many slots, redirections)."""
+        if request.param == "cluster":
+            servers: RedisClusterServers = request.getfixturevalue("redis_cluster_servers")
+            client = connect_redis(None, servers.seeds)
+        else:
+            client = connect_redis(redis_url, None)
         yield client
         client.close()
 
     @pytest.fixture
-    def state(self, client: redis.Redis) -> Iterator[ScanState]:
+    def state(self, client: RedisClient) -> Iterator[ScanState]:
         state = ScanState(RedisGate(client))
         yield state
         state.close()
 
     @pytest.fixture
-    def published(self, client: redis.Redis) -> Callable[[str], list[tuple[int, str]]]:
+    def published(self, client: RedisClient) -> Callable[[str], list[tuple[int, str]]]:
         def read(tenant: str) -> list[tuple[int, str]]:
             entries = client.xrange(f"alerts:{tenant}")
             return [(int(f[b"id"]), f[b"kind"].decode()) for _, f in entries]
