@@ -56,7 +56,9 @@ def service_binding(container: Container) -> ServiceBinding:
 
 def start_consumer_page(container: Container, *, reuse_port: bool = False) -> VerifyHttp:
     """The Verifier's HTTP face (consumer page, key set, resolver description, /scan) on
-    ``verify_http_host:verify_http_port``, sharing the process's one Verifier with gRPC."""
+    ``verify_http_host:verify_http_port``, sharing the process's one Verifier with gRPC. On
+    stop it drains for at most half the shutdown grace period: the gRPC streams, stopped
+    after it, keep the rest."""
     settings = container.settings
     page, _ = start_http(
         build_verifier(container),
@@ -66,5 +68,6 @@ def start_consumer_page(container: Container, *, reuse_port: bool = False) -> Ve
         trust_proxy=settings.verify_http_trust_proxy,
         reuse_port=reuse_port,
         images=build_image_verifier(container),
+        grace_s=settings.shutdown_grace_s / 2,
     )
     return page

@@ -22,7 +22,8 @@ one, offers the phone's location as an optional extra.
 
 One module per concern: ``app`` (routes and handlers), ``requests`` (the request, its view and
 its forms), ``sessions`` (the session cookie), ``pages`` (templates, JSON, headers) and
-``server`` (the socket loop, :func:`start_http`).
+``server`` (uvicorn in a thread of its own, the limits and the thread pool,
+:func:`start_http`).
 """
 
 from __future__ import annotations
