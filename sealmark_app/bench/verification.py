@@ -15,6 +15,7 @@ import atexit
 import functools
 import os
 import random
+import socket
 from dataclasses import dataclass, field
 
 import grpc
@@ -46,6 +47,7 @@ class Prepared:
     suite: BenchSuite
     stubs: list[verifier_pb2_grpc.VerifierStub]  # one per load thread, a connection each
     payloads: list[str]
+    page_port: int = 0  # the consumer page of the same server (sealmark_app.bench.page)
     stored: int = 0
     peak: LoadResult | None = None
     half_load: dict[int, LoadResult] = field(default_factory=dict)  # stored codes -> result
@@ -125,8 +127,10 @@ def _call(prepared: Prepared) -> functools.partial[object]:
 
 @functools.cache
 def _prepared() -> Prepared:
+    page_port = _free_port()
     suite, channel = suite_for_process(
-        ["issuer", "verifier"], {"SEALMARK_PROCESSES": str(PROCESSES)}
+        ["issuer", "verifier"],
+        {"SEALMARK_PROCESSES": str(PROCESSES), "SEALMARK_VERIFY_HTTP_PORT": str(page_port)},
     )
     _lift_rate_limit(suite.dsn)
     payloads = _issue_and_commission(suite, channel)
@@ -134,12 +138,19 @@ def _prepared() -> Prepared:
     channels = client_channels(suite.target, CONCURRENCY)
     atexit.register(lambda: [c.close() for c in channels])
     stubs = [verifier_pb2_grpc.VerifierStub(c) for c in channels]
-    prepared = Prepared(suite, stubs, payloads)
+    prepared = Prepared(suite, stubs, payloads, page_port)
     prepared.stored = _fill_to(suite.dsn, SMALL, SCANNED)
     call = _call(prepared)
     closed_loop(call, seconds=2.0, concurrency=CONCURRENCY)  # warm: connections, plans, Redis
     prepared.peak = closed_loop(call, seconds=SECONDS, concurrency=CONCURRENCY)
     return prepared
+
+
+def _free_port() -> int:
+    """A port free now, for the server's consumer page (not 8080: other servers may have it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _half_load(prepared: Prepared) -> LoadResult:
