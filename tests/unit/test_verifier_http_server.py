@@ -222,6 +222,22 @@ def test_a_full_pool_answers_503_with_retry_after() -> None:
     assert answers and answers[0][0] == 200
 
 
+def test_too_many_connections_get_503_with_retry_after(
+    page: VerifyHttp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http_server, "MAX_CONNECTIONS", 2)
+    with (
+        socket.create_connection(("127.0.0.1", page.port), timeout=10) as one,
+        socket.create_connection(("127.0.0.1", page.port), timeout=10) as two,
+    ):
+        time.sleep(0.2)  # both accepted before the third
+        status, reply = raw(page, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status == 503 and "Retry-After: 1\r\n" in reply and "Server: Sealmark" in reply
+        assert one.fileno() > 0 and two.fileno() > 0
+    time.sleep(0.2)  # the two have gone
+    assert raw(page, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")[0] == 200
+
+
 def test_stop_lets_a_request_in_flight_finish() -> None:
     fake = GatedVerifier()
     running, port = start_http(fake, "127.0.0.1", 0, grace_s=10)

@@ -50,7 +50,7 @@ BODY_TIMEOUT_S = 20.0  # … and this long to send its body (408 after)
 KEEP_ALIVE_S = 15.0  # an idle keep-alive connection closes after this
 WORKERS = 32  # threads calling the (blocking) use case at once
 QUEUE = 256  # requests that may wait for one of them; more are refused with 503
-MAX_CONNECTIONS = 4096  # open connections; uvicorn answers 503 above
+MAX_CONNECTIONS = 4096  # open connections; a new one above is answered 503 and closed
 BACKLOG = 2048
 _METHODS = frozenset({"GET", "HEAD", "POST", "OPTIONS"})
 _ERROR_HEADERS = (
@@ -71,11 +71,11 @@ class _Refused(Exception):
         self.reason = reason
 
 
-def _static_page(status: int) -> bytes:
+def _static_page(status: int, *extra: str) -> bytes:
     """A complete response for an error found before routing: nothing of the request in it."""
     body = render_plain_error(status)
     phrase = HTTPStatus(status).phrase
-    lines = [f"HTTP/1.1 {status} {phrase}", "Server: Sealmark"]
+    lines = [f"HTTP/1.1 {status} {phrase}", "Server: Sealmark", *extra]
     lines += ["Content-Type: text/html; charset=utf-8", f"Content-Length: {len(body)}"]
     lines += [f"{name}: {value}" for name, value in _ERROR_HEADERS]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
@@ -89,12 +89,19 @@ class _Protocol(HttpToolsProtocol):
     _head_bytes = 0
     _head_count = 0
     _head_timer: asyncio.TimerHandle | None = None
+    _over_limit = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # As the standard library did: control characters and obs-fold in header values pass
         # (a forged cookie is the session's business); a bare CR or LF is still refused.
         self.parser.set_dangerous_leniencies(lenient_data_after_close=True, lenient_headers=True)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # Above the limit the first bytes are answered 503 (our page, not uvicorn's plain
+        # text); answered once read, so that closing sends a FIN, not an RST.
+        self._over_limit = len(self.connections) > MAX_CONNECTIONS
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -128,6 +135,9 @@ class _Protocol(HttpToolsProtocol):
             raise _Refused(HTTPStatus.BAD_REQUEST, "bad_url") from exc
 
     def data_received(self, data: bytes) -> None:
+        if self._over_limit:
+            self._refuse(HTTPStatus.SERVICE_UNAVAILABLE, "connections")
+            return
         if self._head_timer is None and (self.cycle is None or self.cycle.response_complete):
             loop = asyncio.get_running_loop()  # a new request's head starts: it has a deadline
             self._head_timer = loop.call_later(HEAD_TIMEOUT_S, self._head_timed_out)
@@ -164,7 +174,8 @@ class _Protocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         if self.cycle is None or self.cycle.response_complete:  # no answer under way
-            self.transport.write(_static_page(status))
+            extra = ("Retry-After: 1",) if status == HTTPStatus.SERVICE_UNAVAILABLE else ()
+            self.transport.write(_static_page(status, *extra))
         self.transport.close()
         log.info("verify_http.access", method="-", path="-", status=int(status), refused=reason)
 
@@ -377,7 +388,7 @@ class VerifyHttp:
             headers=[("Server", "Sealmark")],
             timeout_keep_alive=int(KEEP_ALIVE_S),
             timeout_graceful_shutdown=int(max(grace_s, 1)),
-            limit_concurrency=MAX_CONNECTIONS,
+            limit_concurrency=None,  # _Protocol.connection_made answers 503 above MAX_CONNECTIONS
             backlog=BACKLOG,
         )
         self._server = uvicorn.Server(config)
