@@ -22,6 +22,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import signal
+import ssl
+import tempfile
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -160,6 +162,7 @@ class ServerCertificates:
         self._loaded_stamp = _stamp(files)
         self._current = load_pem_set(files)
         self._pending: PemSet | None = None
+        self._https: list[ssl.SSLContext] = []
         self.reloads = 0
         _warn_if_expiring(self._current, now or datetime.now(UTC))
 
@@ -179,6 +182,17 @@ class ServerCertificates:
             self.fetch,
             require_client_authentication=self.mutual,
         )
+
+    def https_context(self) -> ssl.SSLContext:
+        """A TLS 1.2+ server context for the HTTP face with the current certificate. It asks
+        for no client certificate (the consumer page is public: phones have none) and takes
+        every later reload (SIGHUP, or a change gRPC's handshakes noticed)."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        with self._lock:
+            _load_chain(context, self._pending or self._current)
+            self._https.append(context)
+        return context
 
     def reload(self) -> bool:
         """Re-read the files now (SIGHUP); the next handshake uses them. Returns False, and
@@ -213,6 +227,8 @@ class ServerCertificates:
             log.warning("tls.reload_refused", error=str(exc), keeping=repr(self._current))
             return False
         self._pending = loaded
+        for context in self._https:
+            _load_chain(context, loaded)
         self.reloads += 1
         log.info(
             "tls.reloaded",
@@ -221,6 +237,18 @@ class ServerCertificates:
             not_after=loaded.not_after.isoformat(),
         )
         return True
+
+
+def _load_chain(context: ssl.SSLContext, pems: PemSet) -> None:
+    """Put the checked PEM set into ``context``. The ssl module reads only files: the set goes
+    through a private temporary directory that is removed at once."""
+    with tempfile.TemporaryDirectory(prefix="sealmark-tls-") as directory:
+        chain, key = Path(directory) / "chain.pem", Path(directory) / "key.pem"
+        chain.write_bytes(pems.cert_chain)
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pems.key)
+        context.load_cert_chain(chain, key)
 
 
 def _warn_if_expiring(pems: PemSet, now: datetime) -> None:
@@ -252,20 +280,27 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_plaintext_binding(host: str, *, allow_insecure: bool) -> None:
-    """Refuse plaintext gRPC off loopback unless ``allow_insecure`` says so (then warn).
+def check_plaintext_binding(
+    host: str,
+    *,
+    allow_insecure: bool,
+    setting: str = "SEALMARK_GRPC_HOST",
+    what: str = "gRPC",
+    event: str = "grpc.insecure",
+) -> None:
+    """Refuse plaintext ``what`` off loopback unless ``allow_insecure`` says so (then warn).
 
-    Raises InvalidArgument naming SEALMARK_GRPC_HOST."""
+    Raises InvalidArgument naming ``setting``."""
     if is_loopback(host):
         return
     if not allow_insecure:
         raise InvalidArgument(
-            "SEALMARK_GRPC_HOST",
-            f"{host or '(all interfaces)'} is not a loopback address, and plaintext gRPC there"
+            setting,
+            f"{host or '(all interfaces)'} is not a loopback address, and plaintext {what} there"
             " is open to the network: set SEALMARK_TLS_CERT_FILE and SEALMARK_TLS_KEY_FILE, or"
             " SEALMARK_ALLOW_INSECURE=true to serve plaintext anyway (unsafe)",
         )
-    log.warning("grpc.insecure", host=host, note="plaintext gRPC off loopback (allow_insecure)")
+    log.warning(event, host=host, note=f"plaintext {what} off loopback (allow_insecure)")
 
 
 _SAN_PROPERTIES = (

@@ -16,7 +16,12 @@ from prometheus_client import start_http_server
 from sealmark.server import affinity
 from sealmark.server.app import ShutdownSignal, create_server
 from sealmark.server.processes import ServingProcesses, on_parent_exit
-from sealmark.server.tls import check_plaintext_binding, reload_on_sighup, server_certificates
+from sealmark.server.tls import (
+    ServerCertificates,
+    check_plaintext_binding,
+    reload_on_sighup,
+    server_certificates,
+)
 from sealmark.settings import SERVICES, Settings
 from sealmark_app.demo import DEMO_GTIN, seed_demo
 from sealmark_app.root import binding_for
@@ -64,6 +69,16 @@ def _serve(
     certs = server_certificates(settings)  # bad PEM files, too, are refused before any start
     if certs is None and not settings.allow_insecure:
         check_plaintext_binding(settings.grpc_host, allow_insecure=False)
+    if certs is None and "verifier" in names and not settings.verify_http_trust_proxy:
+        # The consumer page speaks HTTPS with the same certificate; behind a proxy
+        # (SEALMARK_VERIFY_HTTP_TRUST_PROXY) the proxy holds the TLS.
+        check_plaintext_binding(
+            settings.verify_http_host,
+            allow_insecure=settings.allow_insecure,
+            setting="SEALMARK_VERIFY_HTTP_HOST",
+            what="HTTP (the consumer page)",
+            event="verify_http.insecure",
+        )
     container = bootstrap(settings, migrate=not worker)
     shared_ports = worker or settings.processes > 1
     metrics_server = None
@@ -83,7 +98,7 @@ def _serve(
         if certs is not None:
             reload_on_sighup(certs)
         if "verifier" in names:
-            consumer_page = start_consumer_page(container, reuse_port=shared_ports)
+            consumer_page = start_consumer_page(container, reuse_port=shared_ports, certs=certs)
         if worker:
 
             def parent_gone() -> None:
@@ -212,11 +227,14 @@ def _start_copies(
     return ServingProcesses(count, names, environ, command, per_copy)
 
 
-def start_consumer_page(container: Container, *, reuse_port: bool = False) -> VerifyHttp:
-    """The Verifier's HTTP face, built by the composition root (sealmark_app.root.verifier)."""
+def start_consumer_page(
+    container: Container, *, reuse_port: bool = False, certs: ServerCertificates | None = None
+) -> VerifyHttp:
+    """The Verifier's HTTP face, built by the composition root (sealmark_app.root.verifier);
+    imported when the verifier is served only."""
     from sealmark_app.root.verifier import start_consumer_page as start
 
-    return start(container, reuse_port=reuse_port)
+    return start(container, reuse_port=reuse_port, certs=certs)
 
 
 def settle_garbage_collector() -> None:

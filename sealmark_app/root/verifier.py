@@ -10,6 +10,7 @@ from sealmark.crypto.covert import CovertKeys
 from sealmark.crypto.mac import MacScheme
 from sealmark.crypto.pins import PinScheme
 from sealmark.server.app import ServiceBinding
+from sealmark.server.tls import ServerCertificates
 from sealmark_app.root.container import Container
 from verifier import grpc_service
 from verifier.http import VerifyHttp, start_http
@@ -54,11 +55,18 @@ def service_binding(container: Container) -> ServiceBinding:
     return grpc_service.binding(build_verifier(container), build_image_verifier(container))
 
 
-def start_consumer_page(container: Container, *, reuse_port: bool = False) -> VerifyHttp:
+def start_consumer_page(
+    container: Container,
+    *,
+    reuse_port: bool = False,
+    certs: ServerCertificates | None = None,
+) -> VerifyHttp:
     """The Verifier's HTTP face (consumer page, key set, resolver description, /scan) on
     ``verify_http_host:verify_http_port``, sharing the process's one Verifier with gRPC. On
     stop it drains for at most half the shutdown grace period: the gRPC streams, stopped
-    after it, keep the rest."""
+    after it, keep the rest. With ``certs`` (the process's server certificate) it speaks
+    HTTPS only (``sealmark serve`` refuses plaintext off loopback before anything starts,
+    unless behind a proxy or explicitly allowed)."""
     settings = container.settings
     page, _ = start_http(
         build_verifier(container),
@@ -69,5 +77,6 @@ def start_consumer_page(container: Container, *, reuse_port: bool = False) -> Ve
         reuse_port=reuse_port,
         images=build_image_verifier(container),
         grace_s=settings.shutdown_grace_s / 2,
+        tls=certs.https_context() if certs is not None else None,
     )
     return page

@@ -345,6 +345,20 @@ def test_serve_refuses_plaintext_off_loopback(world: dict[str, Any]) -> None:
     assert "SEALMARK_GRPC_HOST: 0.0.0.0 is not a loopback address" in done.stderr
 
 
+def test_serve_refuses_a_plaintext_consumer_page_off_loopback(world: dict[str, Any]) -> None:
+    env = {"SEALMARK_GRPC_PORT": "0", "SEALMARK_METRICS_PORT": "0"}
+    done = sealmark(
+        "serve",
+        "verifier",
+        dsn=world["dsn"],
+        redis_url=world["redis"],
+        env_extra={**env, "SEALMARK_VERIFY_HTTP_HOST": ANY_IPV4, "SEALMARK_VERIFY_HTTP_PORT": "0"},
+    )
+    assert done.returncode == 2
+    assert "SEALMARK_VERIFY_HTTP_HOST: 0.0.0.0 is not a loopback address" in done.stderr
+    assert "plaintext HTTP (the consumer page)" in done.stderr
+
+
 def test_serve_names_a_missing_pem(world: dict[str, Any], tmp_path: Path) -> None:
     missing = tmp_path / "missing.pem"
     done = _serve_once(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -365,17 +366,42 @@ def _plain(status: int) -> Response:
     )
 
 
+class _Config(uvicorn.Config):
+    """uvicorn's configuration with our own TLS context (uvicorn builds one from file names
+    only, and could not take the certificate reloads of :class:`ServerCertificates`)."""
+
+    def __init__(self, tls: ssl.SSLContext | None, app: Any, **options: Any) -> None:
+        super().__init__(app, **options)
+        self._tls = tls
+
+    def load(self) -> None:
+        super().load()
+        self.ssl = self._tls
+
+
 class VerifyHttp:
     """A running HTTP face: ``port``, ``url`` and :meth:`stop`."""
 
-    def __init__(self, sock: socket.socket, face: _Face, host: str, *, grace_s: float) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        face: _Face,
+        host: str,
+        *,
+        grace_s: float,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._face = face
         self.port: int = sock.getsockname()[1]
         shown = "localhost" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
+        scheme = "https" if tls is not None else "http"
         self.url = (
-            f"http://{shown}:{self.port}" if ":" not in shown else f"http://[{shown}]:{self.port}"
+            f"{scheme}://{shown}:{self.port}"
+            if ":" not in shown
+            else f"{scheme}://[{shown}]:{self.port}"
         )
-        config = uvicorn.Config(
+        config = _Config(
+            tls,
             face,
             http=_Protocol,
             ws="none",
@@ -457,12 +483,14 @@ def start_http(
     workers: int = WORKERS,
     queue: int = QUEUE,
     grace_s: float = 10.0,
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[VerifyHttp, int]:
     """Start the HTTP face on ``host:port`` (0 = any free port) in a thread of its own;
     ``reuse_port`` lets other serving processes bind the same port; with ``images`` it also
     serves the /scan upload page. ``workers`` threads call the use case, ``queue`` more
     requests may wait for them (503 beyond); :meth:`VerifyHttp.stop` drains for ``grace_s``.
-    Returns the running face and the port it bound."""
+    With ``tls`` (:meth:`sealmark.server.tls.ServerCertificates.https_context`) it speaks
+    HTTPS only. Returns the running face and the port it bound."""
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # its start/stop chatter
     sock = _bind(host, port, reuse_port)
     bound = sock.getsockname()[1]
@@ -473,7 +501,7 @@ def start_http(
     )
     face = _Face(app, workers, queue)
     try:
-        running = VerifyHttp(sock, face, host, grace_s=grace_s)
+        running = VerifyHttp(sock, face, host, grace_s=grace_s, tls=tls)
     except BaseException:
         face.close(wait=False)
         sock.close()
