@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sealmark.errors import InvalidArgument
-from sealmark.storage.redis_client import parse_nodes
+from sealmark.storage.redis_nodes import parse_nodes
 
 SERVICES = ("issuer", "aggregator", "verifier", "audit")
 

@@ -228,3 +228,17 @@ def test_the_architecture_walk_names_only_files_that_exist() -> None:
     assert len(named) > 40
     missing = sorted(n for n in named if not (ROOT / n).is_file())
     assert missing == []
+
+
+def test_loading_the_settings_loads_no_driver() -> None:
+    """Settings are read (and refused) before anything connects: no client library at load."""
+    code = (
+        "import sys, sealmark.settings\n"
+        "loaded = [m for m in ('redis', 'psycopg2', 'grpc') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
