@@ -6,9 +6,10 @@ import argparse
 import gc
 import os
 import signal
+import ssl
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import start_http_server
@@ -79,6 +80,15 @@ def _serve(
             what="HTTP (the consumer page)",
             event="verify_http.insecure",
         )
+    if certs is None:
+        # Metrics speak HTTPS with the same certificate when there is one.
+        check_plaintext_binding(
+            settings.http_host,
+            allow_insecure=settings.allow_insecure,
+            setting="SEALMARK_HTTP_HOST",
+            what="HTTP (the metrics port)",
+            event="metrics.insecure",
+        )
     container = bootstrap(settings, migrate=not worker)
     shared_ports = worker or settings.processes > 1
     metrics_server = None
@@ -116,7 +126,7 @@ def _serve(
             # The demo's codes point at this machine's consumer page (plain http locally).
             port = consumer_page.port if consumer_page else settings.verify_http_port
             demo = seed_demo(container, resolver_host=f"localhost:{port}")
-        metrics_server, _ = start_http_server(settings.metrics_port, settings.http_host)
+        metrics_server, _ = start_metrics(settings, tls=certs is not None)
         if worker:
             log.info("serve.copy_up", grpc_port=running.port, metrics=metrics_server.server_port)
         else:
@@ -260,6 +270,21 @@ def _print_tls_note(settings: Settings) -> None:
     )
 
 
+def start_metrics(settings: Settings, *, tls: bool) -> tuple[Any, threading.Thread]:
+    """Prometheus metrics on ``http_host:metrics_port``; with ``tls``, HTTPS (TLS 1.2+) with
+    the server certificate, read once at start (a rotated certificate is taken at the next
+    start, unlike the gRPC port and the consumer page)."""
+    if not tls:
+        return start_http_server(settings.metrics_port, settings.http_host)
+    return start_http_server(
+        settings.metrics_port,
+        settings.http_host,
+        certfile=str(settings.tls_cert_file),
+        keyfile=str(settings.tls_key_file),
+        tls_min_version=ssl.TLSVersion.TLSv1_2,
+    )
+
+
 def _print_next_steps(
     settings: Settings,
     port: int,
@@ -272,7 +297,8 @@ def _print_next_steps(
     lines = [
         "",
         f"Sealmark is up: gRPC {target} ({', '.join(names)}), "
-        f"metrics http://{settings.http_host}:{metrics_port}/metrics",
+        f"metrics {'https' if settings.tls_cert_file else 'http'}://{settings.http_host}:"
+        f"{metrics_port}/metrics",
         "  storage: "
         + (f"embedded, data in {settings.data_dir}" if settings.embedded else "external servers"),
     ]

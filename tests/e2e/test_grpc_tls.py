@@ -4,6 +4,7 @@ tenants and roles, certificate rotation under an open stream, and the refusals."
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import json
 import os
@@ -27,9 +28,11 @@ from cryptography import x509
 from sealmark.errors import InvalidArgument
 from sealmark.server.app import RunningServer, create_server
 from sealmark.server.tls import ServerCertificates, TlsFiles
+from sealmark.settings import load_settings
 from sealmark.tenancy import cert_usecases
 from sealmark.tenancy.certs import ClientCert, MatchKind
 from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
+from sealmark_app.cli.serve import start_metrics
 from sealmark_app.root import binding_for
 from sealmark_app.root.container import CachingCertAuthenticator, Container
 from tests.e2e.conftest import make_container
@@ -357,6 +360,43 @@ def test_serve_refuses_a_plaintext_consumer_page_off_loopback(world: dict[str, A
     assert done.returncode == 2
     assert "SEALMARK_VERIFY_HTTP_HOST: 0.0.0.0 is not a loopback address" in done.stderr
     assert "plaintext HTTP (the consumer page)" in done.stderr
+
+
+def test_serve_refuses_plaintext_metrics_off_loopback(world: dict[str, Any]) -> None:
+    done = _serve_once(world, SEALMARK_HTTP_HOST=ANY_IPV4)
+    assert done.returncode == 2
+    assert "SEALMARK_HTTP_HOST: 0.0.0.0 is not a loopback address" in done.stderr
+    assert "plaintext HTTP (the metrics port)" in done.stderr
+
+
+def test_metrics_speak_https_with_the_server_certificate(world: dict[str, Any]) -> None:
+    files = world["files"]
+    settings = load_settings(
+        {
+            "SEALMARK_TLS_CERT_FILE": str(files.cert),
+            "SEALMARK_TLS_KEY_FILE": str(files.key),
+            "SEALMARK_METRICS_PORT": "0",
+        }
+    )
+    server, _ = start_metrics(settings, tls=True)
+    try:
+        port = server.server_port
+        context = ssl.create_default_context(cadata=world["ca"].pem.decode())
+        conn = http.client.HTTPSConnection("localhost", port, context=context, timeout=10)
+        conn.request("GET", "/metrics")
+        reply = conn.getresponse()
+        assert reply.status == 200 and b"sealmark_" in reply.read()
+        conn.close()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as plain:
+            plain.sendall(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            try:
+                answer = plain.recv(4096)
+            except ConnectionResetError:
+                answer = b""
+        assert b"sealmark_" not in answer and not answer.startswith(b"HTTP/1.1 200")
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_serve_names_a_missing_pem(world: dict[str, Any], tmp_path: Path) -> None:
