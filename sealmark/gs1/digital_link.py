@@ -1,9 +1,11 @@
 """GS1 Digital Link URIs (GS1 Digital Link URI Syntax 1.2), both directions.
 
 ``https://{host}[/prefix]/01/{gtin14}[/22/{cpv}][/10/{lot}][/21/{serial}]?17=YYMMDD&8030=…``
-or ``…/00/{sscc}``: key qualifiers are path segments in the order 22 → 10 → 21, never query
-parameters; data attributes go in the query. Everything outside ``A-Za-z0-9-._~`` is
-percent-encoded, so ``+`` is written ``%2B``: literal in a path, a space in a query.
+or ``…/00/{sscc}``: key qualifiers are path segments in the order of :data:`KEY_QUALIFIERS`
+(22 → 10 → 21 for a GTIN, none for an SSCC), never query parameters; only data attributes
+go in the query (no key, no qualifier of the link's key, nothing in :data:`NOT_ATTRIBUTES`).
+Everything outside ``A-Za-z0-9-._~`` is percent-encoded, so ``+`` is written ``%2B``:
+literal in a path, a space in a query.
 
 The parser is ours rather than biip's: biip takes the first key-like segment of a path prefix
 as the key, keeps the last of repeated query keys, drops empty values and unknown AIs without
@@ -23,9 +25,38 @@ from sealmark.gs1.checkdigit import normalize_gtin
 from sealmark.gs1.cset import first_outside
 
 Pairs = list[tuple[str, str]]
+# Every GS1 Digital Link primary key and the key qualifiers it takes, in path order, as the
+# GS1 Barcode Syntax Dictionary's ``dlpkey`` entries list them (GS1 Digital Link URI Syntax
+# 1.2). A key may have alternative chains: (01) takes (22) → (10) → (21), or (235) alone.
+# Qualifiers belong to their key only: (10) is a qualifier of (01) but an ordinary data
+# attribute of an (00) SSCC link, (21) likewise.
+KEY_QUALIFIERS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "01": (("22", "10", "21"), ("235",)),
+    "00": (),
+    "253": (),
+    "255": (),
+    "401": (),
+    "402": (),
+    "414": (("254",), ("7040",)),
+    "415": (("8020",),),
+    "417": (("7040",),),
+    "8003": (),
+    "8004": (("7040",),),
+    "8006": (("22", "10", "21"),),
+    "8010": (("8011",),),
+    "8013": (),
+    "8017": (("8019",),),
+    "8018": (("8019",),),
+}
+# AIs that are neither keys nor qualifiers but are still no data attributes: the Syntax
+# Dictionary flags them as not valid in a Digital Link URI. (8200) PRODUCT URL is the URL an
+# element string points at; in a Digital Link the URI itself is that URL.
+NOT_ATTRIBUTES = frozenset({"8200"})
+# The keys Sealmark reads and writes: a link on any other key is not one of our codes.
 PRIMARY_KEYS = ("01", "00")
-QUALIFIERS: dict[str, tuple[str, ...]] = {"01": ("22", "10", "21"), "00": ()}
-_ALL_QUALIFIERS = frozenset(q for qs in QUALIFIERS.values() for q in qs)
+QUALIFIERS: dict[str, tuple[str, ...]] = {
+    key: tuple(q for chain in chains for q in chain) for key, chains in KEY_QUALIFIERS.items()
+}
 MAX_URI_LENGTH = 2048
 # Lower or upper case only, as GS1's syntax engine: upper case suits QR alphanumeric mode.
 _SCHEME = re.compile(r"(?:https?|HTTPS?)://")
@@ -66,7 +97,15 @@ def build_digital_link(
     if len(primaries) != 1:
         raise InvalidArgument(field, "want exactly one primary key: (01) GTIN or (00) SSCC")
     primary = primaries[0]
-    path_keys = [primary, *(q for q in QUALIFIERS[primary] if q in values)]
+    present = [chain for chain in KEY_QUALIFIERS[primary] if any(q in values for q in chain)]
+    if len(present) > 1:
+        raise InvalidArgument(
+            field, f"({primary}) takes the qualifiers of one chain only: {_chains(primary)}"
+        )
+    path_keys = [primary, *(q for chain in present for q in chain if q in values)]
+    for ai, _ in pairs:
+        if ai not in path_keys:
+            _check_attribute(ai, primary, field)
     path = "".join(f"/{ai}/{encode_component(values[ai])}" for ai in path_keys)
     query = "&".join(
         f"{ai}={encode_component(value)}" for ai, value in pairs if ai not in path_keys
@@ -122,16 +161,21 @@ def _path_pairs(path: str, field: str) -> Pairs:
     if primary == "01" and len(value) in (8, 12, 13):
         value = normalize_gtin(value, field)
     pairs = [(primary, value)]
-    allowed = QUALIFIERS[primary]
+    chains = KEY_QUALIFIERS[primary]
+    chain: tuple[str, ...] | None = None
     position = 0
     for index in range(start + 2, len(segments), 2):
         key = segments[index]
-        if key not in allowed[position:]:
-            want = " → ".join(allowed[position:]) or "none"
+        if chain is None:  # the first qualifier picks the chain
+            chain = next((c for c in chains if key in c), ())
+            position = 0
+        if key not in chain[position:]:
+            allowed = chain[position:] if index > start + 2 else QUALIFIERS[primary]
+            want = " → ".join(allowed) or "none"
             raise InvalidArgument(
                 field, f"({key}) is not a path qualifier of ({primary}) here; want {want}"
             )
-        position = allowed.index(key) + 1
+        position = chain.index(key) + 1
         pairs.append((key, _decode(segments[index + 1], field, key, plus_is_space=False)))
     return pairs
 
@@ -142,16 +186,30 @@ def _query_pairs(query: str, primary: str, field: str) -> Pairs:
         key, _, raw = item.partition("=")
         if not key.isascii() or not key.isdigit():
             continue  # not GS1 data (linkType, tracking tags, an empty "&&")
-        if key in PRIMARY_KEYS:
-            raise InvalidArgument(field, f"({key}) is a primary key: it belongs in the path")
-        if key in _ALL_QUALIFIERS:
-            raise InvalidArgument(
-                field, f"key qualifier ({key}) must be a path segment, not a query parameter"
-            )
+        _check_attribute(key, primary, field)
         if not raw:
             raise InvalidArgument(field, f"({key}) has an empty value")
         pairs.append((key, _decode(raw, field, key, plus_is_space=True)))
     return pairs
+
+
+def _check_attribute(ai: str, primary: str, field: str) -> None:
+    """Refuse ``ai`` in the query of a ``primary`` link unless it is a data attribute."""
+    if ai in KEY_QUALIFIERS:
+        raise InvalidArgument(field, f"({ai}) is a primary key: it belongs in the path")
+    if ai in QUALIFIERS[primary]:
+        raise InvalidArgument(
+            field,
+            f"key qualifier ({ai}) of ({primary}) must be a path segment, not a query parameter",
+        )
+    if ai in NOT_ATTRIBUTES:
+        raise InvalidArgument(
+            field, f"({ai}) is not a Digital Link data attribute: it cannot go in the query"
+        )
+
+
+def _chains(primary: str) -> str:
+    return " or ".join(" → ".join(chain) for chain in KEY_QUALIFIERS[primary])
 
 
 def _decode(raw: str, field: str, ai: str, *, plus_is_space: bool) -> str:

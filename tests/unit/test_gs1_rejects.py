@@ -22,6 +22,7 @@ from sealmark.gs1 import (
     parse_yymmdd,
     validate_cset82,
 )
+from sealmark.gs1.digital_link import KEY_QUALIFIERS, PRIMARY_KEYS, QUALIFIERS
 
 TODAY = date(2026, 11, 22)
 GTIN = "09520123456788"
@@ -241,3 +242,64 @@ def test_code_needs_gtin_and_serial() -> None:
         GS1Code.from_scan("https://a/00/106141412345678908", today=TODAY)
     with pytest.raises(InvalidArgument, match="payload: not a GS1"):
         GS1Code.from_scan("]Q1hello", today=TODAY)
+
+
+SSCC = "106141412345678908"
+
+
+def test_each_key_has_its_own_qualifiers() -> None:
+    assert QUALIFIERS["01"] == ("22", "10", "21", "235")
+    assert KEY_QUALIFIERS["00"] == ()
+    assert KEY_QUALIFIERS["414"] == (("254",), ("7040",))
+    assert set(PRIMARY_KEYS) <= set(KEY_QUALIFIERS)
+
+
+@pytest.mark.parametrize(
+    ("uri", "pairs"),
+    [
+        # (10) and (21) qualify a GTIN only: on an SSCC link they are data attributes.
+        (f"https://a/00/{SSCC}?10=ABC", [("00", SSCC), ("10", "ABC")]),
+        (f"https://a/00/{SSCC}?21=1&17=261130", [("00", SSCC), ("21", "1"), ("17", "261130")]),
+        (f"{DL}/235/TPX1", [("01", GTIN), ("235", "TPX1")]),
+    ],
+)
+def test_qualifiers_belong_to_their_key(uri: str, pairs: list[tuple[str, str]]) -> None:
+    assert parse_digital_link(uri) == pairs
+    assert build_digital_link(pairs, "https://a") == uri
+
+
+@pytest.mark.parametrize(
+    ("uri", "reason"),
+    [
+        (f"{DL}?10=A", "key qualifier (10) of (01) must be a path segment"),
+        (f"{DL}?235=A", "key qualifier (235) of (01)"),
+        (f"{DL}/21/1/235/X", "(235) is not a path qualifier of (01)"),
+        (f"{DL}/235/X/21/1", "(21) is not a path qualifier of (01)"),
+        (f"https://a/00/{SSCC}/10/A", "(10) is not a path qualifier of (00)"),
+        (f"https://a/00/{SSCC}?01={GTIN}", "(01) is a primary key"),
+        (f"{DL}?414=9520123456788", "(414) is a primary key"),
+        (f"{DL}/21/1?8200=https%3A%2F%2Fx", "(8200) is not a Digital Link data attribute"),
+    ],
+)
+def test_only_data_attributes_in_the_query(uri: str, reason: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        parse_digital_link(uri, "VerifyRequest.uri")
+    assert caught.value.field == "VerifyRequest.uri"
+    assert reason in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("pairs", "reason"),
+    [
+        ([("01", GTIN), ("21", "1"), ("8200", "https://x")], "(8200) is not a Digital Link"),
+        ([("01", GTIN), ("414", "9520123456788")], "(414) is a primary key"),
+        ([("01", GTIN), ("10", "A"), ("235", "X")], "one chain only"),
+    ],
+)
+def test_builder_writes_only_attributes_in_the_query(
+    pairs: list[tuple[str, str]], reason: str
+) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        build_digital_link(pairs, "https://a", field="Label.data")
+    assert caught.value.field == "Label.data"
+    assert reason in caught.value.reason
