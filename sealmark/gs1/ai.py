@@ -123,6 +123,26 @@ def validate_pairs(pairs: Sequence[tuple[str, str]], field: str) -> None:
         validate_value(ai, value, field)
 
 
+def unpad_digsig(value: str, field: str) -> str:
+    """A (8030) value as read from a scan, without base64url ``=`` padding.
+
+    The signature is base64url without padding (CSET 64); some encoders pad it all the same.
+    ``abc=`` and ``abc`` are the same signature, so the padding is dropped when it is well
+    formed: one or two ``=`` that bring the length to a multiple of 4. Anything else is left
+    for :func:`validate_value` to refuse. Raises InvalidArgument naming ``field`` for
+    malformed padding."""
+    unpadded = value.rstrip("=")
+    if unpadded == value:
+        return value
+    if not unpadded or len(value) - len(unpadded) > 2 or len(value) % 4:
+        raise InvalidArgument(
+            field,
+            f"(8030) malformed base64url padding: {len(value) - len(unpadded)} '='"
+            f" after {len(unpadded)} characters",
+        )
+    return unpadded
+
+
 def _spec_problem(spec: AiSpec, value: str) -> str | None:
     if not spec.min_length <= len(value) <= spec.max_length:
         want = (

@@ -15,12 +15,13 @@ table still checks every value, through :func:`sealmark.gs1.ai.validate_value`.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Sequence
 from urllib.parse import quote, unquote
 
 from sealmark.errors import InvalidArgument
-from sealmark.gs1.ai import validate_pairs
+from sealmark.gs1.ai import unpad_digsig, validate_pairs
 from sealmark.gs1.checkdigit import normalize_gtin
 from sealmark.gs1.cset import first_outside
 
@@ -64,6 +65,7 @@ _STEM = re.compile(r"(?:https?|HTTPS?)://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za
 _URI_CHARS = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%"
 )
+_IP_LITERAL = re.compile(r"\[([^\[\]]+)\](?::[0-9]{0,5})?")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
@@ -139,11 +141,29 @@ def parse_digital_link(uri: str, field: str = "digital_link") -> Pairs:
     host_end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
     if host_end == 0:
         raise InvalidArgument(field, "no host")
+    _check_host(rest[:host_end], field)
     path, _, query = rest[host_end:].partition("?")
     pairs = _path_pairs(path, field)
     pairs += _query_pairs(query, pairs[0][0], field)
     validate_pairs(pairs, field)
     return pairs
+
+
+def _check_host(authority: str, field: str) -> None:
+    """Refuse an IP literal that is not a plain IPv6 address: a zone id (``%25eth0``, RFC
+    6874) names an interface of the scanning device and has no place in a printed link."""
+    host = authority.rpartition("@")[2]
+    if "[" not in host and "]" not in host:
+        return
+    literal = _IP_LITERAL.fullmatch(host)
+    if literal is None:
+        raise InvalidArgument(field, "malformed IP literal in the host: want [IPv6 address]")
+    if "%" in literal.group(1):
+        raise InvalidArgument(field, "IPv6 zone id in the host: a link cannot name an interface")
+    try:
+        ipaddress.IPv6Address(literal.group(1))
+    except ValueError as exc:
+        raise InvalidArgument(field, "malformed IPv6 address in the host") from exc
 
 
 def _path_pairs(path: str, field: str) -> Pairs:
@@ -189,7 +209,8 @@ def _query_pairs(query: str, primary: str, field: str) -> Pairs:
         _check_attribute(key, primary, field)
         if not raw:
             raise InvalidArgument(field, f"({key}) has an empty value")
-        pairs.append((key, _decode(raw, field, key, plus_is_space=True)))
+        value = _decode(raw, field, key, plus_is_space=True)
+        pairs.append((key, unpad_digsig(value, field) if key == "8030" else value))
     return pairs
 
 

@@ -16,10 +16,11 @@ import re
 from collections.abc import Sequence
 
 from biip import ParseConfig, ParseError
+from biip.gs1_application_identifiers import GS1ApplicationIdentifier
 from biip.gs1_messages import GS1Message
 
 from sealmark.errors import InvalidArgument
-from sealmark.gs1.ai import has_predefined_length, validate_pairs
+from sealmark.gs1.ai import SPECS, has_predefined_length, validate_pairs
 from sealmark.gs1.cset import CSET82, first_outside
 from sealmark.gs1.symbology import GS1_ELEMENT_SYMBOLOGIES, SYMBOLOGIES, strip_symbology
 
@@ -31,6 +32,7 @@ MAX_LENGTH = 512  # far above any symbol's capacity; bounds work on hostile inpu
 # Dates are checked by us without the clock (biip's check reads today's date).
 _BIIP = ParseConfig(gs1_element_strings_verify_date=False)
 _HRI_AI = re.compile(r"\((\d{2,4})\)")
+_FORMAT_LENGTH = re.compile(r"[A-Z]\.{0,2}(\d+)")
 
 
 def build_element_string(
@@ -60,7 +62,8 @@ def parse_element_string(payload: str, field: str = "element_string") -> Pairs:
 
     Accepts an optional symbology identifier (``]d2``, ``]Q3``, ``]C1``, ``]e0``, ``]J1``), a
     leading FNC1 (``^`` or GS), GS or ``^`` separators, and a trailing CR/LF from a scanner.
-    Without a separator a variable-length value runs to the end or its maximum length.
+    Without a separator a variable-length value runs to the end or its maximum length; one
+    that stops short of both (a malformed (7007) before ``21…``) is refused, not split.
     Raises InvalidArgument naming ``field``: empty input, a character outside CSET 82, an
     empty element, an unknown AI, an invalid or repeated value.
     """
@@ -85,8 +88,41 @@ def parse_element_string(payload: str, field: str = "element_string") -> Pairs:
     except ParseError as exc:
         raise InvalidArgument(field, str(exc)) from exc
     pairs = [(e.ai.ai, e.value) for e in message.element_strings]
+    _check_separators(body, pairs, field)
     validate_pairs(pairs, field)
     return pairs
+
+
+def _check_separators(body: str, pairs: Pairs, field: str) -> None:
+    """Refuse a variable-length value that stops short of a separator.
+
+    biip ends a value where the AI's pattern stops matching, so a malformed (7007) of eight
+    digits followed by ``21ABC`` would read as (7007) six digits + (21) a serial. A value
+    without a predefined length must end at a separator, at the end of the message or at its
+    maximum length."""
+    position = 0
+    for index, (ai, value) in enumerate(pairs):
+        position += len(ai) + len(value)
+        if has_predefined_length(ai) or index == len(pairs) - 1:
+            continue
+        if body[position : position + 1] == GS:
+            position += 1
+        elif len(value) < _max_length(ai):
+            following = pairs[index + 1][0]
+            raise InvalidArgument(
+                field,
+                f"({ai}) {value[:30]!r} runs into ({following}) without a separator: "
+                f"a malformed ({ai}) value, or a missing FNC1 / GS after it",
+            )
+
+
+def _max_length(ai: str) -> int:
+    spec = SPECS.get(ai)
+    if spec is not None:
+        return spec.max_length
+    # "N4+N6[+N6]", "N4+X..70": the first part is the AI itself.
+    parts = GS1ApplicationIdentifier.extract(ai).format.split("+")[1:]
+    return sum(int(n) for part in parts for n in _FORMAT_LENGTH.findall(part))
 
 
 def parse_hri(text: str, field: str = "hri") -> Pairs:

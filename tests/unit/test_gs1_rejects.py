@@ -303,3 +303,64 @@ def test_builder_writes_only_attributes_in_the_query(
         build_digital_link(pairs, "https://a", field="Label.data")
     assert caught.value.field == "Label.data"
     assert reason in caught.value.reason
+
+
+@pytest.mark.parametrize("padded", ["abcdef==", "abcdef%3D%3D", "abcdefg="])
+def test_padded_digsig_is_the_same_signature(padded: str) -> None:
+    pairs = parse_digital_link(f"{DL}/21/1?8030={padded}")
+    assert pairs[-1] == ("8030", padded.split("=")[0].split("%")[0])
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("abcde=", "malformed base64url padding"),
+        ("abcd=", "malformed base64url padding"),
+        ("ab===", "malformed base64url padding"),
+        ("===", "malformed base64url padding"),
+        ("ab=c", "not base64url"),
+    ],
+)
+def test_bad_digsig_padding_is_refused(value: str, reason: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        parse_digital_link(f"{DL}/21/1?8030={value}", "VerifyRequest.uri")
+    assert caught.value.field == "VerifyRequest.uri"
+    assert reason in caught.value.reason
+
+
+def test_malformed_harvest_date_is_not_split() -> None:
+    # Eight digits then "ABC": biip alone would read (7007) 230101 and then (21) ABC.
+    with pytest.raises(InvalidArgument) as caught:
+        parse_element_string(f"^01{GTIN}700723010121ABC")
+    assert "(7007) '230101' runs into (21) without a separator" in caught.value.reason
+    with pytest.raises(InvalidArgument, match="does not match"):
+        parse_digital_link(f"{DL}/21/1?7007=23010121")
+
+
+@pytest.mark.parametrize(
+    ("payload", "pairs"),
+    [
+        (f"^01{GTIN}7007230101^21ABC", [("01", GTIN), ("7007", "230101"), ("21", "ABC")]),
+        (f"^01{GTIN}700723010123013121A", [("01", GTIN), ("7007", "230101230131"), ("21", "A")]),
+        (f"^01{GTIN}10{'L' * 20}21A", [("01", GTIN), ("10", "L" * 20), ("21", "A")]),
+    ],
+)
+def test_values_end_at_separator_or_maximum(payload: str, pairs: list[tuple[str, str]]) -> None:
+    assert parse_element_string(payload) == pairs
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("[fe80::1%25eth0]", "IPv6 zone id"),
+        ("[fe80::1%25eth0]:443", "IPv6 zone id"),
+        ("[zz::g]", "malformed IPv6 address"),
+        ("a]", "malformed IP literal"),
+    ],
+)
+def test_ip_literal_hosts(host: str, reason: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        parse_digital_link(f"https://{host}/01/{GTIN}", "VerifyRequest.uri")
+    assert caught.value.field == "VerifyRequest.uri"
+    assert reason in caught.value.reason
+    assert parse_digital_link(f"https://[fe80::1]:8443/01/{GTIN}") == [("01", GTIN)]
