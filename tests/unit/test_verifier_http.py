@@ -669,3 +669,16 @@ def test_an_app_that_fails_outright_still_answers_500(
     reply = call(server, LINK)
     assert reply.status == 500
     assert "/secret/path" not in reply.text and "Traceback" not in reply.text
+
+
+# ------------------------------------------------------------------------ trailing slash
+
+
+def test_a_trailing_slash_names_the_same_link(server: VerifyHttp, fake: FakeVerifier) -> None:
+    path, _, query = LINK.partition("?")
+    reply = call(server, f"{path}/?{query}", headers={"Accept": "application/json"})
+    assert reply.status == 200 and reply.json()["verdict"] == "authentic"
+    assert fake.calls[-1][0].endswith(LINK)  # verified as the link without the slash
+    assert call(server, f"/01/{GTIN}/21/ABC123/").status == 200
+    assert call(server, f"/01/{GTIN}/21/ABC123/", method="HEAD").status == 200
+    assert call(server, f"/01/{GTIN}/21/ABC123//").status == 400  # an empty segment

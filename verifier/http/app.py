@@ -117,6 +117,10 @@ class VerifyApp:
         elif _PRIMARY_KEY_SEGMENTS & set(path.split("/")):
             allowed, handler = ("GET", "HEAD", "POST", "OPTIONS"), self._verify
             view.route = "digital_link"
+            if path.endswith("/") and not path.endswith("//"):
+                # One trailing slash (a resolver or a hand-typed link adds it) names the same
+                # link; the parser refuses empty segments, so it goes before parsing.
+                view.path = path[:-1]
         else:
             return self.error(view, HTTPStatus.NOT_FOUND, "error_not_found")
         if method not in allowed:
