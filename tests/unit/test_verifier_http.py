@@ -671,7 +671,7 @@ def test_an_app_that_fails_outright_still_answers_500(
     assert "/secret/path" not in reply.text and "Traceback" not in reply.text
 
 
-# ------------------------------------------------------------------------ trailing slash
+# ------------------------------------------------------------------ trailing slash, CORS
 
 
 def test_a_trailing_slash_names_the_same_link(server: VerifyHttp, fake: FakeVerifier) -> None:
@@ -682,3 +682,15 @@ def test_a_trailing_slash_names_the_same_link(server: VerifyHttp, fake: FakeVeri
     assert call(server, f"/01/{GTIN}/21/ABC123/").status == 200
     assert call(server, f"/01/{GTIN}/21/ABC123/", method="HEAD").status == 200
     assert call(server, f"/01/{GTIN}/21/ABC123//").status == 400  # an empty segment
+
+
+def test_get_answers_of_the_link_carry_cors(server: VerifyHttp) -> None:
+    json_accept = {"Accept": "application/json"}
+    for path, status in ((LINK, 200), (f"/01/{GTIN}/21/%ZZ", 400), (f"/01/{GTIN}/21/1/", 200)):
+        reply = call(server, path, headers=json_accept)
+        assert reply.status == status, path
+        assert reply.headers["Access-Control-Allow-Origin"] == "*", path
+    head = call(server, LINK, method="HEAD")
+    assert head.headers["Access-Control-Allow-Origin"] == "*"
+    for path in ("/healthz", "/.well-known/gs1resolver", "/keys?tenant=acme"):
+        assert call(server, path).headers["Access-Control-Allow-Origin"] == "*", path

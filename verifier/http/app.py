@@ -140,7 +140,10 @@ class VerifyApp:
         except InvalidArgument as exc:
             return self.error(view, HTTPStatus.BAD_REQUEST, "error_bad_link", exc.message)
         if request.method == "HEAD":  # a link checker's probe is not a consumer's scan
-            return Response(HTTPStatus.OK, headers=[("Cache-Control", "no-store")])
+            return Response(
+                HTTPStatus.OK,
+                headers=[("Cache-Control", "no-store"), ("Access-Control-Allow-Origin", "*")],
+            )
         try:
             pin, latitude, longitude = read_form(request) if request.method == "POST" else NO_FORM
             session, new_session = view.session()
