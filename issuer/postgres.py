@@ -22,6 +22,7 @@ from sealmark.storage.postgres import (
     PostgresDatabase,
     PostgresUnitOfWork,
     copy_value,
+    is_duplicate_key,
     retrying,
     translate_db_error,
 )
@@ -273,7 +274,9 @@ class PgIssuanceStore:
                 cur.execute("SAVEPOINT copy_codes")
                 try:
                     cur.copy_expert(f"COPY codes ({columns}) FROM STDIN", io.StringIO(copy_text))
-                except psycopg2.errors.UniqueViolation:
+                except psycopg2.Error as exc:  # a duplicate key: Citus says XX000, not 23505
+                    if not is_duplicate_key(exc):
+                        raise
                     cur.execute("ROLLBACK TO SAVEPOINT copy_codes")
                 else:
                     cur.execute("RELEASE SAVEPOINT copy_codes")

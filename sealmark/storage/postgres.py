@@ -12,7 +12,8 @@ SQLSTATE / driver condition                            Sealmark error
 57014 cancelled (statement timeout), and
 OperationalError/InterfaceError without SQLSTATE
 (connection refused, lost, timed out, closed)
-23505 unique violation                                 AlreadyExists
+23505 unique violation (and Citus's XX000 "duplicate   AlreadyExists
+key value violates unique constraint")
 23503 foreign key: referenced row missing              NotFound
 23503 foreign key: row still referenced                FailedPrecondition
 22xxx data exception, 23502 not null, 23514 check      InvalidArgument
@@ -62,6 +63,19 @@ S = TypeVar("S")
 Connection = psycopg2.extensions.connection
 
 
+_CITUS_DUPLICATE = "duplicate key value violates unique constraint"
+
+
+def is_duplicate_key(exc: psycopg2.Error) -> bool:
+    """A unique violation: SQLSTATE 23505, or the XX000 a Citus coordinator raises when a
+    worker refused a duplicate key (a COPY into a distributed table)."""
+    code = getattr(exc, "pgcode", None) or ""
+    if code == "23505":
+        return True
+    text = (getattr(exc, "pgerror", None) or str(exc)).strip()
+    return code == "XX000" and _CITUS_DUPLICATE in text.splitlines()[0] if text else False
+
+
 def translate_db_error(exc: psycopg2.Error) -> SealmarkError:
     """Map a driver error to the Sealmark error tree (see the module table).
 
@@ -78,7 +92,7 @@ def translate_db_error(exc: psycopg2.Error) -> SealmarkError:
         return Unavailable(f"database unavailable: {message}")
     if not code and isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
         return Unavailable(f"database unavailable: {message}")
-    if code == "23505":
+    if is_duplicate_key(exc):
         return AlreadyExists(message)
     if code == "23503":
         if "still referenced" in (getattr(exc.diag, "message_detail", None) or ""):

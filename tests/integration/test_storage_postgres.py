@@ -252,6 +252,27 @@ def test_driver_errors_are_translated_in_one_place(database: PostgresDatabase) -
             )
 
 
+def test_a_citus_duplicate_key_is_already_exists(database: PostgresDatabase) -> None:
+    """A Citus coordinator reports a worker's duplicate key as XX000 with PostgreSQL's own
+    message; raised here by the real server with that SQLSTATE and text."""
+    citus = (
+        "DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = 'XX000', MESSAGE ="
+        " 'duplicate key value violates unique constraint \"codes_pkey_102008\"'; END $$"
+    )
+    other = "DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = 'XX000', MESSAGE = 'lost a shard'; END $$"
+    with database.unit_of_work() as uow:
+        with pytest.raises(AlreadyExists, match="duplicate key value"):
+            uow.execute(citus)
+        uow.rollback()
+        with pytest.raises(StorageFault) as fault:  # any other XX000 stays a fault
+            uow.execute(other)
+        assert fault.value.sqlstate == "XX000"
+        uow.rollback()
+        with pytest.raises(AlreadyExists):
+            uow.execute("CREATE TEMP TABLE t_dup (k int PRIMARY KEY)")
+            uow.execute("INSERT INTO t_dup VALUES (1), (1)")  # the ordinary 23505
+
+
 def test_deleting_a_referenced_row_is_failed_precondition(database: PostgresDatabase) -> None:
     a = tenant()
     gtin = gtin_under(a.company_prefixes[0])
