@@ -70,10 +70,9 @@ def is_duplicate_key(exc: psycopg2.Error) -> bool:
     """A unique violation: SQLSTATE 23505, or the XX000 a Citus coordinator raises when a
     worker refused a duplicate key (a COPY into a distributed table)."""
     code = getattr(exc, "pgcode", None) or ""
-    if code == "23505":
-        return True
-    text = (getattr(exc, "pgerror", None) or str(exc)).strip()
-    return code == "XX000" and _CITUS_DUPLICATE in text.splitlines()[0] if text else False
+    if code == "XX000":
+        return _CITUS_DUPLICATE in (getattr(exc, "pgerror", None) or str(exc))
+    return code == "23505"
 
 
 def translate_db_error(exc: psycopg2.Error) -> SealmarkError:
