@@ -34,6 +34,9 @@ DOMAIN_MODULES = [
     ROOT / "verifier" / "ports.py",
     ROOT / "audit" / "domain.py",
     ROOT / "audit" / "ports.py",
+    ROOT / "audit" / "webhook_ports.py",
+    ROOT / "verifier" / "outbox.py",
+    *sorted((ROOT / "sealmark" / "webhooks").glob("*.py")),
     *sorted((ROOT / "sealmark" / "tlog").glob("*.py")),
     *sorted((ROOT / "sealmark" / "epcis").glob("*.py")),
 ]
