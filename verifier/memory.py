@@ -13,7 +13,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from sealmark.errors import NotFound
+from sealmark.webhooks.events import OutboxEvent, fan_out
 from verifier.domain import ClientContext, History, Rules
+from verifier.outbox import first_scan_events
 from verifier.ports import (
     MAX_CODES,
     AlertRow,
@@ -39,6 +41,22 @@ class _Tables:
     scans: dict[str, ScanRow] = field(default_factory=dict)  # by verification id, in order
     pin_uses: dict[str, tuple[datetime, str]] = field(default_factory=dict)
     alerts: list[AlertRow] = field(default_factory=list)
+    # The webhook outbox: active endpoints' event types, events by id, deliveries.
+    endpoints: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    outbox: dict[tuple[str, str], OutboxEvent] = field(default_factory=dict)
+    deliveries: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add_outbox(self, events: Sequence[OutboxEvent]) -> int:
+        endpoints = [(t, e, types) for (t, e), types in self.endpoints.items()]
+        new = 0
+        for event, ids in fan_out(events, endpoints):
+            key = (event.tenant_id, event.event_id)
+            if key in self.outbox:
+                continue
+            self.outbox[key] = event
+            self.deliveries += [(event.tenant_id, i, event.event_id) for i in ids]
+            new += 1
+        return new
 
 
 class MemoryVerifierStore:
@@ -120,6 +138,10 @@ class MemoryVerifierStore:
         self._t.alerts.append(alert)
         return len(self._t.alerts)
 
+    def add_outbox(self, events: Sequence[OutboxEvent]) -> int:
+        self._writes()
+        return self._t.add_outbox(events)
+
 
 class MemoryVerifierStorage:
     """:class:`~verifier.ports.VerifierStorage` and :class:`~verifier.ports.ScanSink` in
@@ -158,6 +180,7 @@ class MemoryVerifierStorage:
                 raise self.fail_appends
             for scan in scans:
                 self._tables.scans.setdefault(scan.verification_id, scan)
+            self._tables.add_outbox(first_scan_events(scans))
 
     # -- seeding and inspection (what the Issuer, Audit and tenancy write in production) ---
     def add_tenant(self, tenant_id: str, prefixes: Sequence[str]) -> None:
@@ -183,6 +206,23 @@ class MemoryVerifierStorage:
     def recall(self, code_key: str, reason: str) -> None:
         with self._lock:
             self._tables.recalls[code_key] = reason
+
+    def add_endpoint(self, tenant_id: str, endpoint_id: str, events: Sequence[str]) -> None:
+        """An active webhook endpoint (Audit registers them in production)."""
+        with self._lock:
+            self._tables.endpoints[(tenant_id, endpoint_id)] = tuple(events)
+
+    def outbox(self, tenant_id: str) -> list[tuple[OutboxEvent, list[str]]]:
+        """The tenant's outbox events, each with its deliveries' endpoint ids."""
+        with self._lock:
+            return [
+                (
+                    event,
+                    sorted(e for t, e, i in self._tables.deliveries if (t, i) == key),
+                )
+                for key, event in self._tables.outbox.items()
+                if key[0] == tenant_id
+            ]
 
     @property
     def scans(self) -> list[ScanRow]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from sealmark.webhooks.events import OutboxEvent
 from verifier.domain import ClientContext, History, Rules
 
 MAX_CODES = 16  # keys per read of codes (so at most 16 statements prepared per connection)
@@ -134,6 +135,12 @@ class VerifierStore(Protocol):
     def add_alert(self, alert: AlertRow) -> int:
         """Store an alert; return its id (ids increase in the order alerts are added)."""
 
+    def add_outbox(self, events: Sequence[OutboxEvent]) -> int:
+        """Put webhook events in the outbox, committed with this transaction: those of
+        tenants with an active endpoint subscribed to the event's type, each with a pending
+        delivery per such endpoint (see ``sealmark.storage.postgres_outbox``). An event id
+        already stored stays as it was, with no new delivery. Returns how many were new."""
+
 
 class VerifierStorage(Protocol):
     """Opens :class:`VerifierStore` blocks; a use case never sees a connection."""
@@ -153,8 +160,10 @@ class ScanSink(Protocol):
     """Where the scan log's batches go (``verifier.scanlog.ScanLog`` queues and flushes)."""
 
     def append_scans(self, scans: Sequence[ScanRow]) -> None:
-        """Store the batch, all or nothing. A verification id already stored is not stored
-        again (a batch retried after an unknown outcome). Aborted or Unavailable: nothing
+        """Store the batch, all or nothing, and in the same transaction the webhook events of
+        its first genuine scans (``verifier.outbox.first_scan_events``, as
+        :meth:`VerifierStore.add_outbox` stores them). A verification id already stored is
+        not stored again (a batch retried after an unknown outcome). Aborted or Unavailable: nothing
         was stored, or the outcome is unknown; send the same batch again. Scans are then
         seen by :meth:`VerifierStore.history`."""
 

@@ -19,7 +19,10 @@ from sealmark.storage.postgres import (
     copy_value,
     translate_db_error,
 )
+from sealmark.storage.postgres_outbox import write_outbox
+from sealmark.webhooks.events import OutboxEvent
 from verifier.domain import History, Rules
+from verifier.outbox import first_scan_events
 from verifier.ports import MAX_CODES, AlertRow, ProductFacts, PublicKey, ScanRow, StoredCode
 
 __all__ = ["MAX_CODES", "PostgresVerifierStorage", "PostgresVerifierStore"]
@@ -243,6 +246,11 @@ class PostgresVerifierStore:
         self._uow.execute(
             "INSERT INTO scans SELECT * FROM scans_in ON CONFLICT (verification_id) DO NOTHING"
         )
+        write_outbox(self._uow, first_scan_events(scans))
+
+    def add_outbox(self, events: Sequence[OutboxEvent]) -> int:
+        self._writes()
+        return write_outbox(self._uow, events)
 
     def add_alert(self, alert: AlertRow) -> int:
         self._writes()

@@ -5,7 +5,8 @@ forgery never reaches the database) or, for a compact-profile product, its MAC (
 profile comes from a per-process cache; a forged MAC never reaches the codes), the stored code
 (one primary-key probe), the hidden PIN, the serial's scan history (Redis, or the scan log),
 then the verdict. The scan is queued for the scan log and alerts go to PostgreSQL and the
-tenant's Redis stream.
+tenant's Redis stream. Webhook events go to the outbox with the write they report: an alert's
+in the alert's transaction, a first genuine scan's in the scan log's batch (verifier.outbox).
 
 The Verifier holds its ports (verifier.ports: the stored codes, the scan state) and the scan log
 (verifier.scanlog), the clock and the PIN and MAC schemes; sealmark_app.root.verifier builds it.
@@ -29,6 +30,7 @@ from sealmark.crypto.signature import load_key
 from sealmark.errors import InvalidArgument, NotFound, ResourceExhausted
 from sealmark.gs1.code import GS1Code
 from sealmark.lifecycle import CodeState
+from sealmark.webhooks.events import alert_event
 from verifier.coalesce import Coalescer
 from verifier.domain import (
     ACTIVE_STATES,
@@ -439,6 +441,14 @@ class Verifier:
             alert_id = store.add_alert(
                 AlertRow(scan.tenant_id, kind, key, scan.verification_id, details, scan.now)
             )
+            # The brand's webhook event commits with the alert, or neither does.
+            event = (
+                alert_event(scan.tenant_id, kind, alert_id, key, details, scan.now)
+                if scan.tenant_id
+                else None
+            )
+            if event is not None:
+                store.add_outbox([event])
         if scan.tenant_id:
             self._state.publish_alert(scan.tenant_id, alert_id, kind)
         return kind

@@ -20,6 +20,12 @@ from typing import Protocol
 import pytest
 
 from sealmark.errors import NotFound
+from sealmark.webhooks.events import (
+    CLONE_ALERT,
+    FIRST_GENUINE_SCAN,
+    alert_event,
+    event_id,
+)
 from verifier.domain import ClientContext, History, Rules
 from verifier.ports import (
     MAX_CODES,
@@ -49,6 +55,13 @@ class Seeder(Protocol):
     def key(self, tenant_id: str, key: PublicKey) -> None: ...
 
     def recall(self, tenant_id: str, code_key: str, reason: str) -> None: ...
+
+    def endpoint(self, tenant_id: str, events: list[str]) -> str:
+        """An active webhook endpoint of the tenant for ``events`` (as Audit registers one);
+        its id."""
+
+    def outbox(self, tenant_id: str) -> list[tuple[str, str, list[str]]]:
+        """The tenant's outbox: (event id, type, endpoint ids of its deliveries) per event."""
 
 
 class Storage(VerifierStorage, ScanSink, Protocol):
@@ -391,3 +404,46 @@ class VerifierStorageContract:
         state.publish_alert(tenant, 42, "pin_reused")
         assert published(tenant) == [(41, "counterfeit"), (42, "pin_reused")]
         assert published("t-" + os.urandom(4).hex()) == []
+
+    # ------------------------------------------------------------------- webhook outbox
+    def test_first_genuine_scans_reach_the_outbox_with_their_batch(
+        self, storage: Storage, seed: Seeder
+    ) -> None:
+        tenant, _ = seed.tenant("hooks")
+        quiet, _ = seed.tenant("no hooks")
+        endpoint = seed.endpoint(tenant, [FIRST_GENUINE_SCAN])
+        seed.endpoint(tenant, [CLONE_ALERT])  # not subscribed to first scans
+        first, seen, inactive, foreign = _key(), _key(), _key(), _key()
+        batch = [
+            _scan(first, AT, "s-1", tenant_id=tenant),
+            _scan(first, AT, "s-2", tenant_id=tenant),  # a racing second "first" scan
+            _scan(seen, AT, "s-1", tenant_id=tenant, verdict="authentic_seen_before"),
+            _scan(inactive, AT, "s-1", tenant_id=tenant, active=False),
+            _scan(foreign, AT, "s-1", tenant_id=quiet),
+        ]
+        storage.append_scans(batch)
+        storage.append_scans(batch)  # a batch sent again after an unknown outcome
+        expected = event_id(tenant, FIRST_GENUINE_SCAN, first)
+        assert seed.outbox(tenant) == [(expected, FIRST_GENUINE_SCAN, [endpoint])]
+        assert seed.outbox(quiet) == []
+
+    def test_an_alert_event_commits_with_its_transaction(
+        self, storage: Storage, seed: Seeder
+    ) -> None:
+        tenant, _ = seed.tenant("alert hooks")
+        endpoint = seed.endpoint(tenant, [CLONE_ALERT])
+        alert = AlertRow(tenant, "suspect_clone", _key(), "v-1", {"reason": "x"}, AT)
+        with pytest.raises(RuntimeError), storage.transaction() as store:
+            alert_id = store.add_alert(alert)
+            event = alert_event(tenant, alert.kind, alert_id, alert.code_key, {}, AT)
+            assert event is not None
+            store.add_outbox([event])
+            raise RuntimeError("rolled back after both writes")
+        assert seed.outbox(tenant) == []
+        with storage.transaction() as store:
+            alert_id = store.add_alert(alert)
+            event = alert_event(tenant, alert.kind, alert_id, alert.code_key, {}, AT)
+            assert event is not None
+            assert store.add_outbox([event]) == 1
+            assert store.add_outbox([event]) == 0
+        assert seed.outbox(tenant) == [(event.event_id, CLONE_ALERT, [endpoint])]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -114,6 +115,27 @@ class PostgresSeeder:
             " VALUES (%s, %s, true, 'commissioned')",
             (code_key, recall_id),
         )
+
+    def endpoint(self, tenant_id: str, events: list[str]) -> str:
+        endpoint_id = "we_" + base64.b32encode(os.urandom(10)).decode().lower()
+        self._run(
+            "INSERT INTO webhook_endpoints (tenant_id, endpoint_id, url, events, secret,"
+            " created_at, secret_set_at) VALUES (%s, %s, 'https://h.example/in', %s, %s,"
+            " now(), now())",
+            (tenant_id, endpoint_id, events, "s" * 40),
+        )
+        return endpoint_id
+
+    def outbox(self, tenant_id: str) -> list[tuple[str, str, list[str]]]:
+        with self._db.unit_of_work() as uow:
+            rows = uow.execute(
+                "SELECT v.event_id, v.type, array_remove(array_agg(d.endpoint_id"
+                " ORDER BY d.endpoint_id), NULL) FROM webhook_events v LEFT JOIN"
+                " webhook_deliveries d USING (tenant_id, event_id) WHERE v.tenant_id = %s"
+                " GROUP BY v.event_id, v.type ORDER BY v.event_id",
+                (tenant_id,),
+            )
+        return [(r[0], r[1], list(r[2])) for r in rows]
 
 
 class TestPostgresVerifierStorage(VerifierStorageContract):

@@ -40,6 +40,14 @@ class MemorySeeder:
     def recall(self, tenant_id: str, code_key: str, reason: str) -> None:
         self._storage.recall(code_key, reason)
 
+    def endpoint(self, tenant_id: str, events: list[str]) -> str:
+        endpoint_id = f"we_{next(_NUMBERS):016d}"
+        self._storage.add_endpoint(tenant_id, endpoint_id, events)
+        return endpoint_id
+
+    def outbox(self, tenant_id: str) -> list[tuple[str, str, list[str]]]:
+        return [(e.event_id, e.type, ids) for e, ids in self._storage.outbox(tenant_id)]
+
 
 class TestMemoryVerifierStorage(VerifierStorageContract):
     @pytest.fixture
