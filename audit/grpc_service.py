@@ -20,9 +20,11 @@ from audit.domain import (
     TraceScan,
 )
 from audit.export import Counter, Exporter, ExportFilter
+from audit.grpc_webhooks import ADMIN_RPCS, AUDITOR_RPCS, WebhookRpcs
 from audit.reports import Reporter, ReportQuery
 from audit.transparency import TransparencyLog
 from audit.usecases import Auditor
+from audit.webhooks import Webhooks
 from sealmark.errors import InvalidArgument
 from sealmark.gs1.checkdigit import normalize_gtin
 from sealmark.server.app import ServiceBinding, add_servicer
@@ -47,8 +49,9 @@ POLICY = policy(
             "GetInclusionProof",
             "GetConsistencyProof",
             "GetLogEntries",
+            *AUDITOR_RPCS,
         ],
-        frozenset({Role.ADMIN}): ["Recall", "ResolveAlert"],
+        frozenset({Role.ADMIN}): ["Recall", "ResolveAlert", *ADMIN_RPCS],
     },
 )
 CHUNK = 64 * 1024
@@ -181,10 +184,16 @@ def chunks(blocks: Iterator[bytes]) -> Iterator[bytes]:
         yield bytes(buffer)
 
 
-class AuditService(audit_pb2_grpc.AuditServicer):
+class AuditService(WebhookRpcs, audit_pb2_grpc.AuditServicer):
     def __init__(
-        self, auditor: Auditor, log: TransparencyLog, reporter: Reporter, exporter: Exporter
+        self,
+        auditor: Auditor,
+        log: TransparencyLog,
+        reporter: Reporter,
+        exporter: Exporter,
+        webhooks: Webhooks,
     ) -> None:
+        self._webhooks = webhooks
         self._auditor = auditor
         self._log = log
         self._reporter = reporter
@@ -366,11 +375,15 @@ class AuditService(audit_pb2_grpc.AuditServicer):
 
 
 def binding(
-    auditor: Auditor, log: TransparencyLog, reporter: Reporter, exporter: Exporter
+    auditor: Auditor,
+    log: TransparencyLog,
+    reporter: Reporter,
+    exporter: Exporter,
+    webhooks: Webhooks,
 ) -> ServiceBinding:
     """The Audit service for ``sealmark serve``, over use cases built by the composition root
     (``sealmark_app.root.audit``)."""
-    service = AuditService(auditor, log, reporter, exporter)
+    service = AuditService(auditor, log, reporter, exporter, webhooks)
 
     def register(server: grpc.Server) -> None:
         add_servicer(server, audit_pb2.DESCRIPTOR.services_by_name["Audit"], service)

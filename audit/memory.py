@@ -20,6 +20,7 @@ from typing import Any
 from audit.memory_stores import MemoryAuditStore, MemoryExportReader
 from audit.memory_tables import LOGGED_KINDS, Code, State
 from audit.memory_tlog import MemoryTlogStore
+from audit.memory_webhooks import HookTables, MemoryWebhookStorage
 from sealmark.events import NewEvent
 from sealmark.tenancy.model import Tenant
 
@@ -31,6 +32,7 @@ class MemoryAudit:
 
     def __init__(self, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.state = State()
+        self.state.hooks = HookTables()
         self.now = now
         self.lock = threading.RLock()
         self._open = threading.local()
@@ -38,6 +40,7 @@ class MemoryAudit:
         self.export = MemoryExportStorage(self)
         self.tlog = MemoryTlogStorage(self)
         self.wake = MemoryAlertWake()
+        self.webhooks = MemoryWebhookStorage(self.transaction)
 
     @contextmanager
     def transaction(self, writable: bool) -> Iterator[State]:

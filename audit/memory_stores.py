@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from sealmark.epcis.recorded import KINDS
 from sealmark.errors import AlreadyExists, NotFound
 from sealmark.events import NewEvent
 from sealmark.tenancy.model import Tenant
+from sealmark.webhooks.events import OutboxEvent
 
 
 class Reads:
@@ -209,6 +210,9 @@ class MemoryAuditStore(Reads):
 
     def record(self, event: NewEvent) -> int:
         return self._write().append_event(event, self._now())
+
+    def add_outbox(self, events: Sequence[OutboxEvent]) -> int:
+        return int(self._write().hooks.write_outbox(events))
 
     def recall_by_request(self, tenant_id: str, request_id: str) -> tuple[str, str] | None:
         for recall_id, r in self._s.recalls.items():

@@ -108,6 +108,7 @@ class State:
     heads: dict[str, Head] = field(default_factory=dict)
     entries: dict[str, list[Entry]] = field(default_factory=dict)
     queue: list[int] = field(default_factory=list)  # event ids
+    hooks: Any = None  # audit.memory_webhooks.HookTables, set by the world
 
     def append_event(self, event: NewEvent, recorded_at: datetime) -> int:
         event_id = len(self.events) + 1

@@ -18,7 +18,7 @@ from a missing one. Unit keys are code keys (GTIN-14 + serial) or ``sscc:`` + 18
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from audit.domain import Alert, AlertStatus, RecallScope, Resolution
 from sealmark.events import NewEvent
 from sealmark.tenancy.model import Tenant
+from sealmark.webhooks.events import OutboxEvent
 
 # (unit, parent, action, event id, event time, attributes)
 HistoryRow = tuple[str, str | None, str, str, datetime, dict[str, Any]]
@@ -213,6 +214,11 @@ class RecallStore(Protocol):
     def record(self, event: NewEvent) -> int:
         """Append a domain event (committed with the transaction); returns its id. Ids grow
         in append order. Kinds the transparency log covers are queued for it."""
+
+    def add_outbox(self, events: Sequence[OutboxEvent]) -> int:
+        """Put webhook events in the outbox, committed with this transaction, as
+        ``verifier.ports.VerifierStore.add_outbox`` does (the same tables); how many were
+        new."""
 
 
 class ReportStore(Protocol):

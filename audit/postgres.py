@@ -5,6 +5,7 @@ scoped by tenant; a row of another tenant is indistinguishable from a missing on
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,8 @@ from audit.ports import CodeFacts, EventRow, HistoryRow, RecallCounts, ScanRow
 from audit.postgres_reports import ReportQueries
 from sealmark.events import NewEvent
 from sealmark.storage.postgres import PostgresDatabase, PostgresUnitOfWork, StoreOpener
+from sealmark.storage.postgres_outbox import write_outbox
+from sealmark.webhooks.events import OutboxEvent
 
 _ALERT_COLUMNS = (
     "id, kind, status, code_key, details, raised_at, note, acknowledged_at, resolved_at,"
@@ -242,6 +245,9 @@ class PostgresAuditStore(ReportQueries):
 
     def record(self, event: NewEvent) -> int:
         return self._writes().events.append(event)
+
+    def add_outbox(self, events: Sequence[OutboxEvent]) -> int:
+        return write_outbox(self._writes(), events)
 
     def lot_hold(self, tenant_id: str, gtin: str, lot: str) -> tuple[bool, str] | None:
         rows = self._uow.execute(

@@ -38,6 +38,7 @@ from sealmark.events import NewEvent
 from sealmark.tenancy.model import Principal, Role
 from sealmark.units import UnitRef
 from sealmark.validators import check_request_id as check_event_id
+from sealmark.webhooks.events import recall_event
 
 log = structlog.get_logger("audit")
 
@@ -262,24 +263,27 @@ class Auditor:
                         now,
                         principal.token_id,
                     )
+                recorded = {
+                    "recall_id": recall_id,
+                    "scope": scope.kind,
+                    "gtin": scope.gtin,
+                    "lot": scope.lot,
+                    "roots": len(scope.keys),
+                    "affected": affected,
+                    "reason": reason,
+                }
                 store.record(
                     NewEvent(
                         tenant_id=principal.tenant_id,
                         kind="audit.recalled",
                         subject=f"recall:{recall_id}",
                         occurred_at=now,
-                        payload={
-                            "recall_id": recall_id,
-                            "scope": scope.kind,
-                            "gtin": scope.gtin,
-                            "lot": scope.lot,
-                            "roots": len(scope.keys),
-                            "affected": affected,
-                            "reason": reason,
-                        },
+                        payload=recorded,
                         request_id=request_id,
                     )
                 )
+                # The brand's webhook event commits with the recall, or neither does.
+                store.add_outbox([recall_event(principal.tenant_id, recall_id, recorded, now)])
         report = self.recall_report(principal, recall_id)
         if duplicate:
             return replace(report, duplicate=True)

@@ -156,6 +156,30 @@ class Settings(BaseSettings):
     guess_bound: float = Field(
         default=1e-4, gt=0, le=1e-4, description="max issued/space per GTIN (EU FMD: 1e-4)"
     )
+    webhook_dispatch: bool = Field(
+        default=True,
+        description="the Audit service sends webhook deliveries (off: it only records them)",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="DEV/TEST ONLY: webhook endpoints may target loopback, private and"
+        " link-local addresses (and plain http to loopback)",
+    )
+    webhook_max_attempts: int = Field(
+        default=12, ge=1, le=100, description="attempts before a delivery is a dead letter"
+    )
+    webhook_backoff_s: float = Field(
+        default=10.0, gt=0, le=3600, description="first retry delay; doubles per attempt"
+    )
+    webhook_backoff_max_s: float = Field(
+        default=3600.0, gt=0, le=86_400, description="longest retry delay"
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, le=60, description="per delivery: connect, send and read the answer"
+    )
+    webhook_poll_s: float = Field(
+        default=1.0, gt=0, le=60, description="how often the dispatcher looks for due deliveries"
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -98,6 +98,36 @@ class AuditStub:
                 request_serializer=sealmark_dot_v1_dot_audit__pb2.GetLogEntriesRequest.SerializeToString,
                 response_deserializer=sealmark_dot_v1_dot_audit__pb2.GetLogEntriesResponse.FromString,
                 _registered_method=True)
+        self.CreateWebhookEndpoint = channel.unary_unary(
+                '/sealmark.v1.Audit/CreateWebhookEndpoint',
+                request_serializer=sealmark_dot_v1_dot_audit__pb2.CreateWebhookEndpointRequest.SerializeToString,
+                response_deserializer=sealmark_dot_v1_dot_audit__pb2.WebhookEndpointSecret.FromString,
+                _registered_method=True)
+        self.ListWebhookEndpoints = channel.unary_unary(
+                '/sealmark.v1.Audit/ListWebhookEndpoints',
+                request_serializer=sealmark_dot_v1_dot_audit__pb2.ListWebhookEndpointsRequest.SerializeToString,
+                response_deserializer=sealmark_dot_v1_dot_audit__pb2.ListWebhookEndpointsResponse.FromString,
+                _registered_method=True)
+        self.RotateWebhookSecret = channel.unary_unary(
+                '/sealmark.v1.Audit/RotateWebhookSecret',
+                request_serializer=sealmark_dot_v1_dot_audit__pb2.RotateWebhookSecretRequest.SerializeToString,
+                response_deserializer=sealmark_dot_v1_dot_audit__pb2.WebhookEndpointSecret.FromString,
+                _registered_method=True)
+        self.SetWebhookEndpointActive = channel.unary_unary(
+                '/sealmark.v1.Audit/SetWebhookEndpointActive',
+                request_serializer=sealmark_dot_v1_dot_audit__pb2.SetWebhookEndpointActiveRequest.SerializeToString,
+                response_deserializer=sealmark_dot_v1_dot_audit__pb2.WebhookEndpoint.FromString,
+                _registered_method=True)
+        self.ListWebhookDeliveries = channel.unary_unary(
+                '/sealmark.v1.Audit/ListWebhookDeliveries',
+                request_serializer=sealmark_dot_v1_dot_audit__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+                response_deserializer=sealmark_dot_v1_dot_audit__pb2.ListWebhookDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.RetryWebhookDelivery = channel.unary_unary(
+                '/sealmark.v1.Audit/RetryWebhookDelivery',
+                request_serializer=sealmark_dot_v1_dot_audit__pb2.RetryWebhookDeliveryRequest.SerializeToString,
+                response_deserializer=sealmark_dot_v1_dot_audit__pb2.WebhookDelivery.FromString,
+                _registered_method=True)
 
 
 class AuditServicer:
@@ -205,6 +235,50 @@ class AuditServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateWebhookEndpoint(self, request, context):
+        """Webhooks (docs/webhooks.md): a brand's endpoints get its first genuine scans, clone,
+        diversion and counterfeit alerts and recalls, signed, at least once.
+        Register an endpoint (admin); its secret is in this answer only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookEndpoints(self, request, context):
+        """The brand's endpoints, without their secrets (auditor).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateWebhookSecret(self, request, context):
+        """A new secret (admin), the old one still signed with for keep_previous_s.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetWebhookEndpointActive(self, request, context):
+        """Pause an endpoint (its deliveries wait) or resume it (admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookDeliveries(self, request, context):
+        """Deliveries newest first, by state (DEAD: the dead letters), endpoint or event (auditor).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryWebhookDelivery(self, request, context):
+        """Send a dead letter again, its attempts counted from 0 (admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -267,6 +341,36 @@ def add_AuditServicer_to_server(servicer, server):
                     servicer.GetLogEntries,
                     request_deserializer=sealmark_dot_v1_dot_audit__pb2.GetLogEntriesRequest.FromString,
                     response_serializer=sealmark_dot_v1_dot_audit__pb2.GetLogEntriesResponse.SerializeToString,
+            ),
+            'CreateWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWebhookEndpoint,
+                    request_deserializer=sealmark_dot_v1_dot_audit__pb2.CreateWebhookEndpointRequest.FromString,
+                    response_serializer=sealmark_dot_v1_dot_audit__pb2.WebhookEndpointSecret.SerializeToString,
+            ),
+            'ListWebhookEndpoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookEndpoints,
+                    request_deserializer=sealmark_dot_v1_dot_audit__pb2.ListWebhookEndpointsRequest.FromString,
+                    response_serializer=sealmark_dot_v1_dot_audit__pb2.ListWebhookEndpointsResponse.SerializeToString,
+            ),
+            'RotateWebhookSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateWebhookSecret,
+                    request_deserializer=sealmark_dot_v1_dot_audit__pb2.RotateWebhookSecretRequest.FromString,
+                    response_serializer=sealmark_dot_v1_dot_audit__pb2.WebhookEndpointSecret.SerializeToString,
+            ),
+            'SetWebhookEndpointActive': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetWebhookEndpointActive,
+                    request_deserializer=sealmark_dot_v1_dot_audit__pb2.SetWebhookEndpointActiveRequest.FromString,
+                    response_serializer=sealmark_dot_v1_dot_audit__pb2.WebhookEndpoint.SerializeToString,
+            ),
+            'ListWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookDeliveries,
+                    request_deserializer=sealmark_dot_v1_dot_audit__pb2.ListWebhookDeliveriesRequest.FromString,
+                    response_serializer=sealmark_dot_v1_dot_audit__pb2.ListWebhookDeliveriesResponse.SerializeToString,
+            ),
+            'RetryWebhookDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryWebhookDelivery,
+                    request_deserializer=sealmark_dot_v1_dot_audit__pb2.RetryWebhookDeliveryRequest.FromString,
+                    response_serializer=sealmark_dot_v1_dot_audit__pb2.WebhookDelivery.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -597,6 +701,168 @@ class Audit:
             '/sealmark.v1.Audit/GetLogEntries',
             sealmark_dot_v1_dot_audit__pb2.GetLogEntriesRequest.SerializeToString,
             sealmark_dot_v1_dot_audit__pb2.GetLogEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sealmark.v1.Audit/CreateWebhookEndpoint',
+            sealmark_dot_v1_dot_audit__pb2.CreateWebhookEndpointRequest.SerializeToString,
+            sealmark_dot_v1_dot_audit__pb2.WebhookEndpointSecret.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookEndpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sealmark.v1.Audit/ListWebhookEndpoints',
+            sealmark_dot_v1_dot_audit__pb2.ListWebhookEndpointsRequest.SerializeToString,
+            sealmark_dot_v1_dot_audit__pb2.ListWebhookEndpointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateWebhookSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sealmark.v1.Audit/RotateWebhookSecret',
+            sealmark_dot_v1_dot_audit__pb2.RotateWebhookSecretRequest.SerializeToString,
+            sealmark_dot_v1_dot_audit__pb2.WebhookEndpointSecret.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetWebhookEndpointActive(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sealmark.v1.Audit/SetWebhookEndpointActive',
+            sealmark_dot_v1_dot_audit__pb2.SetWebhookEndpointActiveRequest.SerializeToString,
+            sealmark_dot_v1_dot_audit__pb2.WebhookEndpoint.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sealmark.v1.Audit/ListWebhookDeliveries',
+            sealmark_dot_v1_dot_audit__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+            sealmark_dot_v1_dot_audit__pb2.ListWebhookDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryWebhookDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sealmark.v1.Audit/RetryWebhookDelivery',
+            sealmark_dot_v1_dot_audit__pb2.RetryWebhookDeliveryRequest.SerializeToString,
+            sealmark_dot_v1_dot_audit__pb2.WebhookDelivery.FromString,
             options,
             channel_credentials,
             insecure,

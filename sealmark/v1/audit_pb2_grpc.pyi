@@ -84,6 +84,21 @@ class AuditStub:
     """
     GetLogEntries: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetLogEntriesRequest, _audit_pb2.GetLogEntriesResponse]
     """Raw entries [start, start + count), for auditors that rebuild the tree. Roles: auditor."""
+    CreateWebhookEndpoint: _grpc.UnaryUnaryMultiCallable[_audit_pb2.CreateWebhookEndpointRequest, _audit_pb2.WebhookEndpointSecret]
+    """Webhooks (docs/webhooks.md): a brand's endpoints get its first genuine scans, clone,
+    diversion and counterfeit alerts and recalls, signed, at least once.
+    Register an endpoint (admin); its secret is in this answer only.
+    """
+    ListWebhookEndpoints: _grpc.UnaryUnaryMultiCallable[_audit_pb2.ListWebhookEndpointsRequest, _audit_pb2.ListWebhookEndpointsResponse]
+    """The brand's endpoints, without their secrets (auditor)."""
+    RotateWebhookSecret: _grpc.UnaryUnaryMultiCallable[_audit_pb2.RotateWebhookSecretRequest, _audit_pb2.WebhookEndpointSecret]
+    """A new secret (admin), the old one still signed with for keep_previous_s."""
+    SetWebhookEndpointActive: _grpc.UnaryUnaryMultiCallable[_audit_pb2.SetWebhookEndpointActiveRequest, _audit_pb2.WebhookEndpoint]
+    """Pause an endpoint (its deliveries wait) or resume it (admin)."""
+    ListWebhookDeliveries: _grpc.UnaryUnaryMultiCallable[_audit_pb2.ListWebhookDeliveriesRequest, _audit_pb2.ListWebhookDeliveriesResponse]
+    """Deliveries newest first, by state (DEAD: the dead letters), endpoint or event (auditor)."""
+    RetryWebhookDelivery: _grpc.UnaryUnaryMultiCallable[_audit_pb2.RetryWebhookDeliveryRequest, _audit_pb2.WebhookDelivery]
+    """Send a dead letter again, its attempts counted from 0 (admin)."""
 
 @_typing.type_check_only
 class AuditAsyncStub(AuditStub):
@@ -141,6 +156,21 @@ class AuditAsyncStub(AuditStub):
     """
     GetLogEntries: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetLogEntriesRequest, _audit_pb2.GetLogEntriesResponse]  # type: ignore[assignment]
     """Raw entries [start, start + count), for auditors that rebuild the tree. Roles: auditor."""
+    CreateWebhookEndpoint: _aio.UnaryUnaryMultiCallable[_audit_pb2.CreateWebhookEndpointRequest, _audit_pb2.WebhookEndpointSecret]  # type: ignore[assignment]
+    """Webhooks (docs/webhooks.md): a brand's endpoints get its first genuine scans, clone,
+    diversion and counterfeit alerts and recalls, signed, at least once.
+    Register an endpoint (admin); its secret is in this answer only.
+    """
+    ListWebhookEndpoints: _aio.UnaryUnaryMultiCallable[_audit_pb2.ListWebhookEndpointsRequest, _audit_pb2.ListWebhookEndpointsResponse]  # type: ignore[assignment]
+    """The brand's endpoints, without their secrets (auditor)."""
+    RotateWebhookSecret: _aio.UnaryUnaryMultiCallable[_audit_pb2.RotateWebhookSecretRequest, _audit_pb2.WebhookEndpointSecret]  # type: ignore[assignment]
+    """A new secret (admin), the old one still signed with for keep_previous_s."""
+    SetWebhookEndpointActive: _aio.UnaryUnaryMultiCallable[_audit_pb2.SetWebhookEndpointActiveRequest, _audit_pb2.WebhookEndpoint]  # type: ignore[assignment]
+    """Pause an endpoint (its deliveries wait) or resume it (admin)."""
+    ListWebhookDeliveries: _aio.UnaryUnaryMultiCallable[_audit_pb2.ListWebhookDeliveriesRequest, _audit_pb2.ListWebhookDeliveriesResponse]  # type: ignore[assignment]
+    """Deliveries newest first, by state (DEAD: the dead letters), endpoint or event (auditor)."""
+    RetryWebhookDelivery: _aio.UnaryUnaryMultiCallable[_audit_pb2.RetryWebhookDeliveryRequest, _audit_pb2.WebhookDelivery]  # type: ignore[assignment]
+    """Send a dead letter again, its attempts counted from 0 (admin)."""
 
 class AuditServicer(metaclass=_abc_1.ABCMeta):
     """Roles: auditor reads and acknowledges; admin also resolves alerts and recalls. Own tenant
@@ -267,5 +297,56 @@ class AuditServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_audit_pb2.GetLogEntriesResponse, _abc.Awaitable[_audit_pb2.GetLogEntriesResponse]]:
         """Raw entries [start, start + count), for auditors that rebuild the tree. Roles: auditor."""
+
+    @_abc_1.abstractmethod
+    def CreateWebhookEndpoint(
+        self,
+        request: _audit_pb2.CreateWebhookEndpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.WebhookEndpointSecret, _abc.Awaitable[_audit_pb2.WebhookEndpointSecret]]:
+        """Webhooks (docs/webhooks.md): a brand's endpoints get its first genuine scans, clone,
+        diversion and counterfeit alerts and recalls, signed, at least once.
+        Register an endpoint (admin); its secret is in this answer only.
+        """
+
+    @_abc_1.abstractmethod
+    def ListWebhookEndpoints(
+        self,
+        request: _audit_pb2.ListWebhookEndpointsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.ListWebhookEndpointsResponse, _abc.Awaitable[_audit_pb2.ListWebhookEndpointsResponse]]:
+        """The brand's endpoints, without their secrets (auditor)."""
+
+    @_abc_1.abstractmethod
+    def RotateWebhookSecret(
+        self,
+        request: _audit_pb2.RotateWebhookSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.WebhookEndpointSecret, _abc.Awaitable[_audit_pb2.WebhookEndpointSecret]]:
+        """A new secret (admin), the old one still signed with for keep_previous_s."""
+
+    @_abc_1.abstractmethod
+    def SetWebhookEndpointActive(
+        self,
+        request: _audit_pb2.SetWebhookEndpointActiveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.WebhookEndpoint, _abc.Awaitable[_audit_pb2.WebhookEndpoint]]:
+        """Pause an endpoint (its deliveries wait) or resume it (admin)."""
+
+    @_abc_1.abstractmethod
+    def ListWebhookDeliveries(
+        self,
+        request: _audit_pb2.ListWebhookDeliveriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.ListWebhookDeliveriesResponse, _abc.Awaitable[_audit_pb2.ListWebhookDeliveriesResponse]]:
+        """Deliveries newest first, by state (DEAD: the dead letters), endpoint or event (auditor)."""
+
+    @_abc_1.abstractmethod
+    def RetryWebhookDelivery(
+        self,
+        request: _audit_pb2.RetryWebhookDeliveryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.WebhookDelivery, _abc.Awaitable[_audit_pb2.WebhookDelivery]]:
+        """Send a dead letter again, its attempts counted from 0 (admin)."""
 
 def add_AuditServicer_to_server(servicer: AuditServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

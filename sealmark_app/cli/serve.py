@@ -26,6 +26,7 @@ from sealmark.server.tls import (
 from sealmark.settings import SERVICES, Settings
 from sealmark_app.demo import DEMO_GTIN, seed_demo
 from sealmark_app.root import binding_for
+from sealmark_app.root.audit import start_dispatch
 from sealmark_app.root.container import Container, bootstrap
 
 if TYPE_CHECKING:
@@ -109,6 +110,8 @@ def _serve(
             reload_on_sighup(certs)
         if "verifier" in names:
             consumer_page = start_consumer_page(container, reuse_port=shared_ports, certs=certs)
+        if "audit" in names:
+            start_dispatch(container)  # webhook deliveries; stopped with the container
         if worker:
 
             def parent_gone() -> None:

@@ -3,24 +3,35 @@ use cases over them, then the gRPC binding."""
 
 from __future__ import annotations
 
+import structlog
+
 from audit import grpc_service
+from audit.dispatch import Dispatcher, DispatchLoop, DispatchPolicy
 from audit.export import Exporter
+from audit.http_webhooks import HttpSender
 from audit.postgres import PostgresAuditStorage
 from audit.postgres_export import PostgresExportStorage
 from audit.postgres_tlog import PostgresTlogStorage
+from audit.postgres_webhooks import PostgresWebhookStorage
 from audit.redis_wake import RedisAlertWake
 from audit.reports import Reporter
 from audit.transparency import TransparencyLog
 from audit.usecases import Auditor
+from audit.webhooks import Webhooks
 from sealmark.server.app import ServiceBinding
 from sealmark_app.root.container import Container
 
+log = structlog.get_logger("sealmark_app.root.audit")
+
 __all__ = [
     "build_auditor",
+    "build_dispatcher",
     "build_exporter",
     "build_reporter",
     "build_transparency_log",
+    "build_webhooks",
     "service_binding",
+    "start_dispatch",
 ]
 
 
@@ -59,6 +70,43 @@ def build_transparency_log(container: Container) -> TransparencyLog:
     )
 
 
+def build_webhooks(container: Container) -> Webhooks:
+    return Webhooks(
+        PostgresWebhookStorage(container.database),
+        container.clock,
+        container.random_bytes,
+        allow_private=container.settings.webhook_allow_private,
+    )
+
+
+def build_dispatcher(container: Container) -> Dispatcher:
+    settings = container.settings
+    return Dispatcher(
+        PostgresWebhookStorage(container.database),
+        HttpSender(allow_private=settings.webhook_allow_private),
+        container.clock,
+        DispatchPolicy(
+            max_attempts=settings.webhook_max_attempts,
+            backoff_base_s=settings.webhook_backoff_s,
+            backoff_cap_s=settings.webhook_backoff_max_s,
+            timeout_s=settings.webhook_timeout_s,
+        ),
+    )
+
+
+def start_dispatch(container: Container) -> DispatchLoop | None:
+    """The webhook dispatcher's thread, stopped with the container; None when
+    SEALMARK_WEBHOOK_DISPATCH is off. Every serving process may run one: claims are leased."""
+    settings = container.settings
+    if not settings.webhook_dispatch:
+        return None
+    if settings.webhook_allow_private:
+        log.warning("webhooks.private_targets_allowed", note="dev/test only")
+    loop = DispatchLoop(build_dispatcher(container), settings.webhook_poll_s).start()
+    container.closers.append(loop.stop)
+    return loop
+
+
 def service_binding(container: Container) -> ServiceBinding:
     auditor = build_auditor(container)
     return grpc_service.binding(
@@ -66,4 +114,5 @@ def service_binding(container: Container) -> ServiceBinding:
         build_transparency_log(container),
         build_reporter(container, auditor),
         build_exporter(container),
+        build_webhooks(container),
     )

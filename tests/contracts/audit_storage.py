@@ -19,9 +19,11 @@ import pytest
 
 from audit.domain import AlertStatus, RecallScope, Resolution
 from audit.ports import AlertWake, AuditStorage, ExportStorage, Head, TlogStorage
+from audit.webhook_ports import WebhookStorage
 from sealmark.errors import AlreadyExists, NotFound
 from sealmark.events import NewEvent
 from sealmark.tenancy.model import Tenant
+from tests.contracts.webhook_storage import WebhookStorageContract
 from tests.storage_contract import gtin_under, tenant
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -36,6 +38,7 @@ class AuditWorld(Protocol):
     export: ExportStorage
     tlog: TlogStorage
     wake: AlertWake
+    webhooks: WebhookStorage
 
     def add_tenant(self, tenant: Tenant) -> None: ...
     def add_product(
@@ -99,7 +102,7 @@ def event(tenant_id: str, kind: str, when: datetime, **payload: Any) -> NewEvent
     return NewEvent(tenant_id, kind, f"s:{kind}", when, payload, request_id=f"r-{kind}-{when:%H}")
 
 
-class AuditStorageContract:
+class AuditStorageContract(WebhookStorageContract):
     # -- alerts -------------------------------------------------------------------------
     def test_alerts_newest_first_with_every_filter(self, world: AuditWorld) -> None:
         tenant_id, gtin = brand(world)

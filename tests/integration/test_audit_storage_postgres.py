@@ -14,6 +14,7 @@ import redis
 from audit.postgres import PostgresAuditStorage
 from audit.postgres_export import PostgresExportStorage
 from audit.postgres_tlog import PostgresTlogStorage
+from audit.postgres_webhooks import PostgresWebhookStorage
 from audit.redis_wake import RedisAlertWake
 from sealmark.events import NewEvent
 from sealmark.storage.postgres import PostgresDatabase
@@ -33,6 +34,7 @@ class PostgresWorld:
         self.export = PostgresExportStorage(database)
         self.tlog = PostgresTlogStorage(database)
         self.wake = RedisAlertWake(client)
+        self.webhooks = PostgresWebhookStorage(database)
 
     def _run(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
         with self._db.unit_of_work() as uow:

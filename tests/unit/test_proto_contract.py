@@ -84,6 +84,20 @@ EXPECTED_RPCS: dict[str, dict[str, tuple[str, str, str]]] = {
         "GetInclusionProof": ("GetInclusionProofRequest", "InclusionProof", UNARY),
         "GetConsistencyProof": ("GetConsistencyProofRequest", "ConsistencyProof", UNARY),
         "GetLogEntries": ("GetLogEntriesRequest", "GetLogEntriesResponse", UNARY),
+        "CreateWebhookEndpoint": ("CreateWebhookEndpointRequest", "WebhookEndpointSecret", UNARY),
+        "ListWebhookEndpoints": (
+            "ListWebhookEndpointsRequest",
+            "ListWebhookEndpointsResponse",
+            UNARY,
+        ),
+        "RotateWebhookSecret": ("RotateWebhookSecretRequest", "WebhookEndpointSecret", UNARY),
+        "SetWebhookEndpointActive": ("SetWebhookEndpointActiveRequest", "WebhookEndpoint", UNARY),
+        "ListWebhookDeliveries": (
+            "ListWebhookDeliveriesRequest",
+            "ListWebhookDeliveriesResponse",
+            UNARY,
+        ),
+        "RetryWebhookDelivery": ("RetryWebhookDeliveryRequest", "WebhookDelivery", UNARY),
     },
 }
 
