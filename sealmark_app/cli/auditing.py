@@ -15,6 +15,7 @@ but the log's public key.
     audit tlog entries [--at CHECKPOINT | --start S --count N] --out FILE
     audit tlog verify --key VKEY --checkpoint FILE [--newer FILE --consistency FILE]
                       [--inclusion FILE] [--entries FILE]
+    audit webhooks add|list|rotate|pause|resume|deliveries|retry …  (sealmark_app/cli/webhooks.py)
 
 ``--at CHECKPOINT`` pins what is saved to the tree of a checkpoint saved before (the newest
 one the auditor will verify against), however much the log has grown since; ``verify``
@@ -41,6 +42,7 @@ from sealmark.errors import InvalidArgument
 from sealmark.settings import Settings
 from sealmark.tlog.note import parse_checkpoint
 from sealmark.v1 import audit_pb2, audit_pb2_grpc, common_pb2
+from sealmark_app.cli import webhooks
 from sealmark_app.cli.aggregation import code_ref
 from sealmark_app.cli.output import emit, endpoint, rpc_failed
 from sealmark_app.cli.transport import add_tls_options, open_channel
@@ -150,7 +152,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--code", metavar="PAYLOAD", help="with --inclusion of a code: the code as scanned"
     )
 
+    hook_parsers = webhooks.add_parser(cmds)
     for parser in (
+        *hook_parsers,
         alerts,
         ack,
         resolve,
@@ -188,6 +192,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def _call(args: argparse.Namespace, stub: audit_pb2_grpc.AuditStub, md: list[Any]) -> int:
     command = args.audit_command
     request: Any
+    if command == "webhooks":
+        return webhooks.call(args, stub, md)
     if command == "alerts":
         if args.watch:
             request = audit_pb2.WatchAlertsRequest(after_id=args.after)

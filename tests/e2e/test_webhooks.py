@@ -8,6 +8,7 @@ killed with SIGKILL between committing a fact and sending it loses nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -36,6 +37,7 @@ from sealmark_app.root import binding_for
 from sealmark_app.root.audit import build_dispatcher, start_dispatch
 from sealmark_app.root.verifier import build_verifier
 from tests.e2e.conftest import _md, make_container
+from tests.support.cli import sealmark
 from tests.support.receiver import Receiver, closed_port
 from tests.support.servers import ROOT
 from tests.support.tenants import seed_tenant
@@ -74,6 +76,7 @@ def brand_world(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     issuer = issuer_pb2_grpc.IssuerStub(channel)
     issuer.RotateKey(issuer_pb2.RotateKeyRequest(), metadata=_md(brand.tokens["admin"]), timeout=10)
     world = {
+        "target": f"127.0.0.1:{running.port}",
         "container": container,
         "brand": brand,
         "issuer": issuer,
@@ -278,6 +281,58 @@ def test_an_auditor_cannot_register_an_endpoint(brand_world: dict[str, Any]) -> 
             timeout=10,
         )
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_the_cli_manages_endpoints_and_shows_dead_letters(
+    brand_world: dict[str, Any], tmp_path: Any
+) -> None:
+    w = brand_world
+
+    def cli(*args: str, role: str = "admin") -> Any:
+        done = sealmark(
+            "audit",
+            "webhooks",
+            *args,
+            "--target",
+            w["target"],
+            "--token",
+            w["brand"].tokens[role],
+            "--json",
+            dsn=w["dsn"],
+            redis_url=w["redis_url"],
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("cli-secret-0123456789-0123456789-xyz\n")
+    url = f"http://127.0.0.1:{closed_port()}/in"
+    added = cli("add", url, "--event", RECALL, "--secret-file", str(secret_file))
+    assert added["secret"] == "cli-secret-0123456789-0123456789-xyz"
+    endpoint_id = added["endpoint_id"]
+    listed = cli("list", role="auditor")
+    assert endpoint_id in {e["endpoint_id"] for e in listed}
+    assert "cli-secret" not in json.dumps(listed)
+    rotated = cli("rotate", endpoint_id, "--keep-previous", "60")
+    assert rotated["secret"].startswith("whsec_") and rotated["previous_secret_until"]
+    [code] = _issue(w, 1)
+    w["audit"].Recall(
+        A.RecallRequest(
+            request_id="rc-" + os.urandom(4).hex(),
+            codes=A.CodeList(codes=[{"sgtin": {"gtin": w["brand"].gtin, "serial": code.serial}}]),
+            reason="cli test",
+        ),
+        metadata=_admin(w),
+        timeout=30,
+    )
+    assert _until(
+        lambda: _deliveries(w, endpoint_id, state=A.WEBHOOK_DELIVERY_STATE_DEAD), timeout_s=40
+    )
+    dead = cli("deliveries", "--endpoint", endpoint_id, "--dead")
+    assert [d["event_type"] for d in dead] == [RECALL] and dead[0]["attempts"] == 4
+    assert cli("pause", endpoint_id).get("active", False) is False
+    again = cli("retry", endpoint_id, dead[0]["event_id"])
+    assert again["state"] == "WEBHOOK_DELIVERY_STATE_PENDING"
 
 
 class ServeProcess:
