@@ -64,14 +64,19 @@ class HttpSender:
             return SendResult(None, f"refused: {target.host} resolves to {exc}")
         except ValueError:
             return SendResult(None, f"refused: {target.host} resolved to a non-IP address")
-        if not addresses:
-            return SendResult(None, f"cannot resolve {target.host}")
-        try:
-            return self._post(target, addresses[0], headers, body, deadline)
-        except TimeoutError:
-            return SendResult(None, f"timed out after {timeout_s:g} s")
-        except (OSError, http.client.HTTPException) as exc:
-            return SendResult(None, f"{type(exc).__name__}: {_short(exc)}")
+        failure = SendResult(None, f"cannot resolve {target.host}")
+        for address in addresses:  # the next address only when this one cannot be reached
+            try:
+                return self._post(target, address, headers, body, deadline)
+            except _Unreachable as exc:
+                failure = SendResult(None, f"{type(exc.__cause__).__name__}: {exc}")
+                if time.monotonic() >= deadline:
+                    break
+            except TimeoutError:
+                return SendResult(None, f"timed out after {timeout_s:g} s")
+            except (OSError, http.client.HTTPException) as exc:
+                return SendResult(None, f"{type(exc).__name__}: {_short(exc)}")
+        return failure
 
     def _post(
         self,
@@ -82,7 +87,12 @@ class HttpSender:
         deadline: float,
     ) -> SendResult:
         remaining = max(deadline - time.monotonic(), 0.001)
-        raw = socket.create_connection((address, target.port), timeout=remaining)
+        try:
+            raw = socket.create_connection((address, target.port), timeout=remaining)
+        except TimeoutError:
+            raise
+        except OSError as exc:  # refused, no route: the next address may answer
+            raise _Unreachable(_short(exc)) from exc
         sock: Any = raw
         conn: http.client.HTTPConnection
         try:
@@ -99,6 +109,10 @@ class HttpSender:
             return SendResult(response.status)
         finally:
             sock.close()
+
+
+class _Unreachable(Exception):
+    """Connecting to one address failed (refused, no route): the next may answer."""
 
 
 def _short(exc: BaseException) -> str:

@@ -105,6 +105,10 @@ _RULES: dict[str, StringRule] = {
     "reason": TEXT,
     "note": TEXT,
     "page_token": TOKEN,
+    # sealmark/webhooks/urls.py checks the rest (https, no credentials, no private target).
+    "CreateWebhookEndpointRequest.url": _rule(
+        2048, _INVISIBLE + " \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000", "a URL"
+    ),
 }
 
 

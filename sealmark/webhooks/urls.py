@@ -40,6 +40,8 @@ def parse(url: str, *, allow_private: bool) -> Target:
         port = parts.port
     except ValueError as exc:
         raise UrlRefused(f"not a URL: {exc}") from None
+    if port == 0:
+        raise UrlRefused("port 0 is not a port")
     scheme = parts.scheme.lower()
     if scheme not in ("https", "http"):
         raise UrlRefused("want an https:// URL")

@@ -100,6 +100,7 @@ def _load_all() -> None:
         issuance,
         page,
         verification,
+        webhooks,
     )
 
 

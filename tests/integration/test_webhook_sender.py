@@ -91,3 +91,11 @@ def test_a_redirect_is_not_followed(receiver: Receiver) -> None:
     receiver.status = 302
     result = HttpSender(allow_private=True).send(receiver.url, _headers(), BODY, 5)
     assert (result.delivered, result.status) == (False, 302)
+
+
+def test_the_next_address_is_tried_when_one_cannot_be_reached(receiver: Receiver) -> None:
+    """A name with two addresses, the first refusing (nothing listens on 127.0.0.2 there)."""
+    sender = HttpSender(allow_private=True, resolver=lambda host, port: ["127.0.0.2", "127.0.0.1"])
+    url = f"http://localhost:{receiver.port}/hooks"
+    assert sender.send(url, _headers(), BODY, 5).status == 200
+    assert len(receiver.received) == 1

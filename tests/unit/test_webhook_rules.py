@@ -169,3 +169,8 @@ def test_fan_out_keeps_subscribed_endpoints_of_the_same_tenant() -> None:
     ]
     assert fan_out([event], endpoints) == [(event, ["we_a", "we_b"])]
     assert fan_out([event], endpoints[2:]) == []
+
+
+def test_port_zero_is_refused() -> None:
+    with pytest.raises(UrlRefused, match="port 0"):
+        parse("https://hooks.example.com:0/", allow_private=False)
