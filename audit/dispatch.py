@@ -29,6 +29,7 @@ from audit.webhook_ports import (
     WebhookStorage,
 )
 from sealmark.clock import Clock
+from sealmark.errors import SealmarkError
 from sealmark.webhooks import signing
 from sealmark.webhooks.backoff import delay_s
 from sealmark.webhooks.events import OutboxEvent, body_of
@@ -62,7 +63,8 @@ def body_bytes(due: DueDelivery) -> bytes:
 
 
 class Dispatcher:
-    """Sends due deliveries through ``sender``; ``random`` draws the backoff jitter."""
+    """Sends due deliveries through ``sender``; ``open_secret`` turns a stored secret back
+    into the key (what ``Webhooks``' ``seal`` made of it); ``random`` draws the jitter."""
 
     def __init__(
         self,
@@ -70,8 +72,10 @@ class Dispatcher:
         sender: WebhookSender,
         clock: Clock,
         policy: DispatchPolicy,
+        open_secret: Callable[[str], str],
         random: Callable[[], float] = _random.random,
     ) -> None:
+        self._open = open_secret
         self._storage = storage
         self._sender = sender
         self._clock = clock
@@ -102,19 +106,24 @@ class Dispatcher:
         attempt_no = d.attempts + 1
         body = body_bytes(due)
         at = self._clock.now()
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "Sealmark-Webhooks/1",
-            signing.EVENT_ID_HEADER: d.event_id,
-            signing.EVENT_TYPE_HEADER: d.event_type,
-            signing.ATTEMPT_HEADER: str(attempt_no),
-            signing.HEADER: signing.sign(due.secrets, int(at.timestamp()), body),
-        }
         try:
-            result = self._sender.send(due.url, headers, body, self._policy.timeout_s)
-        except Exception as exc:  # a sender's bug must not stop the loop; recorded as a failure
-            log.exception("webhook.sender_failed", event_id=d.event_id)
-            result = SendResult(None, f"sender error: {type(exc).__name__}")
+            keys = [self._open(s) for s in due.secrets]
+        except SealmarkError as exc:  # never sent unsigned: a failed attempt, named
+            result = SendResult(None, exc.message)
+        else:
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": "Sealmark-Webhooks/1",
+                signing.EVENT_ID_HEADER: d.event_id,
+                signing.EVENT_TYPE_HEADER: d.event_type,
+                signing.ATTEMPT_HEADER: str(attempt_no),
+                signing.HEADER: signing.sign(keys, int(at.timestamp()), body),
+            }
+            try:
+                result = self._sender.send(due.url, headers, body, self._policy.timeout_s)
+            except Exception as exc:  # a sender's bug must not stop the loop: a failure
+                log.exception("webhook.sender_failed", event_id=d.event_id)
+                result = SendResult(None, f"sender error: {type(exc).__name__}")
         done = self._clock.now()
         if result.delivered:
             outcome = Attempt(DeliveryState.DELIVERED, attempt_no, done, done, result.status, "")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -42,17 +43,21 @@ class Created:
 
 
 class Webhooks:
-    """A tenant's webhook endpoints and deliveries. ``allow_private``: endpoints may target
-    private and loopback addresses (SEALMARK_WEBHOOK_ALLOW_PRIVATE, tests and development)."""
+    """A tenant's webhook endpoints and deliveries. ``seal`` turns a secret into what is
+    stored (``sealmark.crypto.sealing.SecretBox.seal``; the dispatcher opens it).
+    ``allow_private``: endpoints may target private and loopback addresses
+    (SEALMARK_WEBHOOK_ALLOW_PRIVATE, tests and development)."""
 
     def __init__(
         self,
         storage: WebhookStorage,
         clock: Clock,
         random_bytes: RandomBytes,
+        seal: Callable[[str], str],
         *,
         allow_private: bool = False,
     ) -> None:
+        self._seal = seal
         self._storage = storage
         self._clock = clock
         self._random = random_bytes
@@ -93,7 +98,7 @@ class Webhooks:
         with self._storage.transaction() as store:
             if len(store.endpoints(principal.tenant_id)) >= MAX_ENDPOINTS:
                 raise FailedPrecondition(f"at most {MAX_ENDPOINTS} webhook endpoints per brand")
-            store.add_endpoint(endpoint, secret)
+            store.add_endpoint(endpoint, self._seal(secret))
         return Created(endpoint, secret)
 
     def endpoints(self, principal: Principal) -> list[Endpoint]:
@@ -118,7 +123,7 @@ class Webhooks:
         until = now + timedelta(seconds=keep_previous_s) if keep_previous_s else None
         with self._storage.transaction() as store:
             self._endpoint(store, principal, endpoint_id, f"{field}.endpoint_id")
-            store.set_secret(principal.tenant_id, endpoint_id, secret, until, now)
+            store.set_secret(principal.tenant_id, endpoint_id, self._seal(secret), until, now)
             endpoint = store.endpoint(principal.tenant_id, endpoint_id)
         assert endpoint is not None
         return Created(endpoint, secret)

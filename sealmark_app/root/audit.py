@@ -18,6 +18,7 @@ from audit.reports import Reporter
 from audit.transparency import TransparencyLog
 from audit.usecases import Auditor
 from audit.webhooks import Webhooks
+from sealmark.crypto.sealing import SecretBox
 from sealmark.server.app import ServiceBinding
 from sealmark_app.root.container import Container
 
@@ -70,11 +71,25 @@ def build_transparency_log(container: Container) -> TransparencyLog:
     )
 
 
+def webhook_secrets(container: Container) -> SecretBox:
+    """Endpoint secrets are sealed at rest under the key passphrase (the pepper when none is
+    set, as for the transparency log's key); one box per process."""
+    box = container.shared.get("webhook_secrets")
+    if box is None:
+        secrets = container.secrets
+        box = container.shared["webhook_secrets"] = SecretBox(
+            secrets.key_passphrase or secrets.pepper, "webhook endpoint secret"
+        )
+    assert isinstance(box, SecretBox)
+    return box
+
+
 def build_webhooks(container: Container) -> Webhooks:
     return Webhooks(
         PostgresWebhookStorage(container.database),
         container.clock,
         container.random_bytes,
+        webhook_secrets(container).seal,
         allow_private=container.settings.webhook_allow_private,
     )
 
@@ -91,6 +106,7 @@ def build_dispatcher(container: Container) -> Dispatcher:
             backoff_cap_s=settings.webhook_backoff_max_s,
             timeout_s=settings.webhook_timeout_s,
         ),
+        webhook_secrets(container).open,
     )
 
 

@@ -169,6 +169,10 @@ def test_deliveries_survive_a_receiver_that_is_down_for_a_while(
         A.ListWebhookEndpointsRequest(), metadata=_md(w["brand"].tokens["auditor"]), timeout=10
     )
     assert secret not in str(listed)  # shown once, at creation, never again
+    with psycopg2.connect(w["dsn"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT secret FROM webhook_endpoints WHERE endpoint_id = %s", (endpoint_id,))
+        stored = cur.fetchone()[0]
+    assert stored.startswith("sb1:") and secret not in stored  # sealed at rest
     codes = _issue(w, 3)
     first = _scan(w, codes[0])
     assert first.verdict == verifier_pb2.VERDICT_AUTHENTIC

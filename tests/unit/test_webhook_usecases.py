@@ -18,6 +18,7 @@ from audit.usecases import Auditor
 from audit.webhook_ports import DeliveryState, SendResult
 from audit.webhooks import MAX_ENDPOINTS, Webhooks
 from sealmark.clock import FixedClock
+from sealmark.crypto.sealing import SecretBox
 from sealmark.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from sealmark.tenancy.model import Principal, Role
 from sealmark.webhooks import signing
@@ -25,6 +26,7 @@ from sealmark.webhooks.events import CLONE_ALERT, FIRST_GENUINE_SCAN, RECALL
 from tests.storage_contract import gtin_under, tenant
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+BOX = SecretBox(b"unit-test-passphrase", "webhook endpoint secret")
 URL = "https://hooks.example.com/sealmark"
 
 
@@ -62,14 +64,16 @@ class Setup:
         self.admin = Principal(self.tenant, frozenset({Role.ADMIN}), token_id="tok-admin")
         self.auditor = Principal(self.tenant, frozenset({Role.AUDITOR}), token_id="tok-aud")
         counter = iter(range(1, 10_000))
-        self.hooks = Webhooks(self.world.webhooks, self.clock, lambda n: bytes([next(counter)]) * n)
+        self.hooks = Webhooks(
+            self.world.webhooks, self.clock, lambda n: bytes([next(counter)]) * n, BOX.seal
+        )
         self.audit = Auditor(self.world.storage, self.world.wake, self.clock)
         self.sender = FakeSender()
         self.policy = DispatchPolicy(
             max_attempts=max_attempts, backoff_base_s=10, backoff_cap_s=60, timeout_s=5
         )
         self.dispatcher = Dispatcher(
-            self.world.webhooks, self.sender, self.clock, self.policy, random=lambda: 0.0
+            self.world.webhooks, self.sender, self.clock, self.policy, BOX.open, random=lambda: 0.0
         )
 
     def recall(self, serial: str = "A1") -> str:
@@ -266,7 +270,7 @@ def test_a_sender_that_raises_is_a_failed_attempt(s: Setup) -> None:
 
     s.hooks.create(s.admin, URL, [RECALL])
     s.recall()
-    dispatcher = Dispatcher(s.world.webhooks, Broken(), s.clock, s.policy)  # type: ignore[arg-type]
+    dispatcher = Dispatcher(s.world.webhooks, Broken(), s.clock, s.policy, BOX.open)  # type: ignore[arg-type]
     assert dispatcher.run_once() == 1
     [failed] = s.hooks.deliveries(s.auditor)[0]
     assert failed.last_error == "sender error: RuntimeError" and failed.attempts == 1
@@ -333,3 +337,24 @@ def test_a_first_genuine_scan_is_queued_with_its_scan_batch() -> None:
     [(event, endpoints)] = storage.outbox("acme")
     assert event.type == FIRST_GENUINE_SCAN and endpoints == ["we_a"]
     assert event.payload["verification_id"] == "v-1"
+
+
+def test_secrets_are_stored_sealed(s: Setup) -> None:
+    created = s.hooks.create(s.admin, URL, [RECALL])
+    with s.world.webhooks.reads() as store:
+        store.endpoints(s.tenant)  # the listing has no secret; the claim carries the stored one
+    s.recall()
+    with s.world.webhooks.transaction() as store:
+        [due] = store.claim(s.tenant, T0, T0 + timedelta(seconds=1), 10)
+    assert created.secret not in due.secrets[0] and BOX.open(due.secrets[0]) == created.secret
+
+
+def test_a_secret_that_does_not_open_is_a_failed_attempt_never_unsigned(s: Setup) -> None:
+    s.hooks.create(s.admin, URL, [RECALL])
+    s.recall()
+    wrong = SecretBox(b"a-changed-passphrase", "webhook endpoint secret")
+    dispatcher = Dispatcher(s.world.webhooks, s.sender, s.clock, s.policy, wrong.open)
+    assert dispatcher.run_once() == 1
+    assert s.sender.sent == []
+    [failed] = s.hooks.deliveries(s.auditor)[0]
+    assert "SEALMARK_KEY_PASSPHRASE" in failed.last_error and failed.attempts == 1
