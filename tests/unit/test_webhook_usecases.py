@@ -6,6 +6,7 @@ genuine scan reaching the outbox with its scan batch."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -284,8 +285,6 @@ def test_the_loop_runs_rounds_until_stopped(s: Setup) -> None:
         for _ in range(500):
             if s.sender.sent:
                 break
-            import time
-
             time.sleep(0.01)
     finally:
         loop.stop()
