@@ -104,18 +104,26 @@ _MINT = textwrap.dedent(
     import os, sys, time
     from issuer.minting import MintWorkers
     from sealmark.server import affinity
+    wanted = sorted(os.sched_getaffinity(0))
     affinity.pin_process(int(sys.argv[1]))
     workers = MintWorkers(1, b"p" * 16, b"")
     workers.start()
-    time.sleep(1)
     me = os.getpid()
-    kids = [
-        int(kid)
-        for tid in os.listdir(f"/proc/{me}/task")
-        for kid in open(f"/proc/{me}/task/{tid}/children").read().split()
-        if b"spawn_main" in open(f"/proc/{kid}/cmdline", "rb").read()
-    ]
-    print(len(kids), sorted({cpu for kid in kids for cpu in os.sched_getaffinity(kid)}))
+    # A worker widens its own affinity once it has started: on a loaded machine that takes
+    # a while, so look until it has (or 30 s have gone), not after a fixed sleep.
+    deadline = time.monotonic() + 30
+    while True:
+        kids = [
+            int(kid)
+            for tid in os.listdir(f"/proc/{me}/task")
+            for kid in open(f"/proc/{me}/task/{tid}/children").read().split()
+            if b"spawn_main" in open(f"/proc/{kid}/cmdline", "rb").read()
+        ]
+        cpus = sorted({cpu for kid in kids for cpu in os.sched_getaffinity(kid)})
+        if (kids and cpus == wanted) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    print(len(kids), cpus)
     workers.close()
     """
 )
