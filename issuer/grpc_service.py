@@ -12,10 +12,12 @@ from datetime import UTC
 import grpc
 
 from issuer.domain.commands import IssueCommand
+from issuer.domain.media import StoredMedia
 from issuer.domain.serials import guess_probability
 from issuer.lines import LineReports, ReportBatch
+from issuer.media import ProductMediaRegistry
 from issuer.usecases import Issuer
-from sealmark.errors import InvalidArgument
+from sealmark.errors import FailedPrecondition, InvalidArgument
 from sealmark.lifecycle import CodeState
 from sealmark.server.app import ServiceBinding, add_servicer
 from sealmark.server.interceptor import current_principal
@@ -48,6 +50,7 @@ POLICY = policy(
             "Reconcile",
             "GetKeySet",
             "GetSerialReport",
+            "GetProductMedia",
         ],
         LINE: [
             "IssueCodes",
@@ -59,7 +62,7 @@ POLICY = policy(
             "ReleaseLot",
             "AllocateSsccs",
         ],
-        ADMIN: ["RotateKey"],
+        ADMIN: ["RotateKey", "SetProductMedia"],
     },
 )
 
@@ -79,9 +82,15 @@ def product_message(product: Product) -> common_pb2.Product:
 
 class IssuerService(issuer_pb2_grpc.IssuerServicer):
     def __init__(
-        self, issuer: Issuer, lines: LineReports, tenancy: UnitOfWorkFactory, guess_bound: float
+        self,
+        issuer: Issuer,
+        lines: LineReports,
+        tenancy: UnitOfWorkFactory,
+        guess_bound: float,
+        media: ProductMediaRegistry | None = None,
     ) -> None:
         self._uow = tenancy
+        self._media = media
         self._issuer = issuer
         self._lines = lines
         self._bound = guess_bound
@@ -368,16 +377,64 @@ class IssuerService(issuer_pb2_grpc.IssuerServicer):
         products = usecases.products_of(self._uow, current_principal())
         return issuer_pb2.ListProductsResponse(products=[self._product(p) for p in products])
 
+    def SetProductMedia(
+        self, request: issuer_pb2.SetProductMediaRequest, context: grpc.ServicerContext
+    ) -> issuer_pb2.ProductMedia:
+        media = self._media_registry()
+        principal = current_principal()
+        if request.remove:
+            if request.content:
+                raise InvalidArgument(
+                    "SetProductMediaRequest.content", "leave it empty with remove"
+                )
+            removed = media.remove_media(principal, request.gtin, request.kind)
+            return issuer_pb2.ProductMedia(gtin=request.gtin, kind=request.kind, removed=removed)
+        stored = media.set_media(
+            principal, request.gtin, request.kind, request.content, request.alt
+        )
+        return media_message(stored)
+
+    def GetProductMedia(
+        self, request: issuer_pb2.GetProductMediaRequest, context: grpc.ServicerContext
+    ) -> issuer_pb2.ProductMediaList:
+        found = self._media_registry().media(
+            current_principal(), request.gtin, field="GetProductMediaRequest.gtin"
+        )
+        return issuer_pb2.ProductMediaList(media=[media_message(m) for m in found])
+
+    def _media_registry(self) -> ProductMediaRegistry:
+        if self._media is None:
+            raise FailedPrecondition("this Issuer was built without product media storage")
+        return self._media
+
+
+def media_message(media: StoredMedia) -> issuer_pb2.ProductMedia:
+    return issuer_pb2.ProductMedia(
+        gtin=media.gtin,
+        kind=media.kind.value,
+        sha256=media.sha256,
+        media_type=media.media_type,
+        width=media.width,
+        height=media.height,
+        size=len(media.body),
+        path=f"/media/{media.sha256}.{media.extension}",
+        alt=media.alt,
+    )
+
 
 def binding(
-    issuer: Issuer, lines: LineReports, tenancy: UnitOfWorkFactory, guess_bound: float
+    issuer: Issuer,
+    lines: LineReports,
+    tenancy: UnitOfWorkFactory,
+    guess_bound: float,
+    media: ProductMediaRegistry | None = None,
 ) -> ServiceBinding:
     """The Issuer's servicer over built use cases; registering it starts the minting
     workers, so that the first issuance does not wait for them."""
 
     def register(server: grpc.Server) -> None:
         issuer.start_workers()
-        servicer = IssuerService(issuer, lines, tenancy, guess_bound)
+        servicer = IssuerService(issuer, lines, tenancy, guess_bound, media)
         add_servicer(server, issuer_pb2.DESCRIPTOR.services_by_name["Issuer"], servicer)
 
     return ServiceBinding("issuer", "sealmark.v1.Issuer", register, POLICY)

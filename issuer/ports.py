@@ -22,6 +22,7 @@ from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Any, Protocol, TypeVar
 
+from issuer.domain.media import MediaKind, StoredMedia
 from issuer.domain.records import CodeRow, IssueRequestRow, Minted, StoredKey
 from sealmark.crypto.keys import SealedKey
 from sealmark.events import NewEvent
@@ -210,3 +211,21 @@ class IssuerStorage(Protocol):
         The rule for callers: ``fn`` opens its own transaction and keeps no state between
         attempts; since a commit lost with the connection is Unavailable with an unknown
         outcome, ``fn`` must also be safe to run twice (idempotent by request id)."""
+
+
+class ProductMediaStorage(Protocol):
+    """The pictures of the consumer page (table product_media, one row per tenant, GTIN and
+    kind; GTIN "" is the tenant's own logo). Each method is one statement: atomic, and safe to
+    run again whole."""
+
+    def put_media(self, media: StoredMedia) -> None:
+        """Store ``media``, replacing the tenant's picture of that GTIN and kind. NotFound when
+        ``media.gtin`` is not a product of ``media.tenant_id`` (or, for GTIN "", when there is
+        no such tenant); nothing is written then."""
+
+    def media(self, tenant_id: str, gtin: str) -> list[StoredMedia]:
+        """The tenant's pictures registered for ``gtin`` ("" = the tenant's own), by kind;
+        empty when none (or for another tenant's product)."""
+
+    def remove_media(self, tenant_id: str, gtin: str, kind: MediaKind) -> bool:
+        """Remove the tenant's picture of that GTIN and kind; False when there was none."""

@@ -41,7 +41,12 @@ MAX_BYTES = 1024
 # Bytes fields that carry more than a key or a hash. An image is bounded here by the server's
 # 8 MiB message limit only: its reader refuses more than 6 MiB, naming the field, and checks
 # format and pixels (sealmark/covert/reader.py).
-_BYTES_LIMITS = {"VerifyImageRequest.image": 8 * 1024 * 1024}
+_BYTES_LIMITS = {
+    "VerifyImageRequest.image": 8 * 1024 * 1024,
+    # A brand's logo or product image: the use case refuses more than 512 KiB, naming the
+    # field; this bound only keeps a hostile message from reaching it.
+    "SetProductMediaRequest.content": 1024 * 1024,
+}
 MAX_UINT64 = 2**63 - 1  # PostgreSQL bigint
 TIMESTAMP_SECONDS = (-62_135_596_800, 253_402_300_799)  # 0001-01-01T00:00:00Z..9999-12-31T23:59:59Z
 DURATION_SECONDS = 315_576_000_000  # ±10,000 years, as the protobuf JSON mapping allows

@@ -839,3 +839,130 @@ class SerialReport(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SerialReport: _TypeAlias = SerialReport  # noqa: Y015
+
+@_typing.final
+class SetProductMediaRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GTIN_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    ALT_FIELD_NUMBER: _builtins.int
+    REMOVE_FIELD_NUMBER: _builtins.int
+    gtin: _builtins.str
+    """empty = the tenant's own logo (kind "logo" only)"""
+    kind: _builtins.str
+    """"logo" or "image" """
+    content: _builtins.bytes
+    """the picture file: PNG, JPEG or WebP"""
+    alt: _builtins.str
+    """what a screen reader says; empty: the page words it"""
+    remove: _builtins.bool
+    """take the picture of this gtin and kind off the page"""
+    def __init__(
+        self,
+        *,
+        gtin: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        content: _builtins.bytes = ...,
+        alt: _builtins.str = ...,
+        remove: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alt", b"alt", "content", b"content", "gtin", b"gtin", "kind", b"kind", "remove", b"remove"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetProductMediaRequest: _TypeAlias = SetProductMediaRequest  # noqa: Y015
+
+@_typing.final
+class ProductMedia(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GTIN_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    MEDIA_TYPE_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    ALT_FIELD_NUMBER: _builtins.int
+    REMOVED_FIELD_NUMBER: _builtins.int
+    gtin: _builtins.str
+    kind: _builtins.str
+    sha256: _builtins.str
+    """hex digest of the stored (re-encoded) bytes"""
+    media_type: _builtins.str
+    """image/png, image/jpeg or image/webp"""
+    width: _builtins.int
+    height: _builtins.int
+    size: _builtins.int
+    """stored bytes"""
+    path: _builtins.str
+    """/media/{sha256}.{ext} on the Verifier's HTTP face"""
+    alt: _builtins.str
+    removed: _builtins.bool
+    """SetProductMedia with remove: a picture was taken off"""
+    def __init__(
+        self,
+        *,
+        gtin: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        sha256: _builtins.str = ...,
+        media_type: _builtins.str = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+        size: _builtins.int = ...,
+        path: _builtins.str = ...,
+        alt: _builtins.str = ...,
+        removed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alt", b"alt", "gtin", b"gtin", "height", b"height", "kind", b"kind", "media_type", b"media_type", "path", b"path", "removed", b"removed", "sha256", b"sha256", "size", b"size", "width", b"width"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProductMedia: _TypeAlias = ProductMedia  # noqa: Y015
+
+@_typing.final
+class GetProductMediaRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GTIN_FIELD_NUMBER: _builtins.int
+    gtin: _builtins.str
+    """empty = the tenant's own logo"""
+    def __init__(
+        self,
+        *,
+        gtin: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gtin", b"gtin"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetProductMediaRequest: _TypeAlias = GetProductMediaRequest  # noqa: Y015
+
+@_typing.final
+class ProductMediaList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEDIA_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def media(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProductMedia]: ...
+    def __init__(
+        self,
+        *,
+        media: _abc.Iterable[Global___ProductMedia] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["media", b"media"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProductMediaList: _TypeAlias = ProductMediaList  # noqa: Y015

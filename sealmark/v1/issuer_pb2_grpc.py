@@ -120,6 +120,16 @@ class IssuerStub:
                 request_serializer=sealmark_dot_v1_dot_issuer__pb2.GetSerialReportRequest.SerializeToString,
                 response_deserializer=sealmark_dot_v1_dot_issuer__pb2.SerialReport.FromString,
                 _registered_method=True)
+        self.SetProductMedia = channel.unary_unary(
+                '/sealmark.v1.Issuer/SetProductMedia',
+                request_serializer=sealmark_dot_v1_dot_issuer__pb2.SetProductMediaRequest.SerializeToString,
+                response_deserializer=sealmark_dot_v1_dot_issuer__pb2.ProductMedia.FromString,
+                _registered_method=True)
+        self.GetProductMedia = channel.unary_unary(
+                '/sealmark.v1.Issuer/GetProductMedia',
+                request_serializer=sealmark_dot_v1_dot_issuer__pb2.GetProductMediaRequest.SerializeToString,
+                response_deserializer=sealmark_dot_v1_dot_issuer__pb2.ProductMediaList.FromString,
+                _registered_method=True)
 
 
 class IssuerServicer:
@@ -257,6 +267,24 @@ class IssuerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetProductMedia(self, request, context):
+        """Register the brand's logo (for the whole tenant with gtin empty, or for one product) or a
+        product's image, shown on the consumer page and served at /media/{sha256}.{ext}. PNG,
+        JPEG or WebP only (told by its bytes; SVG refused), at most 512 KiB and 2048 pixels a
+        side; re-encoded, so no metadata is kept. Replaces the picture of that gtin and kind;
+        with remove, takes it off. Idempotent. Roles: admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProductMedia(self, request, context):
+        """The pictures registered for a product (gtin empty: the tenant's own logo). Roles: any.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IssuerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -334,6 +362,16 @@ def add_IssuerServicer_to_server(servicer, server):
                     servicer.GetSerialReport,
                     request_deserializer=sealmark_dot_v1_dot_issuer__pb2.GetSerialReportRequest.FromString,
                     response_serializer=sealmark_dot_v1_dot_issuer__pb2.SerialReport.SerializeToString,
+            ),
+            'SetProductMedia': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetProductMedia,
+                    request_deserializer=sealmark_dot_v1_dot_issuer__pb2.SetProductMediaRequest.FromString,
+                    response_serializer=sealmark_dot_v1_dot_issuer__pb2.ProductMedia.SerializeToString,
+            ),
+            'GetProductMedia': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProductMedia,
+                    request_deserializer=sealmark_dot_v1_dot_issuer__pb2.GetProductMediaRequest.FromString,
+                    response_serializer=sealmark_dot_v1_dot_issuer__pb2.ProductMediaList.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -751,6 +789,60 @@ class Issuer:
             '/sealmark.v1.Issuer/GetSerialReport',
             sealmark_dot_v1_dot_issuer__pb2.GetSerialReportRequest.SerializeToString,
             sealmark_dot_v1_dot_issuer__pb2.SerialReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetProductMedia(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sealmark.v1.Issuer/SetProductMedia',
+            sealmark_dot_v1_dot_issuer__pb2.SetProductMediaRequest.SerializeToString,
+            sealmark_dot_v1_dot_issuer__pb2.ProductMedia.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProductMedia(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sealmark.v1.Issuer/GetProductMedia',
+            sealmark_dot_v1_dot_issuer__pb2.GetProductMediaRequest.SerializeToString,
+            sealmark_dot_v1_dot_issuer__pb2.ProductMediaList.FromString,
             options,
             channel_credentials,
             insecure,

@@ -101,6 +101,15 @@ class IssuerStub:
     """Per product: serial space, serials issued, guess probability against the bound, and how
     many serials may still be issued. Roles: any.
     """
+    SetProductMedia: _grpc.UnaryUnaryMultiCallable[_issuer_pb2.SetProductMediaRequest, _issuer_pb2.ProductMedia]
+    """Register the brand's logo (for the whole tenant with gtin empty, or for one product) or a
+    product's image, shown on the consumer page and served at /media/{sha256}.{ext}. PNG,
+    JPEG or WebP only (told by its bytes; SVG refused), at most 512 KiB and 2048 pixels a
+    side; re-encoded, so no metadata is kept. Replaces the picture of that gtin and kind;
+    with remove, takes it off. Idempotent. Roles: admin.
+    """
+    GetProductMedia: _grpc.UnaryUnaryMultiCallable[_issuer_pb2.GetProductMediaRequest, _issuer_pb2.ProductMediaList]
+    """The pictures registered for a product (gtin empty: the tenant's own logo). Roles: any."""
 
 @_typing.type_check_only
 class IssuerAsyncStub(IssuerStub):
@@ -174,6 +183,15 @@ class IssuerAsyncStub(IssuerStub):
     """Per product: serial space, serials issued, guess probability against the bound, and how
     many serials may still be issued. Roles: any.
     """
+    SetProductMedia: _aio.UnaryUnaryMultiCallable[_issuer_pb2.SetProductMediaRequest, _issuer_pb2.ProductMedia]  # type: ignore[assignment]
+    """Register the brand's logo (for the whole tenant with gtin empty, or for one product) or a
+    product's image, shown on the consumer page and served at /media/{sha256}.{ext}. PNG,
+    JPEG or WebP only (told by its bytes; SVG refused), at most 512 KiB and 2048 pixels a
+    side; re-encoded, so no metadata is kept. Replaces the picture of that gtin and kind;
+    with remove, takes it off. Idempotent. Roles: admin.
+    """
+    GetProductMedia: _aio.UnaryUnaryMultiCallable[_issuer_pb2.GetProductMediaRequest, _issuer_pb2.ProductMediaList]  # type: ignore[assignment]
+    """The pictures registered for a product (gtin empty: the tenant's own logo). Roles: any."""
 
 class IssuerServicer(metaclass=_abc_1.ABCMeta):
     """Roles: any authenticated role reads (products, pools, reconciliation, keys, serial report);
@@ -334,5 +352,26 @@ class IssuerServicer(metaclass=_abc_1.ABCMeta):
         """Per product: serial space, serials issued, guess probability against the bound, and how
         many serials may still be issued. Roles: any.
         """
+
+    @_abc_1.abstractmethod
+    def SetProductMedia(
+        self,
+        request: _issuer_pb2.SetProductMediaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_issuer_pb2.ProductMedia, _abc.Awaitable[_issuer_pb2.ProductMedia]]:
+        """Register the brand's logo (for the whole tenant with gtin empty, or for one product) or a
+        product's image, shown on the consumer page and served at /media/{sha256}.{ext}. PNG,
+        JPEG or WebP only (told by its bytes; SVG refused), at most 512 KiB and 2048 pixels a
+        side; re-encoded, so no metadata is kept. Replaces the picture of that gtin and kind;
+        with remove, takes it off. Idempotent. Roles: admin.
+        """
+
+    @_abc_1.abstractmethod
+    def GetProductMedia(
+        self,
+        request: _issuer_pb2.GetProductMediaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_issuer_pb2.ProductMediaList, _abc.Awaitable[_issuer_pb2.ProductMediaList]]:
+        """The pictures registered for a product (gtin empty: the tenant's own logo). Roles: any."""
 
 def add_IssuerServicer_to_server(servicer: IssuerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

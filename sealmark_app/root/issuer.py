@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from issuer import grpc_service
 from issuer.lines import LineReports
+from issuer.media import ProductMediaRegistry
 from issuer.minting import MintWorkers
 from issuer.postgres import PostgresIssuerStorage
+from issuer.postgres_media import PostgresProductMedia
 from issuer.usecases import Issuer
 from sealmark.crypto.keys import KeyVault
 from sealmark.crypto.mac import MacScheme
@@ -15,7 +17,7 @@ from sealmark.server.app import ServiceBinding
 from sealmark.settings import Settings
 from sealmark_app.root.container import Container
 
-__all__ = ["build_issuer", "build_line_reports", "service_binding"]
+__all__ = ["build_issuer", "build_line_reports", "build_media_registry", "service_binding"]
 
 
 def build_issuer(container: Container) -> Issuer:
@@ -43,6 +45,14 @@ def service_binding(container: Container) -> ServiceBinding:
         build_line_reports(container),
         container.uow,
         container.settings.guess_bound,
+        build_media_registry(container),
+    )
+
+
+def build_media_registry(container: Container) -> ProductMediaRegistry:
+    """The consumer page's pictures (logo, product image), on PostgreSQL."""
+    return ProductMediaRegistry(
+        PostgresProductMedia(container.database), container.uow, container.clock
     )
 
 

@@ -6,17 +6,20 @@ least shared-nothing) store. Every test makes its own tenant, so stores may be s
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 import pytest
 
+from issuer.domain.media import MediaKind, StoredMedia
 from issuer.domain.records import IssueRequestRow, Minted, MintSpec
 from issuer.minting import mint
-from issuer.ports import IssuerStorage
+from issuer.ports import IssuerStorage, ProductMediaStorage
 from sealmark.crypto.keys import SealedKey
 from sealmark.crypto.pins import PinScheme
 from sealmark.errors import AlreadyExists, NotFound
@@ -47,7 +50,7 @@ class IssuerBackend(Protocol):
         """The Audit recalled the lot."""
 
 
-def _brand(backend: IssuerBackend, products: int = 1) -> tuple[str, list[str]]:
+def _brand(backend: IssuerBackend | MediaBackend, products: int = 1) -> tuple[str, list[str]]:
     """A new tenant with ``products`` products: (tenant id, GTINs)."""
     brand = tenant()
     gtins = [gtin_under(brand.company_prefixes[0] + str(i)) for i in range(products)]
@@ -80,7 +83,7 @@ def _request(
         "generated": 0,
     }
     fields.update(changes)
-    return IssueRequestRow(**fields)  # type: ignore[arg-type]
+    return IssueRequestRow(**fields)
 
 
 def _minted(request: IssueRequestRow, seqs: list[int], seed: int) -> Minted:
@@ -525,3 +528,55 @@ class IssuerStorageContract:
         with pytest.raises(FailedPrecondition):
             backend.storage.retrying(refused)
         assert len(calls) == 1
+
+
+# ------------------------------------------------------------------- the page's pictures
+
+
+class MediaBackend(Protocol):
+    @property
+    def media(self) -> ProductMediaStorage: ...
+
+    @property
+    def tenancy(self) -> UnitOfWorkFactory: ...
+
+
+def _picture(tenant_id: str, gtin: str, kind: MediaKind, fill: bytes) -> StoredMedia:
+    body = b"\x89PNG" + fill
+    return StoredMedia(
+        tenant_id, gtin, kind, hashlib.sha256(body).hexdigest(), "image/png", 64, 48, body, "", T0
+    )
+
+
+class ProductMediaContract:
+    """:class:`issuer.ports.ProductMediaStorage`. A subclass provides ``media_backend``."""
+
+    def test_put_replaces_per_gtin_and_kind(self, media_backend: MediaBackend) -> None:
+        tenant_id, (gtin,) = _brand(media_backend)
+        logo = _picture(tenant_id, "", MediaKind.LOGO, b"brand")
+        first = _picture(tenant_id, gtin, MediaKind.IMAGE, b"one")
+        second = replace(_picture(tenant_id, gtin, MediaKind.IMAGE, b"two"), alt="Tonic")
+        for media in (logo, first, second):
+            media_backend.media.put_media(media)
+        assert media_backend.media.media(tenant_id, gtin) == [second]
+        assert media_backend.media.media(tenant_id, "") == [logo]
+        product_logo = _picture(tenant_id, gtin, MediaKind.LOGO, b"own logo")
+        media_backend.media.put_media(product_logo)
+        assert media_backend.media.media(tenant_id, gtin) == [second, product_logo]
+
+    def test_only_the_owner_of_the_product_may_put(self, media_backend: MediaBackend) -> None:
+        owner, (gtin,) = _brand(media_backend)
+        other, _ = _brand(media_backend)
+        with pytest.raises(NotFound):
+            media_backend.media.put_media(_picture(other, gtin, MediaKind.IMAGE, b"x"))
+        with pytest.raises(NotFound):
+            media_backend.media.put_media(_picture("no-such-tenant", "", MediaKind.LOGO, b"x"))
+        assert media_backend.media.media(other, gtin) == []
+        assert media_backend.media.media(owner, gtin) == []
+
+    def test_remove(self, media_backend: MediaBackend) -> None:
+        tenant_id, (gtin,) = _brand(media_backend)
+        media_backend.media.put_media(_picture(tenant_id, gtin, MediaKind.IMAGE, b"x"))
+        assert media_backend.media.remove_media(tenant_id, gtin, MediaKind.IMAGE) is True
+        assert media_backend.media.remove_media(tenant_id, gtin, MediaKind.IMAGE) is False
+        assert media_backend.media.media(tenant_id, gtin) == []

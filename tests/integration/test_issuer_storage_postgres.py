@@ -10,10 +10,16 @@ from datetime import UTC, datetime
 import pytest
 
 from issuer.postgres import PostgresIssuerStorage
+from issuer.postgres_media import PostgresProductMedia
 from sealmark.errors import Unavailable
 from sealmark.storage.ports import UnitOfWorkFactory
 from sealmark.storage.postgres import PostgresDatabase
-from tests.contracts.issuer_storage import IssuerBackend, IssuerStorageContract
+from tests.contracts.issuer_storage import (
+    IssuerBackend,
+    IssuerStorageContract,
+    MediaBackend,
+    ProductMediaContract,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +80,15 @@ def test_an_unreachable_database_is_unavailable() -> None:
         storage.retrying(attempt)
     assert len(calls) == 5  # retried, then the last error propagates
     database.close()
+
+
+@dataclass
+class PostgresMediaBackend:
+    media: PostgresProductMedia
+    tenancy: UnitOfWorkFactory
+
+
+class TestPostgresProductMedia(ProductMediaContract):
+    @pytest.fixture
+    def media_backend(self, database: PostgresDatabase) -> MediaBackend:
+        return PostgresMediaBackend(PostgresProductMedia(database), database.unit_of_work)

@@ -7,9 +7,15 @@ from dataclasses import dataclass
 import pytest
 
 from issuer.memory import MemoryIssuerStorage
+from issuer.memory_media import MemoryProductMedia
 from sealmark.storage.memory import MemoryStore
 from sealmark.storage.ports import UnitOfWorkFactory
-from tests.contracts.issuer_storage import IssuerBackend, IssuerStorageContract
+from tests.contracts.issuer_storage import (
+    IssuerBackend,
+    IssuerStorageContract,
+    MediaBackend,
+    ProductMediaContract,
+)
 
 
 @dataclass
@@ -39,3 +45,16 @@ def test_a_nested_transaction_is_refused_not_deadlocked() -> None:
         storage.transaction(),
     ):
         pass
+
+
+@dataclass
+class MemoryMediaBackend:
+    media: MemoryProductMedia
+    tenancy: UnitOfWorkFactory
+
+
+class TestMemoryProductMedia(ProductMediaContract):
+    @pytest.fixture
+    def media_backend(self) -> MediaBackend:
+        tenancy = MemoryStore()
+        return MemoryMediaBackend(MemoryProductMedia(tenancy), tenancy.unit_of_work)

@@ -45,6 +45,8 @@ EXPECTED_RPCS: dict[str, dict[str, tuple[str, str, str]]] = {
         "GetKeySet": ("GetKeySetRequest", "KeySet", UNARY),
         "RotateKey": ("RotateKeyRequest", "PublicKey", UNARY),
         "GetSerialReport": ("GetSerialReportRequest", "SerialReport", UNARY),
+        "SetProductMedia": ("SetProductMediaRequest", "ProductMedia", UNARY),
+        "GetProductMedia": ("GetProductMediaRequest", "ProductMediaList", UNARY),
     },
     "Aggregator": {
         "Pack": ("PackRequest", "AggregationResult", UNARY),
