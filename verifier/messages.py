@@ -1,7 +1,8 @@
 """What the consumer reads: verdict titles, advice and reason messages, in English and
 Simplified Chinese.
 
-Pure: standard library and the verification domain only. The HTTP page and the gRPC service
+Pure: standard library, the verification domain and region names (verifier.regions, from
+pycountry's tables). The HTTP page and the gRPC service
 (``Reason.message``) both word their answers here, so a phone page and an app say the same
 thing. Every verdict and every reason code the use case emits has a text in every locale
 (tests/unit/test_verifier_messages.py checks it); an unknown reason code gets a generic text
@@ -24,6 +25,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
 
 from verifier.domain import Reason, Verdict
+from verifier.regions import region_name
 
 EN = "en"
 ZH = "zh-CN"
@@ -358,9 +360,12 @@ def _shown_params(params: Mapping[str, str], locale: str) -> dict[str, str]:
         shown["state"] = _STATES.get(shown["state"], {}).get(locale, shown["state"])
     if shown.get("expiry"):
         shown["expiry"] = _date_param(shown["expiry"], locale)
-    for key in ("first_used_at", "first_at"):
+    for key in ("first_region", "market", "region"):
         if shown.get(key):
-            shown[key] = _time_param(shown[key], locale)
+            shown[key] = region_name(shown[key], locale)
+    for key in ("first_used_at", "first_at"):  # another consumer's check: its day only
+        if shown.get(key):
+            shown[key] = _day_param(shown[key], locale)
     return shown
 
 
@@ -371,11 +376,11 @@ def _date_param(text: str, locale: str) -> str:
         return text
 
 
-def _time_param(text: str, locale: str) -> str:
+def _day_param(text: str, locale: str) -> str:
     try:
-        return format_datetime(datetime.fromisoformat(text), locale)
+        return format_date(day_of(datetime.fromisoformat(text), locale), locale)
     except ValueError:
-        return text
+        return ""  # never echo a value we could not read
 
 
 # ------------------------------------------------------------------------- dates and labels
@@ -436,6 +441,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "check_again_here": "Check again with my location",
         "degraded": "Some checks are temporarily unavailable; this answer may be incomplete.",
         "other_language": "中文",
+        "skip_to_content": "Skip to the result",
         "error_bad_link": "This link is not a valid product code",
         "error_bad_link_help": "The link may be damaged or incomplete. Scan the code on the "
         "pack again; if this page stays, the code may not be genuine.",
@@ -507,6 +513,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "check_again_here": "使用我的位置重新查验",
         "degraded": "部分检查暂时不可用，本次结果可能不完整。",
         "other_language": "English",
+        "skip_to_content": "跳到查验结果",
         "error_bad_link": "此链接不是有效的产品码",
         "error_bad_link_help": "链接可能已损坏或不完整。请重新扫描包装上的码；"
         "如仍显示此页面，此码可能不是正品码。",
@@ -551,3 +558,106 @@ _LABELS: dict[str, dict[str, str]] = {
 def labels(locale: str) -> Mapping[str, str]:
     """The page's fixed wording (field names, buttons, error pages) in ``locale``."""
     return _LABELS[_locale(locale)]
+
+
+# ------------------------------------------------------------------- the page's pictures
+
+_MEDIA_ALT = {
+    "logo": {EN: "{name} logo", ZH: "{name}标志"},
+    "image": {EN: "Photo of {name}", ZH: "{name}产品图片"},
+}
+_MEDIA_ALT_UNNAMED = {
+    "logo": {EN: "Brand logo", ZH: "品牌标志"},
+    "image": {EN: "Product photo", ZH: "产品图片"},
+}
+
+
+def media_alt(kind: str, name: str, locale: str) -> str:
+    """The alt text of the brand's logo or the product's image when the brand gave none."""
+    loc = _locale(locale)
+    if not name:
+        return _MEDIA_ALT_UNNAMED[kind][loc]
+    return _MEDIA_ALT[kind][loc].format(name=name)
+
+
+# ---------------------------------------------------------------- the scan history, told
+
+# What a consumer reads about the code's earlier checks. Only day and region of others'
+# checks are ever shown: never their time of day, place or phone.
+_SUMMARY: dict[str, dict[str, str]] = {
+    "first_now": {
+        EN: "This is the first check of this code.",
+        ZH: "这是此码的首次查验。",
+    },
+    "first_on_in": {
+        EN: "First checked on {day} in {place}.",
+        ZH: "首次查验于{day}，地区：{place}。",
+    },
+    "first_on": {EN: "First checked on {day}.", ZH: "首次查验于{day}。"},
+    "sessions_one": {
+        EN: "Every check so far came from one phone or browser.",
+        ZH: "迄今所有查验均来自同一部手机或浏览器。",
+    },
+    "sessions_many": {
+        EN: "Checked from {sessions} different phones or browsers so far.",
+        ZH: "迄今已有{sessions}部不同的手机或浏览器查验过此码。",
+    },
+    "means_seen": {
+        EN: "A few checks are normal: the shop, a family member or you yourself earlier. If "
+        "you have just opened a sealed pack and nobody else should have checked it, treat "
+        "it with care and enter the hidden PIN if the pack has one.",
+        ZH: "少量查验属正常情况：可能是商家、家人或您本人此前查验过。"
+        "如果您刚打开密封包装、此前不应有人查验过，请谨慎对待；如包装上有隐藏验证码，请输入验证。",
+    },
+    "means_many": {
+        EN: "One pack is rarely checked on this many phones: the code has probably been "
+        "copied onto other packs.",
+        ZH: "一个包装很少会被这么多手机查验：此码很可能已被复制到其他包装上。",
+    },
+    "means_elsewhere": {
+        EN: "It was first checked in another region than yours. Products do travel, but if "
+        "this pack was sold to you as new, ask the shop where it came from.",
+        ZH: "此码首次查验的地区与您所在地区不同。产品可能经过流转，"
+        "但如果商家说这是全新产品，请向商家询问其来源。",
+    },
+}
+
+
+def history_summary(
+    first_on: date | None,
+    place: str,
+    sessions: int,
+    *,
+    too_many: bool,
+    elsewhere: bool,
+    locale: str,
+) -> list[str]:
+    """The scan history in a few sentences: when and where the code was first checked (day
+    and region only), on how many phones or browsers, and what that means. ``first_on``
+    None: this scan is the first. ``sessions`` counts this scan's session; ``too_many``: the
+    session rule flagged them (copies); ``elsewhere``: first checked in another region than
+    this scan's."""
+    loc = _locale(locale)
+    if first_on is None:
+        return [_SUMMARY["first_now"][loc]]
+    day = format_date(first_on, loc)
+    first = "first_on_in" if place else "first_on"
+    out = [_SUMMARY[first][loc].format(day=day, place=place)]
+    if sessions <= 1:
+        out.append(_SUMMARY["sessions_one"][loc])
+    else:
+        out.append(_SUMMARY["sessions_many"][loc].format(sessions=sessions))
+    if too_many:
+        out.append(_SUMMARY["means_many"][loc])
+    elif sessions > 1:
+        out.append(_SUMMARY["means_seen"][loc])
+    if elsewhere:
+        out.append(_SUMMARY["means_elsewhere"][loc])
+    return out
+
+
+def day_of(value: datetime, locale: str) -> date:
+    """The calendar day of ``value`` as the reader counts it (UTC in English, Beijing time
+    in Chinese, as :func:`format_datetime`)."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return aware.astimezone(_BEIJING if _locale(locale) == ZH else UTC).date()

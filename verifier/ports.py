@@ -231,3 +231,36 @@ class ScanStateStore(Protocol):
 
     def close(self) -> None:
         """Release what this object holds itself (not a client the caller passed in)."""
+
+
+@dataclass(frozen=True)
+class MediaRef:
+    """A picture of the consumer page, without its bytes: what the page links to."""
+
+    kind: str  # "logo" or "image"
+    gtin: str  # 14 digits, or "" for the tenant's own logo
+    sha256: str  # hex digest of the bytes: the name of /media/{sha256}.{ext}
+    media_type: str  # image/png, image/jpeg or image/webp
+    width: int
+    height: int
+    alt: str  # the brand's alt text; "" = the page words one
+
+
+@dataclass(frozen=True)
+class MediaBlob:
+    sha256: str
+    media_type: str
+    body: bytes
+
+
+class MediaReader(Protocol):
+    """The pictures the brands registered through the Issuer (table product_media), read
+    only. Each method is one read that sees what is committed when it runs."""
+
+    def media_refs(self, tenant_id: str, gtin: str) -> list[MediaRef]:
+        """The tenant's pictures for ``gtin`` and its own (GTIN ""), by GTIN ("" first), then
+        kind; empty when none."""
+
+    def media_blob(self, sha256: str) -> MediaBlob | None:
+        """The stored bytes whose SHA-256 is ``sha256`` (lower-case hex); None when no
+        picture has them."""

@@ -15,12 +15,20 @@ from sealmark_app.root.container import Container
 from verifier import grpc_service
 from verifier.http import VerifyHttp, start_http
 from verifier.images import ImageVerifier
+from verifier.media import PageMedia
 from verifier.postgres import PostgresVerifierStorage
+from verifier.postgres_media import PostgresMediaReader
 from verifier.redis_state import RedisGate, ScanState
 from verifier.scanlog import ScanLog
 from verifier.usecases import Verifier
 
-__all__ = ["build_image_verifier", "build_verifier", "service_binding", "start_consumer_page"]
+__all__ = [
+    "build_image_verifier",
+    "build_page_media",
+    "build_verifier",
+    "service_binding",
+    "start_consumer_page",
+]
 
 _SHARED_LOCK = threading.Lock()
 
@@ -51,6 +59,11 @@ def build_image_verifier(container: Container) -> ImageVerifier:
     return ImageVerifier(build_verifier(container), CovertKeys(container.secrets.pepper))
 
 
+def build_page_media(container: Container) -> PageMedia:
+    """The brands' pictures for the consumer page, read from PostgreSQL."""
+    return PageMedia(PostgresMediaReader(container.database))
+
+
 def service_binding(container: Container) -> ServiceBinding:
     return grpc_service.binding(build_verifier(container), build_image_verifier(container))
 
@@ -76,6 +89,7 @@ def start_consumer_page(
         trust_proxy=settings.verify_http_trust_proxy,
         reuse_port=reuse_port,
         images=build_image_verifier(container),
+        media=build_page_media(container),
         grace_s=settings.shutdown_grace_s / 2,
         tls=certs.https_context() if certs is not None else None,
     )

@@ -9,6 +9,7 @@ watchers read them). Keys are random, so suites may share servers with other tes
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -31,6 +32,9 @@ from verifier.ports import (
     MAX_CODES,
     AlertRow,
     Limits,
+    MediaBlob,
+    MediaReader,
+    MediaRef,
     PublicKey,
     ScanRow,
     ScanSink,
@@ -447,3 +451,41 @@ class VerifierStorageContract:
             assert store.add_outbox([event]) == 1
             assert store.add_outbox([event]) == 0
         assert seed.outbox(tenant) == [(event.event_id, CLONE_ALERT, [endpoint])]
+
+
+# ------------------------------------------------------------------- the page's pictures
+
+MediaSeed = Callable[[str, MediaRef, bytes], None]
+
+
+def _ref(kind: str, gtin: str, body: bytes, media_type: str = "image/png") -> MediaRef:
+    return MediaRef(kind, gtin, hashlib.sha256(body).hexdigest(), media_type, 64, 48, "")
+
+
+class MediaReaderContract:
+    """:class:`verifier.ports.MediaReader`. A subclass provides ``media_reader`` and
+    ``seed_media`` (writes a row as the Issuer's SetProductMedia would)."""
+
+    def test_a_product_has_its_own_pictures_and_its_brands_logo(
+        self, media_reader: MediaReader, seed_media: MediaSeed
+    ) -> None:
+        tenant_id, gtin = f"m-{os.urandom(4).hex()}", gtin_of("95201", "7")
+        brand_logo = _ref("logo", "", b"brand logo " + os.urandom(8))
+        image = _ref("image", gtin, b"image " + os.urandom(8), "image/webp")
+        other_image = _ref("image", gtin_of("95201", "8"), b"other " + os.urandom(8))
+        for ref in (brand_logo, image, other_image):
+            seed_media(tenant_id, ref, b"x")
+        refs = media_reader.media_refs(tenant_id, gtin)
+        assert refs == [brand_logo, image]  # GTIN "" first, then by kind
+        assert media_reader.media_refs(f"other-{tenant_id}", gtin) == []
+        assert media_reader.media_refs(tenant_id, gtin_of("95201", "9")) == [brand_logo]
+
+    def test_bytes_are_found_by_their_digest(
+        self, media_reader: MediaReader, seed_media: MediaSeed
+    ) -> None:
+        tenant_id, gtin = f"m-{os.urandom(4).hex()}", gtin_of("95202", "1")
+        body = b"\x89PNG picture " + os.urandom(16)
+        ref = _ref("logo", gtin, body)
+        seed_media(tenant_id, ref, body)
+        assert media_reader.media_blob(ref.sha256) == MediaBlob(ref.sha256, "image/png", body)
+        assert media_reader.media_blob(hashlib.sha256(b"nobody's").hexdigest()) is None

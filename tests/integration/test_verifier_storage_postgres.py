@@ -15,12 +15,13 @@ from sealmark.errors import Unavailable
 from sealmark.storage.postgres import PostgresDatabase
 from sealmark.storage.redis_client import RedisClient, connect_redis
 from sealmark.tenancy import usecases
-from tests.contracts.verifier_storage import VerifierStorageContract
+from tests.contracts.verifier_storage import MediaReaderContract, MediaSeed, VerifierStorageContract
 from tests.pg_fixtures import with_dbname
 from tests.support.redis_cluster import RedisClusterServers
 from tests.support.tenants import unique_prefix
-from verifier.ports import PublicKey, StoredCode
+from verifier.ports import MediaRef, PublicKey, StoredCode
 from verifier.postgres import PostgresVerifierStorage
+from verifier.postgres_media import PostgresMediaReader
 from verifier.redis_state import RedisGate, ScanState
 
 pytestmark = pytest.mark.integration
@@ -182,3 +183,33 @@ def test_a_database_that_is_away_is_unavailable(pg_dsn: str) -> None:
             PostgresVerifierStorage(away).append_scans([])
     finally:
         away.close()
+
+
+class TestPostgresMediaReader(MediaReaderContract):
+    @pytest.fixture
+    def media_reader(self, database: PostgresDatabase) -> PostgresMediaReader:
+        return PostgresMediaReader(database)
+
+    @pytest.fixture
+    def seed_media(self, database: PostgresDatabase) -> MediaSeed:
+        def seed(tenant_id: str, ref: MediaRef, body: bytes) -> None:
+            with database.unit_of_work() as uow:
+                uow.execute(
+                    "INSERT INTO product_media (tenant_id, gtin, kind, sha256, media_type, width,"
+                    " height, body, alt, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                    " now())",
+                    (
+                        tenant_id,
+                        ref.gtin,
+                        ref.kind,
+                        ref.sha256,
+                        ref.media_type,
+                        ref.width,
+                        ref.height,
+                        body,
+                        ref.alt,
+                    ),
+                )
+                uow.commit()
+
+        return seed

@@ -189,7 +189,9 @@ def test_page_shows_the_verdict_and_the_facts(server: VerifyHttp, fake: FakeVeri
     assert 'name="viewport" content="width=device-width, initial-scale=1"' in page
     for fact in ("Demo Tonic 100 ml", "Demo Brand", GTIN, "LOT1", "ABC123", "31 Dec 2030"):
         assert fact in page
-    assert "2 Jan 2025" in page and "1 Feb 2026, 08:00 UTC" in page and "v-0001" in page
+    assert "2 Jan 2025" in page and "v-0001" in page
+    # Another consumer's first check: its day and region, never its time of day.
+    assert "First checked on 1 Feb 2026 in Germany." in page and "08:00" not in page
     assert '<form class="pin" method="post"' in page and 'name="pin"' in page
     assert "tenant-secret-id" not in page
     payload, pin, context = fake.calls[-1]
@@ -255,7 +257,7 @@ def test_pin_form_reverifies_with_the_pin_and_location(
     assert pin == "123456" and (context.latitude, context.longitude) == (48.137, 11.575)
     again = _post(server, LINK, "pin=654321")
     assert 'data-verdict="suspect_clone"' in again.text
-    assert "1 Feb 2026, 08:00 UTC" in again.text  # pin_reused's param, filled in
+    assert "entered on 1 Feb 2026:" in again.text  # pin_reused's param: the day only
     empty = _post(server, LINK, "pin=&lat=&lon=")
     assert empty.status == 200 and fake.calls[-1][1] is None
 
@@ -284,7 +286,7 @@ def test_json_of_the_verification(server: VerifyHttp) -> None:
         "production_date": "2025-01-02",
         "brand": "Demo Brand",
     }
-    assert body["first_verified_at"] == "2026-02-01T08:00:00+00:00"
+    assert body["first_verified_on"] == "2026-02-01" and "first_verified_at" not in body
     assert body["first_verified_region"] == "DE" and body["session_count"] == 2
     assert (body["pin_available"], body["pin_confirmed"], body["degraded"]) == (True, False, False)
     assert body["verified_at"] == NOW.isoformat() and body["risk_score"] == 0.0
@@ -297,7 +299,7 @@ def test_json_of_the_verification(server: VerifyHttp) -> None:
             "code": "pin_reused",
             "rule": "pin used before",
             "verdict": "suspect_clone",
-            "message": "This hidden PIN was already entered on 1 Feb 2026, 08:00 UTC: "
+            "message": "This hidden PIN was already entered on 1 Feb 2026: "
             "the code has most likely been copied.",
         }
     ]

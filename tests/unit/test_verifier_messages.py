@@ -44,7 +44,7 @@ EMITTED: dict[str, dict[str, str]] = {
     "pin_confirmed": {},
     "too_many_sessions": {"sessions": "7", "limit": "3"},
     "impossible_travel": {"km": "1234", "minutes": "42"},
-    "diverted": {"market": "DE", "region": "CN-31"},
+    "diverted": {"market": "DE", "region": "CN-SH"},
     "seen_before": {"first_at": "2024-05-31T10:15:00+00:00", "first_region": "FR"},
 }
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -99,10 +99,11 @@ def test_every_reason_has_a_filled_text(code: str, locale: str) -> None:
     [
         ("too_many_sessions", ["7", "3"], ["7", "3"]),
         ("impossible_travel", ["1234 km", "42 minutes"], ["1234公里", "42分钟"]),
-        ("diverted", ["DE", "CN-31"], ["DE", "CN-31"]),
+        ("diverted", ["Germany", "Shanghai, China"], ["德国", "中国上海市"]),
         ("expired", ["31 May 2024"], ["2024年5月31日"]),
-        ("pin_reused", ["31 May 2024, 10:15 UTC"], ["2024年5月31日 18:15（北京时间）"]),
-        ("seen_before", ["31 May 2024, 10:15 UTC", "FR"], ["北京时间", "FR"]),
+        # Another consumer's PIN entry or first check: its day only, never the time.
+        ("pin_reused", ["on 31 May 2024:"], ["已于2024年5月31日被输入过"]),
+        ("seen_before", ["31 May 2024 in France"], ["2024年5月31日", "法国"]),
         ("inactive", ["destroyed"], ["已销毁"]),
     ],
 )
@@ -116,7 +117,7 @@ def test_params_are_filled(code: str, en: list[str], zh: list[str]) -> None:
 
 def test_missing_params_fall_back_to_a_sentence_without_them() -> None:
     partial = _reason("seen_before", {"first_at": "2024-05-31T10:15:00+00:00"})
-    assert reason_message(partial, EN) == "First checked on 31 May 2024, 10:15 UTC."
+    assert reason_message(partial, EN) == "First checked on 31 May 2024."
     assert reason_message(_reason("seen_before"), EN) == "This code has been checked before."
     for code in REASON_CODES:
         for locale in LOCALES:

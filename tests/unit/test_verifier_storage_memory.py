@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.contracts.verifier_storage import VerifierStorageContract
+from tests.contracts.verifier_storage import MediaReaderContract, MediaSeed, VerifierStorageContract
 from verifier.memory import MemoryScanState, MemoryVerifierStorage
+from verifier.memory_media import MemoryMediaReader
 from verifier.ports import ProductFacts, PublicKey, StoredCode
 
 _NUMBERS = itertools.count(1)
@@ -76,3 +77,13 @@ def test_a_second_transaction_on_one_thread_is_refused() -> None:
         assert (
             store.claim_pin("k", "t", "v-1", "s-1", "DE", datetime(2026, 1, 1, tzinfo=UTC)) is None
         )
+
+
+class TestMemoryMediaReader(MediaReaderContract):
+    @pytest.fixture
+    def media_reader(self) -> MemoryMediaReader:
+        return MemoryMediaReader()
+
+    @pytest.fixture
+    def seed_media(self, media_reader: MemoryMediaReader) -> MediaSeed:
+        return media_reader.put

@@ -16,6 +16,7 @@ from sealmark.clock import Clock, SystemClock
 from sealmark.errors import InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from sealmark.gs1.code import GS1Code
 from verifier.domain import ClientContext, Verification
+from verifier.http.media import MEDIA_PREFIX, MediaPort, media_facts, media_json, media_response
 from verifier.http.pages import (
     Pages,
     json_response,
@@ -81,9 +82,11 @@ class VerifyApp:
         clock: Clock | None = None,
         trust_proxy: bool = False,
         images: ImagePort | None = None,
+        media: MediaPort | None = None,
     ) -> None:
         self._verifier = verifier
         self._images = images
+        self._media = media
         self._fallback_host = fallback_host
         self._clock = clock or SystemClock()
         self._trust_proxy = trust_proxy
@@ -114,6 +117,9 @@ class VerifyApp:
         if path in routes:
             allowed, handler = routes[path]
             view.route = path
+        elif path.startswith(MEDIA_PREFIX) and self._media is not None:
+            allowed, handler = ("GET", "HEAD"), self._media_file
+            view.route = MEDIA_PREFIX
         elif _PRIMARY_KEY_SEGMENTS & set(path.split("/")):
             allowed, handler = ("GET", "HEAD", "POST", "OPTIONS"), self._verify
             view.route = "digital_link"
@@ -171,9 +177,13 @@ class VerifyApp:
             return response
         status = status_of(verification)
         if view.wants_json:
-            response = json_response(status, verification_json(verification, view.locale))
+            body = verification_json(verification, view.locale, view.region())
+            body["media"] = media_json(self._media, verification)
+            response = json_response(status, body)
         else:
-            response = self._page(status, "verify.html", view, page_facts(verification, view))
+            facts = page_facts(verification, view)
+            facts.update(media_facts(self._media, verification, view.locale))
+            response = self._page(status, "verify.html", view, facts)
         response.headers += [
             ("Cache-Control", "no-store"),
             ("Vary", "Accept, Accept-Language, Cookie"),
@@ -230,6 +240,20 @@ class VerifyApp:
         response.headers += [("Cache-Control", "no-store"), ("Vary", "Accept, Accept-Language")]
         if new_session:
             response.headers.append(("Set-Cookie", set_cookie(session, view.https)))
+        return response
+
+    # ------------------------------------------------------------ the brand's pictures
+
+    def _media_file(self, request: Request, view: RequestView) -> Response:
+        assert self._media is not None
+        try:
+            response = media_response(self._media, request, view)
+        except Unavailable:
+            response = self.error(view, HTTPStatus.SERVICE_UNAVAILABLE, "error_unavailable")
+            response.headers.append(("Retry-After", "30"))
+            return response
+        if response is None:
+            return self.error(view, HTTPStatus.NOT_FOUND, "error_not_found")
         return response
 
     # ------------------------------------------------------------------------ other routes

@@ -14,6 +14,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from verifier import messages
 from verifier.domain import Verdict, Verification
 from verifier.http.requests import RequestView, Response
+from verifier.regions import region_name
 
 
 class Pages:
@@ -117,7 +118,7 @@ def secure(response: Response, nonce: str) -> None:
     ]
 
 
-def verification_json(verification: Verification, locale: str) -> dict[str, Any]:
+def verification_json(verification: Verification, locale: str, region: str = "") -> dict[str, Any]:
     """The verdict as the JSON API returns it (no tenant id, no alert kinds: those are
     the brand's business, not the scanner's)."""
     product = verification.product
@@ -148,9 +149,15 @@ def verification_json(verification: Verification, locale: str) -> dict[str, Any]
             "production_date": _iso(product.production_date),
             "brand": product.brand,
         },
-        "first_verified_at": _iso(verification.first_verified_at),
+        # Another consumer's check: its day (UTC) only, never its time.
+        "first_verified_on": _iso(
+            None
+            if verification.first_verified_at is None
+            else messages.day_of(verification.first_verified_at, messages.EN)
+        ),
         "first_verified_region": verification.first_verified_region,
         "session_count": verification.session_count,
+        "history_summary": history_summary(verification, region, locale),
         "pin_available": verification.pin_available,
         "pin_confirmed": verification.pin_confirmed,
         "degraded": verification.degraded,
@@ -192,14 +199,7 @@ def page_facts(verification: Verification, view: RequestView) -> dict[str, Any]:
             (labels["expiry"], _shown_date(product.expiry, locale)),
             (labels["production_date"], _shown_date(product.production_date, locale)),
         ]
-    history: list[tuple[str, str]] = []
-    if verification.first_verified_at is not None:
-        when = messages.format_datetime(verification.first_verified_at, locale)
-        history.append((labels["first_verified"], when))
-    if verification.first_verified_region:
-        history.append((labels["first_region"], verification.first_verified_region))
-    if verification.session_count:
-        history.append((labels["session_count"], str(verification.session_count)))
+    history = history_rows(verification, locale)
     title = messages.verdict_title(verification.verdict, locale)
     advice = messages.verdict_advice(verification.verdict, locale)
     if verification.pin_confirmed and verification.verdict in _CONFIRMABLE:
@@ -214,6 +214,7 @@ def page_facts(verification: Verification, view: RequestView) -> dict[str, Any]:
         "reasons": [messages.reason_message(r, locale) for r in verification.reasons],
         "product_rows": [(k, v) for k, v in rows if v],
         "history_rows": history,
+        "history_summary": history_summary(verification, view.region(), locale),
         "risk": f"{round(verification.risk_score * 100)}/100",
         "verification_id": verification.verification_id,
         "verified_at": messages.format_datetime(verification.verified_at, locale),
@@ -225,3 +226,46 @@ def page_facts(verification: Verification, view: RequestView) -> dict[str, Any]:
 
 def _shown_date(value: date | None, locale: str) -> str:
     return "" if value is None else messages.format_date(value, locale)
+
+
+def history_rows(verification: Verification, locale: str) -> list[tuple[str, str]]:
+    """The code's earlier checks as facts: the day (never the time) and the region (never
+    the place) of the first one, and how many phones or browsers checked it."""
+    labels = messages.labels(locale)
+    rows: list[tuple[str, str]] = []
+    first = verification.first_verified_at
+    if first is not None:
+        day = messages.day_of(first, locale)
+        rows.append((labels["first_verified"], messages.format_date(day, locale)))
+    if verification.first_verified_region:
+        place = region_name(verification.first_verified_region, locale)
+        rows.append((labels["first_region"], place))
+    if verification.session_count:
+        rows.append((labels["session_count"], str(verification.session_count)))
+    return rows
+
+
+def history_summary(verification: Verification, region: str, locale: str) -> list[str]:
+    """The scan history told in sentences (:func:`verifier.messages.history_summary`);
+    none for a code that is not the brand's (a counterfeit has no history to tell)."""
+    if verification.product is None:
+        return []
+    first = verification.first_verified_at
+    first_region = verification.first_verified_region
+    return messages.history_summary(
+        None if first is None else messages.day_of(first, locale),
+        region_name(first_region, locale) if first_region else "",
+        verification.session_count,
+        too_many=any(r.code == "too_many_sessions" for r in verification.reasons),
+        elsewhere=_other_region(region, first_region),
+        locale=locale,
+    )
+
+
+def _other_region(here: str, first: str) -> bool:
+    """Whether two scans were in different regions, as finely as both are known."""
+    if not here or not first:
+        return False
+    if "-" in here and "-" in first:
+        return here != first
+    return here[:2] != first[:2]

@@ -30,6 +30,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from sealmark.clock import Clock
 from verifier.http.app import ImagePort, VerifierPort, VerifyApp
+from verifier.http.media import MediaPort
 from verifier.http.pages import render_plain_error, secure
 from verifier.http.requests import (
     HOST,
@@ -480,6 +481,7 @@ def start_http(
     trust_proxy: bool = False,
     reuse_port: bool = False,
     images: ImagePort | None = None,
+    media: MediaPort | None = None,
     workers: int = WORKERS,
     queue: int = QUEUE,
     grace_s: float = 10.0,
@@ -487,8 +489,9 @@ def start_http(
 ) -> tuple[VerifyHttp, int]:
     """Start the HTTP face on ``host:port`` (0 = any free port) in a thread of its own;
     ``reuse_port`` lets other serving processes bind the same port; with ``images`` it also
-    serves the /scan upload page. ``workers`` threads call the use case, ``queue`` more
-    requests may wait for them (503 beyond); :meth:`VerifyHttp.stop` drains for ``grace_s``.
+    serves the /scan upload page, with ``media`` the brands' pictures (/media/…).
+    ``workers`` threads call the use case, ``queue`` more requests may wait for them (503
+    beyond); :meth:`VerifyHttp.stop` drains for ``grace_s``.
     With ``tls`` (:meth:`sealmark.server.tls.ServerCertificates.https_context`) it speaks
     HTTPS only. Returns the running face and the port it bound."""
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # its start/stop chatter
@@ -497,7 +500,12 @@ def start_http(
     shown = "localhost" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
     fallback = f"{shown}:{bound}" if HOST.fullmatch(f"{shown}:{bound}") else f"localhost:{bound}"
     app = VerifyApp(
-        verifier, fallback_host=fallback, clock=clock, trust_proxy=trust_proxy, images=images
+        verifier,
+        fallback_host=fallback,
+        clock=clock,
+        trust_proxy=trust_proxy,
+        images=images,
+        media=media,
     )
     face = _Face(app, workers, queue)
     try:
