@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         codes,
         health,
         issuing,
+        media,
         serve,
         verifying,
     )
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     verifying.add_parser(sub)
     auditing.add_parser(sub)
     health.add_parser(sub)
+    media.add_parsers(sub)
     bench = sub.add_parser("bench", help="run benchmarks, one JSON line each")
     bench.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     bench.add_argument("--list", action="store_true", help="list the benchmarks")
@@ -123,6 +125,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from sealmark_app.cli import auditing
 
         return auditing.run(args, settings)
+    if args.command == "media":
+        from sealmark_app.cli import media
+
+        return media.run(args, settings)
     from sealmark_app.cli import aggregation
 
     if args.command in aggregation.COMMANDS:
