@@ -631,12 +631,14 @@ def history_summary(
     too_many: bool,
     elsewhere: bool,
     locale: str,
+    suspect: bool = False,
 ) -> list[str]:
     """The scan history in a few sentences: when and where the code was first checked (day
     and region only), on how many phones or browsers, and what that means. ``first_on``
     None: this scan is the first. ``sessions`` counts this scan's session; ``too_many``: the
     session rule flagged them (copies); ``elsewhere``: first checked in another region than
-    this scan's."""
+    this scan's; ``suspect``: the verdict is a suspected copy for another reason (a reused
+    PIN), so a few checks are not called normal."""
     loc = _locale(locale)
     if first_on is None:
         return [_SUMMARY["first_now"][loc]]
@@ -649,7 +651,7 @@ def history_summary(
         out.append(_SUMMARY["sessions_many"][loc].format(sessions=sessions))
     if too_many:
         out.append(_SUMMARY["means_many"][loc])
-    elif sessions > 1:
+    elif sessions > 1 and not suspect:
         out.append(_SUMMARY["means_seen"][loc])
     if elsewhere:
         out.append(_SUMMARY["means_elsewhere"][loc])

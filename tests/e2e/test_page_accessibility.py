@@ -137,6 +137,8 @@ def site(
         "media": registered,
         "target": target,
         "admin": brand.tokens["admin"],
+        "line": brand.tokens["line"],
+        "issuer": issuer,
     }
     page.stop()
     channel.close()
@@ -327,3 +329,27 @@ def test_the_checks_catch_what_they_check() -> None:
         'for "Grey on white"',
     ):
         assert rule in found, f"{rule!r} not caught:\n{found}"
+
+
+def test_only_an_admin_of_the_product_sets_its_pictures(site: dict[str, Any]) -> None:
+    issuer, png = site["issuer"], _picture("PNG", (64, 64), (0, 0, 0))
+    request = issuer_pb2.SetProductMediaRequest(gtin=site["gtin"], kind="image", content=png)
+    with pytest.raises(grpc.RpcError) as caught:
+        issuer.SetProductMedia(request, metadata=_md(site["line"]), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    foreign = issuer_pb2.SetProductMediaRequest(gtin="09506000134352", kind="image", content=png)
+    with pytest.raises(grpc.RpcError) as caught:
+        issuer.SetProductMedia(foreign, metadata=_md(site["admin"]), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    bomb = issuer_pb2.SetProductMediaRequest(
+        gtin=site["gtin"], kind="image", content=b"\x89PNG\r\n\x1a\n" + b"\x00" * 600_000
+    )
+    with pytest.raises(grpc.RpcError) as caught:
+        issuer.SetProductMedia(bomb, metadata=_md(site["admin"]), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "SetProductMediaRequest.content" in str(caught.value.details())
+    # Nothing of the refusals was written: the product still shows the image set before.
+    listed = issuer.GetProductMedia(
+        issuer_pb2.GetProductMediaRequest(gtin=site["gtin"]), metadata=_md(site["line"]), timeout=10
+    )
+    assert [m.path for m in listed.media] == [site["media"][1]["path"]]

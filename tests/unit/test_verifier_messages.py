@@ -189,3 +189,41 @@ def test_labels_have_the_same_keys_in_both_languages() -> None:
     en, zh = labels(EN), labels(ZH)
     assert set(en) == set(zh)
     assert all(zh[key] and en[key] for key in en)
+
+
+def test_the_history_summary_in_both_languages() -> None:
+    from datetime import date
+
+    from verifier.messages import history_summary
+
+    first = history_summary(None, "", 1, too_many=False, elsewhere=False, locale=EN)
+    assert first == ["This is the first check of this code."]
+    seen = history_summary(
+        date(2026, 5, 3), "Shanghai, China", 4, too_many=False, elsewhere=True, locale=EN
+    )
+    assert seen[0] == "First checked on 3 May 2026 in Shanghai, China."
+    assert seen[1] == "Checked from 4 different phones or browsers so far."
+    assert "A few checks are normal" in seen[2] and "another region" in seen[3]
+    copied = history_summary(date(2026, 5, 3), "", 9, too_many=True, elsewhere=False, locale=ZH)
+    assert copied[0] == "首次查验于2026年5月3日。" and "9部" in copied[1]
+    assert "很可能已被复制" in copied[2] and len(copied) == 3
+    reused = history_summary(
+        date(2026, 5, 3), "", 2, too_many=False, elsewhere=False, locale=EN, suspect=True
+    )
+    assert not any("normal" in sentence for sentence in reused)
+    one = history_summary(date(2026, 5, 3), "", 1, too_many=False, elsewhere=False, locale=EN)
+    assert one[1] == "Every check so far came from one phone or browser."
+    for sentences in (first, seen, one):
+        assert not any(HAN.search(s) for s in sentences)
+    assert all(HAN.search(s) for s in copied)
+
+
+def test_region_names() -> None:
+    from verifier.regions import region_name
+
+    assert region_name("CN-SH", EN) == "Shanghai, China"
+    assert region_name("CN-SH", ZH) == "中国上海市"
+    assert (region_name("DE", EN), region_name("DE", ZH)) == ("Germany", "德国")
+    assert region_name("US-CA", EN) == "California, United States"
+    assert region_name("QQ", EN) == "QQ"  # unknown: shown as given, never an error
+    assert region_name("CN-99", ZH) == "中国"  # an unknown subdivision: its country

@@ -259,6 +259,7 @@ def history_summary(verification: Verification, region: str, locale: str) -> lis
         too_many=any(r.code == "too_many_sessions" for r in verification.reasons),
         elsewhere=_other_region(region, first_region),
         locale=locale,
+        suspect=verification.verdict is Verdict.SUSPECT_CLONE,
     )
 
 
