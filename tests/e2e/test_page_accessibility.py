@@ -353,3 +353,16 @@ def test_only_an_admin_of_the_product_sets_its_pictures(site: dict[str, Any]) ->
         issuer_pb2.GetProductMediaRequest(gtin=site["gtin"]), metadata=_md(site["line"]), timeout=10
     )
     assert [m.path for m in listed.media] == [site["media"][1]["path"]]
+
+
+def test_error_and_home_pages(site: dict[str, Any]) -> None:
+    page, gtin = site["page"], site["gtin"]
+    bad = f"{page.url}/01/{gtin[:-1]}{(int(gtin[-1]) + 1) % 10}/21/ABC?17=301231"
+    for language, lang in (("en-US", "en"), ("zh-CN", "zh-CN")):
+        with browser(language) as driver:
+            _open(driver, bad)
+            assert driver.find_element(By.ID, "error").get_attribute("data-status") == "400"
+            _check(driver, lang, site["tmp"] / f"{lang}-error-400.png")
+            _open(driver, page.url + "/")
+            assert driver.find_element(By.ID, "home")
+            _check(driver, lang, site["tmp"] / f"{lang}-home.png")
