@@ -43,10 +43,12 @@ class ProductMediaRegistry:
         """Store (or replace) the picture. InvalidArgument naming the field for a bad kind,
         alt text or picture; PermissionDenied / NotFound for a GTIN that is not the caller's
         product. Setting the same picture again changes nothing but ``updated_at``."""
+        # The picture first: what a caller sends as content is the hostile part, and a
+        # refusal of it names that field whatever else is wrong.
+        body, media_type, width, height = checked_media(content, f"{message}.content")
         owner_gtin = self._owned(principal, gtin, f"{message}.gtin")
         media_kind = checked_kind(kind, owner_gtin, f"{message}.kind")
         text = checked_alt(alt, f"{message}.alt")
-        body, media_type, width, height = checked_media(content, f"{message}.content")
         media = StoredMedia(
             tenant_id=principal.tenant_id,
             gtin=owner_gtin,
