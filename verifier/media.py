@@ -23,6 +23,7 @@ from verifier.ports import MediaBlob, MediaReader, MediaRef
 log = structlog.get_logger("sealmark.verifier")
 
 REFS_TTL_S = 60.0
+FAILED_TTL_S = 5.0  # after a failed lookup, the page goes without pictures this long
 BLOB_CACHE_BYTES = 32 * 1024 * 1024
 _REFS_KEPT = 10_000
 DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -58,8 +59,10 @@ class PageMedia:
                 return hit[1]
         try:
             refs = self._reader.media_refs(tenant_id, gtin)
-        except SealmarkError:
-            log.warning("verifier.media_unavailable", exc_info=True)
+        except SealmarkError as exc:
+            log.warning("verifier.media_unavailable", error=type(exc).__name__)
+            with self._lock:  # no pictures for a few seconds, not one failed read per scan
+                self._refs[key] = (now - REFS_TTL_S + FAILED_TTL_S, ShownMedia())
             return ShownMedia()
         own = {r.kind: r for r in refs if r.gtin == gtin}
         brand = {r.kind: r for r in refs if r.gtin == ""}

@@ -156,7 +156,10 @@ def test_the_page_csp_admits_our_pictures_only(server: VerifyHttp) -> None:
 
 
 class _Down:
+    calls = 0
+
     def media_refs(self, tenant_id: str, gtin: str) -> list[MediaRef]:
+        self.calls += 1
         raise Unavailable("postgres: connection refused")
 
     def media_blob(self, sha256: str) -> MediaBlob | None:
@@ -164,11 +167,14 @@ class _Down:
 
 
 def test_a_store_away_costs_the_pictures_not_the_verdict(fake: FakeVerifier) -> None:
-    running, _ = start_http(fake, "127.0.0.1", 0, media=PageMedia(_Down()))
+    down = _Down()
+    running, _ = start_http(fake, "127.0.0.1", 0, media=PageMedia(down))
     try:
         page = call(running, LINK)
         assert page.status == 200 and 'data-verdict="authentic"' in page.text
         assert "<img" not in page.text
+        assert call(running, LINK).status == 200
+        assert down.calls == 1  # the failure is remembered for a few seconds
         assert call(running, f"/media/{LOGO_REF.sha256}.png").status == 503
     finally:
         running.stop()
