@@ -9,13 +9,14 @@ import signal
 import ssl
 import sys
 import threading
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import start_http_server
 
 from sealmark.server import affinity
-from sealmark.server.app import ShutdownSignal, create_server
+from sealmark.server.app import ServiceBinding, ShutdownSignal, create_server
 from sealmark.server.processes import ServingProcesses, on_parent_exit
 from sealmark.server.tls import (
     ServerCertificates,
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from verifier.http import VerifyHttp
 
 log = structlog.get_logger("sealmark.serve")
+
+ExtraBindings = Callable[[Container], Sequence[ServiceBinding]]
+SERVE_COMMAND = (sys.executable, "-m", "sealmark_app.cli.main", "serve")
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,17 +58,33 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(
+    args: argparse.Namespace,
+    settings: Settings,
+    *,
+    extra: ExtraBindings | None = None,
+    command: Sequence[str] = SERVE_COMMAND,
+) -> int:
+    """Serve the named services (all when none is named). ``extra`` adds more bindings to
+    the same server, built on the same container, and ``command`` is how this process's
+    copies are started (SEALMARK_PROCESSES > 1): the bench's same-I/O baseline
+    (sealmark_app.bench.io_service) is served this way, beside the services it is compared
+    with."""
     names = list(dict.fromkeys(args.services)) or list(SERVICES)
     shutdown = ShutdownSignal()
     try:
-        return _serve(args, settings, names, shutdown)
+        return _serve(args, settings, names, shutdown, extra, command)
     finally:
         shutdown.restore()
 
 
 def _serve(
-    args: argparse.Namespace, settings: Settings, names: list[str], shutdown: ShutdownSignal
+    args: argparse.Namespace,
+    settings: Settings,
+    names: list[str],
+    shutdown: ShutdownSignal,
+    extra: ExtraBindings | None,
+    command: Sequence[str],
 ) -> int:
     worker = args.worker_of is not None
     cpus = affinity.plan(settings.cpu_affinity, settings.processes)  # refused before any start
@@ -96,8 +116,10 @@ def _serve(
     consumer_page: VerifyHttp | None = None
     copies: ServingProcesses | None = None
     try:
+        bindings = [binding_for(n, container) for n in names]
+        bindings += extra(container) if extra is not None else []
         running = create_server(
-            [binding_for(n, container) for n in names],
+            bindings,
             container.authenticator,
             address=f"{settings.grpc_host}:{settings.grpc_port}",
             workers=settings.grpc_workers,
@@ -120,7 +142,9 @@ def _serve(
 
             on_parent_exit(args.worker_of, parent_gone)
         elif settings.processes > 1:
-            copies = _start_copies(settings, container, names, running.port, consumer_page, cpus)
+            copies = _start_copies(
+                settings, container, names, running.port, consumer_page, cpus, command
+            )
         if cpus[0] is not None:  # last: what this process started so far keeps its CPUs
             affinity.pin_process(cpus[0], leave=copies.thread_ids if copies else ())
         demo = None
@@ -206,6 +230,7 @@ def _start_copies(
     grpc_port: int,
     consumer_page: VerifyHttp | None,
     cpus: list[int | None],
+    command: Sequence[str],
 ) -> ServingProcesses:
     """``processes - 1`` copies of this server on the ports it bound, its database and Redis
     (embedded ones included), its secrets; metrics on the next ports (any free one when the
@@ -236,7 +261,6 @@ def _start_copies(
         }
         for n in range(1, count + 1)
     }
-    command = [sys.executable, "-m", "sealmark_app.cli.main", "serve"]
     return ServingProcesses(count, names, environ, command, per_copy)
 
 
