@@ -73,6 +73,16 @@ class LoadResult:
         return histogram_ms(self.latencies_ms)
 
 
+def merged(results: list[LoadResult]) -> LoadResult:
+    """Several runs of one load as one: calls, errors, seconds and latencies added up."""
+    return LoadResult(
+        sum(r.calls for r in results),
+        sum(r.errors for r in results),
+        sum(r.seconds for r in results),
+        [latency for r in results for latency in r.latencies_ms],
+    )
+
+
 # Bucket bounds in ms, a factor of √2 apart from 0.125 ms to about 23 s: fine enough to see a
 # tail, few enough to print on one JSON line.
 BOUNDS_MS = tuple(round(0.125 * 2 ** (i / 2), 4) for i in range(36))
@@ -100,8 +110,8 @@ def closed_loop(
     """Run ``call(i)`` from ``concurrency`` threads for ``seconds``; with ``rate_per_s`` each
     thread paces itself so the total offered rate is about that (for latency at a set load).
     Thread ``n`` makes the calls ``i`` with ``i % concurrency == n``. Timed with
-    :func:`gc_paused`."""
-    deadline = time.perf_counter() + seconds
+    :func:`gc_paused` (the collection it starts with is not part of ``seconds``)."""
+    deadline = 0.0  # set once the collector is paused
     lock = threading.Lock()
     latencies: list[float] = []
     counts = {"calls": 0, "errors": 0}
@@ -134,6 +144,7 @@ def closed_loop(
 
     with gc_paused():
         started = time.perf_counter()
+        deadline = started + seconds
         threads = [threading.Thread(target=worker, args=(n,)) for n in range(concurrency)]
         for t in threads:
             t.start()
