@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,13 +40,42 @@ class BenchSuite:
     dsn: str
 
 
+SERVE = (sys.executable, "-m", "sealmark_app.cli.main", "serve")
+
+
+def server_environment(
+    dsn: str, redis_url: str, settings: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The bench server's environment: this one without its ``SEALMARK_*`` variables, the
+    database, Redis (``redis_url``, unless ``settings`` name a Redis Cluster instead), any free
+    ports, the bench's secrets, then ``settings``."""
+    extra = dict(settings or {})
+    redis = {} if "SEALMARK_REDIS_CLUSTER_NODES" in extra else {"SEALMARK_REDIS_URL": redis_url}
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SEALMARK_")},
+        "SEALMARK_DATABASE_URL": dsn,
+        **redis,
+        "SEALMARK_GRPC_PORT": "0",
+        "SEALMARK_METRICS_PORT": "0",
+        "SEALMARK_LOG_LEVEL": "WARNING",
+        **_SECRETS,
+        **extra,
+    }
+
+
 @contextmanager
 def suite_server(
-    services: list[str], settings: dict[str, str] | None = None
+    services: list[str],
+    settings: dict[str, str] | None = None,
+    *,
+    command: Sequence[str] = SERVE,
 ) -> Iterator[BenchSuite]:
     """The suite's ``services`` in a subprocess on a fresh embedded database, with tenant
     ``bench`` (prefix 9520123), product 09520123456788 and a token per role; a signing key
-    when the Issuer is among them. ``settings``: more ``SEALMARK_*`` variables."""
+    when the Issuer is among them. ``settings``: more ``SEALMARK_*`` variables (with
+    ``SEALMARK_REDIS_CLUSTER_NODES``, that cluster instead of the embedded Redis).
+    ``command``: how ``sealmark serve`` is started (the bench's same-I/O baseline beside the
+    services: :data:`sealmark_app.bench.io_service.COMMAND`)."""
     with tempfile.TemporaryDirectory(prefix="sealmark-bench-") as tmp:
         servers = start_embedded(Path(tmp) / "data")
         server = None
@@ -54,18 +83,9 @@ def suite_server(
             dsn = servers.database_url
             apply_migrations(dsn)
             tokens = _seed(dsn)
-            env = {
-                **{k: v for k, v in os.environ.items() if not k.startswith("SEALMARK_")},
-                "SEALMARK_DATABASE_URL": dsn,
-                "SEALMARK_REDIS_URL": servers.redis_url,
-                "SEALMARK_GRPC_PORT": "0",
-                "SEALMARK_METRICS_PORT": "0",
-                "SEALMARK_LOG_LEVEL": "WARNING",
-                **_SECRETS,
-                **(settings or {}),
-            }
+            env = server_environment(dsn, servers.redis_url, settings)
             server = subprocess.Popen(
-                [sys.executable, "-m", "sealmark_app.cli.main", "serve", *services],
+                [*command, *services],
                 env=env,
                 stdout=subprocess.PIPE,
                 text=True,
@@ -94,14 +114,17 @@ def suite_server(
 
 
 def suite_for_process(
-    services: list[str], settings: dict[str, str] | None = None
+    services: list[str],
+    settings: dict[str, str] | None = None,
+    *,
+    command: Sequence[str] = SERVE,
 ) -> tuple[BenchSuite, grpc.Channel]:
     """:func:`suite_server` and a channel to it, kept for the rest of the process (several
     benchmarks share one prepared server) and stopped at exit. Registered after the embedded
     servers' own atexit hook, so it runs first: the service stops, and flushes what it holds,
     while PostgreSQL is still there."""
     stack = ExitStack()
-    suite = stack.enter_context(suite_server(services, settings))
+    suite = stack.enter_context(suite_server(services, settings, command=command))
     atexit.register(stack.close)
     return suite, stack.enter_context(grpc.insecure_channel(suite.target))
 
