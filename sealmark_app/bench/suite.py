@@ -110,6 +110,8 @@ def suite_server(
             if server is not None:
                 server.terminate()
                 server.wait(timeout=30)
+                if server.stdout is not None:
+                    server.stdout.close()
             servers.stop()
 
 
