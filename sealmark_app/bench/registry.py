@@ -98,6 +98,7 @@ def _load_all() -> None:
         compact,
         covert,
         issuance,
+        mixed,
         page,
         verification,
         webhooks,
