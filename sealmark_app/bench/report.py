@@ -137,10 +137,12 @@ def _figure(width: float, height: float) -> Any:
 
 
 def _plain_log_ticks(axis: Any) -> None:
-    """Ticks of a log axis as plain numbers (0.8, 2, 10), not powers of ten."""
-    from matplotlib.ticker import FormatStrFormatter
+    """Ticks of a log axis as plain numbers (0.2, 0.5, 2, 5, 10), not powers of ten; minor
+    ticks at 2 and 5 only, whose labels do not run into each other."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator
 
     axis.set_major_formatter(FormatStrFormatter("%g"))
+    axis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
     axis.set_minor_formatter(FormatStrFormatter("%g"))
 
 

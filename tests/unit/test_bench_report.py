@@ -153,3 +153,15 @@ def test_the_cli_renders_a_saved_run(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "--from: goes with --report" in capsys.readouterr().err
     with pytest.raises(InvalidArgument, match=r"\*\.html"):
         write_report(tmp_path / "bench.pdf", LINES, MADE)
+
+
+def test_the_page_is_self_contained() -> None:
+    page = render_html(LINES, title="Bench", made_at=MADE)
+    # Nothing to fetch: no scripts, style sheets, frames or images, and every reference
+    # (href, src, url()) points inside the page; the http names left are XML namespaces and
+    # metadata, which are never fetched.
+    assert not re.search(r"<(script|link|img|iframe|object|embed)\b", page)
+    references = re.findall(r"\b(?:src|href)=\"([^\"]*)\"", page)
+    references += re.findall(r"url\(([^)]*)\)", page)
+    assert references and all(ref.startswith("#") for ref in references)
+    assert "@import" not in page
