@@ -395,7 +395,8 @@ def verify_p99_growth() -> Measurement:
     "verify_rps_redis_cluster",
     baseline="verify_rps",
     description="verify_rps with the scan state on a 3-master Redis Cluster (local"
-    " redis-server processes), same server shape and load; ratio to verify_rps on one Redis",
+    " redis-server processes), same server shape and load; ratio to verify_rps on one Redis;"
+    " paired_ratio: both servers in alternating rounds",
 )
 def verify_rps_redis_cluster() -> Measurement:
     prepared = _prepared_on_cluster()
@@ -404,6 +405,23 @@ def verify_rps_redis_cluster() -> Measurement:
     detail = _peak_detail(peak, prepared)
     detail["io_baseline_rps"] = round(prepared.io_peak.rps, 1)
     detail["io_ratio"] = round(peak.rps / prepared.io_peak.rps, 4)
+    # verify_rps ran earlier in the run; both servers driven in alternating rounds now
+    # compare them under the same passing load.
+    single = _prepared()
+    paired = alternate(
+        {
+            "cluster": verify_call(prepared.stubs, prepared.payloads),
+            "single": verify_call(single.stubs, single.payloads),
+        },
+        seconds=SECONDS,
+        rounds=ROUNDS,
+    )
+    cluster_rps = checked(paired["cluster"], "verify_rps_redis_cluster").rps
+    single_rps = checked(paired["single"], "verify_rps").rps
+    detail["paired_cluster_rps"] = round(cluster_rps, 1)
+    detail["paired_single_rps"] = round(single_rps, 1)
+    detail["paired_ratio"] = round(cluster_rps / single_rps, 4)
+    detail["paired_single_stored"] = single.stored
     return Measurement(
         peak.rps, "rps", server_rss_mb(prepared.suite.target), detail, peak.histogram()
     )
