@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from sealmark.gs1.links import ProductLink
 from sealmark.webhooks.events import OutboxEvent
 from verifier.domain import ClientContext, History, Rules
 
@@ -264,3 +265,53 @@ class MediaReader(Protocol):
     def media_blob(self, sha256: str) -> MediaBlob | None:
         """The stored bytes whose SHA-256 is ``sha256`` (lower-case hex); None when no
         picture has them."""
+# ------------------------------------------------------------------------ the resolver's catalog
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """A registered product as the resolver shows it: whose it is, its name, its brand's."""
+
+    tenant_id: str
+    gtin: str
+    name: str
+    brand: str
+
+
+@dataclass(frozen=True)
+class LotStatus:
+    """What is known of one lot of a product. ``issued``: codes of the lot were issued;
+    ``recalled``: the Audit recalled the lot or the whole product (``recall_reason`` is what
+    the brand told consumers, from the first such recall); ``held``: a QC hold stands."""
+
+    issued: bool = False
+    recalled: bool = False
+    recall_reason: str = ""
+    held: bool = False
+    hold_reason: str = ""
+
+
+class ProductCatalog(Protocol):
+    """What the resolver reads (the non-serialised pages and the linkset): registered
+    products, the links their brands registered, lot status. Reads only, each committed
+    when it runs; the hot verification path never calls it. Errors: as above (Unavailable
+    when the server cannot be reached)."""
+
+    def entry(self, gtin: str) -> CatalogEntry | None:
+        """The product registered with this 14-digit GTIN, None for none."""
+
+    def links(self, tenant_id: str, gtin: str) -> list[ProductLink]:
+        """The links the tenant registered for the product, in the order they were given
+        (ties by link type, language, context, URL); empty for none or another tenant's."""
+
+    def lot_status(self, tenant_id: str, gtin: str, lot: str) -> LotStatus:
+        """The lot's status; ``LotStatus()`` for a lot nothing is known of. A recall of the
+        whole GTIN recalls every lot of it."""
+
+    def product_recall(self, tenant_id: str, gtin: str) -> str | None:
+        """What the brand told consumers when it recalled every code of the GTIN (the first
+        such recall); None when it did not."""
+
+    def brand_of_prefix(self, digits: str) -> tuple[str, str] | None:
+        """(tenant id, brand name) of the tenant whose company prefix begins ``digits``
+        (an SSCC without its extension digit, say); None when no tenant's does."""
