@@ -18,13 +18,16 @@ from verifier.images import ImageVerifier
 from verifier.media import PageMedia
 from verifier.postgres import PostgresVerifierStorage
 from verifier.postgres_media import PostgresMediaReader
+from verifier.postgres_catalog import PostgresProductCatalog
 from verifier.redis_state import RedisGate, ScanState
+from verifier.resolver import Resolver
 from verifier.scanlog import ScanLog
 from verifier.usecases import Verifier
 
 __all__ = [
     "build_image_verifier",
     "build_page_media",
+    "build_resolver",
     "build_verifier",
     "service_binding",
     "start_consumer_page",
@@ -62,6 +65,9 @@ def build_image_verifier(container: Container) -> ImageVerifier:
 def build_page_media(container: Container) -> PageMedia:
     """The brands' pictures for the consumer page, read from PostgreSQL."""
     return PageMedia(PostgresMediaReader(container.database))
+def build_resolver(container: Container) -> Resolver:
+    """The GS1 resolver's catalog reads (products, registered links, lot status)."""
+    return Resolver(PostgresProductCatalog(container.database))
 
 
 def service_binding(container: Container) -> ServiceBinding:
@@ -90,6 +96,7 @@ def start_consumer_page(
         reuse_port=reuse_port,
         images=build_image_verifier(container),
         media=build_page_media(container),
+        resolver=build_resolver(container),
         grace_s=settings.shutdown_grace_s / 2,
         tls=certs.https_context() if certs is not None else None,
     )

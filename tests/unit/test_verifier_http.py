@@ -587,7 +587,7 @@ def test_resolver_description(server: VerifyHttp) -> None:
     assert body["name"] and body["supportedPrimaryKeys"] == ["01"]
     assert body["resolverRoot"] == f"http://127.0.0.1:{server.port}"
     assert body["supportedLinkType"][0]["prefix"] == "gs1:"
-    assert body["supportedLinkType"][0]["namespace"] == "http://gs1.org/voc/"
+    assert body["supportedLinkType"][0]["namespace"] == "https://gs1.org/voc/"
 
 
 def test_key_set(server: VerifyHttp) -> None:

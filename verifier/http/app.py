@@ -35,6 +35,7 @@ from verifier.http.requests import (
     read_form,
     read_upload,
 )
+from verifier.http.resolver import ResolverFace, ResolverPort, resolver_description
 from verifier.http.sessions import set_cookie
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ class VerifyApp:
         trust_proxy: bool = False,
         images: ImagePort | None = None,
         media: MediaPort | None = None,
+        resolver: ResolverPort | None = None,
     ) -> None:
         self._verifier = verifier
         self._images = images
@@ -91,6 +93,10 @@ class VerifyApp:
         self._clock = clock or SystemClock()
         self._trust_proxy = trust_proxy
         self._pages = Pages()
+        # Without a resolver (a test's bare app) only serialised links are answered.
+        self._links_face = (
+            ResolverFace(resolver, self._pages, fallback_host) if resolver is not None else None
+        )
 
     def handle(self, request: Request) -> Response:
         """Answer one request; never raises (an unexpected error is logged and becomes a
@@ -140,15 +146,28 @@ class VerifyApp:
     # ---------------------------------------------------------------- the verification page
 
     def _verify(self, request: Request, view: RequestView) -> Response:
+        face = self._links_face
+        if face is not None and face.asks_resolver(request, view):
+            answer = face.answer(request, view)  # a link type or the linkset
+            if answer is not None:
+                return answer
         payload = view.payload(self._fallback_host)
         try:  # parsed once: the use case takes this parse
             code = GS1Code.from_digital_link(payload, today=self._clock.now().date(), field="link")
         except InvalidArgument as exc:
+            page = face.non_serialised(request, view) if face is not None else None
+            if page is not None:  # /01/{gtin}[/10/{lot}], /00/{sscc}: the resolver's pages
+                return page
             return self.error(view, HTTPStatus.BAD_REQUEST, "error_bad_link", exc.message)
+        links = [("Link", face.link_header_for(view))] if face is not None else []
         if request.method == "HEAD":  # a link checker's probe is not a consumer's scan
             return Response(
                 HTTPStatus.OK,
-                headers=[("Cache-Control", "no-store"), ("Access-Control-Allow-Origin", "*")],
+                headers=[
+                    ("Cache-Control", "no-store"),
+                    ("Access-Control-Allow-Origin", "*"),
+                    *links,
+                ],
             )
         try:
             pin, latitude, longitude = read_form(request) if request.method == "POST" else NO_FORM
@@ -187,6 +206,7 @@ class VerifyApp:
         response.headers += [
             ("Cache-Control", "no-store"),
             ("Vary", "Accept, Accept-Language, Cookie"),
+            *links,
         ]
         if new_session:
             response.headers.append(("Set-Cookie", set_cookie(session, view.https)))
@@ -273,22 +293,7 @@ class VerifyApp:
 
     def _resolver(self, request: Request, view: RequestView) -> Response:
         root = f"{view.scheme}://{view.host(self._fallback_host)}"
-        description = {
-            "name": "Sealmark verifier",
-            "resolverRoot": root,
-            "supportedLinkType": [
-                {
-                    "namespace": "http://gs1.org/voc/",
-                    "prefix": "gs1:",
-                    "profile": "https://gs1.org/voc/?show=linktypes",
-                }
-            ],
-            "supportedPrimaryKeys": ["01"],
-            "linkTypeDefaultCanBeLinkset": False,
-            "linkTypeDefaultCanBeAll": False,
-            "supportedContextValuesEnumerated": [],
-            "supportedContextValuesExternal": [],
-        }
+        description = resolver_description(root, sscc=self._links_face is not None)
         return json_response(HTTPStatus.OK, description, cache="public, max-age=3600", cors=True)
 
     def _keys(self, request: Request, view: RequestView) -> Response:

@@ -41,6 +41,7 @@ from verifier.http.requests import (
     RequestView,
     Response,
 )
+from verifier.http.resolver import ResolverPort
 
 log = structlog.get_logger("sealmark.verify_http")
 
@@ -482,6 +483,7 @@ def start_http(
     reuse_port: bool = False,
     images: ImagePort | None = None,
     media: MediaPort | None = None,
+    resolver: ResolverPort | None = None,
     workers: int = WORKERS,
     queue: int = QUEUE,
     grace_s: float = 10.0,
@@ -489,9 +491,10 @@ def start_http(
 ) -> tuple[VerifyHttp, int]:
     """Start the HTTP face on ``host:port`` (0 = any free port) in a thread of its own;
     ``reuse_port`` lets other serving processes bind the same port; with ``images`` it also
-    serves the /scan upload page, with ``media`` the brands' pictures (/media/…).
-    ``workers`` threads call the use case, ``queue`` more requests may wait for them (503
-    beyond); :meth:`VerifyHttp.stop` drains for ``grace_s``.
+    serves the /scan upload page, with ``media`` the brands' pictures (/media/…), with
+    ``resolver`` the GS1 resolver's answers (linkset, link types, product and lot pages:
+    verifier.http.resolver). ``workers`` threads call the use case, ``queue`` more requests
+    may wait for them (503 beyond); :meth:`VerifyHttp.stop` drains for ``grace_s``.
     With ``tls`` (:meth:`sealmark.server.tls.ServerCertificates.https_context`) it speaks
     HTTPS only. Returns the running face and the port it bound."""
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # its start/stop chatter
@@ -506,6 +509,7 @@ def start_http(
         trust_proxy=trust_proxy,
         images=images,
         media=media,
+        resolver=resolver,
     )
     face = _Face(app, workers, queue)
     try:
