@@ -15,9 +15,11 @@ from issuer.domain.commands import IssueCommand
 from issuer.domain.media import StoredMedia
 from issuer.domain.serials import guess_probability
 from issuer.lines import LineReports, ReportBatch
+from issuer.links import LinkKey, ProductLinks
 from issuer.media import ProductMediaRegistry
 from issuer.usecases import Issuer
 from sealmark.errors import FailedPrecondition, InvalidArgument
+from sealmark.gs1.links import ProductLink
 from sealmark.lifecycle import CodeState
 from sealmark.server.app import ServiceBinding, add_servicer
 from sealmark.server.interceptor import current_principal
@@ -51,6 +53,7 @@ POLICY = policy(
             "GetKeySet",
             "GetSerialReport",
             "GetProductMedia",
+            "ListProductLinks",
         ],
         LINE: [
             "IssueCodes",
@@ -62,7 +65,7 @@ POLICY = policy(
             "ReleaseLot",
             "AllocateSsccs",
         ],
-        ADMIN: ["RotateKey", "SetProductMedia"],
+        ADMIN: ["RotateKey", "SetProductMedia", "SetProductLinks", "DeleteProductLink"],
     },
 )
 
@@ -80,6 +83,23 @@ def product_message(product: Product) -> common_pb2.Product:
     )
 
 
+def product_links_message(gtin: str, links: list[ProductLink]) -> issuer_pb2.ProductLinks:
+    return issuer_pb2.ProductLinks(
+        gtin=gtin,
+        links=[
+            issuer_pb2.ProductLink(
+                link_type=link.curie,
+                href=link.href,
+                title=link.title,
+                lang=link.lang,
+                context=link.context,
+                media_type=link.media_type,
+            )
+            for link in links
+        ],
+    )
+
+
 class IssuerService(issuer_pb2_grpc.IssuerServicer):
     def __init__(
         self,
@@ -88,12 +108,14 @@ class IssuerService(issuer_pb2_grpc.IssuerServicer):
         tenancy: UnitOfWorkFactory,
         guess_bound: float,
         media: ProductMediaRegistry | None = None,
+        links: ProductLinks | None = None,
     ) -> None:
         self._uow = tenancy
         self._media = media
         self._issuer = issuer
         self._lines = lines
         self._bound = guess_bound
+        self._links = links
 
     def _product(self, product: Product) -> common_pb2.Product:
         message = product_message(product)
@@ -402,10 +424,49 @@ class IssuerService(issuer_pb2_grpc.IssuerServicer):
         )
         return issuer_pb2.ProductMediaList(media=[media_message(m) for m in found])
 
+    def _links_registry(self) -> ProductLinks:
+        if self._links is None:
+            raise FailedPrecondition("this Issuer was built without product link storage")
+        return self._links
+
     def _media_registry(self) -> ProductMediaRegistry:
         if self._media is None:
             raise FailedPrecondition("this Issuer was built without product media storage")
         return self._media
+
+    def SetProductLinks(
+        self, request: issuer_pb2.SetProductLinksRequest, context: grpc.ServicerContext
+    ) -> issuer_pb2.ProductLinks:
+        links = [
+            ProductLink(
+                link_type=link.link_type,
+                href=link.href,
+                title=link.title,
+                lang=link.lang,
+                context=link.context,
+                media_type=link.media_type,
+            )
+            for link in request.links
+        ]
+        gtin, now = self._links_registry().put(
+            current_principal(), request.gtin, links, replace=request.replace
+        )
+        return product_links_message(gtin, now)
+
+    def ListProductLinks(
+        self, request: issuer_pb2.ListProductLinksRequest, context: grpc.ServicerContext
+    ) -> issuer_pb2.ProductLinks:
+        return product_links_message(
+            *self._links_registry().listed(current_principal(), request.gtin)
+        )
+
+    def DeleteProductLink(
+        self, request: issuer_pb2.DeleteProductLinkRequest, context: grpc.ServicerContext
+    ) -> issuer_pb2.ProductLinks:
+        key = LinkKey(request.link_type, request.href, request.lang, request.context)
+        return product_links_message(
+            *self._links_registry().delete(current_principal(), request.gtin, key)
+        )
 
 
 def media_message(media: StoredMedia) -> issuer_pb2.ProductMedia:
@@ -428,13 +489,14 @@ def binding(
     tenancy: UnitOfWorkFactory,
     guess_bound: float,
     media: ProductMediaRegistry | None = None,
+    links: ProductLinks | None = None,
 ) -> ServiceBinding:
     """The Issuer's servicer over built use cases; registering it starts the minting
     workers, so that the first issuance does not wait for them."""
 
     def register(server: grpc.Server) -> None:
         issuer.start_workers()
-        servicer = IssuerService(issuer, lines, tenancy, guess_bound, media)
+        servicer = IssuerService(issuer, lines, tenancy, guess_bound, media, links)
         add_servicer(server, issuer_pb2.DESCRIPTOR.services_by_name["Issuer"], servicer)
 
     return ServiceBinding("issuer", "sealmark.v1.Issuer", register, POLICY)

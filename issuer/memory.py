@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from issuer.domain.records import CodeRow, IssueRequestRow, Minted, StoredKey
 from sealmark.crypto.keys import SealedKey
 from sealmark.errors import AlreadyExists, NotFound, SealmarkError
+from sealmark.gs1.links import ProductLink
 from sealmark.storage.memory import MemoryStore, MemoryUnitOfWork
 
 T = TypeVar("T")
@@ -80,6 +81,8 @@ class _State:
     # What other services write and the Issuer reads:
     containment: dict[str, str] = field(default_factory=dict)  # child key -> parent key
     recalled_lots: set[tuple[str, str, str]] = field(default_factory=set)
+    # (tenant id, GTIN) -> the product's links in order (a tuple: copies share no list)
+    product_links: dict[tuple[str, str], tuple[ProductLink, ...]] = field(default_factory=dict)
 
     def copy(self) -> _State:
         return _State(
@@ -141,6 +144,7 @@ class MemoryIssuerTransaction:
         self.state = state
         self.issuance = _Issuance(self)
         self.lines = _Lines(self)
+        self.links = _Links(self)
         self.tenants = uow.tenants
         self.products = uow.products
         self.events = uow.events
@@ -391,3 +395,41 @@ class _Lines:
         self._state.sscc_counters[(prefix, extension)] = first + quantity
         self._state.allocations[(tenant_id, request_id)] = (prefix, extension, first, quantity)
         return first
+
+
+class _Links:
+    def __init__(self, tx: MemoryIssuerTransaction) -> None:
+        self._tx = tx
+
+    def links(self, tenant_id: str, gtin: str) -> list[ProductLink]:
+        return list(self._tx.state.product_links.get((tenant_id, gtin), ()))
+
+    def put_links(
+        self,
+        tenant_id: str,
+        gtin: str,
+        links: list[ProductLink],
+        *,
+        replace: bool,
+        at: datetime,
+        by: str,
+    ) -> None:
+        self._tx.product_exists(gtin)
+        stored = self.links(tenant_id, gtin)
+        if replace:
+            kept = {link.key for link in links}
+            stored = [link for link in stored if link.key in kept]
+        places = {link.key: index for index, link in enumerate(stored)}
+        for link in links:
+            if link.key in places:
+                stored[places[link.key]] = link
+            else:
+                places[link.key] = len(stored)
+                stored.append(link)
+        self._tx.state.product_links[(tenant_id, gtin)] = tuple(stored)
+
+    def delete_link(self, tenant_id: str, gtin: str, key: tuple[str, str, str, str]) -> bool:
+        stored = self.links(tenant_id, gtin)
+        kept = tuple(link for link in stored if link.key != key)
+        self._tx.state.product_links[(tenant_id, gtin)] = kept
+        return len(kept) != len(stored)

@@ -26,6 +26,7 @@ from issuer.domain.media import MediaKind, StoredMedia
 from issuer.domain.records import CodeRow, IssueRequestRow, Minted, StoredKey
 from sealmark.crypto.keys import SealedKey
 from sealmark.events import NewEvent
+from sealmark.gs1.links import ProductLink
 from sealmark.tenancy.model import Product, Tenant
 
 T = TypeVar("T")
@@ -161,6 +162,33 @@ class LineStore(Protocol):
         start at 0. Raises AlreadyExists if the request id reserved a range already."""
 
 
+class ProductLinkStore(Protocol):
+    """The links brands register for their products (what the resolver's linkset lists and
+    its ``linkType`` redirects follow). A link is told apart by :attr:`ProductLink.key`
+    (link type, language, context, URL) within its (tenant, GTIN)."""
+
+    def links(self, tenant_id: str, gtin: str) -> list[ProductLink]:
+        """The product's links in the order they were put (ties by key); empty for none."""
+
+    def put_links(
+        self,
+        tenant_id: str,
+        gtin: str,
+        links: list[ProductLink],
+        *,
+        replace: bool,
+        at: datetime,
+        by: str,
+    ) -> None:
+        """Add ``links`` (no two with one key), replacing a stored link of the same key
+        (its title and media type; it keeps its place). ``replace``: first remove every
+        link of the product not among ``links``. Putting the same links twice changes
+        nothing but ``at``/``by``. Raises NotFound when the GTIN is not a registered product."""
+
+    def delete_link(self, tenant_id: str, gtin: str, key: tuple[str, str, str, str]) -> bool:
+        """Remove the link with this key; False when there was none."""
+
+
 class Tenants(Protocol):
     def get(self, tenant_id: str) -> Tenant:
         """The tenant. Raises NotFound."""
@@ -188,6 +216,9 @@ class IssuerTransaction(Protocol):
 
     @property
     def tenants(self) -> Tenants: ...
+
+    @property
+    def links(self) -> ProductLinkStore: ...
 
     @property
     def products(self) -> Products: ...

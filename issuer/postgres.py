@@ -16,6 +16,7 @@ import psycopg2.errors
 
 from issuer.domain.records import CodeRow, IssueRequestRow, Minted, StoredKey
 from issuer.postgres_lines import PgLineStore
+from issuer.postgres_links import PgProductLinkStore
 from sealmark.crypto.keys import SealedKey
 from sealmark.errors import NotFound
 from sealmark.storage.postgres import (
@@ -100,6 +101,7 @@ class PostgresIssuerTransaction:
         self._uow = uow
         self.issuance = PgIssuanceStore(uow)
         self.lines = PgLineStore(uow)
+        self.links = PgProductLinkStore(uow)
         self.tenants: PgTenants = uow.tenants
         self.products: PgProducts = uow.products
         self.events: PgEvents = uow.events

@@ -114,6 +114,9 @@ _RULES: dict[str, StringRule] = {
     "CreateWebhookEndpointRequest.url": _rule(
         2048, _INVISIBLE + " \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000", "a URL"
     ),
+    # sealmark/gs1/links.py checks the rest of a product link (https, a DNS host, the title).
+    "ProductLink.href": _rule(1024, _INVISIBLE + " ", "a URL (no whitespace)"),
+    "ProductLink.title": TEXT,
 }
 
 

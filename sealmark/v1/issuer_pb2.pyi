@@ -966,3 +966,145 @@ class ProductMediaList(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ProductMediaList: _TypeAlias = ProductMediaList  # noqa: Y015
+
+@_typing.final
+class ProductLink(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINK_TYPE_FIELD_NUMBER: _builtins.int
+    HREF_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    LANG_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
+    MEDIA_TYPE_FIELD_NUMBER: _builtins.int
+    link_type: _builtins.str
+    """GS1 link type: gs1:pip or https://gs1.org/voc/pip"""
+    href: _builtins.str
+    """https:// target, at most 1024 characters"""
+    title: _builtins.str
+    """required, at most 200 characters"""
+    lang: _builtins.str
+    """BCP 47 (hreflang), empty = any language"""
+    context: _builtins.str
+    """optional context value, at most 64 characters"""
+    media_type: _builtins.str
+    """optional media type of the target (text/html)"""
+    def __init__(
+        self,
+        *,
+        link_type: _builtins.str = ...,
+        href: _builtins.str = ...,
+        title: _builtins.str = ...,
+        lang: _builtins.str = ...,
+        context: _builtins.str = ...,
+        media_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "href", b"href", "lang", b"lang", "link_type", b"link_type", "media_type", b"media_type", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProductLink: _TypeAlias = ProductLink  # noqa: Y015
+
+@_typing.final
+class SetProductLinksRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GTIN_FIELD_NUMBER: _builtins.int
+    LINKS_FIELD_NUMBER: _builtins.int
+    REPLACE_FIELD_NUMBER: _builtins.int
+    gtin: _builtins.str
+    replace: _builtins.bool
+    """drop the product's links that are not in links"""
+    @_builtins.property
+    def links(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProductLink]: ...
+    def __init__(
+        self,
+        *,
+        gtin: _builtins.str = ...,
+        links: _abc.Iterable[Global___ProductLink] | None = ...,
+        replace: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gtin", b"gtin", "links", b"links", "replace", b"replace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetProductLinksRequest: _TypeAlias = SetProductLinksRequest  # noqa: Y015
+
+@_typing.final
+class ListProductLinksRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GTIN_FIELD_NUMBER: _builtins.int
+    gtin: _builtins.str
+    def __init__(
+        self,
+        *,
+        gtin: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gtin", b"gtin"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListProductLinksRequest: _TypeAlias = ListProductLinksRequest  # noqa: Y015
+
+@_typing.final
+class DeleteProductLinkRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GTIN_FIELD_NUMBER: _builtins.int
+    LINK_TYPE_FIELD_NUMBER: _builtins.int
+    HREF_FIELD_NUMBER: _builtins.int
+    LANG_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
+    gtin: _builtins.str
+    link_type: _builtins.str
+    href: _builtins.str
+    lang: _builtins.str
+    context: _builtins.str
+    def __init__(
+        self,
+        *,
+        gtin: _builtins.str = ...,
+        link_type: _builtins.str = ...,
+        href: _builtins.str = ...,
+        lang: _builtins.str = ...,
+        context: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "gtin", b"gtin", "href", b"href", "lang", b"lang", "link_type", b"link_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteProductLinkRequest: _TypeAlias = DeleteProductLinkRequest  # noqa: Y015
+
+@_typing.final
+class ProductLinks(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GTIN_FIELD_NUMBER: _builtins.int
+    LINKS_FIELD_NUMBER: _builtins.int
+    gtin: _builtins.str
+    @_builtins.property
+    def links(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProductLink]:
+        """link_type as a CURIE (gs1:pip)"""
+
+    def __init__(
+        self,
+        *,
+        gtin: _builtins.str = ...,
+        links: _abc.Iterable[Global___ProductLink] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gtin", b"gtin", "links", b"links"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProductLinks: _TypeAlias = ProductLinks  # noqa: Y015

@@ -130,6 +130,21 @@ class IssuerStub:
                 request_serializer=sealmark_dot_v1_dot_issuer__pb2.GetProductMediaRequest.SerializeToString,
                 response_deserializer=sealmark_dot_v1_dot_issuer__pb2.ProductMediaList.FromString,
                 _registered_method=True)
+        self.SetProductLinks = channel.unary_unary(
+                '/sealmark.v1.Issuer/SetProductLinks',
+                request_serializer=sealmark_dot_v1_dot_issuer__pb2.SetProductLinksRequest.SerializeToString,
+                response_deserializer=sealmark_dot_v1_dot_issuer__pb2.ProductLinks.FromString,
+                _registered_method=True)
+        self.ListProductLinks = channel.unary_unary(
+                '/sealmark.v1.Issuer/ListProductLinks',
+                request_serializer=sealmark_dot_v1_dot_issuer__pb2.ListProductLinksRequest.SerializeToString,
+                response_deserializer=sealmark_dot_v1_dot_issuer__pb2.ProductLinks.FromString,
+                _registered_method=True)
+        self.DeleteProductLink = channel.unary_unary(
+                '/sealmark.v1.Issuer/DeleteProductLink',
+                request_serializer=sealmark_dot_v1_dot_issuer__pb2.DeleteProductLinkRequest.SerializeToString,
+                response_deserializer=sealmark_dot_v1_dot_issuer__pb2.ProductLinks.FromString,
+                _registered_method=True)
 
 
 class IssuerServicer:
@@ -285,6 +300,31 @@ class IssuerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetProductLinks(self, request, context):
+        """Register links for a product (GS1-Conformant resolver: its linkset, and where
+        ?linkType=gs1:... redirects): each link is added, or updated when one with the same link
+        type, language, context and URL exists; with replace, the product's other links are
+        removed. Link types from the GS1 Web Vocabulary, https targets, a title, BCP 47
+        languages, at most 100 links. Idempotent by the state it sets. Roles: admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProductLinks(self, request, context):
+        """The product's registered links, in order. Roles: any.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteProductLink(self, request, context):
+        """Remove one registered link (one already gone is no error). Roles: admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IssuerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -372,6 +412,21 @@ def add_IssuerServicer_to_server(servicer, server):
                     servicer.GetProductMedia,
                     request_deserializer=sealmark_dot_v1_dot_issuer__pb2.GetProductMediaRequest.FromString,
                     response_serializer=sealmark_dot_v1_dot_issuer__pb2.ProductMediaList.SerializeToString,
+            ),
+            'SetProductLinks': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetProductLinks,
+                    request_deserializer=sealmark_dot_v1_dot_issuer__pb2.SetProductLinksRequest.FromString,
+                    response_serializer=sealmark_dot_v1_dot_issuer__pb2.ProductLinks.SerializeToString,
+            ),
+            'ListProductLinks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProductLinks,
+                    request_deserializer=sealmark_dot_v1_dot_issuer__pb2.ListProductLinksRequest.FromString,
+                    response_serializer=sealmark_dot_v1_dot_issuer__pb2.ProductLinks.SerializeToString,
+            ),
+            'DeleteProductLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteProductLink,
+                    request_deserializer=sealmark_dot_v1_dot_issuer__pb2.DeleteProductLinkRequest.FromString,
+                    response_serializer=sealmark_dot_v1_dot_issuer__pb2.ProductLinks.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -843,6 +898,87 @@ class Issuer:
             '/sealmark.v1.Issuer/GetProductMedia',
             sealmark_dot_v1_dot_issuer__pb2.GetProductMediaRequest.SerializeToString,
             sealmark_dot_v1_dot_issuer__pb2.ProductMediaList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetProductLinks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sealmark.v1.Issuer/SetProductLinks',
+            sealmark_dot_v1_dot_issuer__pb2.SetProductLinksRequest.SerializeToString,
+            sealmark_dot_v1_dot_issuer__pb2.ProductLinks.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProductLinks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sealmark.v1.Issuer/ListProductLinks',
+            sealmark_dot_v1_dot_issuer__pb2.ListProductLinksRequest.SerializeToString,
+            sealmark_dot_v1_dot_issuer__pb2.ProductLinks.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteProductLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sealmark.v1.Issuer/DeleteProductLink',
+            sealmark_dot_v1_dot_issuer__pb2.DeleteProductLinkRequest.SerializeToString,
+            sealmark_dot_v1_dot_issuer__pb2.ProductLinks.FromString,
             options,
             channel_credentials,
             insecure,

@@ -110,6 +110,17 @@ class IssuerStub:
     """
     GetProductMedia: _grpc.UnaryUnaryMultiCallable[_issuer_pb2.GetProductMediaRequest, _issuer_pb2.ProductMediaList]
     """The pictures registered for a product (gtin empty: the tenant's own logo). Roles: any."""
+    SetProductLinks: _grpc.UnaryUnaryMultiCallable[_issuer_pb2.SetProductLinksRequest, _issuer_pb2.ProductLinks]
+    """Register links for a product (GS1-Conformant resolver: its linkset, and where
+    ?linkType=gs1:... redirects): each link is added, or updated when one with the same link
+    type, language, context and URL exists; with replace, the product's other links are
+    removed. Link types from the GS1 Web Vocabulary, https targets, a title, BCP 47
+    languages, at most 100 links. Idempotent by the state it sets. Roles: admin.
+    """
+    ListProductLinks: _grpc.UnaryUnaryMultiCallable[_issuer_pb2.ListProductLinksRequest, _issuer_pb2.ProductLinks]
+    """The product's registered links, in order. Roles: any."""
+    DeleteProductLink: _grpc.UnaryUnaryMultiCallable[_issuer_pb2.DeleteProductLinkRequest, _issuer_pb2.ProductLinks]
+    """Remove one registered link (one already gone is no error). Roles: admin."""
 
 @_typing.type_check_only
 class IssuerAsyncStub(IssuerStub):
@@ -192,6 +203,17 @@ class IssuerAsyncStub(IssuerStub):
     """
     GetProductMedia: _aio.UnaryUnaryMultiCallable[_issuer_pb2.GetProductMediaRequest, _issuer_pb2.ProductMediaList]  # type: ignore[assignment]
     """The pictures registered for a product (gtin empty: the tenant's own logo). Roles: any."""
+    SetProductLinks: _aio.UnaryUnaryMultiCallable[_issuer_pb2.SetProductLinksRequest, _issuer_pb2.ProductLinks]  # type: ignore[assignment]
+    """Register links for a product (GS1-Conformant resolver: its linkset, and where
+    ?linkType=gs1:... redirects): each link is added, or updated when one with the same link
+    type, language, context and URL exists; with replace, the product's other links are
+    removed. Link types from the GS1 Web Vocabulary, https targets, a title, BCP 47
+    languages, at most 100 links. Idempotent by the state it sets. Roles: admin.
+    """
+    ListProductLinks: _aio.UnaryUnaryMultiCallable[_issuer_pb2.ListProductLinksRequest, _issuer_pb2.ProductLinks]  # type: ignore[assignment]
+    """The product's registered links, in order. Roles: any."""
+    DeleteProductLink: _aio.UnaryUnaryMultiCallable[_issuer_pb2.DeleteProductLinkRequest, _issuer_pb2.ProductLinks]  # type: ignore[assignment]
+    """Remove one registered link (one already gone is no error). Roles: admin."""
 
 class IssuerServicer(metaclass=_abc_1.ABCMeta):
     """Roles: any authenticated role reads (products, pools, reconciliation, keys, serial report);
@@ -373,5 +395,34 @@ class IssuerServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_issuer_pb2.ProductMediaList, _abc.Awaitable[_issuer_pb2.ProductMediaList]]:
         """The pictures registered for a product (gtin empty: the tenant's own logo). Roles: any."""
+
+    @_abc_1.abstractmethod
+    def SetProductLinks(
+        self,
+        request: _issuer_pb2.SetProductLinksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_issuer_pb2.ProductLinks, _abc.Awaitable[_issuer_pb2.ProductLinks]]:
+        """Register links for a product (GS1-Conformant resolver: its linkset, and where
+        ?linkType=gs1:... redirects): each link is added, or updated when one with the same link
+        type, language, context and URL exists; with replace, the product's other links are
+        removed. Link types from the GS1 Web Vocabulary, https targets, a title, BCP 47
+        languages, at most 100 links. Idempotent by the state it sets. Roles: admin.
+        """
+
+    @_abc_1.abstractmethod
+    def ListProductLinks(
+        self,
+        request: _issuer_pb2.ListProductLinksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_issuer_pb2.ProductLinks, _abc.Awaitable[_issuer_pb2.ProductLinks]]:
+        """The product's registered links, in order. Roles: any."""
+
+    @_abc_1.abstractmethod
+    def DeleteProductLink(
+        self,
+        request: _issuer_pb2.DeleteProductLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_issuer_pb2.ProductLinks, _abc.Awaitable[_issuer_pb2.ProductLinks]]:
+        """Remove one registered link (one already gone is no error). Roles: admin."""
 
 def add_IssuerServicer_to_server(servicer: IssuerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from issuer import grpc_service
 from issuer.lines import LineReports
+from issuer.links import ProductLinks
 from issuer.media import ProductMediaRegistry
 from issuer.minting import MintWorkers
 from issuer.postgres import PostgresIssuerStorage
@@ -17,7 +18,13 @@ from sealmark.server.app import ServiceBinding
 from sealmark.settings import Settings
 from sealmark_app.root.container import Container
 
-__all__ = ["build_issuer", "build_line_reports", "build_media_registry", "service_binding"]
+__all__ = [
+    "build_issuer",
+    "build_line_reports",
+    "build_media_registry",
+    "build_product_links",
+    "service_binding",
+]
 
 
 def build_issuer(container: Container) -> Issuer:
@@ -39,6 +46,10 @@ def build_line_reports(container: Container) -> LineReports:
     return LineReports(PostgresIssuerStorage(container.database), container.clock)
 
 
+def build_product_links(container: Container) -> ProductLinks:
+    return ProductLinks(PostgresIssuerStorage(container.database), container.clock)
+
+
 def service_binding(container: Container) -> ServiceBinding:
     return grpc_service.binding(
         build_issuer(container),
@@ -46,6 +57,7 @@ def service_binding(container: Container) -> ServiceBinding:
         container.uow,
         container.settings.guess_bound,
         build_media_registry(container),
+        build_product_links(container),
     )
 
 

@@ -17,8 +17,8 @@ from verifier.http import VerifyHttp, start_http
 from verifier.images import ImageVerifier
 from verifier.media import PageMedia
 from verifier.postgres import PostgresVerifierStorage
-from verifier.postgres_media import PostgresMediaReader
 from verifier.postgres_catalog import PostgresProductCatalog
+from verifier.postgres_media import PostgresMediaReader
 from verifier.redis_state import RedisGate, ScanState
 from verifier.resolver import Resolver
 from verifier.scanlog import ScanLog

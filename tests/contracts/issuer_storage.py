@@ -24,6 +24,7 @@ from sealmark.crypto.keys import SealedKey
 from sealmark.crypto.pins import PinScheme
 from sealmark.errors import AlreadyExists, NotFound
 from sealmark.events import NewEvent
+from sealmark.gs1.links import ProductLink
 from sealmark.storage.ports import UnitOfWorkFactory
 from sealmark.tenancy.alphabets import SERIAL_ALPHABETS
 from sealmark.tenancy.model import Product
@@ -507,6 +508,61 @@ class IssuerStorageContract:
             tx.lines.reserve_references(tenant_id, "s1", prefix, 3, 5)
 
     # -- retries ----------------------------------------------------------------------------
+    # -- product links (migration 0022)
+
+    def test_product_links_are_put_in_order_and_updated_in_place(
+        self, backend: IssuerBackend
+    ) -> None:
+        tenant_id, (gtin, other_gtin) = _brand(backend, products=2)
+        pip_en = ProductLink("pip", "https://brand.example/en", "Info", "en", "", "text/html")
+        pip_zh = ProductLink("pip", "https://brand.example/zh", "信息", "zh-CN")
+        leaflet = ProductLink("epil", "https://brand.example/leaflet.pdf", "Leaflet")
+        with backend.storage.transaction() as tx:
+            assert tx.links.links(tenant_id, gtin) == []
+            tx.links.put_links(tenant_id, gtin, [pip_en, pip_zh], replace=False, at=T0, by="t")
+            tx.commit()
+        renamed = ProductLink("pip", "https://brand.example/en", "Product info", "en")
+        with backend.storage.transaction() as tx:
+            tx.links.put_links(tenant_id, gtin, [leaflet, renamed], replace=False, at=T0, by="t")
+            tx.commit()
+        with backend.storage.transaction() as tx:
+            # the updated link keeps its place, the new one comes last
+            assert tx.links.links(tenant_id, gtin) == [renamed, pip_zh, leaflet]
+            assert tx.links.links(tenant_id, other_gtin) == []
+            other, _ = _brand(backend)
+            assert tx.links.links(other, gtin) == []
+
+    def test_product_links_replace_and_delete(self, backend: IssuerBackend) -> None:
+        tenant_id, (gtin,) = _brand(backend)
+        a = ProductLink("pip", "https://brand.example/a", "A")
+        b = ProductLink("pip", "https://brand.example/b", "B", "", "retail")
+        c = ProductLink("recipeInfo", "https://brand.example/c", "C", "de")
+        with backend.storage.transaction() as tx:
+            tx.links.put_links(tenant_id, gtin, [a, b], replace=False, at=T0, by="t")
+            tx.commit()
+        with backend.storage.transaction() as tx:
+            tx.links.put_links(tenant_id, gtin, [b, c], replace=True, at=T0, by="t")
+            tx.commit()
+        with backend.storage.transaction() as tx:
+            assert tx.links.links(tenant_id, gtin) == [b, c]
+            assert tx.links.delete_link(tenant_id, gtin, b.key) is True
+            assert tx.links.delete_link(tenant_id, gtin, b.key) is False
+            assert tx.links.delete_link(tenant_id, gtin, a.key) is False
+            tx.commit()
+        with backend.storage.transaction() as tx:
+            assert tx.links.links(tenant_id, gtin) == [c]
+            tx.links.put_links(tenant_id, gtin, [a], replace=False, at=T0, by="t")
+            # not committed: nothing of it stays
+        with backend.storage.transaction() as tx:
+            assert tx.links.links(tenant_id, gtin) == [c]
+
+    def test_links_of_an_unknown_product_are_not_found(self, backend: IssuerBackend) -> None:
+        tenant_id, _ = _brand(backend)
+        unknown = gtin_under("95299999998")
+        link = ProductLink("pip", "https://brand.example/a", "A")
+        with pytest.raises(NotFound), backend.storage.transaction() as tx:
+            tx.links.put_links(tenant_id, unknown, [link], replace=False, at=T0, by="t")
+
     def test_retrying_repeats_an_aborted_transaction(self, backend: IssuerBackend) -> None:
         from sealmark.errors import Aborted, FailedPrecondition
 

@@ -47,6 +47,9 @@ EXPECTED_RPCS: dict[str, dict[str, tuple[str, str, str]]] = {
         "GetSerialReport": ("GetSerialReportRequest", "SerialReport", UNARY),
         "SetProductMedia": ("SetProductMediaRequest", "ProductMedia", UNARY),
         "GetProductMedia": ("GetProductMediaRequest", "ProductMediaList", UNARY),
+        "SetProductLinks": ("SetProductLinksRequest", "ProductLinks", UNARY),
+        "ListProductLinks": ("ListProductLinksRequest", "ProductLinks", UNARY),
+        "DeleteProductLink": ("DeleteProductLinkRequest", "ProductLinks", UNARY),
     },
     "Aggregator": {
         "Pack": ("PackRequest", "AggregationResult", UNARY),
