@@ -21,6 +21,7 @@ from typing import Protocol
 import pytest
 
 from sealmark.errors import NotFound
+from sealmark.gs1.links import ProductLink
 from sealmark.webhooks.events import (
     CLONE_ALERT,
     FIRST_GENUINE_SCAN,
@@ -31,10 +32,13 @@ from verifier.domain import ClientContext, History, Rules
 from verifier.ports import (
     MAX_CODES,
     AlertRow,
+    CatalogEntry,
     Limits,
+    LotStatus,
     MediaBlob,
     MediaReader,
     MediaRef,
+    ProductCatalog,
     PublicKey,
     ScanRow,
     ScanSink,
@@ -489,3 +493,103 @@ class MediaReaderContract:
         seed_media(tenant_id, ref, body)
         assert media_reader.media_blob(ref.sha256) == MediaBlob(ref.sha256, "image/png", body)
         assert media_reader.media_blob(hashlib.sha256(b"nobody's").hexdigest()) is None
+
+
+# ------------------------------------------------------------------ the resolver's catalog
+
+
+class CatalogSeeder(Protocol):
+    """What the Issuer, the Audit and tenancy write that the resolver's catalog reads."""
+
+    def tenant(self, name: str) -> tuple[str, str]:
+        """A new tenant named ``name`` with a company prefix of its own: (id, prefix)."""
+
+    def product(self, tenant_id: str, gtin: str, name: str) -> None: ...
+
+    def links(self, tenant_id: str, gtin: str, links: list[ProductLink]) -> None:
+        """The brand registered ``links`` for the product, in this order."""
+
+    def lot(self, tenant_id: str, gtin: str, lot: str) -> None:
+        """A code of the lot was issued."""
+
+    def hold(self, tenant_id: str, gtin: str, lot: str, reason: str) -> None: ...
+
+    def recall_lot(self, tenant_id: str, gtin: str, lot: str, reason: str) -> None: ...
+
+    def recall_product(self, tenant_id: str, gtin: str, reason: str) -> None: ...
+
+
+class ProductCatalogContract:
+    """The :class:`~verifier.ports.ProductCatalog` contract. A subclass provides ``catalog``
+    and ``catalog_seed`` (a :class:`CatalogSeeder` writing where ``catalog`` reads)."""
+
+    def test_an_entry_names_its_tenant_and_brand(
+        self, catalog: ProductCatalog, catalog_seed: CatalogSeeder
+    ) -> None:
+        tenant, prefix = catalog_seed.tenant("Acme Drinks")
+        gtin = gtin_of(prefix)
+        catalog_seed.product(tenant, gtin, "Tonic 100 ml")
+        assert catalog.entry(gtin) == CatalogEntry(tenant, gtin, "Tonic 100 ml", "Acme Drinks")
+        assert catalog.entry(gtin_of(prefix, "2")) is None
+
+    def test_links_come_in_registration_order_for_their_tenant_only(
+        self, catalog: ProductCatalog, catalog_seed: CatalogSeeder
+    ) -> None:
+        tenant, prefix = catalog_seed.tenant("links")
+        gtin, bare = gtin_of(prefix), gtin_of(prefix, "3")
+        catalog_seed.product(tenant, gtin, "Tonic")
+        catalog_seed.product(tenant, bare, "Water")
+        links = [
+            ProductLink("recipeInfo", "https://brand.example/recipes", "Recipes"),
+            ProductLink("pip", "https://brand.example/en", "Info", "en", "", "text/html"),
+            ProductLink("pip", "https://brand.example/zh", "信息", "zh-CN", "retail"),
+        ]
+        catalog_seed.links(tenant, gtin, links)
+        assert catalog.links(tenant, gtin) == links
+        assert catalog.links(tenant, bare) == []
+        other, _ = catalog_seed.tenant("other")
+        assert catalog.links(other, gtin) == []
+
+    def test_lot_status_says_issued_held_and_recalled(
+        self, catalog: ProductCatalog, catalog_seed: CatalogSeeder
+    ) -> None:
+        tenant, prefix = catalog_seed.tenant("lots")
+        gtin = gtin_of(prefix)
+        catalog_seed.product(tenant, gtin, "Tonic")
+        catalog_seed.lot(tenant, gtin, "L1")
+        catalog_seed.lot(tenant, gtin, "L2")
+        catalog_seed.hold(tenant, gtin, "L2", "QC sample failed")
+        catalog_seed.lot(tenant, gtin, "L3")
+        catalog_seed.recall_lot(tenant, gtin, "L3", "glass splinters")
+        assert catalog.lot_status(tenant, gtin, "L1") == LotStatus(issued=True)
+        assert catalog.lot_status(tenant, gtin, "L2") == LotStatus(
+            issued=True, held=True, hold_reason="QC sample failed"
+        )
+        assert catalog.lot_status(tenant, gtin, "L3") == LotStatus(
+            issued=True, recalled=True, recall_reason="glass splinters"
+        )
+        assert catalog.lot_status(tenant, gtin, "L9") == LotStatus()
+        other, _ = catalog_seed.tenant("other lots")
+        assert catalog.lot_status(other, gtin, "L3") == LotStatus()
+        assert catalog.product_recall(tenant, gtin) is None
+
+    def test_a_product_recall_recalls_every_lot(
+        self, catalog: ProductCatalog, catalog_seed: CatalogSeeder
+    ) -> None:
+        tenant, prefix = catalog_seed.tenant("recalled")
+        gtin = gtin_of(prefix)
+        catalog_seed.product(tenant, gtin, "Tonic")
+        catalog_seed.lot(tenant, gtin, "L1")
+        catalog_seed.recall_product(tenant, gtin, "undeclared allergen")
+        assert catalog.product_recall(tenant, gtin) == "undeclared allergen"
+        status = catalog.lot_status(tenant, gtin, "L1")
+        assert status.recalled and status.recall_reason == "undeclared allergen"
+        assert catalog.lot_status(tenant, gtin, "L7").recalled
+
+    def test_a_prefix_finds_its_brand(
+        self, catalog: ProductCatalog, catalog_seed: CatalogSeeder
+    ) -> None:
+        tenant, prefix = catalog_seed.tenant("Pallet Brand")
+        assert catalog.brand_of_prefix(prefix + "0000012") == (tenant, "Pallet Brand")
+        assert catalog.brand_of_prefix("0000000000000000") is None
+        assert catalog.brand_of_prefix("12") is None

@@ -10,17 +10,25 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from issuer.postgres_links import PgProductLinkStore
 from sealmark.clock import SystemClock
 from sealmark.errors import Unavailable
+from sealmark.gs1.links import ProductLink
 from sealmark.storage.postgres import PostgresDatabase
 from sealmark.storage.redis_client import RedisClient, connect_redis
 from sealmark.tenancy import usecases
-from tests.contracts.verifier_storage import MediaReaderContract, MediaSeed, VerifierStorageContract
+from tests.contracts.verifier_storage import (
+    MediaReaderContract,
+    MediaSeed,
+    ProductCatalogContract,
+    VerifierStorageContract,
+)
 from tests.pg_fixtures import with_dbname
 from tests.support.redis_cluster import RedisClusterServers
 from tests.support.tenants import unique_prefix
 from verifier.ports import MediaRef, PublicKey, StoredCode
 from verifier.postgres import PostgresVerifierStorage
+from verifier.postgres_catalog import PostgresProductCatalog
 from verifier.postgres_media import PostgresMediaReader
 from verifier.redis_state import RedisGate, ScanState
 
@@ -213,3 +221,54 @@ class TestPostgresMediaReader(MediaReaderContract):
                 uow.commit()
 
         return seed
+
+
+class PostgresCatalogSeeder(PostgresSeeder):
+    """What the Issuer (links, holds, codes) and the Audit (recalls) write, as they write it."""
+
+    def product(self, tenant_id: str, gtin: str, name: str, profile: str = "signed") -> None:
+        super().product(tenant_id, gtin, name, profile)
+
+    def links(self, tenant_id: str, gtin: str, links: list[ProductLink]) -> None:
+        with self._db.unit_of_work() as uow:
+            at = SystemClock().now()
+            PgProductLinkStore(uow).put_links(tenant_id, gtin, links, replace=True, at=at, by="t")
+            uow.commit()
+
+    def lot(self, tenant_id: str, gtin: str, lot: str) -> None:
+        self.code(tenant_id, gtin, "S" + os.urandom(5).hex(), _stored(lot))
+
+    def hold(self, tenant_id: str, gtin: str, lot: str, reason: str) -> None:
+        self._run(
+            "INSERT INTO lot_holds (gtin, lot, tenant_id, held, reason, changed_at, changed_by)"
+            " VALUES (%s, %s, %s, true, %s, now(), 'tok')",
+            (gtin, lot, tenant_id, reason),
+        )
+
+    def _recall(self, tenant_id: str, scope: dict[str, object], reason: str) -> None:
+        recall_id = "rc-" + os.urandom(6).hex()
+        self._run(
+            "INSERT INTO recalls (recall_id, tenant_id, request_id, scope, reason, effective_at,"
+            " token_id, fingerprint) VALUES (%s, %s, %s, %s::jsonb, %s, now(), 'tok', 'fp')",
+            (recall_id, tenant_id, recall_id, json.dumps(scope), reason),
+        )
+
+    def recall_lot(self, tenant_id: str, gtin: str, lot: str, reason: str) -> None:
+        self._recall(tenant_id, {"kind": "lot", "gtin": gtin, "lot": lot, "keys": []}, reason)
+
+    def recall_product(self, tenant_id: str, gtin: str, reason: str) -> None:
+        self._recall(tenant_id, {"kind": "gtin", "gtin": gtin, "lot": "", "keys": []}, reason)
+
+
+def _stored(lot: str) -> StoredCode:
+    return StoredCode("", "commissioned", lot, None, None, None, None, None)
+
+
+class TestPostgresProductCatalog(ProductCatalogContract):
+    @pytest.fixture
+    def catalog(self, database: PostgresDatabase) -> PostgresProductCatalog:
+        return PostgresProductCatalog(database)
+
+    @pytest.fixture
+    def catalog_seed(self, database: PostgresDatabase) -> PostgresCatalogSeeder:
+        return PostgresCatalogSeeder(database)

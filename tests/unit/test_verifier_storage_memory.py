@@ -9,8 +9,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.contracts.verifier_storage import MediaReaderContract, MediaSeed, VerifierStorageContract
+from sealmark.gs1.links import ProductLink
+from tests.contracts.verifier_storage import (
+    MediaReaderContract,
+    MediaSeed,
+    ProductCatalogContract,
+    VerifierStorageContract,
+)
 from verifier.memory import MemoryScanState, MemoryVerifierStorage
+from verifier.memory_catalog import MemoryProductCatalog
 from verifier.memory_media import MemoryMediaReader
 from verifier.ports import ProductFacts, PublicKey, StoredCode
 
@@ -87,3 +94,42 @@ class TestMemoryMediaReader(MediaReaderContract):
     @pytest.fixture
     def seed_media(self, media_reader: MemoryMediaReader) -> MediaSeed:
         return media_reader.put
+
+
+class MemoryCatalogSeeder:
+    def __init__(self, catalog: MemoryProductCatalog) -> None:
+        self._catalog = catalog
+
+    def tenant(self, name: str) -> tuple[str, str]:
+        n = next(_NUMBERS)
+        tenant_id, prefix = f"t-{n}", f"9527{n:04d}"
+        self._catalog.add_tenant(tenant_id, name, [prefix])
+        return tenant_id, prefix
+
+    def product(self, tenant_id: str, gtin: str, name: str) -> None:
+        self._catalog.add_product(tenant_id, gtin, name)
+
+    def links(self, tenant_id: str, gtin: str, links: list[ProductLink]) -> None:
+        self._catalog.set_links(tenant_id, gtin, links)
+
+    def lot(self, tenant_id: str, gtin: str, lot: str) -> None:
+        self._catalog.add_lot(tenant_id, gtin, lot)
+
+    def hold(self, tenant_id: str, gtin: str, lot: str, reason: str) -> None:
+        self._catalog.hold_lot(tenant_id, gtin, lot, reason, True)
+
+    def recall_lot(self, tenant_id: str, gtin: str, lot: str, reason: str) -> None:
+        self._catalog.recall_lot(tenant_id, gtin, lot, reason)
+
+    def recall_product(self, tenant_id: str, gtin: str, reason: str) -> None:
+        self._catalog.recall_product(tenant_id, gtin, reason)
+
+
+class TestMemoryProductCatalog(ProductCatalogContract):
+    @pytest.fixture
+    def catalog(self) -> MemoryProductCatalog:
+        return MemoryProductCatalog()
+
+    @pytest.fixture
+    def catalog_seed(self, catalog: MemoryProductCatalog) -> MemoryCatalogSeeder:
+        return MemoryCatalogSeeder(catalog)
