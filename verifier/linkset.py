@@ -111,17 +111,18 @@ def select(
     context: str = "",
     media_types: Sequence[str] = (),
 ) -> list[ProductLink]:
-    """The links of ``link_type`` that best fit the request: narrowed by context (when any
-    link has the asked one), then by the first asked language some link has (else the
-    language-neutral links, else all), then by media type (when the request names one a
-    link has). Empty: no link of that type. One: redirect to it. More: 300 Multiple
-    Choices, they fit equally."""
+    """The links of ``link_type`` that best fit the request: narrowed by context (those with
+    the asked one, else those without any, if there are such), then by the first asked
+    language some link has (else the language-neutral links, else all), then by media type
+    (when the request names one a link has). Empty: no link of that type. One: redirect to
+    it. More: 300 Multiple Choices, they fit equally."""
     candidates = [link for link in links if link.link_type == link_type]
     if not candidates:
         return []
-    if context:
-        narrowed = [link for link in candidates if link.context == context]
-        candidates = narrowed or candidates
+    narrowed = [link for link in candidates if link.context == context] if context else []
+    if not narrowed:  # none for the asked context: a link meant for no context fits best
+        narrowed = [link for link in candidates if not link.context]
+    candidates = narrowed or candidates
     for asked in languages:
         fits = [link for link in candidates if link.lang and _lang_fits(asked, link.lang)]
         if fits:
