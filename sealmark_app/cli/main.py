@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         codes,
         health,
         issuing,
+        links,
         media,
         serve,
         verifying,
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     auditing.add_parser(sub)
     health.add_parser(sub)
     media.add_parsers(sub)
+    links.add_parser(sub)
     bench = sub.add_parser("bench", help="run benchmarks, one JSON line each")
     bench.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     bench.add_argument("--list", action="store_true", help="list the benchmarks")
@@ -129,6 +131,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from sealmark_app.cli import media
 
         return media.run(args, settings)
+    if args.command == "links":
+        from sealmark_app.cli import links
+
+        return links.run(args, settings)
     from sealmark_app.cli import aggregation
 
     if args.command in aggregation.COMMANDS:
