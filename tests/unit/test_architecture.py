@@ -30,6 +30,7 @@ DOMAIN_MODULES = [
     ROOT / "aggregator" / "domain.py",
     ROOT / "aggregator" / "ports.py",
     ROOT / "verifier" / "domain.py",
+    ROOT / "verifier" / "linkset.py",
     ROOT / "verifier" / "messages.py",
     ROOT / "verifier" / "ports.py",
     ROOT / "audit" / "domain.py",
