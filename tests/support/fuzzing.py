@@ -78,6 +78,11 @@ def _string(world: HostileWorld, name: str) -> str | None:
         "locale": "en",
         "session_id": "fuzz-session",
         "device_id": "fuzz-device",
+        "link_type": "gs1:pip",
+        "href": "https://brand.example/fuzz",
+        "title": "Fuzz",
+        "lang": "en",
+        "media_type": "text/html",
     }
     if name in ("event_id", "request_id", "batch_id"):
         return fresh_id(name[:2])
