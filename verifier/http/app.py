@@ -159,7 +159,7 @@ class VerifyApp:
             if page is not None:  # /01/{gtin}[/10/{lot}], /00/{sscc}: the resolver's pages
                 return page
             return self.error(view, HTTPStatus.BAD_REQUEST, "error_bad_link", exc.message)
-        links = [("Link", face.link_header_for(view))] if face is not None else []
+        links = [("Link", face.link_header_for(payload))] if face is not None else []
         if request.method == "HEAD":  # a link checker's probe is not a consumer's scan
             return Response(
                 HTTPStatus.OK,

@@ -109,7 +109,7 @@ class ResolverPort(Protocol):
 
 def wants_linkset(accept: str) -> bool:
     """True when the Accept header names the linkset media type (with q > 0)."""
-    return LINKSET_TYPE in accept_media_types(accept)
+    return "linkset" in accept and LINKSET_TYPE in accept_media_types(accept)
 
 
 def link_type_param(raw_query: str) -> str | None:
@@ -181,12 +181,14 @@ class ResolverFace:
         """True when the request asks for a link type or the linkset (cheap: no parse)."""
         return "linkType=" in view.raw_query or wants_linkset(request.headers.get("Accept", ""))
 
-    def link_header_for(self, view: RequestView) -> str:
-        """The Link header of a serialised item's verification page (no parse: the page's own
-        URI is its default link, the linkset is one query away)."""
-        payload = view.payload(self._fallback_host)
+    @staticmethod
+    def link_header_for(payload: str) -> str:
+        """The Link header of a serialised item's verification page at ``payload`` (the
+        request URI less ``lang``; no parse: the page's own URI is its default link, the
+        linkset is one query away). On every scan, so the common case is two slices."""
         base, _, query = payload.partition("?")
-        return link_header(base + "?linkType=linkset", redirect_target(base, query))
+        default = payload if "linkType" not in query else redirect_target(base, query)
+        return link_header(base + "?linkType=linkset", default)
 
     def answer(self, request: Request, view: RequestView) -> Response | None:
         """The resolver's answer, or None when it is the verification page's to give."""
@@ -231,13 +233,15 @@ class ResolverFace:
             return self._pages.error(view, HTTPStatus.BAD_REQUEST, "error_bad_link", exc.message)
 
     def _headers(self, response: Response, link: _Link, *, cache: str = "no-store") -> Response:
+        present = {name.lower() for name, _ in response.headers}
         response.headers += [
             ("Link", link_header(link.anchor + "?linkType=linkset", link.default_href)),
-            ("Access-Control-Allow-Origin", "*"),
             ("Access-Control-Expose-Headers", "Link, Location"),
             ("Vary", "Accept, Accept-Language"),
         ]
-        if not any(name == "Cache-Control" for name, _ in response.headers):
+        if "access-control-allow-origin" not in present:  # one value: "*, *" is refused
+            response.headers.append(("Access-Control-Allow-Origin", "*"))
+        if "cache-control" not in present:
             response.headers.append(("Cache-Control", cache))
         return response
 
