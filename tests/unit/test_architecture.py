@@ -31,6 +31,7 @@ DOMAIN_MODULES = [
     ROOT / "aggregator" / "ports.py",
     ROOT / "verifier" / "domain.py",
     ROOT / "verifier" / "linkset.py",
+    ROOT / "verifier" / "resolver_messages.py",
     ROOT / "verifier" / "messages.py",
     ROOT / "verifier" / "ports.py",
     ROOT / "audit" / "domain.py",
