@@ -353,9 +353,22 @@ def _print_next_steps(
                 f"  grpcurl -plaintext -H 'authorization: Bearer {admin}' "
                 f"{target} sealmark.v1.Issuer/ListProducts"
             )
+            lines += _product_links(target, str(admin), page_url)
             lines += _first_scan(target, str(tokens.get("line", "<token>")), page_url)
     lines += ["Stop with Ctrl-C.", ""]
     print("\n".join(lines), flush=True)
+
+
+def _product_links(target: str, admin_token: str, page_url: str | None) -> list[str]:
+    """How a brand registers a product link for the GS1 resolver, and how to see it."""
+    lines = [
+        "Product links (the GS1 resolver's linkset and ?linkType=gs1:… redirects):",
+        f"  .venv/bin/sealmark links set {DEMO_GTIN} --link gs1:pip"
+        f" https://brand.example/tonic 'Demo Tonic' en --target {target} --token {admin_token}",
+    ]
+    if page_url:
+        lines.append(f"  curl -s '{page_url}/01/{DEMO_GTIN}?linkType=linkset'")
+    return lines
 
 
 def _first_scan(target: str, line_token: str, page_url: str | None) -> list[str]:
