@@ -21,24 +21,18 @@ from sealmark.units import SSCC_PREFIX
 T = TypeVar("T")
 
 
-_UP = """
-WITH RECURSIVE up(key, depth) AS (
-    SELECT parent_key, 1 FROM containment WHERE child_key = $1::text
-    UNION ALL
-    SELECT c.parent_key, up.depth + 1 FROM containment c JOIN up ON c.child_key = up.key
-    WHERE up.depth < 16
-)
-"""
+# Walks of the hierarchy go one level per statement: on Citus a unit's parent or children
+# live on other shards than the unit, so a recursive CTE or a self-join of containment over
+# levels cannot run there (docs/citus.md). Levels strictly decrease downwards (pallet, case,
+# bundle, item), so a walk is a few statements, never more than MAX_DEPTH.
+MAX_DEPTH = 16
 
-_DESCENDANTS = """
-WITH RECURSIVE down(key, parent, depth) AS (
-    SELECT child_key, parent_key, 1 FROM containment WHERE parent_key = ANY($1::text[])
-    UNION ALL
-    SELECT c.child_key, c.parent_key, down.depth + 1
-    FROM containment c JOIN down ON c.parent_key = down.key
-    WHERE down.depth < 16
+_PARENT = "SELECT parent_key FROM containment WHERE child_key = $1::text"
+
+_OWNED = (
+    "SELECT EXISTS (SELECT 1 FROM codes WHERE code_key = $1::text AND tenant_id = $2::text)"
+    " OR EXISTS (SELECT 1 FROM ssccs WHERE sscc = $3::bpchar AND tenant_id = $2::text)"
 )
-"""
 
 
 class PostgresAggregationStorage(StoreOpener["PostgresAggregationStore"]):
@@ -109,32 +103,93 @@ class PostgresAggregationStore:
     # -- locking ------------------------------------------------------------------------
     def lock(self, keys: list[str]) -> None:
         """Transaction-scoped advisory locks on unit keys, taken in one order by every writer
-        (so two writers never wait on each other in a cycle). Held until commit/rollback."""
-        self._uow.execute_prepared("agg_lock", "SELECT aggregation_lock($1::text[])", (keys,))
+        (so two writers never wait on each other in a cycle). Held until commit/rollback.
+        On Citus they are the coordinator's, where every write goes through."""
+        self._uow.execute_prepared(
+            "agg_lock",
+            "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT DISTINCT"
+            " hashtextextended(k, 0) AS h FROM unnest($1::text[]) k ORDER BY 1) s",
+            (keys,),
+        )
 
     def lock_chain(self, head: str, others: list[str]) -> list[str] | None:
-        """Lock ``head``, ``others`` and the chain of units above ``head``, in one round trip
-        (migration 0013); return the chain, nearest first, or None if it kept changing."""
+        """Lock ``head`` and ``others``, then the chain of units above ``head``, again until
+        that chain is stable: once ``head`` is locked no one else can move it, but a
+        concurrent writer may still move a unit above it. Each read is a statement of its
+        own, so it sees what committed before its lock was granted. Returns the chain,
+        nearest first, or None when it kept changing."""
+        self.lock([head, *others])
+        chain = self._chain(head)
+        for _attempt in range(8):
+            if not chain:
+                return chain
+            self.lock(chain)
+            again = self._chain(head)
+            if again == chain:
+                return chain
+            chain = again
+        return None
+
+    def _chain(self, key: str, first: str | None = None) -> list[str]:
+        """The units above ``key``, nearest first (``first``: its parent, already read), one
+        primary-key probe per level."""
+        chain: list[str] = []
+        parent = first if first is not None else self._parent(key)
+        while parent is not None and len(chain) < MAX_DEPTH:
+            chain.append(parent)
+            parent = self._parent(parent)
+        return chain
+
+    def _parent(self, key: str) -> str | None:
+        rows = self._uow.execute_prepared("agg_parent", _PARENT, (key,))
+        return str(rows[0][0]) if rows else None
+
+    def _owned(self, tenant_id: str, key: str) -> bool:
+        sscc = key[len(SSCC_PREFIX) :] if key.startswith(SSCC_PREFIX) else ""
+        rows = self._uow.execute_prepared("agg_owned", _OWNED, (key, tenant_id, sscc))
+        return bool(rows[0][0])
+
+    def _links_below(self, parents: list[str]) -> list[tuple[str, str, int, str, str | None]]:
+        """(key, parent, level, state, market) of the units directly in ``parents``, by key."""
+        if not parents:
+            return []
         rows = self._uow.execute_prepared(
-            "agg_lock_chain",
-            "SELECT aggregation_lock_chain($1::text, $2::text[])",
-            (head, others),
+            "agg_links_below",
+            "SELECT child_key, parent_key, child_level, state, market FROM containment"
+            " WHERE parent_key = ANY($1::text[]) ORDER BY child_key",
+            (parents,),
         )
-        chain = rows[0][0]
-        return None if chain is None else list(chain)
+        return [(r[0], r[1], int(r[2]), r[3], r[4]) for r in rows]
 
     # -- units --------------------------------------------------------------------------
     def units(self, tenant_id: str, keys: list[str], *, lock: bool = False) -> dict[str, Unit]:
         """The tenant's units among ``keys`` (codes with their product's level; SSCCs), with
-        their parent and whether their lot is on hold, in one statement. ``lock``: FOR UPDATE,
-        codes then SSCCs, each in key order."""
+        their parent and whether their lot is on hold, in one statement. ``lock``: their rows
+        locked first (as FOR UPDATE would)."""
         codes = [k for k in keys if not k.startswith(SSCC_PREFIX)]
         ssccs = [k[len(SSCC_PREFIX) :] for k in keys if k.startswith(SSCC_PREFIX)]
         if not codes and not ssccs:
             return {}
-        locking = " ORDER BY 1 FOR UPDATE OF c" if lock else ""
+        if lock:
+            # Row locks by an UPDATE that changes nothing: it waits for and then reads the
+            # latest version like FOR UPDATE, which Citus refuses over several shards. Sent
+            # in front of the read below, in its round trip.
+            if codes:
+                self._uow.defer_prepared(
+                    "agg_lock_codes",
+                    "UPDATE codes SET state = state WHERE code_key = ANY($1::text[])"
+                    " AND tenant_id = $2::text",
+                    (codes, tenant_id),
+                )
+            if ssccs:
+                self._uow.defer_prepared(
+                    "agg_lock_ssccs",
+                    "UPDATE ssccs SET state = state WHERE sscc = ANY($1::bpchar[])"
+                    " AND tenant_id = $2::text",
+                    (ssccs, tenant_id),
+                )
         rows = self._uow.execute_prepared(
-            "agg_units_locked" if lock else "agg_units",
+            "agg_units",
             "WITH code_units AS (SELECT c.code_key AS key, c.state, p.pack_level AS level,"
             " c.gtin::text AS gtin, coalesce(c.lot, '') AS lot, c.market, l.parent_key,"
             " coalesce(h.held, false) AS held"
@@ -142,12 +197,12 @@ class PostgresAggregationStore:
             " JOIN products p ON p.gtin = c.gtin"
             " LEFT JOIN containment l ON l.child_key = c.code_key"
             " LEFT JOIN lot_holds h ON h.gtin = c.gtin AND h.lot = c.lot"
-            " WHERE c.tenant_id = $3::text" + locking + "),"
+            " WHERE c.tenant_id = $3::text),"
             " sscc_units AS (SELECT 'sscc:' || c.sscc AS key, c.state, c.level, '' AS gtin,"
             " '' AS lot, c.market, l.parent_key, false AS held"
             " FROM unnest($2::bpchar[]) k JOIN ssccs c ON c.sscc = k"
             " LEFT JOIN containment l ON l.child_key = 'sscc:' || c.sscc"
-            " WHERE c.tenant_id = $3::text" + locking + ")"
+            " WHERE c.tenant_id = $3::text)"
             " SELECT * FROM code_units UNION ALL SELECT * FROM sscc_units",
             (codes, ssccs, tenant_id),
         )
@@ -190,12 +245,21 @@ class PostgresAggregationStore:
         """Move units to ``state`` (and, when given, set the market they were shipped to)."""
         codes = [k for k in keys if not k.startswith(SSCC_PREFIX)]
         ssccs = [k[len(SSCC_PREFIX) :] for k in keys if k.startswith(SSCC_PREFIX)]
+        # Containment carries each contained unit's state and market (migration 0008): the
+        # copies are written with the units, in the same round trip.
+        self._uow.defer_prepared(
+            "agg_link_state",
+            "UPDATE containment SET state = $1::text,"
+            " market = CASE WHEN $2::bool THEN $3::text ELSE market END"
+            " WHERE child_key = ANY($4::text[])",
+            (state, market is not None, market, keys),
+        )
         if codes:
             self._uow.execute_prepared(
                 "agg_code_state",
                 "UPDATE codes c SET state = $1::text, updated_at = $2::timestamptz,"
                 " market = CASE WHEN $3::bool THEN $4::text ELSE c.market END"
-                " FROM unnest($5::text[]) k WHERE c.code_key = k",
+                " WHERE c.code_key = ANY($5::text[])",
                 (state, at, market is not None, market, codes),
             )
         if ssccs:
@@ -203,25 +267,25 @@ class PostgresAggregationStore:
                 "agg_sscc_state",
                 "UPDATE ssccs c SET state = $1::text, updated_at = $2::timestamptz,"
                 " market = CASE WHEN $3::bool THEN $4::text ELSE c.market END"
-                " FROM unnest($5::bpchar[]) k WHERE c.sscc = k",
+                " WHERE c.sscc = ANY($5::bpchar[])",
                 (state, at, market is not None, market, ssccs),
             )
 
     # -- hierarchy ----------------------------------------------------------------------
     def owned_ancestors(self, tenant_id: str, key: str) -> list[str] | None:
         """Parent chain of ``key``, nearest first; None unless it is one of the tenant's units.
-        One statement: the top-parent lookup is the hottest read there is."""
+        The ownership and the first parent in one statement (one shard on Citus: the code and
+        its containment row are co-located), then one probe per level above."""
         sscc = key[len(SSCC_PREFIX) :] if key.startswith(SSCC_PREFIX) else ""
         rows = self._uow.execute_prepared(
-            "agg_owned_ancestors",
-            _UP + "SELECT EXISTS (SELECT 1 FROM codes WHERE code_key = $1::text"
-            " AND tenant_id = $2::text) OR EXISTS (SELECT 1 FROM ssccs"
-            " WHERE sscc = $3::bpchar AND tenant_id = $2::text),"
-            " ARRAY(SELECT key FROM up ORDER BY depth)",
+            "agg_owned_parent",
+            _OWNED + ", (" + _PARENT + ")",
             (key, tenant_id, sscc),
         )
-        owned, chain = rows[0]
-        return list(chain) if owned else None
+        owned, parent = rows[0]
+        if not owned:
+            return None
+        return self._chain(key, first=parent) if parent is not None else []
 
     def children(self, parent: str) -> list[str]:
         rows = self._uow.execute_prepared(
@@ -232,13 +296,17 @@ class PostgresAggregationStore:
         return [r[0] for r in rows]
 
     def descendants(self, roots: list[str]) -> list[tuple[str, str, int]]:
-        """(key, parent, depth) of everything below ``roots``, breadth first."""
-        rows = self._uow.execute_prepared(
-            "agg_descendants",
-            _DESCENDANTS + "SELECT key, parent, depth FROM down ORDER BY depth, key",
-            (roots,),
-        )
-        return [(r[0], r[1], int(r[2])) for r in rows]
+        """(key, parent, depth) of everything below ``roots``, breadth first: one statement
+        per level, each in key order."""
+        found: list[tuple[str, str, int]] = []
+        frontier = roots
+        for depth in range(1, MAX_DEPTH + 1):
+            below = self._links_below(frontier)
+            found.extend((k, p, depth) for k, p, _, _, _ in below)
+            frontier = [k for k, _, _, _, _ in below]
+            if not frontier:
+                break
+        return found
 
     def descendant_groups(
         self,
@@ -253,70 +321,48 @@ class PostgresAggregationStore:
         all there are); direct children only unless ``all_levels``. Nothing unless ``root`` is
         one of the tenant's units.
 
-        One statement on the parent index and nothing else (containment carries each unit's
-        state and market). Levels strictly decrease downwards (pallet, case, bundle, item), so
-        nothing lies more than three levels below a unit: three fixed joins, which plan and
-        run faster than a recursive walk, and items are never looked into. Each group comes
-        back as one row, its keys joined by newlines: the driver builds 60 values for a
-        pallet of 60 cases instead of 1,500 rows. Text is compared byte by byte (COLLATE "C":
-        the order of code points, as the C.UTF-8 default gives, without a strcoll() per
-        comparison, a third of the statement's time), in the order and in the resume alike."""
-        sscc = root[len(SSCC_PREFIX) :] if root.startswith(SSCC_PREFIX) else ""
-        found = self._uow.execute_prepared(
-            "agg_descendant_groups",
-            "SELECT depth, parent, n, keys, level, state, market, varying FROM ("
-            " SELECT depth, parent, count(*)::int AS n,"
-            "  string_agg(key, E'\\n' ORDER BY key) AS keys,"
-            "  min(level)::int AS level, min(state) AS state, min(market) AS market,"
-            "  CASE WHEN min(level) = max(level) AND min(state) = max(state)"
-            "   AND (count(market) = 0 OR count(market) = count(*) AND min(market) = max(market))"
-            "   THEN NULL ELSE string_agg(level || E'\\t' || state || E'\\t'"
-            "   || coalesce(market, ''), E'\\n' ORDER BY key) END AS varying,"
-            "  sum(count(*)) OVER (ORDER BY depth, parent) AS upto FROM ("
-            ' SELECT key COLLATE "C" AS key, parent COLLATE "C" AS parent, depth, level,'
-            '  state COLLATE "C" AS state, market COLLATE "C" AS market FROM ('
-            " SELECT c1.child_key AS key, c1.parent_key AS parent, 1 AS depth,"
-            "  c1.child_level AS level, c1.state, c1.market"
-            "  FROM containment c1 WHERE c1.parent_key = $1::text"
-            " UNION ALL SELECT c2.child_key, c2.parent_key, 2, c2.child_level, c2.state,"
-            "  c2.market FROM containment c1 JOIN containment c2 ON c2.parent_key = c1.child_key"
-            "  WHERE $2::bool AND c1.parent_key = $1::text AND c1.child_level > 1"
-            " UNION ALL SELECT c3.child_key, c3.parent_key, 3, c3.child_level, c3.state,"
-            "  c3.market FROM containment c1 JOIN containment c2 ON c2.parent_key = c1.child_key"
-            "  JOIN containment c3 ON c3.parent_key = c2.child_key"
-            "  WHERE $2::bool AND c1.parent_key = $1::text AND c2.child_level > 1) t) u"
-            " WHERE (depth, parent, key) > ($3::int, $4::text, $5::text)"
-            " AND (EXISTS (SELECT 1 FROM codes WHERE code_key = $1::text"
-            "  AND tenant_id = $7::text) OR EXISTS (SELECT 1 FROM ssccs"
-            "  WHERE sscc = $8::bpchar AND tenant_id = $7::text))"
-            " GROUP BY depth, parent) g"
-            " WHERE upto - n < $6::int ORDER BY depth, parent",
-            (
-                root,
-                all_levels,
-                *(after or (0, "", "")),
-                rows,
-                tenant_id,
-                sscc,
-            ),
-        )
-        return [
-            ChildGroup(depth, parent, keys, n, level, state, market, _varying(varying))
-            for depth, parent, n, keys, level, state, market, varying in found
-        ]
+        Read level by level from the parent index and nothing else (containment carries each
+        unit's state and market): levels strictly decrease downwards (pallet, case, bundle,
+        item), so nothing lies more than three levels below a unit, and items are never
+        looked into. Grouped here; keys compare code point by code point (as COLLATE "C"),
+        in the order and in the resume alike."""
+        if not self._owned(tenant_id, root):
+            return []
+        level = self._links_below([root])
+        links = [(1, *link) for link in level]
+        for depth in (2, 3) if all_levels else ():
+            level = self._links_below([k for k, _, lv, _, _ in level if lv > 1])
+            links.extend((depth, *link) for link in level)
+        start = after or (0, "", "")
+        groups: dict[tuple[int, str], list[tuple[str, int, str, str | None]]] = {}
+        for depth, key, parent, lv, state, market in links:
+            if (depth, parent, key) > start:
+                groups.setdefault((depth, parent), []).append((key, lv, state, market))
+        out: list[ChildGroup] = []
+        upto = 0
+        for (depth, parent), members in sorted(groups.items()):
+            if upto >= rows:
+                break
+            members.sort()
+            upto += len(members)
+            out.append(_group(depth, parent, members))
+        return out
 
     def level_counts(self, root: str) -> tuple[dict[Level, int], int]:
-        """Descendants per level, and how many are direct children."""
-        rows = self._uow.execute_prepared(
-            "agg_level_counts",
-            "WITH RECURSIVE down(key, level, depth) AS ("
-            " SELECT child_key, child_level, 1 FROM containment WHERE parent_key = $1::text"
-            " UNION ALL SELECT c.child_key, c.child_level, down.depth + 1"
-            " FROM containment c JOIN down ON c.parent_key = down.key WHERE down.depth < 16)"
-            " SELECT level, count(*), count(*) FILTER (WHERE depth = 1) FROM down GROUP BY 1",
-            (root,),
-        )
-        return {Level(int(r[0])): int(r[1]) for r in rows}, sum(int(r[2]) for r in rows)
+        """Descendants per level, and how many are direct children (one statement a level)."""
+        counts: dict[Level, int] = {}
+        direct = 0
+        frontier = [root]
+        for depth in range(1, MAX_DEPTH + 1):
+            below = self._links_below(frontier)
+            if depth == 1:
+                direct = len(below)
+            for _, _, lv, _, _ in below:
+                counts[Level(lv)] = counts.get(Level(lv), 0) + 1
+            frontier = [k for k, _, _, _, _ in below]
+            if not frontier:
+                break
+        return counts, direct
 
     def add_links(
         self,
@@ -329,7 +375,7 @@ class PostgresAggregationStore:
     ) -> None:
         """Put ``children`` into ``parent`` and record it in their history, one statement sent
         with the next one (:meth:`PostgresUnitOfWork.defer`). Their state and market are copied
-        in (the triggers of migration 0008 keep them)."""
+        in (every writer of a unit's state keeps them, see :meth:`set_state`)."""
         self._uow.defer_prepared(
             "agg_add_links",
             "WITH linked AS (INSERT INTO containment (child_key, tenant_id, parent_key,"
@@ -362,12 +408,19 @@ class PostgresAggregationStore:
         return [r[0] for r in rows]
 
     def take_place(self, old_child: str, new_child: str, event_id: str, at: datetime) -> None:
-        """``new_child`` takes ``old_child``'s place in its parent."""
-        self._uow.execute(
-            "UPDATE containment SET child_key = %s, event_id = %s, packed_at = %s"
-            " WHERE child_key = %s",
-            (new_child, event_id, at, old_child),
+        """``new_child`` takes ``old_child``'s place in its parent: the link moves to the new
+        key (a row of another shard on Citus, which never updates a distribution column)."""
+        gone = self._uow.execute(
+            "DELETE FROM containment WHERE child_key = %s"
+            " RETURNING tenant_id, parent_key, child_level, state, market",
+            (old_child,),
         )
+        for tenant_id, parent, level, state, market in gone:
+            self._uow.execute(
+                "INSERT INTO containment (child_key, tenant_id, parent_key, child_level,"
+                " event_id, packed_at, state, market) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (new_child, tenant_id, parent, level, event_id, at, state, market),
+            )
 
     def remove_links(self, parent: str, children: list[str]) -> None:
         self._uow.execute(
@@ -469,12 +522,23 @@ class PostgresAggregationStore:
         )
 
 
-def _varying(text: str | None) -> tuple[tuple[int, str, str | None], ...] | None:
-    """Level, state and market per key, from ``level\\tstate\\tmarket`` lines."""
-    if text is None:
-        return None
-    out = []
-    for line in text.split("\n"):
-        level, state, market = line.split("\t")
-        out.append((int(level), state, market or None))
-    return tuple(out)
+def _group(depth: int, parent: str, members: list[tuple[str, int, str, str | None]]) -> ChildGroup:
+    """One parent's units at one depth, in key order, as (key, level, state, market)."""
+    levels = {lv for _, lv, _, _ in members}
+    states = {st for _, _, st, _ in members}
+    markets = [m for _, _, _, m in members if m is not None]
+    uniform = (
+        len(levels) == 1
+        and len(states) == 1
+        and (not markets or (len(markets) == len(members) and len(set(markets)) == 1))
+    )
+    return ChildGroup(
+        depth,
+        parent,
+        "\n".join(k for k, _, _, _ in members),
+        len(members),
+        min(levels),
+        min(states),
+        min(markets) if markets else None,
+        None if uniform else tuple((lv, st, m) for _, lv, st, m in members),
+    )

@@ -9,32 +9,11 @@ from datetime import date, datetime
 from typing import Any
 
 from audit.ports import Head
-from sealmark.events import NewEvent
+from sealmark.events import TLOG_KINDS, NewEvent
 from sealmark.tenancy.model import Tenant
 
-# The kinds the transparency log covers, as the trigger of migration 0015 queues them.
-LOGGED_KINDS = frozenset(
-    {
-        "codes.issued",
-        "codes.commissioned",
-        "codes.scrapped",
-        "codes.returned",
-        "logistics.shipped",
-        "logistics.received",
-        "logistics.decommissioned",
-        "logistics.decommission_undone",
-        "aggregation.replaced",
-        "aggregation.sampled",
-        "audit.recalled",
-        "keys.rotated",
-        "keys.revoked",
-        "aggregation.packed",
-        "aggregation.unpacked",
-        "aggregation.reworked",
-        "lot.held",
-        "lot.released",
-    }
-)
+# The kinds the transparency log covers, as PgEvents queues them.
+LOGGED_KINDS = TLOG_KINDS
 
 
 @dataclass

@@ -72,7 +72,7 @@ class PostgresAuditStore(ReportQueries):
     def alert(self, tenant_id: str, alert_id: int, lock: bool = False) -> Alert | None:
         rows = self._uow.execute(
             f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE tenant_id = %s AND id = %s"
-            + (" FOR UPDATE" if lock else ""),
+            + (" FOR UPDATE" if lock else ""),  # one shard: alerts by tenant_id
             (tenant_id, alert_id),
         )
         return _alert(rows[0]) if rows else None
@@ -313,23 +313,26 @@ class PostgresAuditStore(ReportQueries):
 
     def recall_units(self, tenant_id: str, scope: RecallScope, recall_id: str, at: datetime) -> int:
         """Mark every recallable unit in ``scope`` recalled by ``recall_id`` (units recalled
-        before keep their first recall); returns how many codes changed. One statement per
-        table, so a concurrent pack or ship either sees all of them recalled or none."""
+        before keep their first recall); returns how many codes changed.
+
+        Per table: the units in scope are locked and read by an UPDATE that changes nothing
+        (it waits for a concurrent pack or ship and reads what it wrote, as FOR UPDATE would,
+        which Citus refuses over several shards), then recorded and marked in the same
+        transaction, their containment rows with them. A parent's tree is walked one level
+        per statement (its children live on other shards on Citus)."""
+        uow = self._writes()
+        keys = list(scope.keys)
         if scope.kind == "parent":
-            units = (
-                "WITH RECURSIVE tree(k) AS (SELECT unnest(%(keys)s::text[])"
-                " UNION SELECT c.child_key FROM containment c JOIN tree ON c.parent_key = tree.k)"
-            )
-            codes_where = "code_key IN (SELECT k FROM tree)"
-        else:
-            units = "WITH tree(k) AS (SELECT unnest(%(keys)s::text[]))"
-            codes_where = {
-                "lot": "gtin = %(gtin)s AND lot = %(lot)s",
-                "gtin": "gtin = %(gtin)s",
-                "codes": "code_key IN (SELECT k FROM tree)",
-            }[scope.kind]
+            keys = self._tree(keys)
+        codes_where = {
+            "lot": "gtin = %(gtin)s AND lot = %(lot)s",
+            "gtin": "gtin = %(gtin)s",
+            "codes": "code_key = ANY(%(keys)s)",
+            "parent": "code_key = ANY(%(keys)s)",
+        }[scope.kind]
         params = {
-            "keys": list(scope.keys),
+            "keys": keys,
+            "ssccs": [k.removeprefix("sscc:") for k in keys if k.startswith("sscc:")],
             "gtin": scope.gtin,
             "lot": scope.lot,
             "tenant": tenant_id,
@@ -337,31 +340,65 @@ class PostgresAuditStore(ReportQueries):
             "at": at,
             "states": RECALLABLE,
         }
-        rows = self._writes().execute(
-            f"{units}, hit AS (SELECT code_key, state, market FROM codes"
+        hit = uow.execute(
+            "UPDATE codes SET state = state"
             f" WHERE tenant_id = %(tenant)s AND {codes_where} AND state = ANY(%(states)s)"
-            " FOR UPDATE),"
-            " marked AS (INSERT INTO recalled_units (unit_key, recall_id, is_code,"
-            "  previous_state, market) SELECT code_key, %(recall)s, true, state, market FROM hit"
-            "  ON CONFLICT DO NOTHING RETURNING unit_key)"
-            " UPDATE codes SET state = 'recalled', updated_at = %(at)s"
-            " WHERE code_key IN (SELECT unit_key FROM marked) RETURNING 1",
+            " RETURNING code_key, state, market",
             params,
         )
-        if scope.kind == "parent":
-            self._writes().execute(
-                f"{units}, hit AS (SELECT sscc, state, market FROM ssccs"
-                " WHERE tenant_id = %(tenant)s AND sscc IN (SELECT substr(k, 6)::bpchar FROM tree"
-                "  WHERE k LIKE 'sscc:%%')"
-                "  AND state = ANY(%(states)s) FOR UPDATE),"
-                " marked AS (INSERT INTO recalled_units (unit_key, recall_id, is_code,"
-                "  previous_state, market) SELECT 'sscc:' || sscc, %(recall)s, false, state,"
-                "  market FROM hit ON CONFLICT DO NOTHING RETURNING unit_key)"
-                " UPDATE ssccs SET state = 'recalled', updated_at = %(at)s"
-                " WHERE sscc IN (SELECT substr(unit_key, 6)::bpchar FROM marked)",
+        marked = self._mark(hit, True, recall_id)
+        if marked:
+            uow.execute(
+                "UPDATE codes SET state = 'recalled', updated_at = %s WHERE code_key = ANY(%s)",
+                (at, marked),
+            )
+            uow.execute(
+                "UPDATE containment SET state = 'recalled' WHERE child_key = ANY(%s)", (marked,)
+            )
+        if scope.kind == "parent" and params["ssccs"]:
+            hit = uow.execute(
+                "UPDATE ssccs SET state = state WHERE tenant_id = %(tenant)s"
+                " AND sscc = ANY(%(ssccs)s::bpchar[]) AND state = ANY(%(states)s)"
+                " RETURNING 'sscc:' || sscc, state, market",
                 params,
             )
-        return len(rows)
+            units = self._mark(hit, False, recall_id)
+            if units:
+                uow.execute(
+                    "UPDATE ssccs SET state = 'recalled', updated_at = %s"
+                    " WHERE sscc = ANY(%s::bpchar[])",
+                    (at, [k.removeprefix("sscc:") for k in units]),
+                )
+                uow.execute(
+                    "UPDATE containment SET state = 'recalled' WHERE child_key = ANY(%s)",
+                    (units,),
+                )
+        return len(marked)
+
+    def _mark(self, hit: list[tuple[Any, ...]], is_code: bool, recall_id: str) -> list[str]:
+        """Record the units of ``hit`` (key, state, market) as recalled by ``recall_id``;
+        return those not recalled before."""
+        if not hit:
+            return []
+        rows = self._writes().execute(
+            "INSERT INTO recalled_units (unit_key, recall_id, is_code, previous_state, market)"
+            " SELECT k, %s, %s, s, m FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(k, s, m)"
+            " ON CONFLICT DO NOTHING RETURNING unit_key",
+            (recall_id, is_code, [h[0] for h in hit], [h[1] for h in hit], [h[2] for h in hit]),
+        )
+        return [r[0] for r in rows]
+
+    def _tree(self, roots: list[str]) -> list[str]:
+        """``roots`` and every unit below them now, one statement per level."""
+        seen = dict.fromkeys(roots)
+        frontier = list(seen)
+        while frontier:
+            rows = self._uow.execute(
+                "SELECT child_key FROM containment WHERE parent_key = ANY(%s)", (frontier,)
+            )
+            frontier = [r[0] for r in rows if r[0] not in seen]
+            seen.update(dict.fromkeys(frontier))
+        return list(seen)
 
     def recall_report(self, recall_id: str, effective_at: datetime) -> RecallCounts:
         """(units, by shipment market, by last scan region, scans since, not shipped,

@@ -89,24 +89,31 @@ class PostgresExportReader:
         return [r[0] for r in rows]
 
     def lot_units(self, tenant_id: str, gtin: str, lot: str) -> set[str]:
-        """The lot's codes and every unit that ever held one of them."""
+        """The lot's codes and every unit that ever held one of them (walked up the history
+        one level per statement: a unit's parents live on other shards on Citus)."""
         rows = self._uow.execute(
-            "WITH RECURSIVE units(k) AS ("
-            " SELECT code_key FROM codes WHERE tenant_id = %s AND gtin = %s AND lot = %s"
-            " UNION SELECT h.parent_key FROM containment_history h JOIN units u"
-            "  ON h.unit_key = u.k WHERE h.parent_key IS NOT NULL)"
-            " SELECT k FROM units",
+            "SELECT code_key FROM codes WHERE tenant_id = %s AND gtin = %s AND lot = %s",
             (tenant_id, gtin, lot),
         )
-        return {r[0] for r in rows}
+        return self._closure(
+            {r[0] for r in rows},
+            "SELECT DISTINCT parent_key FROM containment_history"
+            " WHERE unit_key = ANY(%s) AND parent_key IS NOT NULL",
+        )
 
     def descendants_ever(self, keys: list[str]) -> set[str]:
-        """Every unit that was ever inside one of ``keys``, at any depth."""
-        rows = self._uow.execute(
-            "WITH RECURSIVE units(k) AS (SELECT unnest(%s::text[])"
-            " UNION SELECT h.unit_key FROM containment_history h JOIN units u"
-            "  ON h.parent_key = u.k)"
-            " SELECT k FROM units",
-            (keys,),
+        """Every unit that was ever inside one of ``keys``, at any depth (and ``keys``)."""
+        return self._closure(
+            set(keys),
+            "SELECT DISTINCT unit_key FROM containment_history WHERE parent_key = ANY(%s)",
         )
-        return {r[0] for r in rows}
+
+    def _closure(self, start: set[str], step: str) -> set[str]:
+        """``start`` and everything ``step`` (one array parameter) reaches from it."""
+        found = set(start)
+        frontier = sorted(found)
+        while frontier:
+            rows = self._uow.execute(step, (frontier,))
+            frontier = sorted({r[0] for r in rows} - found)
+            found.update(frontier)
+        return found

@@ -74,8 +74,9 @@ class PostgresTlogStore:
         rows = self._writes().execute(
             "WITH taken AS (DELETE FROM tlog_queue WHERE tenant_id = %s RETURNING event_id)"
             " SELECT e.id, e.kind, coalesce(e.request_id, ''), e.occurred_at, e.payload"
-            " FROM domain_events e JOIN taken t ON e.id = t.event_id ORDER BY e.id",
-            (tenant_id,),
+            " FROM domain_events e JOIN taken t ON e.id = t.event_id"
+            " WHERE e.tenant_id = %s ORDER BY e.id",
+            (tenant_id, tenant_id),
         )
         return [(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
 

@@ -32,9 +32,11 @@ class PgLineStore:
 
     def lock_codes(self, tenant_id: str, keys: list[str]) -> dict[str, tuple[str, str, str]]:
         """code_key → (state, lot, request_id) for the tenant's codes among ``keys``, locked."""
+        # An UPDATE that changes nothing locks the rows and reads their latest version, as
+        # FOR UPDATE does (which Citus refuses over several shards).
         rows = self._uow.execute(
-            "SELECT code_key, state, coalesce(lot, ''), coalesce(request_id, '') FROM codes"
-            " WHERE code_key = ANY(%s) AND tenant_id = %s ORDER BY code_key FOR UPDATE",
+            "UPDATE codes SET state = state WHERE code_key = ANY(%s) AND tenant_id = %s"
+            " RETURNING code_key, state, coalesce(lot, ''), coalesce(request_id, '')",
             (keys, tenant_id),
         )
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
@@ -72,6 +74,10 @@ class PgLineStore:
             self._uow.execute(
                 "UPDATE codes SET state = %s, updated_at = %s WHERE code_key = ANY(%s)",
                 (state, at, keys),
+            )
+            # Containment carries each contained unit's state (migration 0008): kept here.
+            self._uow.execute(
+                "UPDATE containment SET state = %s WHERE child_key = ANY(%s)", (state, keys)
             )
 
     def held_lots(self, gtin: str, lots: list[str]) -> set[str]:

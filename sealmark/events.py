@@ -10,6 +10,31 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# The kinds the transparency log covers: appending one also queues it for the log, in the
+# same statement (sealmark/storage/postgres_repos.py; a trigger did it before migration 0018).
+TLOG_KINDS = frozenset(
+    {
+        "codes.issued",
+        "codes.commissioned",
+        "codes.scrapped",
+        "codes.returned",
+        "logistics.shipped",
+        "logistics.received",
+        "logistics.decommissioned",
+        "logistics.decommission_undone",
+        "aggregation.replaced",
+        "aggregation.sampled",
+        "audit.recalled",
+        "keys.rotated",
+        "keys.revoked",
+        "aggregation.packed",
+        "aggregation.unpacked",
+        "aggregation.reworked",
+        "lot.held",
+        "lot.released",
+    }
+)
+
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:

@@ -219,7 +219,7 @@ class PostgresVerifierStore:
                     (
                         s.verification_id,
                         s.tenant_id,
-                        s.code_key,
+                        s.code_key or "",  # '' when unparseable (migration 0019)
                         s.verdict,
                         "{" + ",".join(_array_item(r) for r in s.reasons) + "}",
                         s.risk_score,
@@ -244,7 +244,8 @@ class PostgresVerifierStore:
         except psycopg2.Error as exc:
             raise translate_db_error(exc) from exc
         self._uow.execute(
-            "INSERT INTO scans SELECT * FROM scans_in ON CONFLICT (verification_id) DO NOTHING"
+            "INSERT INTO scans SELECT * FROM scans_in"
+            " ON CONFLICT (code_key, verification_id) DO NOTHING"
         )
         write_outbox(self._uow, first_scan_events(scans))
 
@@ -258,7 +259,7 @@ class PostgresVerifierStore:
             "INSERT INTO alerts (tenant_id, kind, code_key, verification_id, details, raised_at)"
             " VALUES (%s, %s, %s, %s, %s::jsonb, %s) RETURNING id",
             (
-                alert.tenant_id,
+                alert.tenant_id or "",  # '' when no tenant is known (migration 0019)
                 alert.kind,
                 alert.code_key,
                 alert.verification_id,

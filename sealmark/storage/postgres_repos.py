@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sealmark.errors import AlreadyExists, NotFound
-from sealmark.events import DomainEvent, NewEvent
+from sealmark.events import TLOG_KINDS, DomainEvent, NewEvent
 from sealmark.tenancy.certs import ClientCert, MatchKind
 from sealmark.tenancy.model import ApiToken, CodeProfile, PackLevel, Product, Role, Tenant
 
@@ -289,6 +289,16 @@ _APPEND = (
     "INSERT INTO domain_events (tenant_id, kind, subject, occurred_at, payload, request_id)"
     " VALUES (%s, %s, %s, %s, %s, %s)"
 )
+# A logged kind is queued for the transparency log by the same statement (one shard on Citus:
+# both tables are distributed by tenant_id).
+_APPEND_LOGGED = (
+    "WITH e AS (" + _APPEND + " RETURNING tenant_id, id)"
+    " INSERT INTO tlog_queue (tenant_id, event_id) SELECT tenant_id, id FROM e RETURNING event_id"
+)
+
+
+def _append_sql(event: NewEvent) -> str:
+    return _APPEND_LOGGED if event.kind in TLOG_KINDS else _APPEND + " RETURNING id"
 
 
 def _event_row(event: NewEvent) -> tuple[Any, ...]:
@@ -307,13 +317,13 @@ class PgEvents:
         self._db = db
 
     def append(self, event: NewEvent) -> int:
-        rows = self._db.execute(_APPEND + " RETURNING id", _event_row(event))
+        rows = self._db.execute(_append_sql(event), _event_row(event))
         return int(rows[0][0])
 
     def append_later(self, event: NewEvent) -> None:
         """:meth:`append` sent with the transaction's next statement (see
         :meth:`PostgresUnitOfWork.defer`), for writers that do not need the event's id."""
-        self._db.defer(_APPEND, _event_row(event))
+        self._db.defer(_append_sql(event), _event_row(event))
 
     def read(self, tenant_id: str, after_id: int = 0, limit: int = 1000) -> Sequence[DomainEvent]:
         rows = self._db.execute(

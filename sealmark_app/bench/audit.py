@@ -64,6 +64,12 @@ def _store_events(dsn: str) -> None:
             " FROM STDIN",
             rows,
         )
+        # Queued for the transparency log as the Aggregator's append queues them.
+        cur.execute(
+            "INSERT INTO tlog_queue (tenant_id, event_id) SELECT tenant_id, id"
+            " FROM domain_events WHERE tenant_id = %s AND kind = 'aggregation.packed'",
+            (TENANT,),
+        )
 
 
 @functools.cache

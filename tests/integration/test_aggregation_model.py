@@ -11,6 +11,7 @@ import itertools
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg2
@@ -19,6 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator.domain import Level
+from aggregator.postgres import PostgresAggregationStore
+from audit.domain import RecallScope
+from audit.postgres import PostgresAuditStore
+from issuer.postgres_lines import PgLineStore
+from sealmark.storage.postgres import PostgresDatabase
 from aggregator.usecases import Aggregator
 from sealmark.errors import SealmarkError
 from sealmark.gs1 import make_sscc
@@ -52,6 +58,7 @@ def env(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
         "gtin": gtin,
         "prefix": prefix,
         "conn": conn,
+        "dsn": pg_dsn,
         "serials": itertools.count(),
         "boxes": itertools.count(),
         "events": itertools.count(),
@@ -285,11 +292,12 @@ def _check(agg: Aggregator, who: Principal, model: Model, units: list[UnitRef]) 
 
 def test_state_changes_by_other_writers_reach_the_explosion(env: dict[str, Any]) -> None:
     """Containment keeps copies of state and market; a writer outside the Aggregator (a line
-    report, a recall) changes codes or ssccs only, and the explosion must still show it."""
+    report, a recall) changes codes or ssccs through its own adapter, which writes the copies
+    in the same transaction (no trigger since migration 0018), so the explosion shows it."""
     agg: Aggregator = env["aggregator"]
     line = Principal(env["tenant"], frozenset({Role.LINE}), "line-token")
     gtin, first = env["gtin"], next(env["serials"]) * 100
-    items = [UnitRef(gtin=gtin, serial=f"W{first + i:09d}") for i in range(3)]
+    items = [UnitRef(gtin=gtin, serial=f"W{first + i:09d}") for i in range(4)]
     box0 = next(env["boxes"]) * 10
     case = UnitRef(sscc=make_sscc(5, env["prefix"], box0))
     pallet = UnitRef(sscc=make_sscc(5, env["prefix"], box0 + 1))
@@ -308,13 +316,27 @@ def test_state_changes_by_other_writers_reach_the_explosion(env: dict[str, Any])
         return {key: (state, market) for key, _, _, _, state, market in rows}
 
     assert set(seen().values()) == {("commissioned", None)}
-    with env["conn"], env["conn"].cursor() as cur:
-        cur.execute(
-            "UPDATE codes SET state = 'recalled', market = 'FR' WHERE code_key = %s",
-            (items[1].key,),
-        )
-        cur.execute("UPDATE ssccs SET state = 'locked' WHERE sscc = %s", (case.sscc,))
+    at = datetime.now(UTC)
+    database = PostgresDatabase(env["dsn"], pool_size=1)
+    try:
+        with database.unit_of_work() as uow:  # Audit's recall
+            audit, scope = PostgresAuditStore(uow), RecallScope("codes", keys=(items[1].key,))
+            audit.add_recall(f"rc-{first}", env["tenant"], f"rc-{first}", scope, "r", at, "t", "f")
+            audit.recall_units(env["tenant"], scope, f"rc-{first}", at)
+            uow.commit()
+        with database.unit_of_work() as uow:  # the Issuer's line report
+            PgLineStore(uow).set_state([items[3].key], "scrapped", at)
+            uow.commit()
+        with database.unit_of_work() as uow:  # the Aggregator's own writes
+            store = PostgresAggregationStore(uow)
+            store.set_state([items[2].key], "shipped", at, market="FR")
+            store.set_state([case.key], "locked", at)
+            uow.commit()
+    finally:
+        database.close()
     after = seen()
-    assert after[items[1].key] == ("recalled", "FR")
+    assert after[items[1].key] == ("recalled", None)
+    assert after[items[3].key] == ("scrapped", None)
+    assert after[items[2].key] == ("shipped", "FR")
     assert after[case.key] == ("locked", None)
-    assert after[items[0].key] == after[items[2].key] == ("commissioned", None)
+    assert after[items[0].key] == ("commissioned", None)

@@ -118,21 +118,35 @@ def test_migrations_from_four_processes_at_once(pg_admin_dsn: str) -> None:
 
 
 def test_domain_events_are_append_only(pg_dsn: str) -> None:
+    """By privilege (migration 0018, no trigger: Citus cannot distribute a table with one):
+    the services' role appends and reads the event log and the transparency log, and can
+    neither change nor remove a row of them."""
     with connect(pg_dsn) as conn, conn.cursor() as cur:
+        cur.execute("SET ROLE sealmark_service")
         cur.execute(
             "INSERT INTO domain_events (tenant_id, kind, subject, occurred_at)"
             " VALUES ('t', 'k', 's', now()) RETURNING id"
         )
         event_id = cur.fetchone()[0]  # type: ignore[index]
         conn.commit()
+        cur.execute("SELECT count(*) FROM domain_events WHERE id = %s", (event_id,))
+        assert cur.fetchone() == (1,)
         for statement in (
             "UPDATE domain_events SET kind = 'x' WHERE id = %s",
             "DELETE FROM domain_events WHERE id = %s",
             "TRUNCATE domain_events",
+            "UPDATE tlog_entries SET data = 'x' WHERE idx = %s",
+            "DELETE FROM tlog_entries WHERE idx = %s",
+            "TRUNCATE tlog_entries",
         ):
-            with pytest.raises(psycopg2.Error, match="append-only"):
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege, match="permission denied"):
                 cur.execute(statement, (event_id,))
             conn.rollback()
+            cur.execute("SET ROLE sealmark_service")
+        # What the services do write, they may: queue and consume the log's queue.
+        cur.execute("INSERT INTO tlog_queue (tenant_id, event_id) VALUES ('t', %s)", (event_id,))
+        cur.execute("DELETE FROM tlog_queue WHERE tenant_id = 't' RETURNING event_id")
+        assert cur.fetchall() == [(event_id,)]
 
 
 def test_failed_migration_is_rolled_back_whole(pg_dsn: str) -> None:

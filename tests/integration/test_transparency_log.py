@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg2
 import pytest
 
 from audit.transparency import TransparencyLog
+from sealmark.events import NewEvent
+from sealmark.storage.postgres_repos import PgEvents
 from sealmark.tlog import merkle
 from sealmark.tlog.note import open_checkpoint, parse_verifier_key
 from sealmark_app.root.audit import build_transparency_log
@@ -28,18 +31,33 @@ def log(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     container.close()
 
 
+class _Cursor:
+    """A raw connection as the events repository's executor: the event is appended as every
+    writer appends it (queued for the log by the same statement), in ``conn``'s transaction."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        with self._conn.cursor() as cur:
+            cur.execute(sql, params)
+            return list(cur.fetchall()) if cur.description is not None else []
+
+    def defer(self, sql: str, params: Any = None) -> None:
+        self.execute(sql, params)
+
+
 def _event(conn: Any, tenant: str, n: int) -> None:
-    with conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO domain_events (tenant_id, kind, subject, occurred_at, payload,"
-            " request_id) VALUES (%s, 'logistics.received', %s, now(), %s, %s)",
-            (
-                tenant,
-                f"event:{n}",
-                json.dumps({"codes": [f"sscc:{n:018d}"], "affected": 1}),
-                f"e{n}",
-            ),
+    PgEvents(_Cursor(conn)).append(
+        NewEvent(
+            tenant,
+            "logistics.received",
+            f"event:{n}",
+            datetime.now(UTC),
+            {"codes": [f"sscc:{n:018d}"], "affected": 1},
+            f"e{n}",
         )
+    )
 
 
 def _entries(log: TransparencyLog, tenant: str) -> list[dict[str, Any]]:
