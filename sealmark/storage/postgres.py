@@ -176,6 +176,11 @@ class PostgresDatabase:
     def _get_pool(self) -> psycopg2.pool.ThreadedConnectionPool:
         with self._lock:
             if self._pool is None:
+                # A Citus coordinator plans a statement over several shards only with its
+                # parameters bound (a generic plan fails: "could not create distributed
+                # plan"), and never picks a generic plan of its own: there the default
+                # plan_cache_mode is both correct and what force_generic_plan is for here.
+                plans = "" if self._is_citus() else " -c plan_cache_mode=force_generic_plan"
                 pool = psycopg2.pool.ThreadedConnectionPool(
                     0,  # open nothing now: the first unit of work connects
                     self._size,
@@ -188,8 +193,8 @@ class PostgresDatabase:
                     # random_page_cost: the default 4 prices a disk seek; on SSD or cached data
                     # it made a recursive walk of containment scan the whole table (5 ms)
                     # instead of probing the parent index per case (0.3 ms).
-                    options=f"-c statement_timeout={self._statement_timeout}"
-                    " -c plan_cache_mode=force_generic_plan -c random_page_cost=1.1",
+                    options=f"-c statement_timeout={self._statement_timeout}{plans}"
+                    " -c random_page_cost=1.1",
                     keepalives=1,
                     keepalives_idle=10,
                     keepalives_interval=3,
@@ -201,6 +206,20 @@ class PostgresDatabase:
                 pool.minconn = self._size
                 self._pool = pool
             return self._pool
+
+    def _is_citus(self) -> bool:
+        """Whether the database is a Citus coordinator's (one probe, when the pool opens)."""
+        conn = psycopg2.connect(
+            self.dsn,
+            connect_timeout=max(2, round(self._connect_timeout)),
+            application_name="sealmark",
+        )
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'citus'")
+                return cur.fetchone() is not None
+        finally:
+            conn.close()
 
     def acquire(self) -> Connection:
         """Borrow a connection. Raises Unavailable when none frees up in time or the server
