@@ -21,13 +21,13 @@ from hypothesis import strategies as st
 
 from aggregator.domain import Level
 from aggregator.postgres import PostgresAggregationStore
+from aggregator.usecases import Aggregator
 from audit.domain import RecallScope
 from audit.postgres import PostgresAuditStore
 from issuer.postgres_lines import PgLineStore
-from sealmark.storage.postgres import PostgresDatabase
-from aggregator.usecases import Aggregator
 from sealmark.errors import SealmarkError
 from sealmark.gs1 import make_sscc
+from sealmark.storage.postgres import PostgresDatabase
 from sealmark.tenancy.model import Principal, Role
 from sealmark.units import UnitRef
 from sealmark_app.root.aggregator import build_aggregator
