@@ -22,6 +22,7 @@ import redis
 
 from sealmark.storage.embedded import EmbeddedServers, start_embedded
 from sealmark.storage.migrate import apply_migrations
+from tests.support.citus import CITUS_DSN, create_citus_database, drop_citus_database, is_citus
 from tests.support.redis_cluster import RedisClusterServers, redis_cluster
 
 SYSTEM_PG = os.environ.get(
@@ -62,6 +63,14 @@ def _pg_answers(dsn: str) -> bool:
 def create_database(admin_dsn: str, *, migrate: bool = True) -> str:
     """Create a database with a name no other run uses; return its DSN (migrated if asked)."""
     name = f"sealmark_test_{uuid.uuid4().hex[:12]}"
+    if is_citus(admin_dsn):
+        dsn = with_dbname(admin_dsn, name)
+        try:
+            create_citus_database(admin_dsn, name, dsn, migrate=migrate)
+        except BaseException:
+            drop_database(admin_dsn, dsn)
+            raise
+        return dsn
     conn = psycopg2.connect(admin_dsn)
     try:
         conn.autocommit = True
@@ -81,6 +90,9 @@ def create_database(admin_dsn: str, *, migrate: bool = True) -> str:
 
 def drop_database(admin_dsn: str, dsn: str) -> None:
     name = psycopg2.extensions.parse_dsn(dsn)["dbname"]
+    if is_citus(admin_dsn):
+        drop_citus_database(admin_dsn, name)
+        return
     conn = psycopg2.connect(admin_dsn)
     try:
         conn.autocommit = True
@@ -108,9 +120,33 @@ def embedded_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embed
     servers.stop()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """With SEALMARK_TEST_CITUS_DSN set, every integration test that uses a database runs on
+    plain PostgreSQL and on that Citus coordinator (ids ``[postgres]`` and ``[citus]``).
+    Without it nothing is parametrised: there is no Citus variant to skip."""
+    if (
+        CITUS_DSN
+        and "pg_backend" in metafunc.fixturenames
+        and "integration" in metafunc.definition.path.parts
+    ):
+        metafunc.parametrize("pg_backend", ["postgres", "citus"], indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def pg_admin_dsn(system_pg_dsn: str | None, request: pytest.FixtureRequest) -> str:
-    """A server where this session may create databases: the system one, else the embedded."""
+def pg_backend(request: pytest.FixtureRequest) -> str:
+    """Which server the session's databases are made on: "postgres" unless parametrised."""
+    return str(getattr(request, "param", "postgres"))
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn(system_pg_dsn: str | None, pg_backend: str, request: pytest.FixtureRequest) -> str:
+    """A server where this session may create databases: the system one, else the embedded
+    (the Citus coordinator of SEALMARK_TEST_CITUS_DSN for the ``[citus]`` variant)."""
+    if pg_backend == "citus":
+        assert CITUS_DSN is not None
+        if not _pg_answers(CITUS_DSN):
+            pytest.fail(f"SEALMARK_TEST_CITUS_DSN is set but does not answer: {CITUS_DSN}")
+        return CITUS_DSN
     if system_pg_dsn is not None:
         return system_pg_dsn
     servers: EmbeddedServers = request.getfixturevalue("embedded_servers")
