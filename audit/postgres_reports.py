@@ -30,6 +30,18 @@ class ReportQueries:
     def reconciliation(
         self, tenant_id: str, work_order: str, gtin: str | None, lot: str | None
     ) -> list[list[Any]]:
+        # Through the work order's issue requests, read first: codes are indexed by request,
+        # and on Citus the requests live on the tenant's shard, the codes on every shard,
+        # which no join of the two reaches.
+        requests = [
+            r[0]
+            for r in self._uow.execute(
+                "SELECT request_id FROM issue_requests WHERE tenant_id = %s AND work_order = %s",
+                (tenant_id, work_order),
+            )
+        ]
+        if not requests:
+            return []
         return self._rows(
             "SELECT coalesce(lot, ''), count(*),"
             " count(*) FILTER (WHERE state NOT IN ('allocated', 'scrapped', 'returned')),"
@@ -37,13 +49,10 @@ class ReportQueries:
             " count(*) FILTER (WHERE state = 'returned'),"
             " count(*) FILTER (WHERE state IN ('in_transit', 'received')),"
             " count(*) FILTER (WHERE state = 'allocated')"
-            # Through the work order's issue requests: codes are indexed by request.
-            " FROM codes WHERE (tenant_id, request_id) IN (SELECT tenant_id, request_id"
-            "  FROM issue_requests WHERE tenant_id = %(tenant)s"
-            "  AND work_order = %(work_order)s)"
+            " FROM codes WHERE request_id = ANY(%(requests)s)"
             f" AND {_CODES_WHERE}"
             " GROUP BY 1 ORDER BY 1",
-            {"tenant": tenant_id, "work_order": work_order, "gtin": gtin, "lot": lot},
+            {"tenant": tenant_id, "requests": requests, "gtin": gtin, "lot": lot},
         )
 
     def scans_by_region_day(
@@ -69,11 +78,14 @@ class ReportQueries:
         self, tenant_id: str, since: datetime | None, until: datetime | None, region: str | None
     ) -> list[list[Any]]:
         return self._rows(
-            "WITH s AS (SELECT region, count(*) FILTER (WHERE verdict = 'suspect_clone') c,"
+            # MATERIALIZED: each read on its own (on Citus scans and alerts share no shard).
+            "WITH s AS MATERIALIZED (SELECT region,"
+            "  count(*) FILTER (WHERE verdict = 'suspect_clone') c,"
             "  count(*) FILTER (WHERE verdict = 'counterfeit') f,"
             "  count(*) FILTER (WHERE verdict = 'diverted') d"
             f"  FROM scans WHERE {_SCANS_WHERE} GROUP BY region),"
-            " a AS (SELECT coalesce(details ->> 'region', '') region, count(*) n FROM alerts"
+            " a AS MATERIALIZED (SELECT coalesce(details ->> 'region', '') region,"
+            "  count(*) n FROM alerts"
             "  WHERE tenant_id = %(tenant)s"
             "  AND (%(since)s::timestamptz IS NULL OR raised_at >= %(since)s)"
             "  AND (%(until)s::timestamptz IS NULL OR raised_at < %(until)s) GROUP BY 1)"
@@ -109,12 +121,14 @@ class ReportQueries:
         # Serials minted from the letters of the alphabet's name are marked serial_scheme = 1
         # by migration 0014 (see sealmark/tenancy/alphabets.py).
         rows = self._uow.execute(
-            "SELECT p.gtin, p.serial_alphabet, p.serial_length,"
-            " (SELECT count(*) FROM codes c WHERE c.tenant_id = p.tenant_id"
-            "  AND c.gtin = p.gtin),"
-            " (SELECT count(*) FROM codes c WHERE c.tenant_id = p.tenant_id"
-            "  AND c.gtin = p.gtin AND c.serial_scheme = 1)"
-            " FROM products p WHERE p.tenant_id = %(tenant)s"
+            # Counted per GTIN first, then joined (Citus runs no subquery per product).
+            "WITH n AS MATERIALIZED (SELECT gtin, count(*) AS total,"
+            "  count(*) FILTER (WHERE serial_scheme = 1) AS old FROM codes"
+            "  WHERE tenant_id = %(tenant)s AND (%(gtin)s::text IS NULL OR gtin = %(gtin)s)"
+            "  GROUP BY gtin)"
+            " SELECT p.gtin, p.serial_alphabet, p.serial_length, coalesce(n.total, 0),"
+            " coalesce(n.old, 0) FROM products p LEFT JOIN n ON n.gtin = p.gtin"
+            " WHERE p.tenant_id = %(tenant)s"
             " AND (%(gtin)s::text IS NULL OR p.gtin = %(gtin)s) ORDER BY p.gtin",
             {"tenant": tenant_id, "gtin": gtin},
         )

@@ -158,16 +158,19 @@ class PostgresTlogStore:
     ) -> tuple[int, bytes, str, int, int] | None:
         """(entry index, entry bytes, request id, first seq, count) of the logged issuance
         chunk that holds the code; None when the code or its entry is not there."""
+        # The code first (its shard), then the tenant's event and entry (the tenant's shard:
+        # on Citus no join reaches both; MATERIALIZED reads the code once, on its own).
         rows = self._uow.execute(
-            "SELECT t.idx, t.data, e.request_id, (e.payload ->> 'first')::bigint,"
+            "WITH c AS MATERIALIZED (SELECT request_id, seq FROM codes"
+            "  WHERE code_key = %(code)s AND tenant_id = %(tenant)s)"
+            " SELECT t.idx, t.data, e.request_id, (e.payload ->> 'first')::bigint,"
             " (e.payload ->> 'count')::bigint"
-            " FROM codes c JOIN domain_events e ON e.tenant_id = c.tenant_id"
+            " FROM c JOIN domain_events e ON e.tenant_id = %(tenant)s"
             "  AND e.kind = 'codes.issued' AND e.request_id = c.request_id"
             "  AND (e.payload ->> 'first')::bigint <= c.seq"
             "  AND c.seq < (e.payload ->> 'first')::bigint + (e.payload ->> 'count')::bigint"
-            " JOIN tlog_entries t ON t.tenant_id = c.tenant_id AND t.source_event = e.id"
-            " WHERE c.code_key = %s AND c.tenant_id = %s",
-            (code_key, tenant_id),
+            " JOIN tlog_entries t ON t.tenant_id = %(tenant)s AND t.source_event = e.id",
+            {"code": code_key, "tenant": tenant_id},
         )
         if not rows:
             return None

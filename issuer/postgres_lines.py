@@ -108,18 +108,24 @@ class PgLineStore:
         return bool(rows)
 
     def reconcile(self, tenant_id: str, work_order: str) -> tuple[int, dict[str, int]]:
-        """(number of pools, codes per state) for a work order."""
-        pools = self._uow.execute(
-            "SELECT count(*) FROM issue_requests WHERE tenant_id = %s AND work_order = %s",
-            (tenant_id, work_order),
-        )[0][0]
+        """(number of pools, codes per state) for a work order: its requests first, then
+        their codes (on Citus the requests live on the tenant's shard, the codes on every
+        shard, which no join of the two reaches)."""
+        requests = [
+            r[0]
+            for r in self._uow.execute(
+                "SELECT request_id FROM issue_requests WHERE tenant_id = %s AND work_order = %s",
+                (tenant_id, work_order),
+            )
+        ]
+        if not requests:
+            return 0, {}
         rows = self._uow.execute(
-            "SELECT c.state, count(*) FROM issue_requests r JOIN codes c"
-            " ON c.tenant_id = r.tenant_id AND c.request_id = r.request_id"
-            " WHERE r.tenant_id = %s AND r.work_order = %s GROUP BY c.state",
-            (tenant_id, work_order),
+            "SELECT state, count(*) FROM codes WHERE tenant_id = %s AND request_id = ANY(%s)"
+            " GROUP BY state",
+            (tenant_id, requests),
         )
-        return int(pools), {state: int(count) for state, count in rows}
+        return len(requests), {state: int(count) for state, count in rows}
 
     def allocation(self, tenant_id: str, request_id: str) -> tuple[str, int, int, int] | None:
         rows = self._uow.execute(

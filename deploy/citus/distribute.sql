@@ -52,3 +52,7 @@ SELECT create_distributed_table('report_batches', 'tenant_id', colocate_with => 
 SELECT create_distributed_table('sscc_allocations', 'tenant_id', colocate_with => 'domain_events') WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'sscc_allocations'::regclass AND partmethod = 'h');
 SELECT create_distributed_table('aggregation_events', 'tenant_id', colocate_with => 'domain_events') WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'aggregation_events'::regclass AND partmethod = 'h');
 SELECT create_distributed_table('alerts', 'tenant_id', colocate_with => 'domain_events') WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'alerts'::regclass AND partmethod = 'h');
+
+-- Distributing a table that Citus first made a local table (above) creates it anew with the
+-- default privileges: the append-only logs lose their REVOKE of migration 0018. Again, here.
+REVOKE UPDATE, DELETE, TRUNCATE ON domain_events, tlog_entries FROM sealmark_service;

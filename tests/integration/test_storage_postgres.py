@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
@@ -120,9 +121,14 @@ def test_migrations_from_four_processes_at_once(pg_admin_dsn: str) -> None:
 def test_domain_events_are_append_only(pg_dsn: str) -> None:
     """By privilege (migration 0018, no trigger: Citus cannot distribute a table with one):
     the services' role appends and reads the event log and the transparency log, and can
-    neither change nor remove a row of them."""
-    with connect(pg_dsn) as conn, conn.cursor() as cur:
-        cur.execute("SET ROLE sealmark_service")
+    neither change nor remove a row of them. Checked as a login member of that role, as the
+    services connect (on Citus the coordinator reaches the workers as that user)."""
+    with connect(pg_dsn) as admin, admin.cursor() as cur:
+        admin.autocommit = True
+        with contextlib.suppress(psycopg2.errors.DuplicateObject):
+            cur.execute("CREATE ROLE sealmark_test_writer LOGIN IN ROLE sealmark_service")
+    admin.close()
+    with psycopg2.connect(pg_dsn, user="sealmark_test_writer") as conn, conn.cursor() as cur:
         cur.execute(
             "INSERT INTO domain_events (tenant_id, kind, subject, occurred_at)"
             " VALUES ('t', 'k', 's', now()) RETURNING id"
@@ -142,7 +148,6 @@ def test_domain_events_are_append_only(pg_dsn: str) -> None:
             with pytest.raises(psycopg2.errors.InsufficientPrivilege, match="permission denied"):
                 cur.execute(statement, (event_id,))
             conn.rollback()
-            cur.execute("SET ROLE sealmark_service")
         # What the services do write, they may: queue and consume the log's queue.
         cur.execute("INSERT INTO tlog_queue (tenant_id, event_id) VALUES ('t', %s)", (event_id,))
         cur.execute("DELETE FROM tlog_queue WHERE tenant_id = 't' RETURNING event_id")

@@ -39,6 +39,7 @@ class Layout:
     reference: frozenset[str]
     distributed: dict[str, str]  # table → distribution column
     local: frozenset[str]
+    groups: dict[str, str] = field(default_factory=dict)  # table → its co-location group
 
     def known(self, table: str) -> bool:
         return table in self.reference or table in self.distributed or table in self.local
@@ -52,10 +53,14 @@ def parse_layout(text: str) -> Layout:
     distributed = dict(
         re.findall(r"create_distributed_table\('([a-z_0-9]+)',\s*'([a-z_0-9]+)'", code)
     )
+    groups: dict[str, str] = {}
+    for table, rest in re.findall(r"create_distributed_table\('([a-z_0-9]+)',([^)]*)\)", code):
+        with_ = re.search(r"colocate_with\s*=>\s*'([a-z_0-9]+)'", rest)
+        groups[table] = with_.group(1) if with_ and with_.group(1) != "none" else table
     local: set[str] = set()
     for names in re.findall(r"^-- Local \([^)]*\):\s*([a-z_0-9, ]+)\.?$", text, re.M):
         local.update(n.strip() for n in names.split(",") if n.strip())
-    return Layout(frozenset(reference), distributed, frozenset(local))
+    return Layout(frozenset(reference), distributed, frozenset(local), groups)
 
 
 def layout() -> Layout:
@@ -375,9 +380,11 @@ def sql_in_source(source: str, where: str) -> list[tuple[str, str]]:
 _TABLE_REF = re.compile(
     r"(?i)\b(?:from|join|into|update|truncate)\s+(?:only\s+)?([a-z_][a-z0-9_]*)"
 )
-_NOT_TABLES = {"unnest", "select", "lateral", "stdin", "stdout", "set", "generate_series"}
+_NOT_TABLES = {"unnest", "select", "lateral", "stdin", "stdout", "set", "of", "generate_series"}
 _LOCK = re.compile(r"(?i)\bfor\s+(update|share|no\s+key\s+update|key\s+share)\b")
-_CTE = re.compile(r"(?i)(?:with(?:\s+recursive)?|,)\s+(\w+)\s*(?:\([^)]*\))?\s+as\s*\(")
+_CTE = re.compile(
+    r"(?i)(?:with(?:\s+recursive)?|,)\s+(\w+)\s*(?:\([^)]*\))?\s+as\s*(?:not\s+)?(?:materialized\s*)?\("
+)
 _PARAM = r"(?:%s|%\(\w+\)s|\$\d+(?:::\w+)?)"
 
 
@@ -424,6 +431,13 @@ def sql_violations(
         for table in sorted(tables):
             if not plan.known(table) and table not in temp:
                 found.append(f"{where}: table {table} is not listed in deploy/citus/distribute.sql")
+        joined = {plan.groups[t] for t in tables if t in plan.groups}
+        if len(joined) > 1 and not re.search(r"(?i)\bmaterialized\b", flat):
+            found.append(
+                f"{where}: one statement over tables of different co-location groups"
+                f" ({', '.join(sorted(joined))}): no join reaches both on Citus (read one"
+                " first, or in a MATERIALIZED CTE)"
+            )
         if _LOCK.search(flat):
             for table in sorted(t for t in tables if t in plan.distributed):
                 column = plan.distributed[table]

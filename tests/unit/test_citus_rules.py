@@ -30,6 +30,9 @@ def test_distribute_sql_lists_the_layout() -> None:
     assert {"tenants", "products", "api_tokens"} <= plan.reference
     assert plan.local == {"schema_migrations"}
     assert not set(plan.distributed) & plan.reference
+    assert plan.groups["scans"] == plan.groups["codes"] == "codes"
+    assert plan.groups["alerts"] == plan.groups["domain_events"] == "domain_events"
+    assert set(plan.groups) == set(plan.distributed)
 
 
 def test_distribute_sql_is_one_guarded_line_per_table() -> None:
@@ -179,6 +182,10 @@ class Store:
     def other(self):
         self._uow.execute("SELECT count(*) FROM webhook_outbox")
 
+    def counts(self, t, w):
+        self._uow.execute("SELECT c.state FROM issue_requests r JOIN codes c"
+                          " ON c.request_id = r.request_id WHERE r.tenant_id = %s", (t,))
+
     def upsert(self, v):
         self._uow.execute("INSERT INTO scans (code_key, v) VALUES (%s, %s)"
                           " ON CONFLICT (v) DO NOTHING", (v, v))
@@ -193,14 +200,21 @@ class Store:
         ":13: UPDATE sets containment.child_key, its distribution column",
         ":16: calls the SQL function aggregation_chain",
         ":19: table webhook_outbox is not listed",
-        ":22: ON CONFLICT (v) on scans lacks code_key",
+        ":22: one statement over tables of different co-location groups (codes, events)",
+        ":26: ON CONFLICT (v) on scans lacks code_key",
     ],
 )
 def test_planted_adapter_sql_violations_fail(expected: str) -> None:
     plan = Layout(
         frozenset(),
-        {"codes": "code_key", "containment": "child_key", "scans": "code_key"},
+        {
+            "codes": "code_key",
+            "containment": "child_key",
+            "scans": "code_key",
+            "issue_requests": "tenant_id",
+        },
         frozenset(),
+        {"codes": "codes", "containment": "codes", "scans": "codes", "issue_requests": "events"},
     )
     found = sql_violations(sql_in_source(SOURCE, "planted.py"), plan, {"aggregation_chain"})
     assert any(expected in v for v in found), found
