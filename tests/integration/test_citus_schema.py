@@ -5,9 +5,13 @@ and the static parser of tests/support/citus_rules.py reads the same keys the se
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg2
 import pytest
 
+from tests.pg_fixtures import with_dbname
+from tests.support.citus import CITUS_DSN, create_citus_database, distribute, drop_citus_database
 from tests.support.citus_rules import layout, parse_migrations
 
 pytestmark = pytest.mark.integration
@@ -126,3 +130,35 @@ def test_the_static_parser_reads_the_keys_the_server_has(pg_dsn: str) -> None:
     server = _unique_keys(pg_dsn)
     server.pop("schema_migrations", None)  # made by the migrator, not by a migration
     assert parsed == {t: server.get(t, set()) for t in _tables(pg_dsn) - {"schema_migrations"}}
+
+
+if CITUS_DSN:  # collected only when a coordinator is named (docs/citus.md)
+
+    def test_distribute_sql_run_twice_changes_nothing() -> None:
+        """On the coordinator: a second run of deploy/citus/distribute.sql leaves every
+        table's distribution, co-location, shards and the logs' privileges as they were."""
+        assert CITUS_DSN is not None
+        pg_admin_dsn = CITUS_DSN
+        name = f"sealmark_test_{uuid.uuid4().hex[:12]}"
+        dsn = with_dbname(pg_admin_dsn, name)
+        create_citus_database(pg_admin_dsn, name, dsn, migrate=True)
+        try:
+            state = (
+                "SELECT logicalrelid::text, partmethod, colocationid, repmodel,"
+                " (SELECT count(*) FROM pg_dist_shard s WHERE s.logicalrelid = p.logicalrelid)"
+                " FROM pg_dist_partition p ORDER BY 1"
+            )
+            acl = (
+                "SELECT relname, relacl::text FROM pg_class"
+                " WHERE relname IN ('domain_events', 'tlog_entries') ORDER BY 1"
+            )
+            before = (_rows(dsn, state), _rows(dsn, acl))
+            distribute(dsn)
+            assert (_rows(dsn, state), _rows(dsn, acl)) == before
+            plan = layout()
+            kinds = {str(r[0]): (r[1], r[3]) for r in before[0]}
+            assert all(kinds[t] == ("h", "s") for t in plan.distributed)
+            assert all(kinds[t] == ("n", "t") for t in plan.reference)
+            assert all("sealmark_service=ar/" in str(r[1]) for r in before[1])
+        finally:
+            drop_citus_database(pg_admin_dsn, name)
