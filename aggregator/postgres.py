@@ -29,6 +29,11 @@ MAX_DEPTH = 16
 
 _PARENT = "SELECT parent_key FROM containment WHERE child_key = $1::text"
 
+_LOCK = (
+    "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT DISTINCT"
+    " hashtextextended(k, 0) AS h FROM unnest($1::text[]) k ORDER BY 1) s"
+)
+
 _OWNED = (
     "SELECT EXISTS (SELECT 1 FROM codes WHERE code_key = $1::text AND tenant_id = $2::text)"
     " OR EXISTS (SELECT 1 FROM ssccs WHERE sscc = $3::bpchar AND tenant_id = $2::text)"
@@ -105,12 +110,7 @@ class PostgresAggregationStore:
         """Transaction-scoped advisory locks on unit keys, taken in one order by every writer
         (so two writers never wait on each other in a cycle). Held until commit/rollback.
         On Citus they are the coordinator's, where every write goes through."""
-        self._uow.execute_prepared(
-            "agg_lock",
-            "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT DISTINCT"
-            " hashtextextended(k, 0) AS h FROM unnest($1::text[]) k ORDER BY 1) s",
-            (keys,),
-        )
+        self._uow.execute_prepared("agg_lock", _LOCK, (keys,))
 
     def lock_chain(self, head: str, others: list[str]) -> list[str] | None:
         """Lock ``head`` and ``others``, then the chain of units above ``head``, again until
@@ -118,12 +118,14 @@ class PostgresAggregationStore:
         concurrent writer may still move a unit above it. Each read is a statement of its
         own, so it sees what committed before its lock was granted. Returns the chain,
         nearest first, or None when it kept changing."""
-        self.lock([head, *others])
+        # Each lock travels with the read after it (one round trip; the read runs once the
+        # lock is granted, with a snapshot of its own).
+        self._uow.defer_prepared("agg_lock", _LOCK, ([head, *others],))
         chain = self._chain(head)
         for _attempt in range(8):
             if not chain:
                 return chain
-            self.lock(chain)
+            self._uow.defer_prepared("agg_lock", _LOCK, (chain,))
             again = self._chain(head)
             if again == chain:
                 return chain
@@ -143,11 +145,6 @@ class PostgresAggregationStore:
     def _parent(self, key: str) -> str | None:
         rows = self._uow.execute_prepared("agg_parent", _PARENT, (key,))
         return str(rows[0][0]) if rows else None
-
-    def _owned(self, tenant_id: str, key: str) -> bool:
-        sscc = key[len(SSCC_PREFIX) :] if key.startswith(SSCC_PREFIX) else ""
-        rows = self._uow.execute_prepared("agg_owned", _OWNED, (key, tenant_id, sscc))
-        return bool(rows[0][0])
 
     def _links_below(self, parents: list[str]) -> list[tuple[str, str, int, str, str | None]]:
         """(key, parent, level, state, market) of the units directly in ``parents``, by key."""
@@ -326,9 +323,15 @@ class PostgresAggregationStore:
         item), so nothing lies more than three levels below a unit, and items are never
         looked into. Grouped here; keys compare code point by code point (as COLLATE "C"),
         in the order and in the resume alike."""
-        if not self._owned(tenant_id, root):
-            return []
-        level = self._links_below([root])
+        # The first level only if the root is the tenant's (nothing at all otherwise).
+        sscc = root[len(SSCC_PREFIX) :] if root.startswith(SSCC_PREFIX) else ""
+        first = self._uow.execute_prepared(
+            "agg_owned_links_below",
+            "SELECT child_key, parent_key, child_level, state, market FROM containment"
+            " WHERE parent_key = $1::text AND (" + _OWNED + ") ORDER BY child_key",
+            (root, tenant_id, sscc),
+        )
+        level = [(r[0], r[1], int(r[2]), r[3], r[4]) for r in first]
         links = [(1, *link) for link in level]
         for depth in (2, 3) if all_levels else ():
             level = self._links_below([k for k, _, lv, _, _ in level if lv > 1])
