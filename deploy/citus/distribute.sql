@@ -52,6 +52,9 @@ SELECT create_distributed_table('report_batches', 'tenant_id', colocate_with => 
 SELECT create_distributed_table('sscc_allocations', 'tenant_id', colocate_with => 'domain_events') WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'sscc_allocations'::regclass AND partmethod = 'h');
 SELECT create_distributed_table('aggregation_events', 'tenant_id', colocate_with => 'domain_events') WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'aggregation_events'::regclass AND partmethod = 'h');
 SELECT create_distributed_table('alerts', 'tenant_id', colocate_with => 'domain_events') WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'alerts'::regclass AND partmethod = 'h');
+SELECT create_distributed_table('webhook_endpoints', 'tenant_id', colocate_with => 'domain_events') WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'webhook_endpoints'::regclass AND partmethod = 'h');
+SELECT create_distributed_table('webhook_events', 'tenant_id', colocate_with => 'domain_events') WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'webhook_events'::regclass AND partmethod = 'h');
+SELECT create_distributed_table('webhook_deliveries', 'tenant_id', colocate_with => 'domain_events') WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'webhook_deliveries'::regclass AND partmethod = 'h');
 
 -- Distributing a table that Citus first made a local table (above) creates it anew with the
 -- default privileges: the append-only logs lose their REVOKE of migration 0018. Again, here.
