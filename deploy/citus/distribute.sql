@@ -55,6 +55,8 @@ SELECT create_distributed_table('alerts', 'tenant_id', colocate_with => 'domain_
 SELECT create_distributed_table('webhook_endpoints', 'tenant_id', colocate_with => 'domain_events') WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'webhook_endpoints'::regclass AND partmethod = 'h');
 SELECT create_distributed_table('webhook_events', 'tenant_id', colocate_with => 'domain_events') WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'webhook_events'::regclass AND partmethod = 'h');
 SELECT create_distributed_table('webhook_deliveries', 'tenant_id', colocate_with => 'domain_events') WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'webhook_deliveries'::regclass AND partmethod = 'h');
+SELECT create_distributed_table('product_links', 'tenant_id', colocate_with => 'domain_events') WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'product_links'::regclass AND partmethod = 'h');
+SELECT create_distributed_table('product_media', 'tenant_id', colocate_with => 'domain_events') WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'product_media'::regclass AND partmethod = 'h');
 
 -- Distributing a table that Citus first made a local table (above) creates it anew with the
 -- default privileges: the append-only logs lose their REVOKE of migration 0018. Again, here.
