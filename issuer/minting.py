@@ -8,6 +8,11 @@ processes instead; each holds the software keys it has been handed (decrypted th
 configured passphrase) and draws serials from its own ``os.urandom``. Keys in a PKCS#11 token
 stay with the one process that holds the token session, and tests that inject a random source
 mint in-process; both go through the same :func:`mint`.
+
+A worker that dies (the OOM killer, an operator's SIGKILL) breaks the whole pool: every chunk
+in it fails with ``BrokenProcessPool``. Minting stores nothing, so the pool is replaced and the
+chunk minted again; a chunk whose minting breaks a fresh pool too is Unavailable, and the
+stream fails before anything of that chunk is written.
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
+
+import structlog
 
 from issuer.domain.records import Minted, MintSpec
 from issuer.domain.serials import draw_serials
@@ -28,6 +36,7 @@ from issuer.postgres import copy_line, copy_line_tail
 from sealmark.crypto.keys import SealedKey, SoftwareSigner, unseal
 from sealmark.crypto.pins import PinScheme
 from sealmark.crypto.signature import ai8030_encoder, canonical_parts
+from sealmark.errors import Unavailable
 from sealmark.server import affinity
 from sealmark.server.processes import on_parent_exit
 
@@ -35,6 +44,8 @@ RandomBytes = Callable[[int], bytes]
 SignMany = Callable[[list[bytes]], list[bytes]]
 
 __all__ = ["MintSpec", "MintWorkers", "Minted", "mint"]
+
+log = structlog.get_logger("sealmark.issuer")
 
 
 def mint(
@@ -115,10 +126,31 @@ class MintWorkers:
         self._lock = threading.Lock()
 
     def mint(self, spec: MintSpec, seqs: list[int], key: SealedKey, now: datetime) -> Minted:
-        with _sigint_blocked():  # a submit may spawn a worker
-            future = self._executor().submit(_mint_in_worker, spec, seqs, key, now)
-        minted: Minted = future.result()
-        return minted
+        """The chunk minted in a worker. Raises Unavailable when a worker died during it twice
+        (on the pool it was given and on a fresh one): nothing was stored, the caller's stream
+        fails and its retry resumes."""
+        for attempt in (1, 2):
+            executor = self._executor()
+            try:
+                with _sigint_blocked():  # a submit may spawn a worker
+                    future = executor.submit(_mint_in_worker, spec, seqs, key, now)
+                minted: Minted = future.result()
+                return minted
+            except BrokenProcessPool as exc:
+                self._discard(executor)
+                log.warning(
+                    "issuer.mint_worker_died",
+                    request_id=spec.request_id,
+                    first=seqs[0],
+                    count=len(seqs),
+                    attempt=attempt,
+                )
+                if attempt == 2:
+                    raise Unavailable(
+                        f"request {spec.request_id}: a minting worker died while minting codes"
+                        f" {seqs[0]}..{seqs[-1]}, twice; nothing of them was stored: retry"
+                    ) from exc
+        raise AssertionError("unreachable")
 
     def start(self) -> None:
         """Spawn every worker now (a server calls this at start), so that the first issuance
@@ -133,6 +165,15 @@ class MintWorkers:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _discard(self, broken: ProcessPoolExecutor) -> None:
+        """Drop ``broken`` so that the next chunk starts a fresh pool (several streams may see
+        the same break; only the first replaces it). Its surviving workers are stopped by the
+        executor itself."""
+        with self._lock:
+            if self._pool is broken:
+                self._pool = None
+        broken.shutdown(wait=False, cancel_futures=True)
 
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:
