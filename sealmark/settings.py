@@ -7,6 +7,7 @@ with an error naming the variable, e.g. ``SEALMARK_GRPC_PORT: Input should be a 
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -148,10 +149,11 @@ class Settings(BaseSettings):
         default=None, description="API token the CLI presents to the services (sealmark issue)"
     )
     mint_processes: int = Field(
-        default=2,
+        default_factory=lambda: min(64, len(os.sched_getaffinity(0))),
         ge=0,
         le=64,
-        description="worker processes that draw and sign codes (software keys); 0 = in-process",
+        description="worker processes that draw and sign codes (software keys); default one per"
+        " CPU this process may use; 0 = in-process",
     )
     guess_bound: float = Field(
         default=1e-4, gt=0, le=1e-4, description="max issued/space per GTIN (EU FMD: 1e-4)"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,16 @@ def test_a_url_and_cluster_seeds_are_one_too_many() -> None:
             {"SEALMARK_REDIS_URL": "redis://h:6379/0", "SEALMARK_REDIS_CLUSTER_NODES": "h:7000"}
         )
     assert caught.value.field == "SEALMARK_REDIS_CLUSTER_NODES"
+
+
+def test_minting_processes_default_to_one_per_usable_cpu() -> None:
+    assert load_settings({}).mint_processes == min(64, len(os.sched_getaffinity(0)))
+    assert load_settings({"SEALMARK_MINT_PROCESSES": "0"}).mint_processes == 0
+    assert load_settings({"SEALMARK_MINT_PROCESSES": "3"}).mint_processes == 3
+
+
+@pytest.mark.parametrize("value", ["-1", "65", "two", "1.5"])
+def test_minting_processes_out_of_bounds_name_the_key(value: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        load_settings({"SEALMARK_MINT_PROCESSES": value})
+    assert caught.value.field == "SEALMARK_MINT_PROCESSES"
