@@ -9,8 +9,8 @@ prints.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 from urllib.parse import quote
 
 from sealmark.crypto.mac import MAC_AI, MAC_DIGITS
@@ -19,8 +19,7 @@ from sealmark.gs1 import GS, GS1Code, format_yymmdd
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
-@dataclass(frozen=True)
-class Printed:
+class Printed(NamedTuple):
     element_string: str
     digital_link: str
     hri: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import NamedTuple
 
 from sealmark.tenancy.alphabets import SerialAlphabet
 
@@ -25,8 +26,9 @@ class IssueRequestRow:
     created_at: datetime | None = None
 
 
-@dataclass(frozen=True)
-class CodeRow:
+class CodeRow(NamedTuple):
+    """One stored code as a chunk carries it (a tuple: a chunk builds thousands of them)."""
+
     seq: int
     serial: str
     signature: str
