@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+import structlog
+
 from issuer.domain.commands import IssueCommand, ValidIssue, validate_issue
 from issuer.domain.encoding import CodeFormatter, CompactFormatter
 from issuer.domain.keys import key_id as next_key_id
@@ -37,6 +39,7 @@ from sealmark.validators import check_request_id
 
 RandomBytes = Callable[[int], bytes]
 CHUNK = 5_000
+log = structlog.get_logger("sealmark.issuer")
 
 
 @dataclass(frozen=True)
@@ -420,6 +423,16 @@ class Issuer:
             with self._lock:
                 signer = self._signers.setdefault((tenant_id, sealed.key_id), signer)
                 self._sealed.setdefault((tenant_id, sealed.key_id), sealed)
+            if self._workers is not None and sealed.backend != "software":
+                # A token session belongs to the process that opened it: no worker can sign
+                # with this key, so its codes are signed here, one at a time.
+                log.info(
+                    "issuer.signing_in_process",
+                    tenant_id=tenant_id,
+                    key_id=sealed.key_id,
+                    backend=sealed.backend,
+                    reason="a PKCS#11 session cannot be shared with the minting processes",
+                )
         return signer
 
     # -- keys ---------------------------------------------------------------------------
