@@ -1,5 +1,6 @@
 """The minting worker processes when one of them dies mid-chunk: the chunk is minted again on a
-fresh pool (whole, valid, nothing lost), or, when the fresh pool dies too, Unavailable."""
+fresh pool (whole, valid, nothing lost), or, when the fresh pool dies too, Unavailable. And a
+key no worker can use (a token key) is signed in the server process, which says so."""
 
 from __future__ import annotations
 
@@ -13,13 +14,22 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from structlog.testing import capture_logs
 
+from issuer.domain.commands import IssueCommand
+from issuer.memory import MemoryIssuerStorage
 from issuer.minting import MintSpec, MintWorkers
-from sealmark.crypto.keys import generate_sealed_key
+from issuer.usecases import Issuer
+from sealmark.clock import FixedClock
+from sealmark.crypto.keys import KeyVault, SealedKey, Signer, SoftwareSigner, generate_sealed_key
 from sealmark.crypto.pins import PinScheme
 from sealmark.crypto.signature import canonical_bytes, decode_ai8030, verify
 from sealmark.errors import Unavailable
+from sealmark.storage.memory import MemoryStore
 from sealmark.tenancy.alphabets import SERIAL_ALPHABETS
+from sealmark.tenancy.model import Principal, Role
+from tests.support.tenants import seed_tenant
 
 PEPPER = b"unit-pepper-0123456789"
 PASSPHRASE = b"unit-passphrase"
@@ -148,3 +158,58 @@ def test_a_chunk_whose_workers_keep_dying_is_unavailable_and_the_pool_recovers(
     # Once workers stay alive, minting works again without a restart.
     minted = workers.mint(SPEC, SEQS, key, NOW)
     _check_whole(minted.serials, minted.signatures, key.public_key)
+
+
+class _TokenLikeVault(KeyVault):
+    """Keys that say they live in a token (backend ``pkcs11``), signed here in software: what
+    the Issuer sees of a token key, without a token."""
+
+    def __init__(self) -> None:
+        super().__init__("pkcs11", None)
+        self._private = Ed25519PrivateKey.generate()
+
+    def create(self, tenant_id: str, key_id: str) -> SealedKey:
+        public = self._private.public_key().public_bytes_raw()
+        return SealedKey(key_id, public, backend="pkcs11", token_label=f"sealmark/{tenant_id}")
+
+    def signer(self, key: SealedKey) -> Signer:
+        return SoftwareSigner(key.key_id, self._private)
+
+
+def test_a_token_key_signs_in_the_server_process_and_says_so(workers: MintWorkers) -> None:
+    clock = FixedClock(NOW)
+    tenancy = MemoryStore(clock)
+    brand = seed_tenant(tenancy.unit_of_work, clock, "tok", tokens={})
+    issuer = Issuer(
+        MemoryIssuerStorage(tenancy),
+        tenancy.unit_of_work,
+        clock,
+        os.urandom,
+        PinScheme(PEPPER),
+        _TokenLikeVault(),
+        guess_bound=1e-4,
+        workers=workers,
+    )
+    key = issuer.rotate_key(brand.tenant_id)
+    line = Principal(brand.tenant_id, frozenset({Role.LINE}), token_id="tok-line")
+    command = IssueCommand(
+        request_id="r-token",
+        gtin=brand.gtin,
+        lot="L1",
+        expiry="301231",
+        quantity=7_000,  # two chunks
+        line_id="L1",
+        work_order="WO1",
+    )
+    with capture_logs() as logs:
+        codes = [c for batch in issuer.issue(line, command) for c in batch.codes]
+
+    said = [entry for entry in logs if entry["event"] == "issuer.signing_in_process"]
+    assert len(said) == 1 and said[0]["backend"] == "pkcs11" and said[0]["key_id"] == key.key_id
+    assert "PKCS#11" in said[0]["reason"]
+    assert not _workers_of_this_process(), "a token key's chunk went to a worker"
+    assert len(codes) == 7_000 == len({c.serial for c in codes})
+    for code in codes[::701]:
+        key_id, signature = decode_ai8030(code.signature)
+        message = canonical_bytes(brand.gtin, code.serial, "L1", "301231", key_id)
+        assert verify(key.public_key, message, signature)
