@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import structlog
 
+from sealmark.server import http_server
 from tests.unit.test_verifier_http import LINK, SIGNATURE, FakeVerifier, raw
 from verifier.domain import ClientContext, Verification
 from verifier.http import VerifyHttp, start_http
-from verifier.http import server as http_server
 
 
 class GatedVerifier(FakeVerifier):

@@ -1,7 +1,7 @@
 """The routes and their handlers: request in, response out, no sockets (the server loop is
-verifier.http.server). The handler is thin: it parses the request, calls one
-:class:`VerifierPort` method and renders the result; SealmarkError subclasses become HTTP
-statuses here and only here."""
+sealmark.server.http_server, started by verifier.http.server). The handler is thin: it parses
+the request, calls one :class:`VerifierPort` method and renders the result; SealmarkError
+subclasses become HTTP statuses here and only here."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ from verifier.http.pages import (
     verification_json,
 )
 from verifier.http.requests import (
+    MAX_BODY_BYTES,
+    MAX_UPLOAD_BYTES,
     NO_FORM,
     SCAN_PATH,
     Request,
@@ -318,6 +320,26 @@ class VerifyApp:
             error = {"error": "unavailable", "message": "try again later"}
             return json_response(HTTPStatus.SERVICE_UNAVAILABLE, error, cors=True)
         return json_response(HTTPStatus.OK, key_set, cache="public, max-age=300", cors=True)
+
+    # ------------------------------------------------- what the server loop asks (HttpApp)
+
+    def refused(self, request: Request, status: int) -> Response:
+        """The page of a request the server refused before handling it (busy: 503; a POST
+        too large: 413, malformed or without a length: 400 / 411), in the reader's language."""
+        view = RequestView(request, trust_proxy=False)
+        key = {
+            HTTPStatus.SERVICE_UNAVAILABLE: "error_unavailable",
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "error_too_large",
+        }.get(HTTPStatus(status), "error_bad_input")
+        if key == "error_too_large" and view.path == SCAN_PATH:
+            key = "error_image_too_large"
+        response = self.error(view, status, key)
+        secure(response, view.nonce)
+        return response
+
+    @staticmethod
+    def body_limit(path: str) -> int:
+        return MAX_UPLOAD_BYTES if path == SCAN_PATH else MAX_BODY_BYTES
 
     # ---------------------------------------------------------------------------- rendering
 

@@ -11,10 +11,13 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from sealmark.server.http_server import render_plain_error
 from verifier import messages
 from verifier.domain import Verdict, Verification
 from verifier.http.requests import RequestView, Response
 from verifier.regions import region_name
+
+__all__ = ["Pages", "json_response", "render_plain_error", "secure", "verification_json"]
 
 
 class Pages:
@@ -53,19 +56,6 @@ class Pages:
             response = self.page(status, "error.html", view, facts)
             response.headers.append(("Cache-Control", "no-store"))
         return response
-
-
-def render_plain_error(status: int) -> bytes:
-    """The page for errors found before a request is parsed (bad request line, oversized
-    headers, unknown method): static text in both languages, nothing echoed."""
-    phrase = HTTPStatus(status).phrase
-    return (
-        "<!doctype html><html><head><meta charset=utf-8>"
-        '<meta name=viewport content="width=device-width,initial-scale=1">'
-        f"<title>{status} {phrase}</title></head><body>"
-        f"<h1>{status} {phrase}</h1><p>请求无效。The request could not be understood.</p>"
-        "</body></html>"
-    ).encode()
 
 
 def status_of(verification: Verification) -> int:

@@ -7,13 +7,12 @@ from __future__ import annotations
 import email.policy
 import re
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from email.parser import BytesParser
 from urllib.parse import parse_qsl, urlsplit
 
 from sealmark.covert.reader import MAX_IMAGE_BYTES
 from sealmark.errors import InvalidArgument
+from sealmark.server.http_server import Request, Response
 from verifier import messages
 from verifier.http.sessions import session_of
 
@@ -23,24 +22,8 @@ SCAN_PATH = "/scan"
 _IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
 HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?")
 _REGION = re.compile(r"[A-Za-z]{2}(?:-[A-Za-z0-9]{1,3})?")
+__all__ = ["HOST", "MAX_BODY_BYTES", "MAX_UPLOAD_BYTES", "SCAN_PATH", "Request", "Response"]
 NO_FORM: tuple[str | None, float | None, float | None] = (None, None, None)
-
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    target: str  # the request target as sent: origin form (/path?query) or absolute form
-    headers: Mapping[str, str]  # lookups are case-insensitive (email.message.Message)
-    body: bytes
-    client: str  # the peer address
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    content_type: str = "text/html; charset=utf-8"
-    headers: list[tuple[str, str]] = field(default_factory=list)
 
 
 class RequestView:
