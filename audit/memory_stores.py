@@ -405,6 +405,34 @@ class MemoryAuditStore(Reads):
             rows.append((g, alphabet, length, len(codes), legacy))
         return rows
 
+    def verdict_mix(
+        self, tenant_id: str, since: datetime | None, until: datetime | None
+    ) -> list[list[Any]]:
+        counts = Counter(verdict for verdict, _, _ in self._scans(tenant_id, since, until, None))
+        return [[v, n] for v, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]
+
+    def unresolved_alerts(self, tenant_id: str) -> list[list[Any]]:
+        counts: Counter[tuple[str, bool, str]] = Counter()
+        for _, a in self._alerts(tenant_id):
+            if a["status"] != "resolved":
+                signature = a["details"].get("reason", "") in SIGNATURE_REASONS
+                counts[(a["kind"], signature, a["status"])] += 1
+        return [[*group, n] for group, n in sorted(counts.items())]
+
+    def recall_reach(self, tenant_id: str, limit: int) -> list[list[Any]]:
+        mine = [(i, r) for i, r in self._s.recalls.items() if r["tenant_id"] == tenant_id]
+        mine.sort(key=lambda x: (-x[1]["effective_at"].timestamp(), x[0]))
+        rows = []
+        for recall_id, r in mine[:limit]:
+            taken = {k: v for k, v in self._s.recalled.items() if v[0] == recall_id}
+            codes = [v for v in taken.values() if v[1]]
+            markets = {v[3] for v in codes if v[3] is not None}
+            since = sum(1 for s in self._s.scans if s[2] in taken and s[8] >= r["effective_at"])
+            rows.append(
+                [recall_id, r["effective_at"], r["reason"], len(codes), len(markets), since]
+            )
+        return rows
+
 
 class MemoryExportReader(Reads):
     def __init__(self, state: State) -> None:

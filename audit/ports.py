@@ -255,6 +255,22 @@ class ReportStore(Protocol):
         """Per product, by GTIN: (gtin, serial alphabet, serial length, codes issued, codes of
         the legacy serial scheme 1)."""
 
+    def verdict_mix(
+        self, tenant_id: str, since: datetime | None, until: datetime | None
+    ) -> list[list[Any]]:
+        """Per verdict of the tenant's scans in [since, until): [verdict, scans], the most
+        first, then by verdict."""
+
+    def unresolved_alerts(self, tenant_id: str) -> list[list[Any]]:
+        """The tenant's alerts not resolved, counted per stored kind, signature (whether the
+        details' reason is one of :data:`audit.domain.SIGNATURE_REASONS`) and status:
+        [kind, signature, status, alerts], by kind, signature, status."""
+
+    def recall_reach(self, tenant_id: str, limit: int) -> list[list[Any]]:
+        """The tenant's latest ``limit`` recalls, newest first (then by id): [recall id,
+        effective at, reason, codes taken, markets they had been shipped to, scans of them at
+        or after the recall took effect]."""
+
 
 class AuditStore(AlertStore, UnitStore, RecallStore, ReportStore, Protocol):
     """Everything the Auditor and the Reporter read and write, in one transaction."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from audit.domain import ACTIVE_STATES, SUSPECT_VERDICTS
+from audit.domain import ACTIVE_STATES, SIGNATURE_REASONS, SUSPECT_VERDICTS
 from sealmark.storage.postgres import PostgresUnitOfWork
 
 _SCANS_WHERE = (
@@ -133,3 +133,37 @@ class ReportQueries:
             {"tenant": tenant_id, "gtin": gtin},
         )
         return [(r[0], r[1], int(r[2]), int(r[3]), int(r[4])) for r in rows]
+
+    def verdict_mix(
+        self, tenant_id: str, since: datetime | None, until: datetime | None
+    ) -> list[list[Any]]:
+        return self._rows(
+            f"SELECT verdict, count(*) FROM scans WHERE {_SCANS_WHERE}"
+            " GROUP BY 1 ORDER BY 2 DESC, 1",
+            {"tenant": tenant_id, "since": since, "until": until, "region": None},
+        )
+
+    def unresolved_alerts(self, tenant_id: str) -> list[list[Any]]:
+        return self._rows(
+            "SELECT kind, coalesce(details ->> 'reason', '') = ANY(%(signature)s), status,"
+            " count(*) FROM alerts WHERE tenant_id = %(tenant)s AND status <> 'resolved'"
+            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+            {"tenant": tenant_id, "signature": list(SIGNATURE_REASONS)},
+        )
+
+    def recall_reach(self, tenant_id: str, limit: int) -> list[list[Any]]:
+        # One recall at a time (by its id, the recalled_units index), each over its own codes.
+        return self._rows(
+            "WITH r AS (SELECT recall_id, effective_at, reason FROM recalls"
+            "  WHERE tenant_id = %(tenant)s ORDER BY effective_at DESC, recall_id"
+            "  LIMIT %(limit)s)"
+            " SELECT r.recall_id, r.effective_at, r.reason,"
+            " (SELECT count(*) FROM recalled_units u WHERE u.recall_id = r.recall_id"
+            "  AND u.is_code),"
+            " (SELECT count(DISTINCT u.market) FROM recalled_units u"
+            "  WHERE u.recall_id = r.recall_id AND u.is_code AND u.market IS NOT NULL),"
+            " (SELECT count(*) FROM recalled_units u JOIN scans s ON s.code_key = u.unit_key"
+            "  WHERE u.recall_id = r.recall_id AND s.verified_at >= r.effective_at)"
+            " FROM r ORDER BY r.effective_at DESC, r.recall_id",
+            {"tenant": tenant_id, "limit": limit},
+        )

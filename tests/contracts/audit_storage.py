@@ -369,6 +369,75 @@ class AuditStorageContract(WebhookStorageContract):
                 1,
             )
 
+    def test_verdict_mix_counts_the_tenants_scans_in_the_window(self, world: AuditWorld) -> None:
+        tenant_id, gtin = brand(world)
+        other, other_gtin = brand(world)
+        key = world.add_code(tenant_id, gtin, "M1")
+        for n, verdict in enumerate(["authentic", "suspect_clone", "suspect_clone", "diverted"]):
+            world.add_scan(tenant_id, f"v{key}{n}", key, verdict, at(n))
+        world.add_scan(tenant_id, f"v{key}late", key, "counterfeit", at(10))
+        foreign = world.add_code(other, other_gtin, "M1")
+        world.add_scan(other, f"v{foreign}", foreign, "authentic", at(1))
+        with world.storage.reads() as store:
+            assert store.verdict_mix(tenant_id, at(0), at(4)) == [
+                ["suspect_clone", 2],
+                ["authentic", 1],
+                ["diverted", 1],
+            ]
+            assert store.verdict_mix(tenant_id, at(4), None) == [["counterfeit", 1]]
+            assert store.verdict_mix(tenant_id, at(20), None) == []
+
+    def test_unresolved_alerts_by_kind_signature_and_status(self, world: AuditWorld) -> None:
+        tenant_id, _ = brand(world)
+        other, _ = brand(world)
+        world.add_alert(tenant_id, "suspect_clone", at(0))
+        world.add_alert(tenant_id, "suspect_clone", at(1))
+        acked = world.add_alert(tenant_id, "suspect_clone", at(2))
+        resolved = world.add_alert(tenant_id, "diversion", at(3))
+        world.add_alert(tenant_id, "counterfeit", at(4), details={"reason": "bad_signature"})
+        world.add_alert(tenant_id, "counterfeit", at(5), details={"reason": "unknown_serial"})
+        world.add_alert(other, "diversion", at(1))
+        with world.storage.transaction() as store:
+            store.set_alert_status(acked, AlertStatus.ACKNOWLEDGED, None, None, "tok", at(6))
+            store.set_alert_status(
+                resolved, AlertStatus.RESOLVED, "n", Resolution.CONFIRMED, "tok", at(6)
+            )
+        with world.storage.reads() as store:
+            assert store.unresolved_alerts(tenant_id) == [
+                ["counterfeit", False, "open", 1],
+                ["counterfeit", True, "open", 1],
+                ["suspect_clone", False, "acknowledged", 1],
+                ["suspect_clone", False, "open", 2],
+            ]
+
+    def test_recall_reach_newest_first_with_markets_and_scans(self, world: AuditWorld) -> None:
+        tenant_id, gtin = brand(world)
+        other, other_gtin = brand(world)
+        keys = [
+            world.add_code(tenant_id, gtin, "Q1", market="DE", lot="L1"),
+            world.add_code(tenant_id, gtin, "Q2", market="FR", lot="L1"),
+            world.add_code(tenant_id, gtin, "Q3", lot="L1"),
+            world.add_code(tenant_id, gtin, "Q4", market="DE", lot="L2"),
+        ]
+        world.add_scan(tenant_id, f"v{keys[0]}a", keys[0], "authentic", at(0))
+        world.add_scan(tenant_id, f"v{keys[0]}b", keys[0], "recalled", at(3), active=False)
+        world.add_scan(tenant_id, f"v{keys[1]}a", keys[1], "recalled", at(4), active=False)
+        world.add_code(other, other_gtin, "Q1", lot="L1")  # another brand's lot L1: not taken
+        first, second = "rc-" + os.urandom(6).hex(), "rc-" + os.urandom(6).hex()
+        lot1, lot2 = RecallScope("lot", gtin, "L1"), RecallScope("lot", gtin, "L2")
+        with world.storage.transaction() as store:
+            store.add_recall(first, tenant_id, "r1", lot1, "glass", at(2), "tok", "fp1")
+            store.recall_units(tenant_id, lot1, first, at(2))
+            store.add_recall(second, tenant_id, "r2", lot2, "label", at(5), "tok", "fp2")
+            store.recall_units(tenant_id, lot2, second, at(5))
+        with world.storage.reads() as store:
+            assert store.recall_reach(tenant_id, 10) == [
+                [second, at(5), "label", 1, 1, 0],
+                [first, at(2), "glass", 3, 2, 2],
+            ]
+            assert store.recall_reach(tenant_id, 1) == [[second, at(5), "label", 1, 1, 0]]
+            assert store.recall_reach(other, 10) == []
+
     def test_recorded_events_grow_and_logged_ones_are_queued_once(self, world: AuditWorld) -> None:
         tenant_id, _ = brand(world)
         other, _ = brand(world)
