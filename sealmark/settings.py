@@ -79,6 +79,12 @@ class Settings(BaseSettings):
         description="behind a reverse proxy: take the client from X-Forwarded-For (last hop),"
         " the scheme from X-Forwarded-Proto and the region from X-Client-Region",
     )
+    dashboard_http_host: str = Field(
+        default="127.0.0.1", description="brand dashboard (Audit HTTP) listen address"
+    )
+    dashboard_http_port: int = Field(
+        default=8081, ge=0, le=65535, description="brand dashboard port; 0 = any free"
+    )
     tlog_origin: str = Field(
         default="sealmark.local/log",
         pattern=r"^[A-Za-z0-9.-]+(/[A-Za-z0-9._-]+)*$",

@@ -218,6 +218,20 @@ def authenticate(uow_factory: UnitOfWorkFactory, bearer: str) -> Principal:
     return Principal(tenant_id=token.tenant_id, roles=token.roles, token_id=token.id)
 
 
+def principal_of_token(uow_factory: UnitOfWorkFactory, token_id: str) -> Principal:
+    """The Principal a stored token stands for now, by its id (for a session that was opened
+    with the token: the secret is not presented again). Raises Unauthenticated, one message
+    for every failure, when the token is unknown or revoked."""
+    with uow_factory() as uow:
+        try:
+            token = uow.tokens.get(token_id)
+        except NotFound:
+            raise Unauthenticated("invalid or revoked token") from None
+    if token.revoked_at is not None:
+        raise Unauthenticated("invalid or revoked token")
+    return Principal(tenant_id=token.tenant_id, roles=token.roles, token_id=token.id)
+
+
 def product_for(
     uow_factory: UnitOfWorkFactory, principal: Principal, gtin: str, *, field: str = "gtin"
 ) -> Product:

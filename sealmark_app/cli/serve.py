@@ -31,6 +31,7 @@ from sealmark_app.root.audit import start_dispatch
 from sealmark_app.root.container import Container, bootstrap
 
 if TYPE_CHECKING:
+    from sealmark.server.http_server import HttpServer
     from verifier.http import VerifyHttp
 
 log = structlog.get_logger("sealmark.serve")
@@ -101,6 +102,15 @@ def _serve(
             what="HTTP (the consumer page)",
             event="verify_http.insecure",
         )
+    if certs is None and "audit" in names:
+        # The dashboard speaks HTTPS with the same certificate.
+        check_plaintext_binding(
+            settings.dashboard_http_host,
+            allow_insecure=settings.allow_insecure,
+            setting="SEALMARK_DASHBOARD_HTTP_HOST",
+            what="HTTP (the brand dashboard)",
+            event="dashboard_http.insecure",
+        )
     if certs is None:
         # Metrics speak HTTPS with the same certificate when there is one.
         check_plaintext_binding(
@@ -114,6 +124,7 @@ def _serve(
     shared_ports = worker or settings.processes > 1
     metrics_server = None
     consumer_page: VerifyHttp | None = None
+    dashboard: HttpServer | None = None
     copies: ServingProcesses | None = None
     try:
         bindings = [binding_for(n, container) for n in names]
@@ -134,6 +145,7 @@ def _serve(
             consumer_page = start_consumer_page(container, reuse_port=shared_ports, certs=certs)
         if "audit" in names:
             start_dispatch(container)  # webhook deliveries; stopped with the container
+            dashboard = start_dashboard_page(container, reuse_port=shared_ports, certs=certs)
         if worker:
 
             def parent_gone() -> None:
@@ -143,7 +155,7 @@ def _serve(
             on_parent_exit(args.worker_of, parent_gone)
         elif settings.processes > 1:
             copies = _start_copies(
-                settings, container, names, running.port, consumer_page, cpus, command
+                settings, container, names, running.port, consumer_page, cpus, command, dashboard
             )
         if cpus[0] is not None:  # last: what this process started so far keeps its CPUs
             affinity.pin_process(cpus[0], leave=copies.thread_ids if copies else ())
@@ -164,6 +176,7 @@ def _serve(
                 names,
                 demo,
                 consumer_page.url if consumer_page else None,
+                dashboard.url if dashboard else None,
             )
             if certs is not None:
                 _print_tls_note(settings)
@@ -175,6 +188,10 @@ def _serve(
             consumer_page.stop()
             consumer_page = None
             log.info("shutdown.stopped", service="consumer-page")
+        if dashboard is not None:
+            dashboard.stop()
+            dashboard = None
+            log.info("shutdown.stopped", service="dashboard")
         if copies is not None:  # they drain theirs meanwhile
             copies.terminate()
         drained = running.stop(settings.shutdown_grace_s)
@@ -185,6 +202,8 @@ def _serve(
             copies.stop(settings.shutdown_grace_s)
         if consumer_page is not None:
             consumer_page.stop()
+        if dashboard is not None:
+            dashboard.stop()
         if metrics_server is not None:
             metrics_server.shutdown()
         container.close()
@@ -231,6 +250,7 @@ def _start_copies(
     consumer_page: VerifyHttp | None,
     cpus: list[int | None],
     command: Sequence[str],
+    dashboard: HttpServer | None = None,
 ) -> ServingProcesses:
     """``processes - 1`` copies of this server on the ports it bound, its database and Redis
     (embedded ones included), its secrets; metrics on the next ports (any free one when the
@@ -249,6 +269,7 @@ def _start_copies(
         "SEALMARK_SECRET_PEPPER": container.secrets.pepper.decode(),
         "SEALMARK_GRPC_PORT": str(grpc_port),
         "SEALMARK_VERIFY_HTTP_PORT": str(consumer_page.port if consumer_page else 0),
+        "SEALMARK_DASHBOARD_HTTP_PORT": str(dashboard.port if dashboard else 0),
         "SEALMARK_PROCESSES": "1",
     }
     if container.secrets.key_passphrase is not None:
@@ -270,6 +291,16 @@ def start_consumer_page(
     """The Verifier's HTTP face, built by the composition root (sealmark_app.root.verifier);
     imported when the verifier is served only."""
     from sealmark_app.root.verifier import start_consumer_page as start
+
+    return start(container, reuse_port=reuse_port, certs=certs)
+
+
+def start_dashboard_page(
+    container: Container, *, reuse_port: bool = False, certs: ServerCertificates | None = None
+) -> HttpServer:
+    """The Audit's brand dashboard, built by the composition root (sealmark_app.root.audit);
+    imported when the audit is served only."""
+    from sealmark_app.root.audit import start_dashboard_page as start
 
     return start(container, reuse_port=reuse_port, certs=certs)
 
@@ -319,6 +350,7 @@ def _print_next_steps(
     names: list[str],
     demo: dict[str, object] | None,
     page_url: str | None = None,
+    dashboard_url: str | None = None,
 ) -> None:
     target = f"{settings.grpc_host}:{port}"
     lines = [
@@ -333,6 +365,11 @@ def _print_next_steps(
         lines.append(
             f"  consumer page: {page_url}/01/{{gtin}}/10/{{lot}}/21/{{serial}}?17=…&8030=… "
             f"(key set {page_url}/keys?tenant=…, health {page_url}/healthz)"
+        )
+    if dashboard_url:
+        lines.append(
+            f"  brand dashboard: {dashboard_url}/ (sign in with an auditor token"
+            + (": the demo's is below)" if demo else ")")
         )
     lines += [
         "Try:",

@@ -3,11 +3,16 @@ use cases over them, then the gRPC binding."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import structlog
 
 from audit import grpc_service
+from audit.dashboard import Dashboard
 from audit.dispatch import Dispatcher, DispatchLoop, DispatchPolicy
 from audit.export import Exporter
+from audit.http import DashboardApp, SessionSeal, start_dashboard
 from audit.http_webhooks import HttpSender
 from audit.postgres import PostgresAuditStorage
 from audit.postgres_export import PostgresExportStorage
@@ -20,18 +25,23 @@ from audit.usecases import Auditor
 from audit.webhooks import Webhooks
 from sealmark.crypto.sealing import SecretBox
 from sealmark.server.app import ServiceBinding
+from sealmark.server.http_server import HttpServer
+from sealmark.server.tls import ServerCertificates
+from sealmark.tenancy.usecases import principal_of_token
 from sealmark_app.root.container import Container
 
 log = structlog.get_logger("sealmark_app.root.audit")
 
 __all__ = [
     "build_auditor",
+    "build_dashboard_app",
     "build_dispatcher",
     "build_exporter",
     "build_reporter",
     "build_transparency_log",
     "build_webhooks",
     "service_binding",
+    "start_dashboard_page",
     "start_dispatch",
 ]
 
@@ -131,4 +141,45 @@ def service_binding(container: Container) -> ServiceBinding:
         build_reporter(container, auditor),
         build_exporter(container),
         build_webhooks(container),
+    )
+
+
+def session_key(pepper: bytes) -> bytes:
+    """The dashboard's session-signing key: derived from the pepper (a domain-separated
+    HMAC), so every serving process of one deployment opens the others' sessions, and a
+    deployment's sessions mean nothing to another."""
+    return hmac.new(pepper, b"sealmark/dashboard-session-key/v1", hashlib.sha256).digest()
+
+
+def build_dashboard_app(container: Container) -> DashboardApp:
+    """The dashboard's pages over the Audit's PostgreSQL adapter, signing in with the
+    process's token checks."""
+    dashboard = Dashboard(PostgresAuditStorage(container.database), container.clock)
+    return DashboardApp(
+        dashboard,
+        authenticate=container.authenticator,
+        token_principal=lambda token_id: principal_of_token(container.uow, token_id),
+        seal=SessionSeal(session_key(container.secrets.pepper), container.clock.now),
+        now=container.clock.now,
+    )
+
+
+def start_dashboard_page(
+    container: Container,
+    *,
+    reuse_port: bool = False,
+    certs: ServerCertificates | None = None,
+) -> HttpServer:
+    """The brand dashboard on ``dashboard_http_host:dashboard_http_port``; with ``certs`` (the
+    process's server certificate) HTTPS only (``sealmark serve`` refuses plaintext off
+    loopback before anything starts, unless explicitly allowed). On stop it drains for at most
+    half the shutdown grace period."""
+    settings = container.settings
+    return start_dashboard(
+        build_dashboard_app(container),
+        settings.dashboard_http_host,
+        settings.dashboard_http_port,
+        reuse_port=reuse_port,
+        grace_s=settings.shutdown_grace_s / 2,
+        tls=certs.https_context() if certs is not None else None,
     )

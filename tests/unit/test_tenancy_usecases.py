@@ -97,6 +97,20 @@ def test_tokens_authenticate_until_revoked(store: MemoryStore) -> None:
         usecases.authenticate(store.unit_of_work, value)
 
 
+def test_a_tokens_principal_by_id_until_revoked(store: MemoryStore) -> None:
+    """What a dashboard session looks up on each request: the token by id, not its secret."""
+    token, _ = usecases.create_token(
+        store.unit_of_work, CLOCK, os.urandom, tenant_id="acme", roles=["auditor"], name="a1"
+    )
+    principal = usecases.principal_of_token(store.unit_of_work, token.id)
+    assert principal == Principal("acme", frozenset({Role.AUDITOR}), token.id)
+    with pytest.raises(Unauthenticated, match="invalid or revoked"):
+        usecases.principal_of_token(store.unit_of_work, "nosuchtoken0")
+    usecases.revoke_token(store.unit_of_work, CLOCK, tenant_id="acme", token_id=token.id)
+    with pytest.raises(Unauthenticated, match="invalid or revoked"):
+        usecases.principal_of_token(store.unit_of_work, token.id)
+
+
 @pytest.mark.parametrize("roles", [[], ["superuser"]])
 def test_bad_roles(store: MemoryStore, roles: list[str]) -> None:
     with pytest.raises(InvalidArgument) as caught:
