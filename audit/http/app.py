@@ -48,7 +48,7 @@ from sealmark.errors import (
     Unauthenticated,
     Unavailable,
 )
-from sealmark.server.http_server import Request, Response
+from sealmark.server.http_server import Request, Response, page_headers
 from sealmark.tenancy.model import Principal, Role
 
 log = structlog.get_logger("sealmark.dashboard")
@@ -338,14 +338,16 @@ def _form(body: bytes) -> dict[str, str]:
 
 
 def _same_origin(request: Request) -> bool:
-    """A POST from one of our own pages: when the browser says where the request comes from
-    (Sec-Fetch-Site, Origin), it must be this site. SameSite=Strict cookies and the forms'
-    CSRF fields are the other two locks."""
+    """A POST from one of our own pages, as far as the browser says where it comes from:
+    ``Sec-Fetch-Site`` (every current browser) must be ``same-origin`` (or ``none``: typed by
+    the user); without it, an ``Origin`` must be this host. ``Origin: null`` is what our own
+    forms send under ``Referrer-Policy: no-referrer``, so it decides nothing. SameSite=Strict
+    cookies and the forms' CSRF fields are the other two locks."""
     site = request.headers.get("Sec-Fetch-Site", "").strip().lower()
-    if site and site not in ("same-origin", "none"):
-        return False
+    if site:
+        return site in ("same-origin", "none")
     origin = request.headers.get("Origin", "").strip()
-    if not origin:
+    if not origin or origin == "null":
         return True
     return urlsplit(origin).netloc.lower() == request.headers.get("Host", "").strip().lower()
 
@@ -361,17 +363,6 @@ def _shown(value: Any) -> str:
 
 
 def _secure(response: Response, nonce: str) -> None:
-    """The headers every answer carries: styles only with this response's nonce, no script
-    at all, forms post only to us, nothing may frame the page or sniff types."""
-    csp = (
-        "default-src 'none'; script-src 'none'; "
-        f"style-src 'nonce-{nonce}'; img-src 'self' data:; "
-        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-    )
-    response.headers += [
-        ("Content-Security-Policy", csp),
-        ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "no-referrer"),
-        ("X-Frame-Options", "DENY"),
-        ("Cross-Origin-Opener-Policy", "same-origin"),
-    ]
+    """The headers every answer carries: :func:`page_headers` with no script at all."""
+    response.headers += page_headers(nonce, scripts=False)
+    response.headers.append(("Cross-Origin-Opener-Policy", "same-origin"))

@@ -11,7 +11,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from sealmark.server.http_server import render_plain_error
+from sealmark.server.http_server import page_headers, render_plain_error
 from verifier import messages
 from verifier.domain import Verdict, Verification
 from verifier.http.requests import RequestView, Response
@@ -92,20 +92,10 @@ def preflight(allowed: tuple[str, ...]) -> Response:
 
 
 def secure(response: Response, nonce: str) -> None:
-    """The headers every response carries. Scripts and styles run only with this
-    response's nonce; forms post only to us; nothing may frame the page."""
-    csp = (
-        "default-src 'none'; "
-        f"script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self' data:; "
-        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-    )
-    response.headers += [
-        ("Content-Security-Policy", csp),
-        ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "no-referrer"),
-        ("X-Frame-Options", "DENY"),
-        ("Permissions-Policy", "geolocation=(self), camera=(), microphone=()"),
-    ]
+    """The headers every response carries (:func:`page_headers`, the page's script with
+    its nonce), and the location the phone may offer."""
+    response.headers += page_headers(nonce, scripts=True)
+    response.headers.append(("Permissions-Policy", "geolocation=(self), camera=(), microphone=()"))
 
 
 def verification_json(verification: Verification, locale: str, region: str = "") -> dict[str, Any]:
