@@ -23,6 +23,7 @@ from xml.sax.saxutils import escape, quoteattr
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 INK = "#222222"
 GRID = "#DDDDDD"
+WIDTH = 720.0  # every chart is this wide (a viewBox unit), so text has one size in them all
 _FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Noto Sans CJK SC', sans-serif"
 
 
@@ -48,19 +49,19 @@ class BarChart:
     unit: str = ""
 
 
-def nice_max(value: float) -> float:
-    """The axis end: the smallest 1, 2, 2.5 or 5 × 10ⁿ at or above ``value`` (1 for 0)."""
+def axis(value: float) -> tuple[float, float]:
+    """(end, step) of a count axis: a whole step of 1, 2 or 5 × 10ⁿ, at most four steps to
+    the end, the end at or above ``value`` (1 for nothing)."""
     if value <= 0:
-        return 1.0
+        return 1.0, 1.0
     step = 1.0
-    while step * 10 <= value:
-        step *= 10
-    while step > value:
-        step /= 10
-    for factor in (1, 2, 2.5, 5, 10):
-        if step * factor >= value:
-            return step * factor
-    return step * 10  # pragma: no cover - the loop always returns
+    while step * 4 < value:
+        for factor in (2, 2.5, 2):  # 1 → 2 → 5 → 10 → 20 …
+            step *= factor
+            if step * 4 >= value:
+                break
+    end = step * -(-value // step)
+    return end, step
 
 
 def _number(value: float) -> str:
@@ -128,15 +129,15 @@ def _tip(chart: BarChart, label: str, series: Series, value: float) -> str:
 def _vertical(chart: BarChart) -> tuple[float, float, list[str]]:
     """Categories left to right (days); every n-th label shown so that they never overlap."""
     count = max(len(chart.labels), 1)
-    left, top, plot_h, bottom = 56.0, 32.0, 200.0, 56.0
-    slot = max(8.0, min(48.0, 640.0 / count))
-    width = left + slot * count + 16
+    left, top, plot_h, bottom = 56.0, 32.0, 200.0, 64.0
+    width = WIDTH
+    slot = (width - left - 16) / count
     height = top + plot_h + bottom
-    top_value = nice_max(max(_totals(chart), default=0))
-    parts = _y_grid(left, top, plot_h, width - 16, top_value)
+    top_value, step = axis(max(_totals(chart), default=0))
+    parts = _y_grid(left, top, plot_h, width - 16, top_value, step)
     groups = 1 if chart.stacked else max(len(chart.series), 1)
     bar_w = slot * 0.8 / groups
-    every = max(1, round(count / 16))
+    every = max(1, -(-count // 16))
     for i, label in enumerate(chart.labels):
         x0 = left + slot * i + slot * 0.1
         base = top + plot_h
@@ -159,11 +160,13 @@ def _vertical(chart: BarChart) -> tuple[float, float, list[str]]:
     return width, height, parts
 
 
-def _y_grid(left: float, top: float, plot_h: float, right: float, top_value: float) -> list[str]:
+def _y_grid(
+    left: float, top: float, plot_h: float, right: float, top_value: float, step: float
+) -> list[str]:
     parts = []
-    for k in range(5):
-        value = top_value * k / 4
-        y = top + plot_h - plot_h * k / 4
+    for k in range(int(top_value // step) + 1):
+        value = step * k
+        y = top + plot_h - plot_h * value / top_value
         parts.append(
             f'<line x1="{left:.1f}" y1="{y:.1f}" x2="{right:.1f}" y2="{y:.1f}" stroke="{GRID}"/>'
         )
@@ -175,30 +178,33 @@ def _horizontal(chart: BarChart) -> tuple[float, float, list[str]]:
     """Categories top to bottom, the label left of its bar and the total right of it."""
     count = max(len(chart.labels), 1)
     longest = max((len(label) for label in chart.labels), default=4)
-    left = min(260.0, 16 + 7.0 * longest)
-    top, plot_w = 32.0, 420.0
+    left = min(300.0, 16 + 7.0 * longest)
+    top = 32.0
+    width = WIDTH
+    plot_w = width - left - 56
     groups = 1 if chart.stacked else max(len(chart.series), 1)
-    slot = 12.0 * groups + 10
-    width = left + plot_w + 80
+    slot = 14.0 * groups + 10
     height = top + slot * count + 24
     totals = _totals(chart)
-    top_value = nice_max(max(totals, default=0))
+    top_value, step = axis(max(totals, default=0))
     parts: list[str] = []
-    for k in range(5):
-        x = left + plot_w * k / 4
+    for k in range(int(top_value // step) + 1):
+        x = left + plot_w * step * k / top_value
         parts.append(
             f'<line x1="{x:.1f}" y1="{top - 4:.1f}" x2="{x:.1f}" y2="{height - 20:.1f}"'
             f' stroke="{GRID}"/>'
         )
-        parts.append(_text(x, height - 6, _number(top_value * k / 4), anchor="middle", size=11))
+        parts.append(_text(x, height - 6, _number(step * k), anchor="middle", size=11))
     for i, label in enumerate(chart.labels):
         y0 = top + slot * i + 4
-        parts.append(_text(left - 8, y0 + 6 * groups + 4, label, anchor="end"))
+        fits = int((left - 16) / 7.0)  # the whole label is in each bar's title and the table
+        shown = label if len(label) <= fits else label[: fits - 1] + "…"
+        parts.append(_text(left - 8, y0 + 7 * groups + 4, shown, anchor="end"))
         start = left
         for n, s in enumerate(chart.series):
             value = s.values[i]
             w = plot_w * value / top_value
-            y = y0 if chart.stacked else y0 + 12.0 * n
+            y = y0 if chart.stacked else y0 + 14.0 * n
             x = start if chart.stacked else left
             parts.append(
                 _rect(x, y, w, 12.0, PALETTE[n % len(PALETTE)], _tip(chart, label, s, value))
