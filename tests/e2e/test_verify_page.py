@@ -109,9 +109,15 @@ def _local(page: VerifyHttp, code: issuer_pb2.IssuedCode) -> str:
 
 
 @contextmanager
-def browser(language: str, *, javascript: bool = True) -> Iterator[WebDriver]:
+def browser(
+    language: str,
+    *,
+    javascript: bool = True,
+    window: tuple[int, int] = PHONE,
+    downloads: Path | None = None,
+) -> Iterator[WebDriver]:
     """A fresh headless Chromium (its own profile, so its own session cookie) that asks for
-    ``language`` first, at phone width."""
+    ``language`` first, at phone width (or ``window``), saving downloads in ``downloads``."""
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for arg in (
@@ -120,17 +126,24 @@ def browser(language: str, *, javascript: bool = True) -> Iterator[WebDriver]:
         "--disable-gpu",
         "--disable-dev-shm-usage",
         "--hide-scrollbars",
-        f"--window-size={PHONE[0]},{PHONE[1]}",
+        f"--window-size={window[0]},{window[1]}",
         f"--lang={language}",
     ):
         options.add_argument(arg)
     prefs: dict[str, Any] = {"intl.accept_languages": f"{language},{language.split('-')[0]}"}
     if not javascript:
         prefs["profile.managed_default_content_settings.javascript"] = 2
+    if downloads is not None:
+        prefs["download.default_directory"] = str(downloads)
+        prefs["download.prompt_for_download"] = False
     options.add_experimental_option("prefs", prefs)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
     driver.set_page_load_timeout(30)
+    if downloads is not None:
+        driver.execute_cdp_cmd(
+            "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+        )
     try:
         yield driver
     finally:
