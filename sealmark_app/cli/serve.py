@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import re
 import signal
 import ssl
 import sys
@@ -367,8 +368,11 @@ def _print_next_steps(
             f"(key set {page_url}/keys?tenant=…, health {page_url}/healthz)"
         )
     if dashboard_url:
+        # Browsers keep the dashboard's Secure session cookie over plain HTTP on localhost
+        # only (a secure context by name): print that name for a loopback address.
+        shown = re.sub(r"^http://(127\.[\d.]+|\[::1\])(?=:)", "http://localhost", dashboard_url)
         lines.append(
-            f"  brand dashboard: {dashboard_url}/ (sign in with an auditor token"
+            f"  brand dashboard: {shown}/ (sign in with an auditor token"
             + (": the demo's is below)" if demo else ")")
         )
     lines += [

@@ -136,3 +136,48 @@ def test_before_commissioning_a_code_is_never_commissioned(
     ]
     run_in_shell(issue, tmp_path, client_env())
     assert verdict_of_first_code(tmp_path, serve.target) == "VERDICT_COUNTERFEIT"
+
+
+def test_make_run_prints_the_dashboard_and_its_auditor_token_signs_in(serve: DemoServe) -> None:
+    """What `make run` prints leads to the brand dashboard: its URL, and the demo's auditor
+    token exchanged there for a session that shows the demo brand."""
+    import http.client
+    from urllib.parse import urlencode, urlsplit
+
+    assert serve.dashboard_url.startswith("http://localhost:"), serve.output
+    assert "sign in with an auditor token" in serve.output
+    port = urlsplit(serve.dashboard_url).port
+    assert port is not None
+
+    def call(method: str, path: str, cookie: str = "", body: str = "") -> http.client.HTTPResponse:
+        conn = http.client.HTTPConnection("localhost", port, timeout=30)
+        headers = {"Cookie": cookie} if cookie else {}
+        if body:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        conn.request(method, path, body=body or None, headers=headers)
+        reply = conn.getresponse()
+        reply.read()
+        conn.close()
+        return reply
+
+    form = call("GET", "/login")
+    login_cookie = (form.getheader("Set-Cookie") or "").split(";")[0]
+    csrf = login_cookie.split("=", 1)[1]
+    signed_in = call(
+        "POST",
+        "/login",
+        login_cookie,
+        urlencode({"csrf": csrf, "token": serve.tokens["auditor"]}),
+    )
+    assert signed_in.status == 303, signed_in.status
+    session = next(
+        v.split(";")[0]
+        for k, v in signed_in.getheaders()
+        if k.lower() == "set-cookie" and v.startswith("sm_dash=")
+    )
+    conn = http.client.HTTPConnection("localhost", port, timeout=30)
+    conn.request("GET", "/", headers={"Cookie": session})
+    page = conn.getresponse()
+    text = page.read().decode()
+    conn.close()
+    assert page.status == 200 and '<span id="tenant">demo</span>' in text

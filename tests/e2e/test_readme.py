@@ -114,6 +114,7 @@ def session(pg_dsn: str, redis_url: str, tmp_path_factory: pytest.TempPathFactor
         "SEALMARK_GRPC_PORT": str(_free_port()),
         "SEALMARK_METRICS_PORT": str(_free_port()),
         "SEALMARK_VERIFY_HTTP_PORT": str(_free_port()),
+        "SEALMARK_DASHBOARD_HTTP_PORT": str(_free_port()),
     }
     state: dict[str, Any] = {
         "env": _env(pg_dsn, redis_url, **ports),

@@ -35,6 +35,7 @@ def _serve(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], int, lis
         SEALMARK_GRPC_PORT="0",
         SEALMARK_METRICS_PORT="0",
         SEALMARK_VERIFY_HTTP_PORT="0",
+        SEALMARK_DASHBOARD_HTTP_PORT="0",
         SEALMARK_SHUTDOWN_GRACE_S="2",
     )
     proc = subprocess.Popen(

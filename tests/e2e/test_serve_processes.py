@@ -71,6 +71,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
         SEALMARK_GRPC_PORT="0",
         SEALMARK_METRICS_PORT="0",
         SEALMARK_VERIFY_HTTP_PORT="0",
+        SEALMARK_DASHBOARD_HTTP_PORT="0",
         SEALMARK_SHUTDOWN_GRACE_S="2",
         SEALMARK_PROCESSES="2",
         SEALMARK_MINT_PROCESSES="0",

@@ -67,6 +67,7 @@ class DemoServe:
             SEALMARK_GRPC_PORT="0",
             SEALMARK_METRICS_PORT="0",
             SEALMARK_VERIFY_HTTP_PORT="0",
+            SEALMARK_DASHBOARD_HTTP_PORT="0",
             SEALMARK_SHUTDOWN_GRACE_S=str(grace_s),
         )
         self.data_dir = data_dir
@@ -100,6 +101,8 @@ class DemoServe:
             self.proc.wait()
             raise AssertionError("serve did not come up:\n" + self.output)
         self.port, self.page_port, self.tokens = int(up.group(2)), int(page.group(1)), tokens
+        dashboard = re.search(r"brand dashboard: (http://[^/\s]+)/", self.output)
+        self.dashboard_url = dashboard.group(1) if dashboard else ""
         self.target = f"127.0.0.1:{self.port}"
 
     def interrupt(self) -> None:
