@@ -189,25 +189,55 @@ class Dashboard:
         today = self.today()
         rows = store.nearing_expiry(tenant, None, None, today, today + timedelta(days=q.days_ahead))
         rows = rows[: q.limit]
-        labels = [
-            f"{r[1] or '(no lot)'} · {r[2].isoformat()} · {r[3] or '(no market)'}" for r in rows
-        ]
-        units = [float(r[4]) for r in rows]
-        title = f"Units in the market expiring within {q.days_ahead} days, by lot and market"
-        return Panel(
+        return _panel(
             "nearing_expiry",
-            Table(title, ["gtin", "lot", "expiry", "market", "units"], rows),
-            BarChart(
-                "chart-nearing_expiry",
-                title,
-                describe("lots and markets", labels, units, "units"),
-                tuple(labels),
-                (Series("units", tuple(units)),),
-                horizontal=True,
-                unit="units",
-            ),
+            f"Units in the market expiring within {q.days_ahead} days, by lot and market",
+            ["gtin", "lot", "expiry", "market", "units"],
+            rows,
+            [f"{r[1] or '(no lot)'} · {r[2].isoformat()} · {r[3] or '(no market)'}" for r in rows],
+            {"units": 4},
+            over="lots and markets",
+            unit="units",
             note="Active units (commissioned, shipped or received), soonest expiry first.",
         )
+
+
+def _panel(
+    name: str,
+    title: str,
+    columns: list[str],
+    rows: list[list[Any]],
+    labels: list[str],
+    series: Mapping[str, int],
+    *,
+    over: str,
+    unit: str,
+    note: str = "",
+    horizontal: bool = True,
+    stacked: bool = True,
+) -> Panel:
+    """A panel of ``rows`` charted as bars per label, one series per entry of ``series``
+    (its name → the column it is read from). The text alternative counts ``unit``: the
+    stacked series together, or the first of side-by-side ones (which need not add up)."""
+    drawn = tuple(
+        Series(label, tuple(float(r[column]) for r in rows)) for label, column in series.items()
+    )
+    totals = [sum(s.values[i] for s in (drawn if stacked else drawn[:1])) for i in range(len(rows))]
+    chart = BarChart(
+        f"chart-{name}",
+        title,
+        describe(over, labels, totals, unit),
+        tuple(labels),
+        drawn,
+        stacked=stacked,
+        horizontal=horizontal,
+        unit=unit if stacked else "",
+    )
+    return Panel(name, Table(title, columns, rows), chart, note)
+
+
+_SCANS = ["genuine", "suspect", "other", "total"]
+_SCAN_SERIES = {"genuine": 1, "suspect": 2, "other": 3}
 
 
 def _day_counts(store: ReportStore, tenant: str, q: DashboardQuery) -> list[list[Any]]:
@@ -225,26 +255,17 @@ def _scans_per_day(store: ReportStore, tenant: str, q: DashboardQuery) -> Panel:
         for n in range(4):
             counts[n] += int(row[2 + n])
     rows: list[list[Any]] = [[d, *c] for d, c in sorted(days.items())]
-    labels = [d.isoformat() for d in days]
-    title = f"Verifications per day, {q.first} to {q.last} (UTC)"
-    return Panel(
+    return _panel(
         "scans_per_day",
-        Table(title, ["day", "genuine", "suspect", "other", "total"], rows),
-        BarChart(
-            "chart-scans_per_day",
-            title,
-            describe("days", labels, [float(r[4]) for r in rows], "verifications"),
-            tuple(labels),
-            _series(rows, ("genuine", "suspect", "other"), 1),
-            unit="verifications",
-        ),
+        f"Verifications per day, {q.first} to {q.last} (UTC)",
+        ["day", *_SCANS],
+        rows,
+        [d.isoformat() for d in days],
+        _SCAN_SERIES,
+        over="days",
+        unit="verifications",
+        horizontal=False,
         note="Genuine: authentic or seen before; suspect: clone, counterfeit or diverted.",
-    )
-
-
-def _series(rows: list[list[Any]], names: Sequence[str], first: int) -> tuple[Series, ...]:
-    return tuple(
-        Series(name, tuple(float(r[first + n]) for r in rows)) for n, name in enumerate(names)
     )
 
 
@@ -260,20 +281,15 @@ def _scans_per_region(store: ReportStore, tenant: str, q: DashboardQuery) -> Pan
             counts[n] += int(row[2 + n])
     ordered = sorted(regions.items(), key=lambda x: (-x[1][3], x[0]))[: q.limit]
     rows: list[list[Any]] = [[region, *counts] for region, counts in ordered]
-    labels = [r[0] for r in rows]
-    title = "Verifications per region"
-    return Panel(
+    return _panel(
         "scans_per_region",
-        Table(title, ["region", "genuine", "suspect", "other", "total"], rows),
-        BarChart(
-            "chart-scans_per_region",
-            title,
-            describe("regions", labels, [float(r[4]) for r in rows], "verifications"),
-            tuple(labels),
-            _series(rows, ("genuine", "suspect", "other"), 1),
-            horizontal=True,
-            unit="verifications",
-        ),
+        "Verifications per region",
+        ["region", *_SCANS],
+        rows,
+        [r[0] for r in rows],
+        _SCAN_SERIES,
+        over="regions",
+        unit="verifications",
         note="Region: where the scanning phone was, as the edge geolocated it.",
     )
 
@@ -282,24 +298,20 @@ def _verdict_mix(store: ReportStore, tenant: str, q: DashboardQuery) -> Panel:
     counts = store.verdict_mix(tenant, q.since, q.until)
     total = sum(int(n) for _, n in counts)
     rows = [[v, int(n), round(100 * int(n) / total, 1) if total else 0.0] for v, n in counts]
-    labels = [str(r[0]) for r in rows]
     genuine = sum(r[1] for r in rows if r[0] in GENUINE_VERDICTS)
     suspect = sum(r[1] for r in rows if r[0] in SUSPECT_VERDICTS)
-    text = describe("verdicts", labels, [float(r[1]) for r in rows], "verifications")
-    if total:
-        text += f" Genuine {genuine} ({100 * genuine / total:.1f} %), suspect {suspect}."
-    return Panel(
+    return _panel(
         "verdict_mix",
-        Table("Verdict mix", ["verdict", "verifications", "percent"], rows),
-        BarChart(
-            "chart-verdict_mix",
-            "Verdict mix",
-            text,
-            tuple(labels),
-            (Series("verifications", tuple(float(r[1]) for r in rows)),),
-            horizontal=True,
-            unit="verifications",
-        ),
+        "Verdict mix",
+        ["verdict", "verifications", "percent"],
+        rows,
+        [str(r[0]) for r in rows],
+        {"verifications": 1},
+        over="verdicts",
+        unit="verifications",
+        note=f"Genuine {genuine} ({100 * genuine / total:.1f} %), suspect {suspect}."
+        if total
+        else "",
     )
 
 
@@ -313,20 +325,15 @@ def _open_alerts(store: ReportStore, tenant: str, q: DashboardQuery) -> Panel:
         groups.items(), key=lambda x: (-SEVERITY[AlertKind(x[0])].value, -sum(x[1]), x[0])
     )
     rows: list[list[Any]] = [[k, SEVERITY[AlertKind(k)].name.lower(), *c] for k, c in ordered]
-    labels = [r[0] for r in rows]
-    title = "Alerts not resolved, by kind (most severe first)"
-    return Panel(
+    return _panel(
         "open_alerts",
-        Table(title, ["kind", "severity", "open", "acknowledged"], rows),
-        BarChart(
-            "chart-open_alerts",
-            title,
-            describe("kinds", labels, [float(r[2] + r[3]) for r in rows], "alerts"),
-            tuple(labels),
-            _series(rows, ("open", "acknowledged"), 2),
-            horizontal=True,
-            unit="alerts",
-        ),
+        "Alerts not resolved, by kind (most severe first)",
+        ["kind", "severity", "open", "acknowledged"],
+        rows,
+        [r[0] for r in rows],
+        {"open": 2, "acknowledged": 3},
+        over="kinds",
+        unit="alerts",
         note="Every unresolved alert, whenever it was raised (not only in the date range).",
     )
 
@@ -334,46 +341,30 @@ def _open_alerts(store: ReportStore, tenant: str, q: DashboardQuery) -> Panel:
 def _clones(store: ReportStore, tenant: str, q: DashboardQuery) -> Panel:
     rows = [[_region(r[0]), *r[1:]] for r in store.hotspots(tenant, q.since, q.until, None)]
     rows = rows[: q.limit]
-    labels = [r[0] for r in rows]
-    title = "Clone, counterfeit and diversion hotspots, by region"
-    return Panel(
+    return _panel(
         "clones",
-        Table(title, ["region", "suspect_clone", "counterfeit", "diverted", "alerts"], rows),
-        BarChart(
-            "chart-clones",
-            title,
-            describe("regions", labels, [float(sum(r[1:4])) for r in rows], "suspect scans"),
-            tuple(labels),
-            _series(rows, ("suspect clone", "counterfeit", "diverted"), 1),
-            horizontal=True,
-            unit="scans",
-        ),
+        "Clone, counterfeit and diversion hotspots, by region",
+        ["region", "suspect_clone", "counterfeit", "diverted", "alerts"],
+        rows,
+        [r[0] for r in rows],
+        {"suspect clone": 1, "counterfeit": 2, "diverted": 3},
+        over="regions",
+        unit="suspect scans",
         note="Scans with a suspect verdict per region; alerts: those raised there.",
     )
 
 
 def _recalls(store: ReportStore, tenant: str, q: DashboardQuery) -> Panel:
     rows = store.recall_reach(tenant, q.limit)
-    labels = [f"{r[0]} ({r[1].astimezone(UTC):%Y-%m-%d})" for r in rows]
-    title = "Recalls and their reach (latest first)"
-    return Panel(
+    return _panel(
         "recalls",
-        Table(
-            title,
-            ["recall_id", "effective_at", "reason", "units", "markets", "scans_since"],
-            rows,
-        ),
-        BarChart(
-            "chart-recalls",
-            title,
-            describe("recalls", labels, [float(r[3]) for r in rows], "units recalled"),
-            tuple(labels),
-            (
-                Series("units recalled", tuple(float(r[3]) for r in rows)),
-                Series("scans since the recall", tuple(float(r[5]) for r in rows)),
-            ),
-            stacked=False,
-            horizontal=True,
-        ),
+        "Recalls and their reach (latest first)",
+        ["recall_id", "effective_at", "reason", "units", "markets", "scans_since"],
+        rows,
+        [f"{r[0]} ({r[1].astimezone(UTC):%Y-%m-%d})" for r in rows],
+        {"units recalled": 3, "scans since the recall": 5},
+        over="recalls",
+        unit="units recalled",
+        stacked=False,
         note="Units: codes the recall took; markets: where they had been shipped.",
     )
