@@ -152,18 +152,21 @@ class ReportQueries:
         )
 
     def recall_reach(self, tenant_id: str, limit: int) -> list[list[Any]]:
-        # One recall at a time (by its id, the recalled_units index), each over its own codes.
+        # No correlated subqueries (a Citus coordinator plans CTEs, not those): the latest
+        # recalls first, then their codes and the scans of those codes, each grouped once.
         return self._rows(
             "WITH r AS (SELECT recall_id, effective_at, reason FROM recalls"
             "  WHERE tenant_id = %(tenant)s ORDER BY effective_at DESC, recall_id"
-            "  LIMIT %(limit)s)"
-            " SELECT r.recall_id, r.effective_at, r.reason,"
-            " (SELECT count(*) FROM recalled_units u WHERE u.recall_id = r.recall_id"
-            "  AND u.is_code),"
-            " (SELECT count(DISTINCT u.market) FROM recalled_units u"
-            "  WHERE u.recall_id = r.recall_id AND u.is_code AND u.market IS NOT NULL),"
-            " (SELECT count(*) FROM recalled_units u JOIN scans s ON s.code_key = u.unit_key"
-            "  WHERE u.recall_id = r.recall_id AND s.verified_at >= r.effective_at)"
-            " FROM r ORDER BY r.effective_at DESC, r.recall_id",
+            "  LIMIT %(limit)s),"
+            " u AS (SELECT recall_id, count(*) AS units, count(DISTINCT market) AS markets"
+            "  FROM recalled_units WHERE is_code AND recall_id IN (SELECT recall_id FROM r)"
+            "  GROUP BY 1),"
+            " s AS (SELECT u.recall_id, count(*) AS scans FROM recalled_units u"
+            "  JOIN scans s ON s.code_key = u.unit_key JOIN r ON r.recall_id = u.recall_id"
+            "  WHERE s.verified_at >= r.effective_at GROUP BY 1)"
+            " SELECT r.recall_id, r.effective_at, r.reason, coalesce(u.units, 0),"
+            " coalesce(u.markets, 0), coalesce(s.scans, 0)"
+            " FROM r LEFT JOIN u USING (recall_id) LEFT JOIN s USING (recall_id)"
+            " ORDER BY r.effective_at DESC, r.recall_id",
             {"tenant": tenant_id, "limit": limit},
         )
