@@ -163,7 +163,8 @@ class Dashboard:
     def panels(self, principal: Principal, query: DashboardQuery) -> list[Panel]:
         principal.require(Role.AUDITOR)
         with self._storage.reads() as store:
-            return [self._panel(store, principal.tenant_id, query, name) for name in PANELS]
+            reads = _Reads(store, principal.tenant_id, query)
+            return [self._panel(reads, name) for name in PANELS]
 
     def panel(self, principal: Principal, query: DashboardQuery, name: str) -> Panel:
         """One panel by name (InvalidArgument ``panel`` for a name not in :data:`PANELS`)."""
@@ -171,9 +172,9 @@ class Dashboard:
         if name not in PANELS:
             raise InvalidArgument("panel", f"want one of {', '.join(PANELS)}")
         with self._storage.reads() as store:
-            return self._panel(store, principal.tenant_id, query, name)
+            return self._panel(_Reads(store, principal.tenant_id, query), name)
 
-    def _panel(self, store: ReportStore, tenant: str, q: DashboardQuery, name: str) -> Panel:
+    def _panel(self, reads: _Reads, name: str) -> Panel:
         builder = {
             "scans_per_day": _scans_per_day,
             "scans_per_region": _scans_per_region,
@@ -183,9 +184,10 @@ class Dashboard:
             "nearing_expiry": self._nearing_expiry,
             "recalls": _recalls,
         }[name]
-        return builder(store, tenant, q)
+        return builder(reads)
 
-    def _nearing_expiry(self, store: ReportStore, tenant: str, q: DashboardQuery) -> Panel:
+    def _nearing_expiry(self, reads: _Reads) -> Panel:
+        store, tenant, q = reads.store, reads.tenant, reads.query
         today = self.today()
         rows = store.nearing_expiry(tenant, None, None, today, today + timedelta(days=q.days_ahead))
         rows = rows[: q.limit]
@@ -240,17 +242,29 @@ _SCANS = ["genuine", "suspect", "other", "total"]
 _SCAN_SERIES = {"genuine": 1, "suspect": 2, "other": 3}
 
 
-def _day_counts(store: ReportStore, tenant: str, q: DashboardQuery) -> list[list[Any]]:
-    return store.scans_by_region_day(tenant, q.since, q.until, None)
+class _Reads:
+    """One tenant's reads for one query: the per-day-and-region counts, which two panels
+    draw, are read once."""
+
+    def __init__(self, store: ReportStore, tenant: str, query: DashboardQuery) -> None:
+        self.store, self.tenant, self.query = store, tenant, query
+        self._days: list[list[Any]] | None = None
+
+    def day_counts(self) -> list[list[Any]]:
+        if self._days is None:
+            q = self.query
+            self._days = self.store.scans_by_region_day(self.tenant, q.since, q.until, None)
+        return self._days
 
 
-def _scans_per_day(store: ReportStore, tenant: str, q: DashboardQuery) -> Panel:
+def _scans_per_day(reads: _Reads) -> Panel:
+    q = reads.query
     days: dict[date, list[int]] = {}
     day = q.first
     while day <= q.last:  # every day of the range, zero when nothing was scanned
         days[day] = [0, 0, 0, 0]
         day += timedelta(days=1)
-    for row in _day_counts(store, tenant, q):
+    for row in reads.day_counts():
         counts = days.setdefault(row[0], [0, 0, 0, 0])
         for n in range(4):
             counts[n] += int(row[2 + n])
@@ -273,13 +287,13 @@ def _region(value: str) -> str:
     return value or "(unknown)"
 
 
-def _scans_per_region(store: ReportStore, tenant: str, q: DashboardQuery) -> Panel:
+def _scans_per_region(reads: _Reads) -> Panel:
     regions: dict[str, list[int]] = {}
-    for row in _day_counts(store, tenant, q):
+    for row in reads.day_counts():
         counts = regions.setdefault(_region(row[1]), [0, 0, 0, 0])
         for n in range(4):
             counts[n] += int(row[2 + n])
-    ordered = sorted(regions.items(), key=lambda x: (-x[1][3], x[0]))[: q.limit]
+    ordered = sorted(regions.items(), key=lambda x: (-x[1][3], x[0]))[: reads.query.limit]
     rows: list[list[Any]] = [[region, *counts] for region, counts in ordered]
     return _panel(
         "scans_per_region",
@@ -294,8 +308,9 @@ def _scans_per_region(store: ReportStore, tenant: str, q: DashboardQuery) -> Pan
     )
 
 
-def _verdict_mix(store: ReportStore, tenant: str, q: DashboardQuery) -> Panel:
-    counts = store.verdict_mix(tenant, q.since, q.until)
+def _verdict_mix(reads: _Reads) -> Panel:
+    q = reads.query
+    counts = reads.store.verdict_mix(reads.tenant, q.since, q.until)
     total = sum(int(n) for _, n in counts)
     rows = [[v, int(n), round(100 * int(n) / total, 1) if total else 0.0] for v, n in counts]
     genuine = sum(r[1] for r in rows if r[0] in GENUINE_VERDICTS)
@@ -315,9 +330,9 @@ def _verdict_mix(store: ReportStore, tenant: str, q: DashboardQuery) -> Panel:
     )
 
 
-def _open_alerts(store: ReportStore, tenant: str, q: DashboardQuery) -> Panel:
+def _open_alerts(reads: _Reads) -> Panel:
     groups: dict[str, list[int]] = {}
-    for kind, signature, status, n in store.unresolved_alerts(tenant):
+    for kind, signature, status, n in reads.store.unresolved_alerts(reads.tenant):
         shown = alert_kind(kind, {"reason": "bad_signature"} if signature else {})
         counts = groups.setdefault(shown.value, [0, 0])
         counts[0 if status == "open" else 1] += int(n)
@@ -338,8 +353,10 @@ def _open_alerts(store: ReportStore, tenant: str, q: DashboardQuery) -> Panel:
     )
 
 
-def _clones(store: ReportStore, tenant: str, q: DashboardQuery) -> Panel:
-    rows = [[_region(r[0]), *r[1:]] for r in store.hotspots(tenant, q.since, q.until, None)]
+def _clones(reads: _Reads) -> Panel:
+    q = reads.query
+    found = reads.store.hotspots(reads.tenant, q.since, q.until, None)
+    rows = [[_region(r[0]), *r[1:]] for r in found]
     rows = rows[: q.limit]
     return _panel(
         "clones",
@@ -354,8 +371,8 @@ def _clones(store: ReportStore, tenant: str, q: DashboardQuery) -> Panel:
     )
 
 
-def _recalls(store: ReportStore, tenant: str, q: DashboardQuery) -> Panel:
-    rows = store.recall_reach(tenant, q.limit)
+def _recalls(reads: _Reads) -> Panel:
+    rows = reads.store.recall_reach(reads.tenant, reads.query.limit)
     return _panel(
         "recalls",
         "Recalls and their reach (latest first)",
