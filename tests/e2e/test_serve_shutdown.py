@@ -29,7 +29,16 @@ from tests.support.servers import DemoServe, embedded_data_dir
 
 pytestmark = pytest.mark.e2e
 
-SERVICES = ["consumer-page", "issuer", "aggregator", "verifier", "audit", "redis", "postgres"]
+SERVICES = [
+    "consumer-page",
+    "dashboard",
+    "issuer",
+    "aggregator",
+    "verifier",
+    "audit",
+    "redis",
+    "postgres",
+]
 GRACE_S = 3.0
 # Past the grace period: the gRPC stop's own margin, then closing the pools and stopping the
 # embedded PostgreSQL and Redis (about a second each on a busy 2-core machine).
