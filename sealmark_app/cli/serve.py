@@ -28,7 +28,7 @@ from sealmark.server.tls import (
 from sealmark.settings import SERVICES, Settings
 from sealmark_app.demo import DEMO_GTIN, seed_demo
 from sealmark_app.root import binding_for
-from sealmark_app.root.audit import start_dispatch
+from sealmark_app.root.audit import start_dashboard_page, start_dispatch
 from sealmark_app.root.container import Container, bootstrap
 
 if TYPE_CHECKING:
@@ -292,16 +292,6 @@ def start_consumer_page(
     """The Verifier's HTTP face, built by the composition root (sealmark_app.root.verifier);
     imported when the verifier is served only."""
     from sealmark_app.root.verifier import start_consumer_page as start
-
-    return start(container, reuse_port=reuse_port, certs=certs)
-
-
-def start_dashboard_page(
-    container: Container, *, reuse_port: bool = False, certs: ServerCertificates | None = None
-) -> HttpServer:
-    """The Audit's brand dashboard, built by the composition root (sealmark_app.root.audit);
-    imported when the audit is served only."""
-    from sealmark_app.root.audit import start_dashboard_page as start
 
     return start(container, reuse_port=reuse_port, certs=certs)
 
