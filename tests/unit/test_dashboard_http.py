@@ -153,6 +153,20 @@ def login_form(site: Site, **kwargs: object) -> tuple[str, str]:
     return csrf.group(1).decode(), cookie
 
 
+def post_login(
+    site: Site, csrf: str, cookie: str, token: str, headers: dict[str, str] | None = None
+) -> Reply:
+    """POST /login with the form's CSRF field and its cookie ('' sends none)."""
+    return call(
+        site,
+        "POST",
+        "/login",
+        cookies={"sm_dash_login": cookie} if cookie else None,
+        form={"csrf": csrf, "token": token},
+        headers=headers,
+    )
+
+
 def sign_in(site: Site, token: str = AUDITOR, **kwargs: object) -> str:
     """The session cookie's value after signing in with ``token``."""
     csrf, cookie = login_form(site, **kwargs)
@@ -191,13 +205,7 @@ def test_the_login_form_and_its_cookie(site: Site) -> None:
 
 def test_signing_in_gives_a_signed_http_only_strict_cookie_without_the_token(site: Site) -> None:
     csrf, cookie = login_form(site)
-    status, headers, _ = call(
-        site,
-        "POST",
-        "/login",
-        cookies={"sm_dash_login": cookie},
-        form={"csrf": csrf, "token": AUDITOR},
-    )
+    status, headers, _ = post_login(site, csrf, cookie, AUDITOR)
     assert status == 303
     line = set_cookies(headers)["sm_dash"]
     for attribute in ("HttpOnly", "Secure", "SameSite=Strict", "Path=/"):
@@ -261,25 +269,13 @@ def test_a_bad_parameter_is_a_400_naming_it(site: Site, target: str, field: str)
 def test_a_bad_token_a_token_without_the_role_or_a_bad_csrf_gets_no_session(site: Site) -> None:
     for token, expected in (("smk_nope", 401), (LINE, 403), ("", 401)):
         csrf, cookie = login_form(site)
-        status, headers, body = call(
-            site,
-            "POST",
-            "/login",
-            cookies={"sm_dash_login": cookie},
-            form={"csrf": csrf, "token": token},
-        )
+        status, headers, body = post_login(site, csrf, cookie, token)
         assert status == expected, token
         assert "sm_dash" not in set_cookies(headers)
         assert b'id="login-error"' in body
     _, cookie = login_form(site)
     for csrf_field, login_cookie in (("forged" * 5, cookie), ("", ""), (cookie, "")):
-        status, headers, _ = call(
-            site,
-            "POST",
-            "/login",
-            cookies={"sm_dash_login": login_cookie} if login_cookie else None,
-            form={"csrf": csrf_field, "token": AUDITOR},
-        )
+        status, headers, _ = post_login(site, csrf_field, login_cookie, AUDITOR)
         assert status == 403 and "sm_dash" not in set_cookies(headers)
 
 
@@ -290,34 +286,13 @@ def test_a_cross_site_post_is_refused(site: Site) -> None:
         {"Sec-Fetch-Site": "cross-site"},
         {"Sec-Fetch-Site": "same-site", "Origin": "null"},
     ):
-        status, found, _ = call(
-            site,
-            "POST",
-            "/login",
-            cookies={"sm_dash_login": cookie},
-            form={"csrf": csrf, "token": AUDITOR},
-            headers=headers,
-        )
+        status, found, _ = post_login(site, csrf, cookie, AUDITOR, headers)
         assert status == 403 and "sm_dash" not in set_cookies(found)
-    status, _, _ = call(
-        site,
-        "POST",
-        "/login",
-        cookies={"sm_dash_login": cookie},
-        form={"csrf": csrf, "token": AUDITOR},
-        headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"},  # as our forms send it
-    )
-    assert status == 303
+    ours = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}  # as our own forms send it
+    assert post_login(site, csrf, cookie, AUDITOR, ours)[0] == 303
     csrf, cookie = login_form(site)
-    status, _, _ = call(
-        site,
-        "POST",
-        "/login",
-        cookies={"sm_dash_login": cookie},
-        form={"csrf": csrf, "token": AUDITOR},
-        headers={"Origin": f"http://127.0.0.1:{site.server.port}"},
-    )
-    assert status == 303
+    origin = {"Origin": f"http://127.0.0.1:{site.server.port}"}
+    assert post_login(site, csrf, cookie, AUDITOR, origin)[0] == 303
 
 
 def test_a_forged_expired_or_revoked_session_is_no_session(site: Site) -> None:
@@ -376,13 +351,7 @@ def test_no_token_reaches_a_log_line(site: Site) -> None:
     with structlog.testing.capture_logs() as logged:
         session = sign_in(site)
         csrf, cookie = login_form(site)
-        call(
-            site,
-            "POST",
-            "/login",
-            cookies={"sm_dash_login": cookie},
-            form={"csrf": csrf, "token": LINE},
-        )
+        post_login(site, csrf, cookie, LINE)
         call(site, "GET", "/?from=2026-11-01", cookies={"sm_dash": session})
     text = json.dumps(logged, default=str)
     assert "dashboard_http.access" in text and "dashboard.login" in text
