@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -39,7 +35,7 @@ from sealmark_app.root.verifier import build_verifier
 from tests.e2e.conftest import _md, make_container
 from tests.support.cli import sealmark
 from tests.support.receiver import Receiver, closed_port
-from tests.support.servers import ROOT
+from tests.support.servers import ServeProcess
 from tests.support.tenants import seed_tenant
 from verifier.domain import Rules
 
@@ -339,34 +335,6 @@ def test_the_cli_manages_endpoints_and_shows_dead_letters(
     assert again["state"] == "WEBHOOK_DELIVERY_STATE_PENDING"
 
 
-class ServeProcess:
-    """``sealmark serve verifier audit`` in its own process, killed with SIGKILL."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sealmark_app.cli.main", "serve", "verifier", "audit"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        lines = []
-        for line in self.proc.stdout:
-            lines.append(line)
-            found = re.search(r"Sealmark is up: gRPC ([\d.]+:\d+)", line)
-            if found:
-                self.target = found.group(1)
-                return
-        raise AssertionError("serve did not start:\n" + "".join(lines))
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
 
 def _outbox_of(dsn: str, endpoint_id: str) -> list[tuple[str, str]]:
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
@@ -419,7 +387,7 @@ def test_a_crash_between_commit_and_send_loses_nothing(brand_world: dict[str, An
         endpoint_id, secret = _register(w, receiver.url, FIRST_GENUINE_SCAN)
         receiver.secret = secret
         [code] = _issue(w, 1)
-        server = ServeProcess(_serve_env(w, SEALMARK_WEBHOOK_POLL_S="60"))
+        server = ServeProcess(_serve_env(w, SEALMARK_WEBHOOK_POLL_S="60"), ("verifier", "audit"))
         try:
             assert _scan_at(server.target, code, "crash").verdict == verifier_pb2.VERDICT_AUTHENTIC
             rows = _until(lambda: _outbox_of(w["dsn"], endpoint_id), timeout_s=10)
@@ -447,7 +415,7 @@ def test_a_crash_mid_send_sends_the_same_event_id_again(brand_world: dict[str, A
         endpoint_id, secret = _register(w, receiver.url, FIRST_GENUINE_SCAN)
         receiver.secret = secret
         [code] = _issue(w, 1)
-        server = ServeProcess(_serve_env(w))
+        server = ServeProcess(_serve_env(w), ("verifier", "audit"))
         try:
             _scan_at(server.target, code, "mid-send")
             assert _until(lambda: receiver.hits >= 1, timeout_s=15)

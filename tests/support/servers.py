@@ -20,12 +20,12 @@ from tests.support.procs import processes_in
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class IssuerProcess:
-    """``sealmark serve issuer`` with ``env``; ``target`` is its gRPC host:port once up."""
+class ServeProcess:
+    """``sealmark serve SERVICES…`` with ``env``; ``target`` is its gRPC host:port once up."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], services: tuple[str, ...] = ("issuer",)) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sealmark_app.cli.main", "serve", "issuer"],
+            [sys.executable, "-m", "sealmark_app.cli.main", "serve", *services],
             env=env,
             cwd=ROOT,
             stdout=subprocess.PIPE,
@@ -40,7 +40,7 @@ class IssuerProcess:
             if found:
                 self.target = found.group(1)
                 return
-        raise AssertionError("issuer did not start:\n" + "".join(lines))
+        raise AssertionError(f"serve {' '.join(services)} did not start:\n" + "".join(lines))
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -52,6 +52,9 @@ class IssuerProcess:
         self.proc.wait(timeout=30)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+IssuerProcess = ServeProcess  # ``sealmark serve issuer``, the usual case
 
 
 class DemoServe:
