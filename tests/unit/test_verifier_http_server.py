@@ -18,6 +18,7 @@ import pytest
 import structlog
 
 from sealmark.server import http_server
+from tests.support.logs import capture_all_logs
 from tests.unit.test_verifier_http import LINK, SIGNATURE, FakeVerifier, raw
 from verifier.domain import ClientContext, Verification
 from verifier.http import VerifyHttp, start_http
@@ -259,8 +260,12 @@ def test_stop_lets_a_request_in_flight_finish() -> None:
 # ----------------------------------------------------------------------------- access log
 
 
-def test_one_access_line_per_request_without_query_values(page: VerifyHttp) -> None:
-    with structlog.testing.capture_logs() as logged:
+def test_one_access_line_per_request_without_query_values(
+    page: VerifyHttp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with capture_all_logs() as logged:
+        # The server's module logger may be cached with an earlier test's level filter.
+        monkeypatch.setattr(http_server, "log", structlog.get_logger("sealmark.http"))
         assert _get(page.port, LINK).status == 200
         assert _get(page.port, "/nope?pin=654321").status == 404
         raw(page, b"GARBAGE\r\n\r\n")
