@@ -3,7 +3,6 @@ same request id, and prove the codes received equal one uninterrupted run."""
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 from sealmark.clock import SystemClock
 from sealmark.storage.postgres import PostgresDatabase
 from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
-from tests.support.servers import IssuerProcess
+from tests.support.servers import IssuerProcess, issuer_env
 from tests.support.tenants import seed_tenant
 
 pytestmark = pytest.mark.e2e
@@ -32,16 +31,7 @@ def setup(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     )
     gtin, line = brand.gtin, brand.tokens["line"]
     db.close()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMARK_")}
-    env.update(
-        SEALMARK_DATABASE_URL=pg_dsn,
-        SEALMARK_REDIS_URL=redis_url,
-        SEALMARK_GRPC_PORT="0",
-        SEALMARK_METRICS_PORT="0",
-        SEALMARK_LOG_LEVEL="WARNING",
-        SEALMARK_SECRET_PEPPER="crash-test-pepper-0123",
-        SEALMARK_KEY_PASSPHRASE="crash-test-passphrase",
-    )
+    env = issuer_env(pg_dsn, redis_url, "crash")
     first = IssuerProcess(env)
     with grpc.insecure_channel(first.target) as channel:
         issuer_pb2_grpc.IssuerStub(channel).RotateKey(

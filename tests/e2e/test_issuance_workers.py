@@ -22,7 +22,7 @@ from sealmark.clock import SystemClock
 from sealmark.crypto.signature import canonical_bytes, decode_ai8030
 from sealmark.storage.postgres import PostgresDatabase
 from sealmark.v1 import issuer_pb2, issuer_pb2_grpc
-from tests.support.servers import IssuerProcess
+from tests.support.servers import IssuerProcess, issuer_env
 from tests.support.tenants import seed_tenant
 
 pytestmark = pytest.mark.e2e
@@ -59,17 +59,7 @@ def server(pg_dsn: str, redis_url: str) -> Iterator[dict[str, Any]]:
     tokens = {"line": ["line", "admin"]}
     brand = seed_tenant(db.unit_of_work, SystemClock(), "workers", tokens=tokens)
     db.close()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMARK_")}
-    env.update(
-        SEALMARK_DATABASE_URL=pg_dsn,
-        SEALMARK_REDIS_URL=redis_url,
-        SEALMARK_GRPC_PORT="0",
-        SEALMARK_METRICS_PORT="0",
-        SEALMARK_LOG_LEVEL="WARNING",
-        SEALMARK_SECRET_PEPPER="workers-test-pepper-0123",
-        SEALMARK_KEY_PASSPHRASE="workers-test-passphrase",
-        SEALMARK_MINT_PROCESSES="2",
-    )
+    env = issuer_env(pg_dsn, redis_url, "workers", SEALMARK_MINT_PROCESSES="2")
     proc = IssuerProcess(env)
     try:
         with grpc.insecure_channel(proc.target) as channel:

@@ -54,6 +54,23 @@ class ServeProcess:
             self.proc.stdout.close()
 
 
+def issuer_env(pg_dsn: str, redis_url: str, name: str, **extra: str) -> dict[str, str]:
+    """The environment of a ``sealmark serve`` child on this test's PostgreSQL and Redis: no
+    inherited SEALMARK_ variable, every port 0, secrets named after the test, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMARK_")}
+    env.update(
+        SEALMARK_DATABASE_URL=pg_dsn,
+        SEALMARK_REDIS_URL=redis_url,
+        SEALMARK_GRPC_PORT="0",
+        SEALMARK_METRICS_PORT="0",
+        SEALMARK_LOG_LEVEL="WARNING",
+        SEALMARK_SECRET_PEPPER=f"{name}-test-pepper-0123",
+        SEALMARK_KEY_PASSPHRASE=f"{name}-test-passphrase",
+    )
+    env.update(extra)
+    return env
+
+
 IssuerProcess = ServeProcess  # ``sealmark serve issuer``, the usual case
 
 
